@@ -1,0 +1,296 @@
+/*
+ * salvo — many HTTP requests at once, reliably.
+ *
+ * One engine drives libcurl's multi interface from a libuv loop that the
+ * caller owns. Every request submitted ends with exactly one call of its done
+ * callback, whatever happens: success, error, timeout, cancel or engine close.
+ *
+ * Threading: an engine and its requests belong to the thread that runs the
+ * loop. Call every function of this header from that thread. For more cores,
+ * run one loop and one engine per thread.
+ *
+ * Calls allowed from inside salvo callbacks (done_cb, data_cb): every call of
+ * this header, including salvo_request_submit(), salvo_request_cancel() and
+ * salvo_engine_close(). salvo defers what cannot run inside libcurl's own
+ * callbacks; none of them ever calls a done callback before returning.
+ */
+#ifndef SALVO_H
+#define SALVO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "salvo/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && (defined(SALVO_BUILDING) || !defined(SALVO_STATIC))
+#define SALVO_EXTERN __attribute__((visibility("default")))
+#else
+#define SALVO_EXTERN
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/*
+ * Error classes. 0 is success; every error is negative. An attempt's outcome
+ * and a request's final outcome are expressed as one of these (or 0 with an
+ * HTTP status). salvo_err_name() gives a stable lower_snake_case identifier
+ * for logs and machine-readable output.
+ */
+typedef enum {
+  SALVO_OK = 0,
+  SALVO_EINVAL = -1,          /* invalid input: URL, header, method, option */
+  SALVO_ENOMEM = -2,          /* out of memory */
+  SALVO_EDNS = -3,            /* host name could not be resolved */
+  SALVO_ECONNREFUSED = -4,    /* TCP connection refused */
+  SALVO_ECONNECT = -5,        /* other connect failure (unreachable, ...) */
+  SALVO_ECONNTIMEOUT = -6,    /* TCP + TLS connect took longer than connect_timeout_ms */
+  SALVO_ETLS = -7,            /* TLS handshake failed */
+  SALVO_ETLSVERIFY = -8,      /* peer certificate not trusted; never retryable */
+  SALVO_ECLOSED = -9,         /* connection closed before any response */
+  SALVO_ERESET = -10,         /* connection reset / send or receive error */
+  SALVO_ETRUNCATED = -11,     /* response body shorter than announced */
+  SALVO_EIDLE = -12,          /* no byte for idle_timeout_ms */
+  SALVO_EATTEMPT = -13,       /* one attempt took longer than attempt_timeout_ms */
+  SALVO_EDEADLINE = -14,      /* whole request took longer than deadline_ms */
+  SALVO_EQUEUE = -15,         /* waited longer than queue_timeout_ms for a slot */
+  SALVO_EHTTP2 = -16,         /* HTTP/2 framing error or stream reset */
+  SALVO_EBODYLIMIT = -17,     /* response body larger than max_body_size */
+  SALVO_ECANCELED = -18,      /* canceled by salvo_request_cancel() or engine close */
+  SALVO_ECLOSING = -19,       /* engine is closing; nothing new is accepted */
+  SALVO_ENOTSUP = -20,        /* not supported by this build of libcurl */
+  SALVO_EPROTO = -21,         /* malformed response (not HTTP, bad encoding, ...) */
+  SALVO_EABORTED = -22,       /* the data callback asked to stop */
+  SALVO_EINTERNAL = -23       /* unexpected libcurl/libuv failure; see detail */
+} salvo_error_t;
+
+/** Human-readable message for an error code. Never NULL. */
+SALVO_EXTERN const char *salvo_strerror(int err);
+/**
+ * Stable lower_snake_case name of an error code ("connect_refused",
+ * "idle_timeout", ...), "ok" for 0, "unknown" for anything else. Never NULL.
+ */
+SALVO_EXTERN const char *salvo_err_name(int err);
+
+/** Run-time version, "MAJOR.MINOR.PATCH". */
+SALVO_EXTERN const char *salvo_version(void);
+
+/* ---------------------------------------------------------------- engine */
+
+/** An engine: one libcurl multi handle driven by one libuv loop. */
+typedef struct salvo_engine_s salvo_engine_t;
+/** A request. Owned by the caller until submitted, then by the engine. */
+typedef struct salvo_request_s salvo_request_t;
+
+typedef enum {
+  SALVO_HTTP_AUTO = 0, /* https: HTTP/2 via ALPN, else HTTP/1.1; http: HTTP/1.1 */
+  SALVO_HTTP_1_1 = 1,  /* always HTTP/1.1 */
+  SALVO_HTTP_2 = 2     /* https: offer only HTTP/2 first (ALPN); http: h2c (needs libcurl >= 8.0) */
+} salvo_http_version_t;
+
+/*
+ * Timeouts in milliseconds; 0 switches one off. Each expiry has its own error
+ * class so a caller can tell a dead server (connect) from a stalled one (idle)
+ * from a slow one (attempt, deadline) from an overloaded client (queue).
+ */
+typedef struct {
+  uint64_t connect_ms; /* TCP + TLS handshake, per attempt (3100) */
+  uint64_t idle_ms;    /* longest gap between bytes once the request is sent (10000) */
+  uint64_t attempt_ms; /* one attempt, wall clock from its start (0 = off) */
+  uint64_t deadline_ms;/* whole request from submit, every attempt and wait included (30000) */
+  uint64_t queue_ms;   /* longest wait in the engine's queue for a slot (0 = off) */
+} salvo_timeouts_t;
+
+/** Fills *t with the defaults above. */
+SALVO_EXTERN void salvo_timeouts_init(salvo_timeouts_t *t);
+
+typedef struct {
+  size_t max_in_flight;        /* transfers handed to libcurl at once; the rest wait in the engine's queue (64) */
+  long max_connections;        /* total open connections, 0 = no cap (0) */
+  long max_host_connections;   /* per host; 0 = auto: max_in_flight for HTTP/1.1, 4 where HTTP/2 may multiplex (0) */
+  long max_streams;            /* HTTP/2 streams per connection (100) */
+  salvo_http_version_t http_version; /* SALVO_HTTP_AUTO */
+  const char *ca_file;         /* PEM bundle of trusted CAs; NULL = system store (NULL) */
+  int insecure_skip_verify;    /* 1 disables TLS verification and warns on stderr (0) */
+  const char *user_agent;      /* NULL = "salvo/VERSION" */
+  const char *const *default_headers; /* NULL-terminated "Name: value" lines sent on every request (NULL) */
+  size_t max_body_size;        /* buffered or streamed response body cap, bytes (64 MiB) */
+  salvo_timeouts_t timeouts;   /* engine-wide defaults, see salvo_timeouts_init() */
+} salvo_engine_opts_t;
+
+/** Fills *opts with the documented defaults. Always use it before setting fields. */
+SALVO_EXTERN void salvo_engine_opts_init(salvo_engine_opts_t *opts);
+
+/**
+ * Creates an engine on |loop|, which the caller owns and keeps running. The
+ * engine copies |opts| (NULL = defaults), including the strings it points to.
+ *
+ * Returns 0 and sets *out, or one of:
+ *   SALVO_EINVAL   an option is out of range, a default header is malformed,
+ *                  or ca_file cannot be read;
+ *   SALVO_ENOMEM   out of memory;
+ *   SALVO_EINTERNAL libcurl or libuv could not be initialised.
+ */
+SALVO_EXTERN int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts,
+                                  salvo_engine_t **out);
+
+typedef void (*salvo_engine_close_cb)(salvo_engine_t *engine, void *user_data);
+
+/**
+ * Closes the engine asynchronously: every request still queued, waiting or in
+ * flight completes with SALVO_ECANCELED, every uv handle of the engine closes,
+ * then |close_cb| (may be NULL) runs and the engine is freed. After that the
+ * caller's uv_loop_close() returns 0 as far as salvo is concerned.
+ * Calling it twice, or with NULL, does nothing.
+ */
+SALVO_EXTERN void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb,
+                                     void *user_data);
+
+/** Counters since the engine was created. */
+typedef struct {
+  uint64_t submitted;          /* requests accepted by salvo_request_submit() */
+  uint64_t completed;          /* done callbacks called */
+  uint64_t attempts;           /* transfers started */
+  uint64_t connections_opened; /* new connections libcurl made (sum of CURLINFO_NUM_CONNECTS) */
+  size_t queued;               /* requests now waiting for a slot */
+  size_t in_flight;            /* transfers now on the multi handle */
+} salvo_engine_stats_t;
+
+SALVO_EXTERN void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stats);
+
+/* --------------------------------------------------------------- request */
+
+/**
+ * Called with body bytes as they arrive when set; the body is then not
+ * buffered. Return 0 to go on, anything else to stop the request with
+ * SALVO_EABORTED. The bytes are valid only during the call.
+ */
+typedef int (*salvo_data_cb)(salvo_request_t *req, const char *data, size_t len,
+                             void *user_data);
+
+/** Timings of one attempt in microseconds, each a phase duration. */
+typedef struct {
+  uint64_t dns_us;     /* name resolution */
+  uint64_t connect_us; /* TCP connect (0 on a reused connection) */
+  uint64_t tls_us;     /* TLS handshake (0 for http or a reused connection) */
+  uint64_t ttfb_us;    /* from attempt start to the first response byte */
+  uint64_t total_us;   /* from attempt start to its end */
+} salvo_timings_t;
+
+/** What a request's done callback receives. Valid only during the callback. */
+typedef struct {
+  int error;               /* 0, or the salvo_error_t of the final outcome */
+  long status;             /* final HTTP status, 0 if no response was received */
+  unsigned attempts;       /* attempts made, 0 if it never left the queue */
+  int reached_server;      /* 1 if the final attempt's request may have reached the server */
+  int http_version;        /* 10, 11 or 20 for the final response, 0 if none */
+  const char *body;        /* buffered body, NUL-terminated for convenience; NULL with a data_cb */
+  size_t body_len;         /* bytes of body received (also counted with a data_cb) */
+  salvo_timings_t timings; /* of the final attempt */
+  uint64_t elapsed_us;     /* from submit to completion */
+  const char *detail;      /* libcurl's message or salvo's explanation, "" if none */
+} salvo_result_t;
+
+typedef void (*salvo_done_cb)(salvo_request_t *req, const salvo_result_t *result,
+                              void *user_data);
+
+/**
+ * Creates a request for |method| (e.g. "GET"; any RFC 9110 token) and |url|
+ * (absolute http:// or https://). Both are copied.
+ *
+ * Returns 0 and sets *out, or:
+ *   SALVO_EINVAL  NULL or empty method, a method that is not a token, a
+ *                 malformed URL, a scheme other than http/https, no host;
+ *   SALVO_ENOMEM  out of memory.
+ */
+SALVO_EXTERN int salvo_request_new(salvo_engine_t *engine, const char *method, const char *url,
+                                   salvo_request_t **out);
+
+/**
+ * Adds a header, "Name" and "value" given apart; both are copied. A header the
+ * engine adds by default (User-Agent, a default header) is replaced when the
+ * request sets the same name. An empty value sends the header empty.
+ * Returns 0, SALVO_ENOMEM, or SALVO_EINVAL: empty or non-token name, CR, LF
+ * or NUL in the value, or the request was already submitted.
+ */
+SALVO_EXTERN int salvo_request_add_header(salvo_request_t *req, const char *name,
+                                          const char *value);
+
+/** Same as salvo_request_add_header() with one "Name: value" line. */
+SALVO_EXTERN int salvo_request_add_header_line(salvo_request_t *req, const char *line);
+
+/**
+ * Sets the request body; |len| bytes are copied so that every attempt can
+ * re-send them. Returns 0, SALVO_ENOMEM, or SALVO_EINVAL after submit.
+ */
+SALVO_EXTERN int salvo_request_set_body(salvo_request_t *req, const void *body, size_t len);
+
+/** Overrides the engine's timeouts for this request (copied). */
+SALVO_EXTERN int salvo_request_set_timeouts(salvo_request_t *req, const salvo_timeouts_t *t);
+
+/** Streams the body to |cb| instead of buffering it (see salvo_data_cb). */
+SALVO_EXTERN int salvo_request_set_data_cb(salvo_request_t *req, salvo_data_cb cb);
+
+/** Overrides the engine's max_body_size for this request. */
+SALVO_EXTERN int salvo_request_set_max_body_size(salvo_request_t *req, size_t max);
+
+/**
+ * Submits the request. From a 0 return on, the engine owns |req| and calls
+ * |done_cb| exactly once, never before this function returns; |req| is freed
+ * when done_cb returns.
+ *
+ * On error the callback is never called and the caller still owns |req|
+ * (free it with salvo_request_free()):
+ *   SALVO_EINVAL    done_cb is NULL, or req was already submitted;
+ *   SALVO_ENOTSUP   plaintext HTTP/2 (h2c) asked of libcurl < 8.0, whose h2c is broken;
+ *   SALVO_ECLOSING  the engine is closing;
+ *   SALVO_ENOMEM    out of memory.
+ */
+SALVO_EXTERN int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user_data);
+
+/**
+ * Cancels a submitted request whose done callback has not run yet. The done
+ * callback then runs soon, from the loop, with SALVO_ECANCELED (or with the
+ * outcome it already had, if it finished in the meantime). Never calls the
+ * callback before returning. Returns 0, or SALVO_EINVAL if req was not
+ * submitted.
+ */
+SALVO_EXTERN int salvo_request_cancel(salvo_request_t *req);
+
+/** Frees a request that was never submitted successfully. NULL is a no-op. */
+SALVO_EXTERN void salvo_request_free(salvo_request_t *req);
+
+/** The engine a request belongs to. */
+SALVO_EXTERN salvo_engine_t *salvo_request_engine(const salvo_request_t *req);
+/** The request's method and URL as given. */
+SALVO_EXTERN const char *salvo_request_method(const salvo_request_t *req);
+SALVO_EXTERN const char *salvo_request_url(const salvo_request_t *req);
+
+/**
+ * Response headers of the final response, usable only inside the done
+ * callback. salvo_response_header() returns the value of the last header named
+ * |name| (case-insensitive) or NULL. salvo_response_header_at() walks them in
+ * order: returns 0 and sets *name and *value for index |i|, or SALVO_EINVAL past
+ * the end. Returned strings live until the done callback returns.
+ */
+SALVO_EXTERN const char *salvo_response_header(salvo_request_t *req, const char *name);
+SALVO_EXTERN int salvo_response_header_at(salvo_request_t *req, size_t i, const char **name,
+                                          const char **value);
+
+/**
+ * Takes ownership of the buffered body inside the done callback: returns a
+ * malloc()ed, NUL-terminated buffer of result->body_len bytes that the caller
+ * frees, and result->body becomes invalid. NULL if there is none.
+ */
+SALVO_EXTERN char *salvo_response_take_body(salvo_request_t *req);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SALVO_H */

@@ -1,0 +1,313 @@
+/* One attempt: easy handle setup, transfer callbacks, the attempt's own
+ * timers (idle and attempt timeout) and the classification of its outcome. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Bodies at least this large are uploaded with the progress callback on, so
+ * upload progress counts as activity for the idle timeout. Smaller bodies fit
+ * in socket buffers and would only pay for the callback. */
+#define SALVO__UPLOAD_PROGRESS_MIN (64 * 1024)
+
+salvo__outcome_t salvo__classify(CURLcode rc, long os_errno, int stop_reason, int sent,
+                                 int64_t pretransfer_us) {
+  salvo__outcome_t out;
+  out.reached = sent || pretransfer_us > 0;
+
+  if (stop_reason != 0) {
+    /* salvo stopped it: the attempt/idle timer, a body cap, a callback, a
+     * cancel or the deadline. Reached the server iff the request was sent. */
+    out.error = stop_reason;
+    return out;
+  }
+
+  switch (rc) {
+  case CURLE_OK:
+    out.error = 0;
+    out.reached = 1;
+    return out;
+  /* Never reached the server: safe to retry whatever the method. */
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    out.error = SALVO_EDNS;
+    out.reached = 0;
+    return out;
+  case CURLE_COULDNT_CONNECT:
+    out.error = os_errno == ECONNREFUSED || os_errno == 0 ? SALVO_ECONNREFUSED : SALVO_ECONNECT;
+    out.reached = 0;
+    return out;
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_ENGINE_INITFAILED:
+    out.error = SALVO_ETLS;
+    out.reached = 0;
+    return out;
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_CRL_BADFILE:
+    out.error = SALVO_ETLSVERIFY;
+    out.reached = 0;
+    return out;
+  case CURLE_OPERATION_TIMEDOUT:
+    /* CURLOPT_CONNECTTIMEOUT_MS is the only libcurl timeout salvo sets. */
+    if (pretransfer_us <= 0 && !sent) {
+      out.error = SALVO_ECONNTIMEOUT;
+      out.reached = 0;
+    } else {
+      out.error = SALVO_EATTEMPT;
+    }
+    return out;
+  /* Reached the server, then failed. */
+  case CURLE_GOT_NOTHING:
+    out.error = SALVO_ECLOSED;
+    out.reached = 1;
+    return out;
+  case CURLE_SEND_ERROR: /* part of the request may be on the wire: treat as sent */
+  case CURLE_RECV_ERROR:
+    out.error = SALVO_ERESET;
+    out.reached = 1;
+    return out;
+  case CURLE_PARTIAL_FILE:
+    out.error = SALVO_ETRUNCATED;
+    out.reached = 1;
+    return out;
+  case CURLE_HTTP2:
+  case CURLE_HTTP2_STREAM:
+    out.error = SALVO_EHTTP2;
+    out.reached = 1;
+    return out;
+  case CURLE_FILESIZE_EXCEEDED:
+    out.error = SALVO_EBODYLIMIT;
+    out.reached = 1;
+    return out;
+  case CURLE_WEIRD_SERVER_REPLY:
+  case CURLE_BAD_CONTENT_ENCODING:
+  case CURLE_UNSUPPORTED_PROTOCOL: /* HTTP/0.9 reply: salvo checks schemes itself */
+  case CURLE_RANGE_ERROR:
+  case CURLE_TOO_MANY_REDIRECTS:
+    out.error = SALVO_EPROTO;
+    out.reached = 1;
+    return out;
+  case CURLE_URL_MALFORMAT:
+  case CURLE_BAD_FUNCTION_ARGUMENT:
+  case CURLE_UNKNOWN_OPTION:
+    out.error = SALVO_EINVAL;
+    out.reached = 0;
+    return out;
+  case CURLE_OUT_OF_MEMORY:
+    out.error = SALVO_ENOMEM;
+    return out;
+  default:
+    out.error = SALVO_EINTERNAL;
+    return out;
+  }
+}
+
+static void slot_timer_cb(uv_timer_t *timer) {
+  salvo__slot_t *slot = SALVO__CONTAINER_OF(timer, salvo__slot_t, timer);
+  salvo_request_t *req = slot->req;
+  slot->timer_due_ms = 0;
+  if (req == NULL)
+    return;
+  uint64_t now = uv_now(slot->engine->loop);
+  int reason = 0;
+  if (req->timeouts.attempt_ms && now >= slot->started_ms + req->timeouts.attempt_ms)
+    reason = SALVO_EATTEMPT;
+  else if (slot->sent && req->timeouts.idle_ms &&
+           now >= slot->last_activity_ms + req->timeouts.idle_ms)
+    reason = SALVO_EIDLE;
+  if (reason == 0) {
+    salvo__attempt_arm_timer(slot); /* activity moved the idle expiry on */
+    return;
+  }
+  /* A uv timer callback is outside every libcurl callback: removing the
+   * handle here is allowed. HTTP/1.1 closes the connection, HTTP/2 resets
+   * only this stream. */
+  slot->stop_reason = reason;
+  salvo_engine_t *engine = slot->engine;
+  salvo__request_finish_attempt(req, CURLE_OK);
+  salvo__engine_pump(engine);
+}
+
+/* Arms the slot timer for the earliest of the attempt deadline and the idle
+ * expiry. Activity only records a time stamp; the timer re-checks it when it
+ * fires, so no timer is touched per byte. */
+void salvo__attempt_arm_timer(salvo__slot_t *slot) {
+  salvo_request_t *req = slot->req;
+  uint64_t due = 0;
+  if (req->timeouts.attempt_ms)
+    due = slot->started_ms + req->timeouts.attempt_ms;
+  if (slot->sent && req->timeouts.idle_ms) {
+    uint64_t idle_due = slot->last_activity_ms + req->timeouts.idle_ms;
+    if (due == 0 || idle_due < due)
+      due = idle_due;
+  }
+  if (due == 0 || (slot->timer_due_ms != 0 && slot->timer_due_ms <= due))
+    return; /* nothing to watch, or already armed early enough */
+  uint64_t now = uv_now(slot->engine->loop);
+  slot->timer_due_ms = due;
+  uv_timer_start(&slot->timer, slot_timer_cb, due > now ? due - now : 0, 0);
+}
+
+static inline void touch(salvo__slot_t *slot) {
+  slot->last_activity_ms = uv_now(slot->engine->loop);
+}
+
+static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port) {
+  (void)primary_ip;
+  (void)local_ip;
+  (void)primary_port;
+  (void)local_port;
+  salvo__slot_t *slot = clientp;
+  /* The connection is up and the request is about to be written: from here
+   * the request may reach the server, and the idle clock runs. */
+  slot->sent = 1;
+  touch(slot);
+  salvo__attempt_arm_timer(slot);
+  return CURL_PREREQFUNC_OK;
+}
+
+static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
+  (void)data;
+  touch(userdata);
+  return size * n;
+}
+
+static int grow_body(salvo_request_t *req, size_t need) {
+  size_t cap = req->resp_cap ? req->resp_cap : 4096;
+  while (cap < need)
+    cap *= 2;
+  char *p = realloc(req->resp_body, cap);
+  if (p == NULL)
+    return -1;
+  req->resp_body = p;
+  req->resp_cap = cap;
+  return 0;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *userdata) {
+  salvo__slot_t *slot = userdata;
+  salvo_request_t *req = slot->req;
+  size_t len = size * n;
+  touch(slot);
+  if (len > req->max_body_size - req->resp_len) { /* resp_len <= max_body_size always */
+    slot->stop_reason = SALVO_EBODYLIMIT;
+    return 0; /* short count: libcurl ends the transfer with CURLE_WRITE_ERROR */
+  }
+  if (req->data_cb != NULL) {
+    req->resp_len += len;
+    if (req->data_cb(req, data, len, req->user_data) != 0) {
+      slot->stop_reason = SALVO_EABORTED;
+      return 0;
+    }
+    return len;
+  }
+  if (req->resp_len + len + 1 > req->resp_cap && grow_body(req, req->resp_len + len + 1) != 0) {
+    slot->stop_reason = SALVO_ENOMEM;
+    return 0;
+  }
+  memcpy(req->resp_body + req->resp_len, data, len);
+  req->resp_len += len;
+  return len;
+}
+
+static int xferinfo_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+  (void)dltotal;
+  (void)dlnow;
+  (void)ultotal;
+  salvo__slot_t *slot = clientp;
+  if ((uint64_t)ulnow != slot->upload_seen) {
+    slot->upload_seen = (uint64_t)ulnow;
+    touch(slot);
+  }
+  return 0;
+}
+
+#define SETOPT(opt, val)                                      \
+  do {                                                        \
+    if (curl_easy_setopt(easy, opt, val) != CURLE_OK)         \
+      return SALVO_EINTERNAL;                                 \
+  } while (0)
+
+int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
+  salvo_engine_t *engine = slot->engine;
+  CURL *easy = slot->easy;
+
+  /* Keeps the connection, DNS and TLS session caches of the multi handle;
+   * every option is set again below. */
+  curl_easy_reset(easy);
+  slot->req = req;
+  slot->sent = 0;
+  slot->stop_reason = 0;
+  slot->upload_seen = 0;
+  slot->timer_due_ms = 0;
+  slot->errbuf[0] = '\0';
+  slot->started_ms = uv_now(engine->loop);
+  slot->last_activity_ms = slot->started_ms;
+  slot->started_ns = uv_hrtime();
+
+  SETOPT(CURLOPT_URL, req->url);
+  SETOPT(CURLOPT_PRIVATE, slot);
+  SETOPT(CURLOPT_NOSIGNAL, 1L);
+  SETOPT(CURLOPT_ERRORBUFFER, slot->errbuf);
+  SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+  SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+  SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
+  SETOPT(CURLOPT_WRITEDATA, slot);
+  SETOPT(CURLOPT_HEADERFUNCTION, header_cb);
+  SETOPT(CURLOPT_HEADERDATA, slot);
+  SETOPT(CURLOPT_PREREQFUNCTION, prereq_cb);
+  SETOPT(CURLOPT_PREREQDATA, slot);
+  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)req->timeouts.connect_ms);
+  if (req->max_body_size < (size_t)INT64_MAX)
+    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body_size);
+
+  long version = CURL_HTTP_VERSION_1_1;
+  if (engine->http_version == SALVO_HTTP_AUTO && req->is_https)
+    version = CURL_HTTP_VERSION_2TLS;
+  else if (engine->http_version == SALVO_HTTP_2)
+    version = req->is_https ? CURL_HTTP_VERSION_2_0 : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+  SETOPT(CURLOPT_HTTP_VERSION, version);
+  if (version != CURL_HTTP_VERSION_1_1)
+    SETOPT(CURLOPT_PIPEWAIT, 1L); /* paired with the per-host connection cap, see engine.c */
+
+  if (req->is_https) {
+    SETOPT(CURLOPT_SSL_VERIFYPEER, engine->insecure ? 0L : 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, engine->insecure ? 0L : 2L);
+    if (engine->ca_file != NULL)
+      SETOPT(CURLOPT_CAINFO, engine->ca_file);
+  }
+  SETOPT(CURLOPT_USERAGENT, engine->user_agent);
+  SETOPT(CURLOPT_HTTPHEADER, req->headers);
+
+  if (req->is_head) {
+    SETOPT(CURLOPT_NOBODY, 1L);
+  } else if (!req->is_get || req->has_body) {
+    SETOPT(CURLOPT_CUSTOMREQUEST, req->method);
+  }
+  if (req->has_body) {
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_size);
+    SETOPT(CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "");
+    if (req->body_size >= SALVO__UPLOAD_PROGRESS_MIN) {
+      SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+      SETOPT(CURLOPT_XFERINFODATA, slot);
+      SETOPT(CURLOPT_NOPROGRESS, 0L);
+    }
+  }
+  return 0;
+}
+
+int salvo__slot_init_timer(salvo__slot_t *slot) {
+  return uv_timer_init(slot->engine->loop, &slot->timer);
+}

@@ -1,0 +1,444 @@
+/* The engine: a caller's libuv loop drives one curl multi handle through
+ * libcurl's socket and timer callbacks (the multi-uv.c pattern, with the
+ * pitfalls of ENGINEERING.md §2 handled). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void check_multi_info(salvo__lane_t *lane);
+static void maybe_finish_close(salvo_engine_t *engine);
+
+void salvo_timeouts_init(salvo_timeouts_t *t) {
+  t->connect_ms = 3100; /* 3 s of SYN retransmission, plus 100 ms */
+  t->idle_ms = 10000;
+  t->attempt_ms = 0;
+  t->deadline_ms = 30000;
+  t->queue_ms = 0;
+}
+
+void salvo_engine_opts_init(salvo_engine_opts_t *opts) {
+  memset(opts, 0, sizeof(*opts));
+  opts->max_in_flight = 64;
+  opts->max_connections = 0;
+  opts->max_host_connections = 0;
+  opts->max_streams = 100;
+  opts->http_version = SALVO_HTTP_AUTO;
+  opts->max_body_size = (size_t)64 * 1024 * 1024;
+  salvo_timeouts_init(&opts->timeouts);
+}
+
+/* ------------------------------------------------------------ glue */
+
+/* Every curl_multi_* call goes through here or sets multi_busy itself, so
+ * salvo knows when libcurl's callbacks (and so user data callbacks) may be
+ * on the stack. */
+static void socket_action(salvo__lane_t *lane, curl_socket_t fd, int flags) {
+  salvo_engine_t *engine = lane->engine;
+  int running = 0;
+  engine->multi_busy = 1;
+  curl_multi_socket_action(lane->multi, fd, flags, &running);
+  engine->multi_busy = 0;
+  check_multi_info(lane);
+  salvo__engine_pump(engine); /* start what done callbacks submitted, in this iteration */
+}
+
+static void socket_closed_cb(uv_handle_t *handle) {
+  salvo__socket_t *ctx = SALVO__CONTAINER_OF((uv_poll_t *)handle, salvo__socket_t, poll);
+  salvo_engine_t *engine = ctx->lane->engine;
+  free(ctx);
+  salvo__engine_handle_closed(engine);
+}
+
+static void socket_close(salvo__socket_t *ctx) {
+  if (ctx->closing)
+    return;
+  ctx->closing = 1;
+  salvo__list_remove(&ctx->node);
+  uv_close((uv_handle_t *)&ctx->poll, socket_closed_cb);
+}
+
+static void poll_cb(uv_poll_t *poll, int status, int events) {
+  salvo__socket_t *ctx = SALVO__CONTAINER_OF(poll, salvo__socket_t, poll);
+  int flags = 0;
+  if (status < 0) {
+    /* libuv stopped the handle (POLLERR/POLLHUP): tell libcurl, which will
+     * find the error when it reads, and watch again below if it still wants to. */
+    flags = CURL_CSELECT_ERR;
+    ctx->armed = 0;
+  } else {
+    if (events & UV_READABLE)
+      flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+      flags |= CURL_CSELECT_OUT;
+  }
+  socket_action(ctx->lane, ctx->fd, flags);
+  /* ctx is freed only in its close callback, so it is still valid here. */
+  if (!ctx->closing && ctx->want != 0 && ctx->armed != ctx->want) {
+    if (uv_poll_start(&ctx->poll, ctx->want, poll_cb) == 0)
+      ctx->armed = ctx->want;
+  }
+}
+
+static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  (void)easy;
+  salvo__lane_t *lane = userp;
+  salvo_engine_t *engine = lane->engine;
+  salvo__socket_t *ctx = socketp;
+  if (what == CURL_POLL_REMOVE) {
+    if (ctx != NULL) {
+      ctx->want = 0;
+      socket_close(ctx);
+      curl_multi_assign(lane->multi, fd, NULL);
+    }
+    return 0; /* never -1: it would kill the whole multi handle */
+  }
+  if (ctx == NULL) {
+    ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL)
+      return 0; /* the transfer's timers will end it */
+    ctx->lane = lane;
+    ctx->fd = fd;
+    if (uv_poll_init_socket(engine->loop, &ctx->poll, fd) != 0) {
+      free(ctx);
+      return 0;
+    }
+    engine->live_handles++;
+    salvo__list_push_back(&engine->sockets, &ctx->node);
+    curl_multi_assign(lane->multi, fd, ctx);
+  }
+  int want = 0;
+  if (what & CURL_POLL_IN)
+    want |= UV_READABLE;
+  if (what & CURL_POLL_OUT)
+    want |= UV_WRITABLE;
+  ctx->want = want;
+  /* Each uv_poll_start is an epoll_ctl: only call it when the mask changes. */
+  if (want != ctx->armed) {
+    int rc = want ? uv_poll_start(&ctx->poll, want, poll_cb) : uv_poll_stop(&ctx->poll);
+    if (rc == 0)
+      ctx->armed = want;
+  }
+  return 0;
+}
+
+static void curl_timer_fired(uv_timer_t *timer) {
+  salvo__lane_t *lane = SALVO__CONTAINER_OF(timer, salvo__lane_t, timer);
+  socket_action(lane, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+  (void)multi;
+  salvo__lane_t *lane = userp;
+  /* Runs inside libcurl: only arm the uv timer; socket_action happens when
+   * it fires, from the loop. */
+  if (timeout_ms < 0)
+    uv_timer_stop(&lane->timer);
+  else
+    uv_timer_start(&lane->timer, curl_timer_fired, (uint64_t)timeout_ms, 0);
+  return 0;
+}
+
+static void check_multi_info(salvo__lane_t *lane) {
+  CURLMsg *msg;
+  int pending;
+  while ((msg = curl_multi_info_read(lane->multi, &pending)) != NULL) {
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    salvo__slot_t *slot = NULL;
+    CURLcode rc = msg->data.result; /* msg dies with remove_handle */
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
+    if (slot != NULL && slot->req != NULL)
+      salvo__request_finish_attempt(slot->req, rc);
+  }
+}
+
+/* ------------------------------------------------------------ slots */
+
+salvo__slot_t *salvo__engine_get_slot(salvo_engine_t *engine) {
+  salvo__slot_t *slot = engine->free_slots;
+  if (slot != NULL) {
+    engine->free_slots = slot->next_free;
+    slot->next_free = NULL;
+    return slot;
+  }
+  slot = calloc(1, sizeof(*slot));
+  if (slot == NULL)
+    return NULL;
+  slot->engine = engine;
+  slot->easy = curl_easy_init();
+  if (slot->easy == NULL || salvo__slot_init_timer(slot) != 0) {
+    curl_easy_cleanup(slot->easy);
+    free(slot);
+    return NULL;
+  }
+  engine->live_handles++;
+  engine->slots_total++;
+  return slot;
+}
+
+void salvo__engine_put_slot(salvo_engine_t *engine, salvo__slot_t *slot) {
+  slot->req = NULL;
+  slot->next_free = engine->free_slots;
+  engine->free_slots = slot;
+}
+
+int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot) {
+  salvo__lane_t *lane = &engine->lanes[slot->req->lane];
+  engine->multi_busy = 1;
+  CURLMcode mc = curl_multi_add_handle(lane->multi, slot->easy);
+  engine->multi_busy = 0;
+  if (mc != CURLM_OK)
+    return mc == CURLM_OUT_OF_MEMORY ? SALVO_ENOMEM : SALVO_EINTERNAL;
+  slot->lane = lane;
+  engine->stats.attempts++;
+  engine->stats.in_flight++;
+  return 0;
+}
+
+void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot) {
+  if (slot->lane == NULL)
+    return;
+  engine->multi_busy = 1;
+  curl_multi_remove_handle(slot->lane->multi, slot->easy);
+  engine->multi_busy = 0;
+  slot->lane = NULL;
+  engine->stats.in_flight--;
+}
+
+/* ------------------------------------------------------------ pump */
+
+void salvo__engine_pump(salvo_engine_t *engine) {
+  if (engine->pumping || engine->multi_busy || engine->closing)
+    return;
+  engine->pumping = 1;
+  while (engine->stats.in_flight < engine->max_in_flight && !salvo__list_empty(&engine->queue)) {
+    salvo_request_t *req = SALVO__CONTAINER_OF(engine->queue.next, salvo_request_t, node);
+    salvo__request_start(req); /* leaves the queue either way */
+  }
+  engine->pumping = 0;
+}
+
+static void run_deferred(salvo_engine_t *engine) {
+  while (!salvo__list_empty(&engine->cancels)) {
+    salvo_request_t *req = SALVO__CONTAINER_OF(engine->cancels.next, salvo_request_t, cancel_node);
+    salvo__list_remove(&req->cancel_node);
+    salvo__request_cancel_now(req);
+  }
+  if (engine->closing)
+    maybe_finish_close(engine);
+  else
+    salvo__engine_pump(engine);
+}
+
+static void deferred_cb(uv_idle_t *idle) {
+  salvo_engine_t *engine = SALVO__CONTAINER_OF(idle, salvo_engine_t, deferred);
+  uv_idle_stop(idle);
+  engine->deferred_active = 0;
+  run_deferred(engine);
+}
+
+void salvo__engine_schedule(salvo_engine_t *engine) {
+  if (!engine->deferred_active && !engine->teardown_done) {
+    engine->deferred_active = 1;
+    uv_idle_start(&engine->deferred, deferred_cb);
+  }
+}
+
+/* ------------------------------------------------------------ life */
+
+static void engine_free(salvo_engine_t *engine) {
+  free(engine->ca_file);
+  free(engine->user_agent);
+  curl_slist_free_all(engine->default_headers);
+  free(engine);
+}
+
+int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_engine_t **out) {
+  static salvo_engine_opts_t defaults;
+  if (loop == NULL || out == NULL)
+    return SALVO_EINVAL;
+  if (opts == NULL) {
+    salvo_engine_opts_init(&defaults);
+    opts = &defaults;
+  }
+  if (opts->max_in_flight == 0 || opts->max_connections < 0 || opts->max_host_connections < 0 ||
+      opts->max_streams < 1 || opts->http_version < SALVO_HTTP_AUTO ||
+      opts->http_version > SALVO_HTTP_2 || opts->max_body_size == 0)
+    return SALVO_EINVAL;
+  if (opts->ca_file != NULL && access(opts->ca_file, R_OK) != 0)
+    return SALVO_EINVAL;
+  /* libcurl's global init is not thread-safe before 7.84; it is a no-op after the first call. */
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return SALVO_EINTERNAL;
+
+  salvo_engine_t *engine = calloc(1, sizeof(*engine));
+  if (engine == NULL)
+    return SALVO_ENOMEM;
+  engine->loop = loop;
+  engine->max_in_flight = opts->max_in_flight;
+  engine->max_body_size = opts->max_body_size;
+  engine->http_version = opts->http_version;
+  engine->insecure = opts->insecure_skip_verify != 0;
+  engine->timeouts = opts->timeouts;
+  salvo__list_init(&engine->queue);
+  salvo__list_init(&engine->running);
+  salvo__list_init(&engine->cancels);
+  salvo__list_init(&engine->sockets);
+  const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+  engine->h2c_supported = info->version_num >= 0x080000;
+
+  int rc = SALVO_ENOMEM;
+  if (opts->ca_file != NULL && (engine->ca_file = strdup(opts->ca_file)) == NULL)
+    goto fail;
+  if (opts->user_agent != NULL) {
+    if (!salvo__valid_header_value(opts->user_agent, strlen(opts->user_agent))) {
+      rc = SALVO_EINVAL;
+      goto fail;
+    }
+    engine->user_agent = strdup(opts->user_agent);
+  } else {
+    engine->user_agent = strdup("salvo/" SALVO_VERSION_STRING);
+  }
+  if (engine->user_agent == NULL)
+    goto fail;
+  for (const char *const *h = opts->default_headers; h != NULL && *h != NULL; h++) {
+    const char *name, *value;
+    size_t name_len, value_len;
+    if (salvo__split_header_line(*h, &name, &name_len, &value, &value_len) != 0) {
+      rc = SALVO_EINVAL;
+      goto fail;
+    }
+    char *line = salvo__header_line(name, name_len, value, value_len);
+    struct curl_slist *l = line ? curl_slist_append(engine->default_headers, line) : NULL;
+    free(line);
+    if (l == NULL)
+      goto fail;
+    engine->default_headers = l;
+  }
+
+  rc = SALVO_EINTERNAL;
+  long h1_cap = opts->max_host_connections ? opts->max_host_connections : (long)opts->max_in_flight;
+  long h2_cap = opts->max_host_connections ? opts->max_host_connections : 4;
+  for (int i = 0; i < SALVO__LANES; i++) {
+    salvo__lane_t *lane = &engine->lanes[i];
+    lane->engine = engine;
+    lane->multi = curl_multi_init();
+    if (lane->multi == NULL)
+      goto fail_multi;
+    if (curl_multi_setopt(lane->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
+        curl_multi_setopt(lane->multi, CURLMOPT_SOCKETDATA, lane) != CURLM_OK ||
+        curl_multi_setopt(lane->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
+        curl_multi_setopt(lane->multi, CURLMOPT_TIMERDATA, lane) != CURLM_OK ||
+        curl_multi_setopt(lane->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                          i == SALVO__LANE_H1 ? h1_cap : h2_cap) != CURLM_OK ||
+        curl_multi_setopt(lane->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, opts->max_connections) !=
+            CURLM_OK ||
+        curl_multi_setopt(lane->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, opts->max_streams) !=
+            CURLM_OK ||
+        curl_multi_setopt(lane->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK)
+      goto fail_multi;
+  }
+  /* uv_timer_init and uv_idle_init cannot fail (libuv 1.x returns 0). */
+  for (int i = 0; i < SALVO__LANES; i++)
+    uv_timer_init(loop, &engine->lanes[i].timer);
+  uv_idle_init(loop, &engine->deferred);
+  engine->live_handles = SALVO__LANES + 1;
+  if (engine->insecure)
+    fprintf(stderr, "salvo: WARNING: TLS certificate verification is DISABLED for this engine; "
+                    "any server can impersonate any host\n");
+  *out = engine;
+  return 0;
+
+fail_multi:
+  for (int i = 0; i < SALVO__LANES; i++)
+    curl_multi_cleanup(engine->lanes[i].multi); /* NULL is a no-op */
+fail:
+  engine_free(engine);
+  return rc;
+}
+
+void salvo__engine_handle_closed(salvo_engine_t *engine) {
+  engine->live_handles--;
+  if (engine->teardown_done && engine->live_handles == 0) {
+    salvo_engine_close_cb cb = engine->close_cb;
+    void *data = engine->close_data;
+    if (cb != NULL)
+      cb(engine, data); /* nothing of the engine is usable any more but its address */
+    engine_free(engine);
+  }
+}
+
+static void engine_handle_closed_cb(uv_handle_t *handle) {
+  salvo__engine_handle_closed(handle->data);
+}
+
+static void slot_closed_cb(uv_handle_t *handle) {
+  salvo__slot_t *slot = SALVO__CONTAINER_OF((uv_timer_t *)handle, salvo__slot_t, timer);
+  salvo_engine_t *engine = slot->engine;
+  free(slot);
+  salvo__engine_handle_closed(engine);
+}
+
+/* Cancels everything, then tears down once nothing is left. Runs from the
+ * loop (deferred), never inside a libcurl callback. */
+static void maybe_finish_close(salvo_engine_t *engine) {
+  if (engine->teardown_done)
+    return;
+  /* Done callbacks may cancel or submit (submit is refused while closing):
+   * take the head each time rather than iterating. */
+  while (!salvo__list_empty(&engine->running)) {
+    salvo_request_t *req = SALVO__CONTAINER_OF(engine->running.next, salvo_request_t, node);
+    salvo__request_cancel_now(req);
+  }
+  while (!salvo__list_empty(&engine->queue)) {
+    salvo_request_t *req = SALVO__CONTAINER_OF(engine->queue.next, salvo_request_t, node);
+    salvo__request_cancel_now(req);
+  }
+  engine->teardown_done = 1;
+
+  engine->multi_busy = 1;
+  for (int i = 0; i < SALVO__LANES; i++) {
+    curl_multi_cleanup(engine->lanes[i].multi); /* may report CURL_POLL_REMOVE */
+    engine->lanes[i].multi = NULL;
+  }
+  engine->multi_busy = 0;
+  while (!salvo__list_empty(&engine->sockets))
+    socket_close(SALVO__CONTAINER_OF(engine->sockets.next, salvo__socket_t, node));
+
+  salvo__slot_t *slot = engine->free_slots;
+  engine->free_slots = NULL;
+  while (slot != NULL) {
+    salvo__slot_t *next = slot->next_free;
+    curl_easy_cleanup(slot->easy);
+    uv_close((uv_handle_t *)&slot->timer, slot_closed_cb);
+    slot = next;
+  }
+  for (int i = 0; i < SALVO__LANES; i++) {
+    engine->lanes[i].timer.data = engine;
+    uv_close((uv_handle_t *)&engine->lanes[i].timer, engine_handle_closed_cb);
+  }
+  engine->deferred.data = engine;
+  uv_close((uv_handle_t *)&engine->deferred, engine_handle_closed_cb);
+}
+
+void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb, void *user_data) {
+  if (engine == NULL || engine->closing)
+    return;
+  engine->closing = 1;
+  engine->close_cb = close_cb;
+  engine->close_data = user_data;
+  /* Always from the loop: close may be called inside a libcurl callback
+   * (a data callback) or before the loop runs. */
+  salvo__engine_schedule(engine);
+}
+
+void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stats) {
+  *stats = engine->stats;
+  size_t queued = 0;
+  for (const salvo__list_t *n = engine->queue.next; n != &engine->queue; n = n->next)
+    queued++;
+  stats->queued = queued;
+}

@@ -1,0 +1,203 @@
+/* Internal declarations shared by the files of lib/. Not installed. */
+#ifndef SALVO_INTERNAL_H
+#define SALVO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "salvo/salvo.h"
+
+#define SALVO__CONTAINER_OF(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
+
+/* Intrusive circular doubly linked list, as in libuv's queue.h. */
+typedef struct salvo__list_s {
+  struct salvo__list_s *prev;
+  struct salvo__list_s *next;
+} salvo__list_t;
+
+static inline void salvo__list_init(salvo__list_t *head) { head->prev = head->next = head; }
+static inline int salvo__list_empty(const salvo__list_t *head) { return head->next == head; }
+static inline int salvo__list_linked(const salvo__list_t *node) {
+  return node->next != NULL && node->next != node;
+}
+static inline void salvo__list_push_back(salvo__list_t *head, salvo__list_t *node) {
+  node->prev = head->prev;
+  node->next = head;
+  head->prev->next = node;
+  head->prev = node;
+}
+static inline void salvo__list_remove(salvo__list_t *node) {
+  node->prev->next = node->next;
+  node->next->prev = node->prev;
+  node->prev = node->next = node; /* so salvo__list_linked() is false afterwards */
+}
+
+/* --------------------------------------------------------------- engine */
+
+/* One socket libcurl asked us to watch. Holds no per-transfer state: with
+ * HTTP/2 one socket carries many transfers. */
+/* A multi handle and its timer. The engine has two: HTTP/1.1 transfers, which
+ * need one connection each, and transfers that may multiplex over HTTP/2,
+ * which must be held to a few connections per host (PIPEWAIT alone does not
+ * do it in libcurl < 8.0). The per-host cap is a multi option, hence two. */
+typedef struct salvo__lane_s {
+  salvo_engine_t *engine;
+  CURLM *multi;
+  uv_timer_t timer; /* libcurl's single timeout for this multi */
+} salvo__lane_t;
+
+enum { SALVO__LANE_H1 = 0, SALVO__LANE_H2 = 1, SALVO__LANES = 2 };
+
+typedef struct salvo__socket_s {
+  uv_poll_t poll;
+  salvo__lane_t *lane;
+  curl_socket_t fd;
+  int want;    /* UV_READABLE|UV_WRITABLE that libcurl last asked for */
+  int armed;   /* events the uv_poll_t is started with (0 = stopped) */
+  int closing; /* uv_close() called; freed in the close callback */
+  salvo__list_t node; /* in engine->sockets */
+} salvo__socket_t;
+
+/* A reusable transfer slot: one easy handle and its attempt timer. Slots are
+ * pooled by the engine so handles (and their caches) are reused. */
+typedef struct salvo__slot_s {
+  salvo_engine_t *engine;
+  CURL *easy;
+  salvo__lane_t *lane;      /* multi handle the easy handle is on, NULL when off */
+  uv_timer_t timer;         /* idle + attempt timeouts of the current attempt */
+  salvo_request_t *req;     /* request whose attempt this is, NULL when free */
+  struct salvo__slot_s *next_free;
+  uint64_t started_ms;      /* loop time the attempt started */
+  uint64_t started_ns;      /* uv_hrtime() at attempt start, for timings */
+  uint64_t last_activity_ms;/* loop time of the last byte or callback */
+  uint64_t timer_due_ms;    /* when the timer is armed for, 0 = not armed */
+  int sent;                 /* PREREQFUNCTION ran: the request is being sent */
+  int stop_reason;          /* SALVO_EIDLE, SALVO_EBODYLIMIT, ... set by salvo, 0 = none */
+  uint64_t upload_seen;     /* bytes uploaded at the last progress callback */
+  char errbuf[CURL_ERROR_SIZE];
+} salvo__slot_t;
+
+struct salvo_engine_s {
+  uv_loop_t *loop;
+  salvo__lane_t lanes[SALVO__LANES];
+  uv_idle_t deferred;       /* runs work that could not run inside libcurl's callbacks */
+  int deferred_active;
+  int multi_busy;           /* inside a curl_multi_* call: its callbacks may be running */
+  int pumping;              /* inside salvo__engine_pump() */
+  int closing;              /* salvo_engine_close() was called */
+  int teardown_done;        /* multi cleaned up, handles closing */
+  unsigned live_handles;    /* uv handles of the engine and its requests not yet closed */
+  salvo_engine_close_cb close_cb;
+  void *close_data;
+
+  salvo__list_t queue;      /* requests waiting for a slot, FIFO */
+  salvo__list_t running;    /* requests with an attempt on the multi handle */
+  salvo__list_t cancels;    /* requests whose cancel is pending */
+  salvo__list_t sockets;    /* watched sockets */
+  salvo__slot_t *free_slots;
+  size_t slots_total;
+
+  /* copied options */
+  size_t max_in_flight;
+  size_t max_body_size;
+  salvo_http_version_t http_version;
+  int insecure;
+  int h2c_supported;        /* libcurl >= 8.0 */
+  char *ca_file;
+  char *user_agent;
+  struct curl_slist *default_headers; /* validated "Name: value" lines */
+  salvo_timeouts_t timeouts;
+
+  salvo_engine_stats_t stats;
+};
+
+/* -------------------------------------------------------------- request */
+
+enum { SALVO__NEW = 0, SALVO__QUEUED, SALVO__RUNNING, SALVO__DONE };
+
+struct salvo_request_s {
+  salvo_engine_t *engine;
+  salvo__list_t node;        /* in engine->queue or engine->running */
+  salvo__list_t cancel_node; /* in engine->cancels */
+  int state;
+  char *method;
+  char *url;
+  int is_https;
+  int lane;                  /* SALVO__LANE_H1 or SALVO__LANE_H2 */
+  int is_get;
+  int is_head;
+  char *body;                /* copy of the request body, NULL if none */
+  size_t body_size;
+  int has_body;
+  struct curl_slist *user_headers; /* as given, validated */
+  struct curl_slist *headers;      /* merged list handed to libcurl, built at submit */
+  salvo_timeouts_t timeouts;
+  size_t max_body_size;
+  salvo_data_cb data_cb;
+  salvo_done_cb done_cb;
+  void *user_data;
+
+  uv_timer_t timer;          /* deadline and queue timeout */
+  int timer_inited;
+  uint64_t deadline_at_ms;   /* loop time, 0 = none */
+  uint64_t queue_at_ms;      /* loop time, 0 = none */
+  uint64_t submit_ns;
+
+  salvo__slot_t *slot;       /* current or last attempt's slot */
+  unsigned attempts;
+
+  char *resp_body;           /* buffered response body */
+  size_t resp_len;
+  size_t resp_cap;
+  char *header_scratch;      /* copy handed out by salvo_response_header*() */
+  salvo_result_t result;
+  char detail[CURL_ERROR_SIZE];
+};
+
+/* engine.c */
+void salvo__engine_pump(salvo_engine_t *engine);
+void salvo__engine_schedule(salvo_engine_t *engine);
+int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
+void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
+void salvo__engine_handle_closed(salvo_engine_t *engine);
+salvo__slot_t *salvo__engine_get_slot(salvo_engine_t *engine);
+void salvo__engine_put_slot(salvo_engine_t *engine, salvo__slot_t *slot);
+
+/* request.c */
+void salvo__request_start(salvo_request_t *req);
+void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc);
+void salvo__request_complete(salvo_request_t *req, int error);
+void salvo__request_cancel_now(salvo_request_t *req);
+
+/* attempt.c */
+typedef struct {
+  int error;   /* 0 or salvo_error_t */
+  int reached; /* the request may have reached the server */
+} salvo__outcome_t;
+
+/* Pure: maps an attempt's end to an error class and "reached the server".
+ * |stop_reason| is salvo's own reason for stopping it (0 if libcurl ended it),
+ * |sent| whether PREREQFUNCTION ran, |pretransfer_us| CURLINFO_PRETRANSFER_TIME_T. */
+salvo__outcome_t salvo__classify(CURLcode rc, long os_errno, int stop_reason, int sent,
+                                 int64_t pretransfer_us);
+int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req);
+void salvo__attempt_arm_timer(salvo__slot_t *slot);
+int salvo__slot_init_timer(salvo__slot_t *slot);
+
+/* validate.c: pure input checks */
+int salvo__valid_method(const char *method);
+int salvo__valid_header_name(const char *name, size_t len);
+int salvo__valid_header_value(const char *value, size_t len);
+/* Returns 0 and sets *is_https, or SALVO_EINVAL. */
+int salvo__valid_url(const char *url, int *is_https);
+/* Splits "Name: value"; returns 0 or SALVO_EINVAL. Output points into |line|. */
+int salvo__split_header_line(const char *line, const char **name, size_t *name_len,
+                             const char **value, size_t *value_len);
+/* Builds the curl header line for name/value ("Name;" for an empty value). */
+char *salvo__header_line(const char *name, size_t name_len, const char *value, size_t value_len);
+int salvo__header_has_name(const struct curl_slist *list, const char *name, size_t name_len);
+
+#endif /* SALVO_INTERNAL_H */

@@ -1,0 +1,117 @@
+/* Input checks on what callers hand us: methods, header lines, URLs. Pure. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+/* RFC 9110 §5.6.2 tchar */
+static int is_tchar(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+    return 1;
+  return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int valid_token(const char *s, size_t len) {
+  if (len == 0)
+    return 0;
+  for (size_t i = 0; i < len; i++)
+    if (!is_tchar((unsigned char)s[i]))
+      return 0;
+  return 1;
+}
+
+int salvo__valid_method(const char *method) {
+  return method != NULL && valid_token(method, strlen(method));
+}
+
+int salvo__valid_header_name(const char *name, size_t len) { return valid_token(name, len); }
+
+int salvo__valid_header_value(const char *value, size_t len) {
+  /* RFC 9110 §5.5: field values never carry CR, LF or NUL; other controls
+   * except HTAB are rejected too, as nghttp2 does. */
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)value[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return 0;
+  }
+  return 1;
+}
+
+int salvo__split_header_line(const char *line, const char **name, size_t *name_len,
+                             const char **value, size_t *value_len) {
+  const char *colon = strchr(line, ':');
+  if (colon == NULL)
+    return SALVO_EINVAL;
+  *name = line;
+  *name_len = (size_t)(colon - line);
+  const char *v = colon + 1;
+  while (*v == ' ' || *v == '\t')
+    v++;
+  size_t vlen = strlen(v);
+  while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+    vlen--;
+  *value = v;
+  *value_len = vlen;
+  if (!salvo__valid_header_name(*name, *name_len) || !salvo__valid_header_value(v, vlen))
+    return SALVO_EINVAL;
+  return 0;
+}
+
+char *salvo__header_line(const char *name, size_t name_len, const char *value, size_t value_len) {
+  /* libcurl drops "Name:" (it means "remove the internal header"); "Name;"
+   * is its spelling of a header sent with an empty value. */
+  size_t n = name_len + 2 + value_len + 1;
+  char *line = malloc(n);
+  if (line == NULL)
+    return NULL;
+  memcpy(line, name, name_len);
+  if (value_len == 0) {
+    line[name_len] = ';';
+    line[name_len + 1] = '\0';
+    return line;
+  }
+  line[name_len] = ':';
+  line[name_len + 1] = ' ';
+  memcpy(line + name_len + 2, value, value_len);
+  line[name_len + 2 + value_len] = '\0';
+  return line;
+}
+
+int salvo__header_has_name(const struct curl_slist *list, const char *name, size_t name_len) {
+  for (; list != NULL; list = list->next) {
+    const char *l = list->data;
+    if (strncasecmp(l, name, name_len) == 0 && (l[name_len] == ':' || l[name_len] == ';'))
+      return 1;
+  }
+  return 0;
+}
+
+int salvo__valid_url(const char *url, int *is_https) {
+  if (url == NULL || *url == '\0')
+    return SALVO_EINVAL;
+  CURLU *u = curl_url();
+  if (u == NULL)
+    return SALVO_ENOMEM;
+  int rc = SALVO_EINVAL;
+  char *scheme = NULL, *host = NULL;
+  /* No CURLU_GUESS_SCHEME / DEFAULT_SCHEME: a URL must say what it is. */
+  if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+    goto out;
+  if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
+    goto out;
+  if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0')
+    goto out;
+  if (strcmp(scheme, "https") == 0)
+    *is_https = 1;
+  else if (strcmp(scheme, "http") == 0)
+    *is_https = 0;
+  else
+    goto out;
+  rc = 0;
+out:
+  curl_free(scheme);
+  curl_free(host);
+  curl_url_cleanup(u);
+  return rc;
+}

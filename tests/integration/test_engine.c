@@ -1,0 +1,444 @@
+/* The engine against a misbehaving loopback server on the same loop. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <salvo/salvo.h>
+
+#include "harness.h"
+#include "testsrv.h"
+
+static uv_loop_t loop;
+static testsrv_t *srv;
+static salvo_engine_t *engine;
+static int engine_closed;
+static char base[64];
+
+static void on_engine_closed(salvo_engine_t *e, void *ud) {
+  (void)e;
+  (void)ud;
+  engine_closed++;
+}
+
+static void start_engine(const salvo_engine_opts_t *opts) {
+  cr_assert_eq(salvo_engine_new(&loop, opts, &engine), 0);
+}
+
+static void setup(void) {
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(testsrv_start(&loop, &srv), 0);
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", testsrv_port(srv));
+  engine = NULL;
+  engine_closed = 0;
+}
+
+static void teardown(void) {
+  if (engine != NULL && !engine_closed)
+    salvo_engine_close(engine, on_engine_closed, NULL);
+  testsrv_close(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(engine_closed, 1, "close callback ran %d times", engine_closed);
+  cr_assert_eq(uv_loop_close(&loop), 0, "handles left open on the loop");
+}
+
+static void run_until_done(outcome_t *o, size_t n) {
+  for (;;) {
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++)
+      done += o[i].calls > 0;
+    if (done == n)
+      break;
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+}
+
+static char *url(const char *path) {
+  static char buf[8][128];
+  static int k;
+  k = (k + 1) % 8;
+  snprintf(buf[k], sizeof(buf[k]), "%s%s", base, path);
+  return buf[k];
+}
+
+TestSuite(engine, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(engine, get_returns_status_body_headers_and_version) {
+  start_engine(NULL);
+  outcome_t o = {0};
+  submit_to(engine, "GET", url("/ok"), NULL, &o);
+  cr_assert_eq(o.calls, 0, "done_cb must not run inside submit");
+  run_until_done(&o, 1);
+  cr_assert_eq(o.calls, 1);
+  cr_assert_eq(o.error, 0, "error %s: %s", salvo_err_name(o.error), o.detail);
+  cr_assert_eq(o.status, 200);
+  cr_assert_str_eq(o.body, "ok\n");
+  cr_assert_eq(o.body_len, 3);
+  cr_assert_eq(o.attempts, 1);
+  cr_assert_eq(o.reached, 1);
+  cr_assert_eq(o.http_version, 11);
+  cr_assert_str_eq(o.header, "last", "the last of two X-Test headers");
+  cr_assert_eq(testsrv_count(srv, "/ok"), 1);
+}
+
+Test(engine, methods_and_bodies_reach_the_server_as_given) {
+  start_engine(NULL);
+  outcome_t o[5] = {{0}};
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "POST", url("/echo"), &req), 0);
+  cr_assert_eq(salvo_request_set_body(req, "hello", 5), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
+  submit_to(engine, "PUT", url("/echo"), NULL, &o[1]);
+  submit_to(engine, "DELETE", url("/echo"), NULL, &o[2]);
+  submit_to(engine, "HEAD", url("/ok"), NULL, &o[3]);
+  cr_assert_eq(salvo_request_new(engine, "PATCH", url("/echo"), &req), 0);
+  char big[200000];
+  memset(big, 'b', sizeof(big));
+  cr_assert_eq(salvo_request_set_body(req, big, sizeof(big)), 0);
+  memset(big, 0, sizeof(big)); /* the body was copied */
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[4]), 0);
+  run_until_done(o, 5);
+  cr_assert_str_eq(o[0].body, "POST 5");
+  cr_assert_str_eq(o[1].body, "PUT 0");
+  cr_assert_str_eq(o[2].body, "DELETE 0");
+  cr_assert_eq(o[3].status, 200);
+  cr_assert_eq(o[3].body_len, 0, "HEAD has no body");
+  cr_assert_str_eq(o[4].body, "PATCH 200000");
+}
+
+Test(engine, refused_port_never_reached_the_server) {
+  start_engine(NULL);
+  outcome_t o = {0};
+  char u[64];
+  snprintf(u, sizeof(u), "http://127.0.0.1:%d/", test_refused_port());
+  submit_to(engine, "POST", u, NULL, &o);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.error, SALVO_ECONNREFUSED, "got %s", salvo_err_name(o.error));
+  cr_assert_eq(o.reached, 0);
+  cr_assert_eq(o.status, 0);
+  cr_assert_eq(o.attempts, 1);
+}
+
+Test(engine, connect_timeout_against_a_port_that_drops_syns) {
+  start_engine(NULL);
+  int fds[4];
+  char u[64];
+  snprintf(u, sizeof(u), "http://127.0.0.1:%d/", test_blackhole_port(fds));
+  salvo_timeouts_t t;
+  salvo_timeouts_init(&t);
+  t.connect_ms = 300;
+  outcome_t o = {0};
+  submit_to(engine, "GET", u, &t, &o);
+  run_until_done(&o, 1);
+  test_close_fds(fds);
+  cr_assert_eq(o.error, SALVO_ECONNTIMEOUT, "got %s (%s)", salvo_err_name(o.error), o.detail);
+  cr_assert_eq(o.reached, 0);
+  cr_assert_geq(o.elapsed_us / 1000, 250);
+  cr_assert_leq(o.elapsed_us / 1000, 3000);
+}
+
+Test(engine, idle_timeout_when_the_server_never_answers) {
+  start_engine(NULL);
+  salvo_timeouts_t t;
+  salvo_timeouts_init(&t);
+  t.idle_ms = 300;
+  outcome_t o[2] = {{0}};
+  submit_to(engine, "GET", url("/hang"), &t, &o[0]);
+  submit_to(engine, "GET", url("/headers-then-stall"), &t, &o[1]);
+  run_until_done(o, 2);
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(o[i].error, SALVO_EIDLE, "[%d] got %s", i, salvo_err_name(o[i].error));
+    cr_assert_eq(o[i].reached, 1);
+    cr_assert_geq(o[i].elapsed_us / 1000, 250);
+    cr_assert_leq(o[i].elapsed_us / 1000, 3000);
+  }
+  cr_assert_eq(o[0].status, 0);
+  cr_assert_eq(o[1].status, 200, "headers arrived before the stall");
+}
+
+Test(engine, attempt_timeout_against_a_drip_that_is_never_idle) {
+  start_engine(NULL);
+  salvo_timeouts_t t;
+  salvo_timeouts_init(&t);
+  t.idle_ms = 300;
+  t.attempt_ms = 700;
+  outcome_t o = {0};
+  submit_to(engine, "GET", url("/drip/50"), &t, &o);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.error, SALVO_EATTEMPT, "got %s", salvo_err_name(o.error));
+  cr_assert_gt(o.body_len, 3, "bytes kept arriving");
+  cr_assert_geq(o.elapsed_us / 1000, 650);
+  cr_assert_leq(o.elapsed_us / 1000, 4000);
+}
+
+Test(engine, deadline_ends_a_slow_request) {
+  start_engine(NULL);
+  salvo_timeouts_t t;
+  salvo_timeouts_init(&t);
+  t.deadline_ms = 400;
+  outcome_t o = {0};
+  submit_to(engine, "GET", url("/sleep/5000"), &t, &o);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.error, SALVO_EDEADLINE, "got %s", salvo_err_name(o.error));
+  cr_assert_geq(o.elapsed_us / 1000, 350);
+  cr_assert_leq(o.elapsed_us / 1000, 3000);
+}
+
+Test(engine, queue_timeout_when_no_slot_frees_up) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 1;
+  start_engine(&opts);
+  salvo_timeouts_t slow, queued;
+  salvo_timeouts_init(&slow);
+  slow.deadline_ms = 1500;
+  salvo_timeouts_init(&queued);
+  queued.queue_ms = 200;
+  outcome_t o[2] = {{0}};
+  submit_to(engine, "GET", url("/hang"), &slow, &o[0]);
+  submit_to(engine, "GET", url("/ok"), &queued, &o[1]);
+  run_until_done(o, 2);
+  cr_assert_eq(o[1].error, SALVO_EQUEUE, "got %s", salvo_err_name(o[1].error));
+  cr_assert_eq(o[1].attempts, 0, "it never left the queue");
+  cr_assert_geq(o[1].elapsed_us / 1000, 150);
+  cr_assert_leq(o[1].elapsed_us / 1000, 1400);
+  cr_assert_eq(o[0].error, SALVO_EDEADLINE);
+  cr_assert_eq(testsrv_count(srv, "/ok"), 0);
+}
+
+Test(engine, broken_responses_are_classified) {
+  start_engine(NULL);
+  outcome_t o[3] = {{0}};
+  submit_to(engine, "GET", url("/close"), NULL, &o[0]);
+  submit_to(engine, "GET", url("/reset"), NULL, &o[1]);
+  submit_to(engine, "GET", url("/truncate"), NULL, &o[2]);
+  run_until_done(o, 3);
+  cr_assert_eq(o[0].error, SALVO_ECLOSED, "close: %s", salvo_err_name(o[0].error));
+  cr_assert_eq(o[1].error, SALVO_ERESET, "reset: %s", salvo_err_name(o[1].error));
+  cr_assert_eq(o[2].error, SALVO_ETRUNCATED, "truncate: %s", salvo_err_name(o[2].error));
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(o[i].reached, 1);
+}
+
+static int stream_bytes;
+static int stream_stop_after;
+
+static int count_data(salvo_request_t *req, const char *data, size_t len, void *ud) {
+  (void)req;
+  (void)data;
+  (void)ud;
+  stream_bytes += (int)len;
+  return stream_stop_after > 0 && stream_bytes >= stream_stop_after;
+}
+
+Test(engine, body_cap_streaming_and_abort) {
+  start_engine(NULL);
+  outcome_t o[3] = {{0}};
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/bytes/1000"), &req), 0);
+  cr_assert_eq(salvo_request_set_max_body_size(req, 100), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
+  run_until_done(o, 1);
+  cr_assert_eq(o[0].error, SALVO_EBODYLIMIT, "got %s", salvo_err_name(o[0].error));
+
+  stream_bytes = 0;
+  stream_stop_after = 0;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/bytes/300000"), &req), 0);
+  cr_assert_eq(salvo_request_set_data_cb(req, count_data), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[1]), 0);
+  run_until_done(o + 1, 1);
+  cr_assert_eq(o[1].error, 0);
+  cr_assert_eq(stream_bytes, 300000);
+  cr_assert_eq(o[1].body_len, 300000);
+
+  stream_bytes = 0;
+  stream_stop_after = 1;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/bytes/300000"), &req), 0);
+  cr_assert_eq(salvo_request_set_data_cb(req, count_data), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[2]), 0);
+  run_until_done(o + 2, 1);
+  cr_assert_eq(o[2].error, SALVO_EABORTED, "got %s", salvo_err_name(o[2].error));
+}
+
+Test(engine, cancel_queued_and_in_flight_completes_each_once) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 10;
+  start_engine(&opts);
+  enum { N = 50 };
+  outcome_t o[N] = {{0}};
+  salvo_request_t *reqs[N];
+  for (int i = 0; i < N; i++)
+    reqs[i] = submit_to(engine, "GET", url("/hang"), NULL, &o[i]);
+  uint64_t t0 = uv_hrtime();
+  while (testsrv_count(srv, "/hang") < 10 && ms_since(t0) < 5000)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(testsrv_count(srv, "/hang"), 10, "10 in flight, 40 queued");
+  for (int i = 0; i < N; i++)
+    cr_assert_eq(salvo_request_cancel(reqs[i]), 0);
+  cr_assert_eq(salvo_request_cancel(reqs[0]), 0, "cancelling twice is harmless");
+  for (int i = 0; i < N; i++)
+    cr_assert_eq(o[i].calls, 0, "cancel never calls back synchronously");
+  run_until_done(o, N);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < N; i++) {
+    cr_assert_eq(o[i].calls, 1);
+    cr_assert_eq(o[i].error, SALVO_ECANCELED, "[%d] %s", i, salvo_err_name(o[i].error));
+  }
+  cr_assert_eq(o[0].reached, 1, "an in-flight request had been sent");
+  cr_assert_eq(o[N - 1].attempts, 0, "a queued one never started");
+  cr_assert_eq(testsrv_count(srv, "/hang"), 10);
+}
+
+static outcome_t close_o[100];
+static int submit_after_close_rc;
+
+static void done_then_submit(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  record_cb(req, r, ud);
+  salvo_request_t *again = NULL;
+  salvo_request_new(salvo_request_engine(req), "GET", salvo_request_url(req), &again);
+  submit_after_close_rc = salvo_request_submit(again, record_cb, &close_o[0]);
+  salvo_request_free(again);
+}
+
+Test(engine, close_cancels_everything_and_leaves_the_loop_clean) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 20;
+  start_engine(&opts);
+  memset(close_o, 0, sizeof(close_o));
+  for (int i = 0; i < 100; i++) {
+    salvo_request_t *req;
+    cr_assert_eq(salvo_request_new(engine, "GET", url("/hang"), &req), 0);
+    cr_assert_eq(salvo_request_submit(req, i == 99 ? done_then_submit : record_cb, &close_o[i]), 0);
+  }
+  uint64_t t0 = uv_hrtime();
+  while (testsrv_count(srv, "/hang") < 20 && ms_since(t0) < 5000)
+    uv_run(&loop, UV_RUN_ONCE);
+  salvo_engine_close(engine, on_engine_closed, NULL);
+  salvo_engine_close(engine, on_engine_closed, NULL); /* twice is a no-op */
+  outcome_t late = {0};
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &late), SALVO_ECLOSING);
+  salvo_request_free(req);
+  while (!engine_closed)
+    uv_run(&loop, UV_RUN_ONCE);
+  for (int i = 0; i < 100; i++) {
+    cr_assert_eq(close_o[i].calls, 1, "[%d] completed %d times", i, close_o[i].calls);
+    cr_assert_eq(close_o[i].error, SALVO_ECANCELED);
+  }
+  cr_assert_eq(submit_after_close_rc, SALVO_ECLOSING);
+  cr_assert_eq(late.calls, 0);
+}
+
+Test(engine, bad_input_is_refused_and_loses_nothing_accepted) {
+  start_engine(NULL);
+  outcome_t good = {0};
+  submit_to(engine, "GET", url("/ok"), NULL, &good);
+  salvo_request_t *req = NULL;
+  cr_assert_eq(salvo_request_new(engine, "GET", "not a url", &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(engine, "GET", "ftp://127.0.0.1/x", &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(engine, "GET", "http://127.0.0.1:99999/", &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(engine, "", url("/ok"), &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(engine, NULL, url("/ok"), &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(engine, "GET /x HTTP/1.1\r\n", url("/ok"), &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
+  cr_assert_eq(salvo_request_add_header(req, "X-A", "1\r\nX-Injected: 1"), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_add_header(req, "X A", "1"), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_add_header(req, "", "1"), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_add_header_line(req, "X-A 1"), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_add_header_line(req, "X-A: 1\nX-B: 2"), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_submit(req, NULL, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_cancel(req), SALVO_EINVAL, "not submitted");
+  salvo_request_free(req);
+  salvo_request_free(NULL);
+  run_until_done(&good, 1);
+  cr_assert_eq(good.status, 200, "the accepted request still completes");
+}
+
+Test(engine, engine_options_are_checked) {
+  salvo_engine_opts_t opts;
+  salvo_engine_t *e = NULL;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 0;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &e), SALVO_EINVAL);
+  salvo_engine_opts_init(&opts);
+  opts.ca_file = "/nonexistent/ca.pem";
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &e), SALVO_EINVAL);
+  salvo_engine_opts_init(&opts);
+  const char *bad_headers[] = {"X-Ok: 1", "Broken\r\nHeader: 2", NULL};
+  opts.default_headers = bad_headers;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &e), SALVO_EINVAL);
+  salvo_engine_opts_init(&opts);
+  opts.user_agent = "ua\r\nX: y";
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &e), SALVO_EINVAL);
+  cr_assert_eq(salvo_engine_new(NULL, NULL, &e), SALVO_EINVAL);
+  salvo_engine_close(NULL, NULL, NULL);
+  start_engine(NULL); /* so teardown has one to close */
+}
+
+Test(engine, h2c_is_refused_on_libcurl_before_8) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.http_version = SALVO_HTTP_2;
+  start_engine(&opts);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
+  outcome_t o = {0};
+  int rc = salvo_request_submit(req, record_cb, &o);
+  if (curl_version_info(CURLVERSION_NOW)->version_num < 0x080000) {
+    cr_assert_eq(rc, SALVO_ENOTSUP);
+    salvo_request_free(req);
+  } else {
+    cr_assert_eq(rc, 0);
+    run_until_done(&o, 1);
+  }
+}
+
+static int chain_left;
+static outcome_t chain_o;
+
+static void chain_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  (void)ud;
+  chain_o.calls++;
+  if (r->status == 200)
+    chain_o.status++;
+  if (--chain_left > 0) {
+    salvo_request_t *next;
+    cr_assert_eq(salvo_request_new(salvo_request_engine(req), "GET", salvo_request_url(req), &next), 0);
+    cr_assert_eq(salvo_request_submit(next, chain_cb, NULL), 0);
+  }
+}
+
+Test(engine, many_requests_and_submits_from_done_callbacks) {
+  start_engine(NULL);
+  enum { N = 3000 };
+  static outcome_t o[N];
+  memset(o, 0, sizeof(o));
+  for (int i = 0; i < N; i++)
+    submit_to(engine, "GET", url("/ok"), NULL, &o[i]);
+  chain_left = 500;
+  memset(&chain_o, 0, sizeof(chain_o));
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/bytes/10"), &req), 0);
+  cr_assert_eq(salvo_request_submit(req, chain_cb, NULL), 0);
+  run_until_done(o, N);
+  while (chain_left > 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  for (int i = 0; i < N; i++) {
+    cr_assert_eq(o[i].calls, 1);
+    cr_assert_eq(o[i].status, 200);
+    cr_assert_str_eq(o[i].body, "ok\n");
+  }
+  cr_assert_eq(chain_o.calls, 500);
+  cr_assert_eq(chain_o.status, 500);
+  cr_assert_eq(testsrv_count(srv, "/ok"), N, "server counted every request once");
+  salvo_engine_stats_t st;
+  salvo_engine_stats(engine, &st);
+  cr_assert_eq(st.submitted, N + 500);
+  cr_assert_eq(st.completed, N + 500);
+  cr_assert_leq(st.connections_opened, 64, "connections are reused (%lu)",
+                (unsigned long)st.connections_opened);
+  cr_assert_eq(testsrv_connections(srv), st.connections_opened);
+}

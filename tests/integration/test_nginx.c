@@ -1,0 +1,218 @@
+/* The engine against a real nginx on loopback: HTTP/1.1, HTTP/2 over TLS,
+ * multiplexing, TLS verification. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <salvo/salvo.h>
+
+#include "harness.h"
+#include "nginx.h"
+
+static uv_loop_t loop;
+static test_nginx_t nginx;
+static salvo_engine_t *engine;
+static int engine_closed;
+
+typedef struct {
+  unsigned done, ok, bad_body, duplicate, h2, h11;
+  int first_error;
+  char first_detail[256];
+  unsigned char *seen; /* per request: completions */
+} batch_t;
+
+typedef struct {
+  batch_t *batch;
+  unsigned index;
+} slot_ref_t;
+
+static void on_closed(salvo_engine_t *e, void *ud) {
+  (void)e;
+  (void)ud;
+  engine_closed++;
+}
+
+static void setup(void) {
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(test_nginx_start(&nginx), 0, "nginx did not start");
+  engine = NULL;
+  engine_closed = 0;
+}
+
+static void teardown(void) {
+  if (engine != NULL)
+    salvo_engine_close(engine, on_closed, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  test_nginx_stop(&nginx);
+  cr_assert_eq(engine_closed, engine != NULL ? 1 : 0);
+  cr_assert_eq(uv_loop_close(&loop), 0, "handles left open on the loop");
+}
+
+TestSuite(nginx, .init = setup, .fini = teardown, .timeout = 300);
+
+static void batch_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  (void)req;
+  slot_ref_t *ref = ud;
+  batch_t *b = ref->batch;
+  if (b->seen[ref->index]++ != 0)
+    b->duplicate++;
+  b->done++;
+  if (r->error == 0 && r->status == 200) {
+    b->ok++;
+    if (r->body_len != 100 || memcmp(r->body, nginx.small_body, 100) != 0)
+      b->bad_body++;
+  } else if (b->first_error == 0) {
+    b->first_error = r->error ? r->error : (int)r->status;
+    snprintf(b->first_detail, sizeof(b->first_detail), "%s", r->detail);
+  }
+  if (r->http_version == 20)
+    b->h2++;
+  else if (r->http_version == 11)
+    b->h11++;
+}
+
+static void run_batch(const char *url, unsigned n, batch_t *b) {
+  memset(b, 0, sizeof(*b));
+  b->seen = calloc(n, 1);
+  slot_ref_t *refs = calloc(n, sizeof(*refs));
+  for (unsigned i = 0; i < n; i++) {
+    refs[i].batch = b;
+    refs[i].index = i;
+    salvo_request_t *req;
+    cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0);
+    cr_assert_eq(salvo_request_submit(req, batch_cb, &refs[i]), 0);
+  }
+  while (b->done < n)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_run(&loop, UV_RUN_NOWAIT); /* a duplicate completion would show up here */
+  free(refs);
+  free(b->seen);
+  b->seen = NULL;
+}
+
+Test(nginx, ten_thousand_gets_over_http1) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 64;
+  opts.http_version = SALVO_HTTP_1_1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[128];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/small", nginx.http_port);
+  batch_t b;
+  run_batch(url, 10000, &b);
+  cr_assert_eq(b.ok, 10000, "first failure: %s (%s)", salvo_err_name(b.first_error),
+               b.first_detail);
+  cr_assert_eq(b.bad_body, 0);
+  cr_assert_eq(b.duplicate, 0);
+  cr_assert_eq(b.h11, 10000);
+  unsigned requests, connections;
+  test_nginx_counts(&nginx, nginx.http_port, &requests, &connections);
+  cr_assert_eq(requests, 10000, "nginx counted %u", requests);
+  cr_assert_leq(connections, 64, "nginx saw %u connections", connections);
+}
+
+Test(nginx, ten_thousand_gets_over_http2_multiplexed) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 256;
+  opts.max_host_connections = 4;
+  opts.ca_file = nginx.ca_file;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/small", nginx.https_port);
+  batch_t b;
+  run_batch(url, 10000, &b);
+  cr_assert_eq(b.ok, 10000, "first failure: %s (%s)", salvo_err_name(b.first_error),
+               b.first_detail);
+  cr_assert_eq(b.bad_body, 0);
+  cr_assert_eq(b.duplicate, 0);
+  cr_assert_eq(b.h2, 10000, "only %u used HTTP/2", b.h2);
+  unsigned requests, connections;
+  test_nginx_counts(&nginx, nginx.https_port, &requests, &connections);
+  cr_assert_eq(requests, 10000);
+  cr_assert_leq(connections, 4, "nginx saw %u connections", connections);
+}
+
+Test(nginx, a_thousand_h2_requests_with_default_options_share_few_connections) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts); /* max_in_flight 64, per-host cap auto */
+  opts.ca_file = nginx.ca_file;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/small", nginx.https_port);
+  batch_t b;
+  run_batch(url, 1000, &b);
+  cr_assert_eq(b.ok, 1000, "first failure: %s (%s)", salvo_err_name(b.first_error),
+               b.first_detail);
+  unsigned requests, connections;
+  test_nginx_counts(&nginx, nginx.https_port, &requests, &connections);
+  cr_assert_eq(requests, 1000);
+  cr_assert_leq(connections, 4, "nginx saw %u connections for 1000 requests", connections);
+  salvo_engine_stats_t st;
+  salvo_engine_stats(engine, &st);
+  cr_assert_eq(st.connections_opened, connections, "client and server agree");
+}
+
+Test(nginx, untrusted_certificate_fails_verification_and_is_not_sent) {
+  cr_assert_eq(salvo_engine_new(&loop, NULL, &engine), 0); /* system CAs only */
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/small", nginx.https_port);
+  outcome_t o = {0};
+  submit_to(engine, "POST", url, NULL, &o);
+  while (o.calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(o.error, SALVO_ETLSVERIFY, "got %s (%s)", salvo_err_name(o.error), o.detail);
+  cr_assert_eq(o.reached, 0);
+  unsigned requests, connections;
+  test_nginx_counts(&nginx, nginx.https_port, &requests, &connections);
+  cr_assert_eq(requests, 0);
+}
+
+Test(nginx, insecure_mode_is_explicit_and_works) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.insecure_skip_verify = 1;
+  opts.http_version = SALVO_HTTP_1_1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/small", nginx.https_port);
+  outcome_t o = {0};
+  submit_to(engine, "GET", url, NULL, &o);
+  while (o.calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(o.status, 200);
+  cr_assert_eq(o.http_version, 11, "forced HTTP/1.1 over TLS");
+}
+
+static size_t big_bytes;
+
+static int count_big(salvo_request_t *req, const char *data, size_t len, void *ud) {
+  (void)req;
+  (void)data;
+  (void)ud;
+  big_bytes += len;
+  return 0;
+}
+
+Test(nginx, large_bodies_buffered_and_streamed_over_h2) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.ca_file = nginx.ca_file;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/64k", nginx.https_port);
+  outcome_t o[2] = {{0}};
+  submit_to(engine, "GET", url, NULL, &o[0]);
+  salvo_request_t *req;
+  big_bytes = 0;
+  cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0);
+  cr_assert_eq(salvo_request_set_data_cb(req, count_big), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[1]), 0);
+  while (o[0].calls == 0 || o[1].calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(o[0].status, 200);
+  cr_assert_eq(o[0].body_len, 65536);
+  cr_assert_eq(o[0].http_version, 20);
+  cr_assert_eq(o[1].status, 200);
+  cr_assert_eq(big_bytes, 65536);
+}

@@ -1,0 +1,35 @@
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <salvo/salvo.h>
+
+Test(error, every_code_has_a_distinct_name_and_message) {
+  const char *seen[64] = {0};
+  for (int e = SALVO_EINVAL; e >= SALVO_EINTERNAL; e--) {
+    const char *name = salvo_err_name(e);
+    cr_assert_str_neq(name, "unknown", "code %d has no name", e);
+    cr_assert_str_neq(salvo_strerror(e), "unknown error", "code %d has no message", e);
+    for (const char *p = name; *p; p++)
+      cr_assert((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_', "name %s is not lower_snake_case", name);
+    for (int i = 0; i < 64 && seen[i]; i++)
+      cr_assert_str_neq(seen[i], name, "duplicate name %s", name);
+    seen[-e - 1] = name;
+  }
+}
+
+Test(error, names_users_script_against) {
+  cr_assert_str_eq(salvo_err_name(0), "ok");
+  cr_assert_str_eq(salvo_err_name(SALVO_ECONNREFUSED), "connect_refused");
+  cr_assert_str_eq(salvo_err_name(SALVO_EIDLE), "idle_timeout");
+  cr_assert_str_eq(salvo_err_name(SALVO_EDEADLINE), "deadline_exceeded");
+  cr_assert_str_eq(salvo_err_name(SALVO_ECANCELED), "canceled");
+  cr_assert_str_eq(salvo_err_name(SALVO_EINVAL), "invalid_input");
+  cr_assert_str_eq(salvo_err_name(12345), "unknown");
+  cr_assert_str_eq(salvo_strerror(-9999), "unknown error");
+}
+
+Test(version, matches_header) {
+  cr_assert_str_eq(salvo_version(), SALVO_VERSION_STRING);
+  cr_assert_eq(SALVO_VERSION_HEX,
+               (SALVO_VERSION_MAJOR << 16) | (SALVO_VERSION_MINOR << 8) | SALVO_VERSION_PATCH);
+}

@@ -1,0 +1,67 @@
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "internal.h"
+
+Test(validate, methods) {
+  cr_assert(salvo__valid_method("GET"));
+  cr_assert(salvo__valid_method("PATCH"));
+  cr_assert(salvo__valid_method("X-CUSTOM"));
+  cr_assert_not(salvo__valid_method(NULL));
+  cr_assert_not(salvo__valid_method(""));
+  cr_assert_not(salvo__valid_method("GET "));
+  cr_assert_not(salvo__valid_method("GE\r\nT"));
+  cr_assert_not(salvo__valid_method("G(T"));
+}
+
+Test(validate, header_values_reject_cr_lf_and_controls) {
+  cr_assert(salvo__valid_header_value("a b\tc", 5));
+  cr_assert(salvo__valid_header_value("", 0));
+  cr_assert(salvo__valid_header_value("caf\xc3\xa9", 5)); /* obs-text is allowed */
+  cr_assert_not(salvo__valid_header_value("a\rb", 3));
+  cr_assert_not(salvo__valid_header_value("a\nb", 3));
+  cr_assert_not(salvo__valid_header_value("a\0b", 3));
+  cr_assert_not(salvo__valid_header_value("a\x7f", 2));
+}
+
+Test(validate, header_lines) {
+  const char *n, *v;
+  size_t nl, vl;
+  cr_assert_eq(salvo__split_header_line("X-Id:  42  ", &n, &nl, &v, &vl), 0);
+  cr_assert_eq(nl, 4);
+  cr_assert_eq(strncmp(n, "X-Id", nl), 0);
+  cr_assert_eq(vl, 2);
+  cr_assert_eq(strncmp(v, "42", vl), 0);
+  cr_assert_eq(salvo__split_header_line("Empty:", &n, &nl, &v, &vl), 0);
+  cr_assert_eq(vl, 0);
+  cr_assert_eq(salvo__split_header_line("NoColon", &n, &nl, &v, &vl), SALVO_EINVAL);
+  cr_assert_eq(salvo__split_header_line(": value", &n, &nl, &v, &vl), SALVO_EINVAL);
+  cr_assert_eq(salvo__split_header_line("Bad Name: v", &n, &nl, &v, &vl), SALVO_EINVAL);
+  cr_assert_eq(salvo__split_header_line("X: a\r\nInjected: 1", &n, &nl, &v, &vl), SALVO_EINVAL);
+}
+
+Test(validate, header_line_spelling_for_curl) {
+  char *l = salvo__header_line("X-A", 3, "v", 1);
+  cr_assert_str_eq(l, "X-A: v");
+  free(l);
+  l = salvo__header_line("X-A", 3, "", 0);
+  cr_assert_str_eq(l, "X-A;"); /* libcurl's way to send an empty header */
+  free(l);
+}
+
+Test(validate, urls) {
+  int https = -1;
+  cr_assert_eq(salvo__valid_url("http://127.0.0.1:8080/a?b=c", &https), 0);
+  cr_assert_eq(https, 0);
+  cr_assert_eq(salvo__valid_url("HTTPS://example.com/", &https), 0);
+  cr_assert_eq(https, 1);
+  cr_assert_eq(salvo__valid_url("ftp://example.com/", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url("file:///etc/passwd", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url("example.com/path", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url("http://", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url("http://exa mple.com/", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url("http://a.com/\r\nX: y", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url("", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(NULL, &https), SALVO_EINVAL);
+}
