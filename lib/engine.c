@@ -132,12 +132,22 @@ static void curl_timer_fired(uv_timer_t *timer) {
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
   (void)multi;
   salvo__lane_t *lane = userp;
-  /* Runs inside libcurl: only arm the uv timer; socket_action happens when
-   * it fires, from the loop. */
-  if (timeout_ms < 0)
+  /* Runs inside libcurl: only arm something; socket_action happens from the
+   * loop. "0 ms" goes through the idle handle, not a 0 ms uv timer: libuv
+   * < 1.48 runs a 0 ms timer restarted from a timer callback again in the
+   * same pass (libuv #4245), so the loop can spin in its timer phase, never
+   * polling or freeing closed handles. Measured here: 238 MB live at 60k
+   * HTTP/2 requests before this, flat after. */
+  lane->timeout_now = 0;
+  if (timeout_ms < 0) {
     uv_timer_stop(&lane->timer);
-  else
+  } else if (timeout_ms == 0) {
+    uv_timer_stop(&lane->timer);
+    lane->timeout_now = 1;
+    salvo__engine_schedule(lane->engine);
+  } else {
     uv_timer_start(&lane->timer, curl_timer_fired, (uint64_t)timeout_ms, 0);
+  }
   return 0;
 }
 
@@ -222,6 +232,13 @@ void salvo__engine_pump(salvo_engine_t *engine) {
 }
 
 static void run_deferred(salvo_engine_t *engine) {
+  for (int i = 0; i < SALVO__LANES && !engine->teardown_done; i++) {
+    salvo__lane_t *lane = &engine->lanes[i];
+    if (lane->timeout_now) {
+      lane->timeout_now = 0;
+      socket_action(lane, CURL_SOCKET_TIMEOUT, 0);
+    }
+  }
   while (!salvo__list_empty(&engine->cancels)) {
     salvo_request_t *req = SALVO__CONTAINER_OF(engine->cancels.next, salvo_request_t, cancel_node);
     salvo__list_remove(&req->cancel_node);

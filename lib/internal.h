@@ -47,6 +47,7 @@ typedef struct salvo__lane_s {
   salvo_engine_t *engine;
   CURLM *multi;
   uv_timer_t timer; /* libcurl's single timeout for this multi */
+  int timeout_now;  /* libcurl asked for 0 ms: run it from the idle handle */
 } salvo__lane_t;
 
 enum { SALVO__LANE_H1 = 0, SALVO__LANE_H2 = 1, SALVO__LANES = 2 };

@@ -61,7 +61,7 @@ static int try_start(test_nginx_t *n) {
            "  access_log %s/access.log conns;\n"
            "  client_body_temp_path %s/tmp;\n  proxy_temp_path %s/tmp;\n"
            "  fastcgi_temp_path %s/tmp;\n  uwsgi_temp_path %s/tmp;\n  scgi_temp_path %s/tmp;\n"
-           "  keepalive_requests 1000000;\n  http2_max_requests 1000000;\n"
+           "  keepalive_requests 1000000;\n"
            "  default_type application/octet-stream;\n"
            "  server {\n"
            "    listen 127.0.0.1:%d;\n"
