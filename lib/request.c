@@ -146,13 +146,14 @@ const char *salvo_request_url(const salvo_request_t *req) { return req->url; }
 /* The list handed to libcurl: engine defaults the request does not override,
  * then the request's own headers, then switches for libcurl's extras. */
 static int build_headers(salvo_request_t *req) {
-  struct curl_slist *list = NULL, *l;
-#define APPEND(line)                        \
-  do {                                      \
-    l = curl_slist_append(list, line);      \
-    if (l == NULL)                          \
-      goto oom;                             \
-    list = l;                               \
+  struct curl_slist *list = NULL;
+  const struct curl_slist *l;
+#define APPEND(line)                                            \
+  do {                                                          \
+    struct curl_slist *grown = curl_slist_append(list, line);   \
+    if (grown == NULL)                                          \
+      goto oom;                                                 \
+    list = grown;                                               \
   } while (0)
   for (l = req->engine->default_headers; l != NULL; l = l->next) {
     size_t name_len = strcspn(l->data, ":;");

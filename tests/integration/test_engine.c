@@ -442,3 +442,67 @@ Test(engine, many_requests_and_submits_from_done_callbacks) {
                 (unsigned long)st.connections_opened);
   cr_assert_eq(testsrv_connections(srv), st.connections_opened);
 }
+
+static char headers_seen[4096];
+
+static void keep_body(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  (void)req;
+  snprintf(headers_seen, sizeof(headers_seen), "%s", r->body ? r->body : "");
+  record_cb(req, r, ud);
+}
+
+Test(engine, default_headers_user_agent_and_overrides) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  const char *defaults[] = {"X-Team: core", "X-Trace: default", "X-Third: 3", NULL};
+  opts.default_headers = defaults;
+  opts.user_agent = "salvo-test/1";
+  start_engine(&opts);
+  salvo_request_t *req;
+  outcome_t o = {0};
+  cr_assert_eq(salvo_request_new(engine, "POST", url("/headers"), &req), 0);
+  cr_assert_eq(salvo_request_add_header(req, "x-trace", "mine"), 0);
+  cr_assert_eq(salvo_request_add_header(req, "X-Empty", ""), 0);
+  cr_assert_eq(salvo_request_add_header_line(req, "X-Line:  spaced value  "), 0);
+  static char big[2 << 20]; /* 2 MiB: large enough that libcurl would add Expect */
+  cr_assert_eq(salvo_request_set_body(req, big, sizeof(big)), 0);
+  cr_assert_eq(salvo_request_submit(req, keep_body, &o), 0);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.status, 200, "%s", salvo_err_name(o.error));
+  cr_assert(strstr(headers_seen, "X-Team: core\n"), "default header missing:\n%s", headers_seen);
+  cr_assert(strstr(headers_seen, "X-Third: 3\n"), "later default missing:\n%s", headers_seen);
+  cr_assert(strstr(headers_seen, "x-trace: mine\n"), "override missing:\n%s", headers_seen);
+  cr_assert_null(strstr(headers_seen, "X-Trace: default"), "default not replaced:\n%s",
+                 headers_seen);
+  cr_assert(strstr(headers_seen, "User-Agent: salvo-test/1\n"), "%s", headers_seen);
+  cr_assert(strstr(headers_seen, "X-Empty: \n") || strstr(headers_seen, "X-Empty:\n"),
+            "empty header not sent:\n%s", headers_seen);
+  cr_assert(strstr(headers_seen, "X-Line: spaced value\n"), "%s", headers_seen);
+  cr_assert_null(strstr(headers_seen, "Expect"), "no 100-continue round trip:\n%s",
+                 headers_seen);
+  cr_assert_null(strstr(headers_seen, "Content-Type"), "no invented form type:\n%s",
+                 headers_seen);
+  cr_assert(strstr(headers_seen, "Content-Length: 2097152\n"), "%s", headers_seen);
+}
+
+static salvo_timings_t timings_seen;
+
+static void keep_timings(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  timings_seen = r->timings;
+  record_cb(req, r, ud);
+}
+
+Test(engine, timings_of_the_final_attempt) {
+  start_engine(NULL);
+  salvo_request_t *req;
+  outcome_t o = {0};
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/sleep/150"), &req), 0);
+  cr_assert_eq(salvo_request_submit(req, keep_timings, &o), 0);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.status, 200);
+  cr_assert_geq(timings_seen.ttfb_us, 140000, "ttfb %lu us", (unsigned long)timings_seen.ttfb_us);
+  cr_assert_geq(timings_seen.total_us, timings_seen.ttfb_us);
+  cr_assert_leq(timings_seen.total_us, o.elapsed_us);
+  cr_assert_eq(timings_seen.tls_us, 0, "plain http has no TLS");
+  cr_assert_lt(timings_seen.connect_us, 100000, "loopback connects fast");
+}

@@ -41,6 +41,9 @@ struct conn_s {
   char url[512];
   size_t url_len;
   size_t body_len;
+  char headers[4096]; /* "name: value\n" lines as parsed, for /headers */
+  size_t headers_len;
+  int in_value;      /* parser is inside a header value */
   int stalled;   /* ignore everything from now on */
   int closing;
   int drip_left;
@@ -174,6 +177,8 @@ static void handle_request(conn_t *c) {
     free(body);
   } else if (sscanf(path, "/status/%ld", &arg) == 1) {
     send_response(c, (int)arg, "status\n", 7);
+  } else if (strcmp(path, "/headers") == 0) {
+    send_response(c, 200, c->headers, c->headers_len);
   } else if (strcmp(path, "/echo") == 0) {
     char body[128];
     int n = snprintf(body, sizeof(body), "%s %zu", method, c->body_len);
@@ -209,6 +214,44 @@ static int on_message_begin(http_parser *p) {
   c->url_len = 0;
   c->url[0] = '\0';
   c->body_len = 0;
+  c->headers_len = 0;
+  c->in_value = 0;
+  return 0;
+}
+
+static void append_header_text(conn_t *c, const char *at, size_t len) {
+  if (c->headers_len + len >= sizeof(c->headers))
+    len = sizeof(c->headers) - 1 - c->headers_len;
+  memcpy(c->headers + c->headers_len, at, len);
+  c->headers_len += len;
+}
+
+/* http_parser may deliver a field or a value in several pieces. */
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+  conn_t *c = p->data;
+  if (c->in_value) {
+    append_header_text(c, "\n", 1);
+    c->in_value = 0;
+  }
+  append_header_text(c, at, len);
+  return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+  conn_t *c = p->data;
+  if (!c->in_value) {
+    append_header_text(c, ": ", 2);
+    c->in_value = 1;
+  }
+  append_header_text(c, at, len);
+  return 0;
+}
+
+static int on_headers_complete(http_parser *p) {
+  conn_t *c = p->data;
+  if (c->in_value)
+    append_header_text(c, "\n", 1);
+  c->in_value = 0;
   return 0;
 }
 
@@ -236,6 +279,9 @@ static int on_message_complete(http_parser *p) {
 static const http_parser_settings settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };

@@ -4,6 +4,7 @@
  *   /bytes/N           200, N bytes of 'x'
  *   /status/N          status N, small body
  *   /echo              200, body "METHOD BODYLEN"
+ *   /headers           200, body: the request headers, one "name: value" a line
  *   /sleep/MS          200 after MS
  *   /hang              read the request, never answer
  *   /close             read the request, close without a response
