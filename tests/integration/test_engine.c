@@ -506,3 +506,61 @@ Test(engine, timings_of_the_final_attempt) {
   cr_assert_eq(timings_seen.tls_us, 0, "plain http has no TLS");
   cr_assert_lt(timings_seen.connect_us, 100000, "loopback connects fast");
 }
+
+/* Inside a data callback libcurl is on the stack: no multi call may run
+ * there. Cancel and close must be deferred, not crash or recurse. */
+static salvo_request_t *victim;
+static int inside_calls;
+
+static int cancel_from_data(salvo_request_t *req, const char *data, size_t len, void *ud) {
+  (void)data;
+  (void)len;
+  (void)ud;
+  if (inside_calls++ == 0) {
+    cr_assert_eq(salvo_request_cancel(req), 0);
+    cr_assert_eq(salvo_request_cancel(victim), 0);
+  }
+  return 0;
+}
+
+static int close_from_data(salvo_request_t *req, const char *data, size_t len, void *ud) {
+  (void)data;
+  (void)len;
+  (void)ud;
+  if (inside_calls++ == 0)
+    salvo_engine_close(salvo_request_engine(req), on_engine_closed, NULL);
+  return 0;
+}
+
+Test(engine, cancel_from_inside_a_data_callback) {
+  start_engine(NULL);
+  outcome_t o[2] = {{0}};
+  inside_calls = 0;
+  victim = submit_to(engine, "GET", url("/hang"), NULL, &o[1]);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/drip/20"), &req), 0);
+  cr_assert_eq(salvo_request_set_data_cb(req, cancel_from_data), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
+  run_until_done(o, 2);
+  cr_assert_eq(o[0].error, SALVO_ECANCELED, "%s", salvo_err_name(o[0].error));
+  cr_assert_eq(o[1].error, SALVO_ECANCELED, "%s", salvo_err_name(o[1].error));
+  cr_assert_eq(o[0].calls + o[1].calls, 2);
+}
+
+Test(engine, close_from_inside_a_data_callback) {
+  start_engine(NULL);
+  outcome_t o[3] = {{0}};
+  inside_calls = 0;
+  submit_to(engine, "GET", url("/hang"), NULL, &o[1]);
+  submit_to(engine, "GET", url("/sleep/5000"), NULL, &o[2]);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/drip/20"), &req), 0);
+  cr_assert_eq(salvo_request_set_data_cb(req, close_from_data), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
+  while (!engine_closed)
+    uv_run(&loop, UV_RUN_ONCE);
+  for (int i = 0; i < 3; i++) {
+    cr_assert_eq(o[i].calls, 1);
+    cr_assert_eq(o[i].error, SALVO_ECANCELED, "[%d] %s", i, salvo_err_name(o[i].error));
+  }
+}
