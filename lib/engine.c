@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -28,6 +29,48 @@ void salvo_engine_opts_init(salvo_engine_opts_t *opts) {
   opts->http_version = SALVO_HTTP_AUTO;
   opts->max_body_size = (size_t)64 * 1024 * 1024;
   salvo_timeouts_init(&opts->timeouts);
+  salvo_retry_policy_init(&opts->retry);
+}
+
+static void fill_random(void *buf, size_t len) {
+  unsigned char *p = buf;
+  while (len > 0) {
+    ssize_t n = getrandom(p, len, 0);
+    if (n <= 0)
+      break;
+    p += n;
+    len -= (size_t)n;
+  }
+  if (len > 0) { /* no getrandom (very old kernel): time and address, not secret */
+    uint64_t state = uv_hrtime() ^ (uint64_t)(uintptr_t)buf;
+    for (size_t i = 0; i < len; i++)
+      p[i] = (unsigned char)salvo__rng_next(&state);
+  }
+}
+
+void salvo__engine_random(salvo_engine_t *engine, unsigned char out[16]) {
+  if (engine->random_left < 16) {
+    fill_random(engine->random_pool, sizeof(engine->random_pool));
+    engine->random_left = sizeof(engine->random_pool);
+  }
+  engine->random_left -= 16;
+  memcpy(out, engine->random_pool + engine->random_left, 16);
+}
+
+void salvo__uuid4(salvo_engine_t *engine, char out[37]) {
+  unsigned char b[16];
+  salvo__engine_random(engine, b);
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+  static const char hex[] = "0123456789abcdef";
+  char *o = out;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      *o++ = '-';
+    *o++ = hex[b[i] >> 4];
+    *o++ = hex[b[i] & 15];
+  }
+  *o = '\0';
 }
 
 /* ------------------------------------------------------------ glue */
@@ -287,6 +330,8 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
     return SALVO_EINVAL;
   if (opts->ca_file != NULL && access(opts->ca_file, R_OK) != 0)
     return SALVO_EINVAL;
+  if (salvo__retry_policy_check(&opts->retry) != 0)
+    return SALVO_EINVAL;
   /* libcurl's global init is not thread-safe before 7.84; it is a no-op after the first call. */
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     return SALVO_EINTERNAL;
@@ -300,7 +345,13 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   engine->http_version = opts->http_version;
   engine->insecure = opts->insecure_skip_verify != 0;
   engine->timeouts = opts->timeouts;
+  engine->retry = opts->retry;
+  if (opts->retry.seed != 0)
+    engine->rng = opts->retry.seed;
+  else
+    fill_random(&engine->rng, sizeof(engine->rng));
   salvo__list_init(&engine->queue);
+  salvo__list_init(&engine->waiting);
   salvo__list_init(&engine->running);
   salvo__list_init(&engine->cancels);
   salvo__list_init(&engine->sockets);
@@ -412,6 +463,10 @@ static void maybe_finish_close(salvo_engine_t *engine) {
   }
   while (!salvo__list_empty(&engine->queue)) {
     salvo_request_t *req = SALVO__CONTAINER_OF(engine->queue.next, salvo_request_t, node);
+    salvo__request_cancel_now(req);
+  }
+  while (!salvo__list_empty(&engine->waiting)) {
+    salvo_request_t *req = SALVO__CONTAINER_OF(engine->waiting.next, salvo_request_t, node);
     salvo__request_cancel_now(req);
   }
   engine->teardown_done = 1;

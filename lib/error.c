@@ -24,7 +24,8 @@
   X(SALVO_ENOTSUP, "not_supported", "not supported by this libcurl")                       \
   X(SALVO_EPROTO, "protocol_error", "malformed HTTP response")                             \
   X(SALVO_EABORTED, "aborted_by_callback", "stopped by the data callback")                 \
-  X(SALVO_EINTERNAL, "internal_error", "internal error in libcurl or libuv")
+  X(SALVO_EINTERNAL, "internal_error", "internal error in libcurl or libuv")                \
+  X(SALVO_ERETRYAFTER, "retry_after_too_long", "server asked to wait longer than allowed")
 
 const char *salvo_err_name(int err) {
   if (err == 0)

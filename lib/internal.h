@@ -29,6 +29,12 @@ static inline void salvo__list_push_back(salvo__list_t *head, salvo__list_t *nod
   head->prev->next = node;
   head->prev = node;
 }
+static inline void salvo__list_push_front(salvo__list_t *head, salvo__list_t *node) {
+  node->next = head->next;
+  node->prev = head;
+  head->next->prev = node;
+  head->next = node;
+}
 static inline void salvo__list_remove(salvo__list_t *node) {
   node->prev->next = node->next;
   node->next->prev = node->prev;
@@ -94,7 +100,8 @@ struct salvo_engine_s {
   salvo_engine_close_cb close_cb;
   void *close_data;
 
-  salvo__list_t queue;      /* requests waiting for a slot, FIFO */
+  salvo__list_t queue;      /* requests waiting for a slot, FIFO (retries go first) */
+  salvo__list_t waiting;    /* requests in backoff before their next attempt */
   salvo__list_t running;    /* requests with an attempt on the multi handle */
   salvo__list_t cancels;    /* requests whose cancel is pending */
   salvo__list_t sockets;    /* watched sockets */
@@ -111,13 +118,17 @@ struct salvo_engine_s {
   char *user_agent;
   struct curl_slist *default_headers; /* validated "Name: value" lines */
   salvo_timeouts_t timeouts;
+  salvo_retry_policy_t retry;
+  uint64_t rng;             /* jitter random state (salvo__rng_next) */
+  unsigned char random_pool[512]; /* getrandom() bytes for request ids and keys */
+  size_t random_left;
 
   salvo_engine_stats_t stats;
 };
 
 /* -------------------------------------------------------------- request */
 
-enum { SALVO__NEW = 0, SALVO__QUEUED, SALVO__RUNNING, SALVO__DONE };
+enum { SALVO__NEW = 0, SALVO__QUEUED, SALVO__RUNNING, SALVO__WAITING, SALVO__DONE };
 
 struct salvo_request_s {
   salvo_engine_t *engine;
@@ -135,6 +146,10 @@ struct salvo_request_s {
   int has_body;
   struct curl_slist *user_headers; /* as given, validated */
   struct curl_slist *headers;      /* merged list handed to libcurl, built at submit */
+  struct curl_slist *headers_tail; /* its last node; the attempt header hangs off it */
+  struct curl_slist *attempt_node; /* "X-Attempt: N" of the current attempt, or NULL */
+  salvo_retry_policy_t policy;
+  int idempotent;                  /* may be retried after reaching the server */
   salvo_timeouts_t timeouts;
   size_t max_body_size;
   salvo_data_cb data_cb;
@@ -145,6 +160,8 @@ struct salvo_request_s {
   int timer_inited;
   uint64_t deadline_at_ms;   /* loop time, 0 = none */
   uint64_t queue_at_ms;      /* loop time, 0 = none */
+  uint64_t retry_at_ms;      /* loop time the backoff ends, in SALVO__WAITING */
+  uint64_t last_wait_ms;     /* the previous backoff, for decorrelated jitter */
   uint64_t submit_ns;
 
   salvo__slot_t *slot;       /* current or last attempt's slot */
@@ -155,6 +172,10 @@ struct salvo_request_s {
   size_t resp_cap;
   char *header_scratch;      /* copy handed out by salvo_response_header*() */
   salvo_result_t result;
+  int stop_set;              /* result.stop_reason was decided */
+  salvo_attempt_record_t *history;
+  size_t history_len_internal;
+  size_t history_cap;
   char detail[CURL_ERROR_SIZE];
 };
 
@@ -166,6 +187,12 @@ void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
 void salvo__engine_handle_closed(salvo_engine_t *engine);
 salvo__slot_t *salvo__engine_get_slot(salvo_engine_t *engine);
 void salvo__engine_put_slot(salvo_engine_t *engine, salvo__slot_t *slot);
+
+/* engine.c: 16 random bytes from a pool refilled by getrandom() */
+void salvo__engine_random(salvo_engine_t *engine, unsigned char out[16]);
+/* A random (version 4) UUID, 36 characters and a NUL. */
+void salvo__uuid4(salvo_engine_t *engine, char out[37]);
+int salvo__retry_policy_check(const salvo_retry_policy_t *p);
 
 /* request.c */
 void salvo__request_start(salvo_request_t *req);
@@ -187,6 +214,31 @@ salvo__outcome_t salvo__classify(CURLcode rc, long os_errno, int stop_reason, in
 int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req);
 void salvo__attempt_arm_timer(salvo__slot_t *slot);
 int salvo__slot_init_timer(salvo__slot_t *slot);
+
+/* retry.c: pure decisions and backoff */
+typedef struct {
+  salvo_decision_t decision;
+  salvo_stop_reason_t stop; /* when decision is SALVO_STOP */
+  int final_error;          /* the request's error if it stops now */
+  uint64_t wait_ms;         /* when decision is SALVO_RETRY */
+  char reason[128];
+} salvo__decision_t;
+
+uint64_t salvo__rng_next(uint64_t *state);
+/* Wait before retry number |retry| (1 = after the first attempt). */
+uint64_t salvo__backoff_ms(const salvo_retry_policy_t *p, unsigned retry, uint64_t prev_wait_ms,
+                           uint64_t *rng);
+int salvo__status_in(const int *list, long status);
+int salvo__method_in_list(const char *list, const char *method);
+/* Decides after an attempt. |now_ms| and |deadline_at_ms| on the loop clock
+ * (deadline 0 = none); |streamed_bytes| already given to a data callback. */
+void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info_t *a,
+                         uint64_t streamed_bytes, uint64_t now_ms, uint64_t deadline_at_ms,
+                         uint64_t prev_wait_ms, uint64_t *rng, salvo__decision_t *out);
+
+/* retry_after.c: ms to wait from |now_unix_ms|, INT64_MAX if absurdly far,
+ * -1 if |value| is absent or garbage. */
+int64_t salvo__retry_after_parse(const char *value, int64_t now_unix_ms);
 
 /* validate.c: pure input checks */
 int salvo__valid_method(const char *method);

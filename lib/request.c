@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -40,6 +41,7 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   req->has_body = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
                   strcmp(method, "PATCH") == 0;
   req->timeouts = engine->timeouts;
+  req->policy = engine->retry;
   req->max_body_size = engine->max_body_size;
   salvo__list_init(&req->node);
   salvo__list_init(&req->cancel_node);
@@ -102,6 +104,28 @@ int salvo_request_set_timeouts(salvo_request_t *req, const salvo_timeouts_t *t) 
   return 0;
 }
 
+int salvo__retry_policy_check(const salvo_retry_policy_t *p) {
+  if (p->max_attempts < 1 || p->jitter < SALVO_JITTER_FULL || p->jitter > SALVO_JITTER_NONE ||
+      !(p->backoff_multiplier >= 1.0 && p->backoff_multiplier <= 1e6) ||
+      memchr(p->idempotent_methods, '\0', sizeof(p->idempotent_methods)) == NULL ||
+      memchr(p->request_id_header, '\0', sizeof(p->request_id_header)) == NULL ||
+      memchr(p->attempt_header, '\0', sizeof(p->attempt_header)) == NULL)
+    return SALVO_EINVAL;
+  if ((p->request_id_header[0] != '\0' &&
+       !salvo__valid_header_name(p->request_id_header, strlen(p->request_id_header))) ||
+      (p->attempt_header[0] != '\0' &&
+       !salvo__valid_header_name(p->attempt_header, strlen(p->attempt_header))))
+    return SALVO_EINVAL;
+  return 0;
+}
+
+int salvo_request_set_retry_policy(salvo_request_t *req, const salvo_retry_policy_t *p) {
+  if (req == NULL || p == NULL || req->state != SALVO__NEW || salvo__retry_policy_check(p) != 0)
+    return SALVO_EINVAL;
+  req->policy = *p;
+  return 0;
+}
+
 int salvo_request_set_data_cb(salvo_request_t *req, salvo_data_cb cb) {
   if (req == NULL || req->state != SALVO__NEW)
     return SALVO_EINVAL;
@@ -116,7 +140,17 @@ int salvo_request_set_max_body_size(salvo_request_t *req, size_t max) {
   return 0;
 }
 
+static void drop_attempt_header(salvo_request_t *req) {
+  if (req->attempt_node != NULL) {
+    req->headers_tail->next = NULL;
+    curl_slist_free_all(req->attempt_node);
+    req->attempt_node = NULL;
+  }
+}
+
 static void free_request(salvo_request_t *req) {
+  drop_attempt_header(req);
+  free(req->history);
   free(req->method);
   free(req->url);
   free(req->body);
@@ -162,6 +196,26 @@ static int build_headers(salvo_request_t *req) {
   }
   for (l = req->user_headers; l != NULL; l = l->next)
     APPEND(l->data);
+  /* The same request id and idempotency key on every attempt, so the
+   * server can tell a retry from a new request. */
+  char line[200];
+  const char *rid = req->policy.request_id_header;
+  if (rid[0] != '\0' && !salvo__header_has_name(list, rid, strlen(rid))) {
+    char uuid[37];
+    salvo__uuid4(req->engine, uuid);
+    snprintf(line, sizeof(line), "%s: %s", rid, uuid);
+    APPEND(line);
+  }
+  int is_post_or_patch = strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0;
+  if (req->policy.idempotency_key_auto && is_post_or_patch &&
+      !salvo__header_has_name(list, "Idempotency-Key", 15)) {
+    char uuid[37];
+    salvo__uuid4(req->engine, uuid);
+    snprintf(line, sizeof(line), "Idempotency-Key: %s", uuid);
+    APPEND(line);
+  }
+  req->idempotent = salvo__method_in_list(req->policy.idempotent_methods, req->method) ||
+                    salvo__header_has_name(list, "Idempotency-Key", 15);
   /* No "Expect: 100-continue" round trip: it costs a wait (1 s when the
    * server ignores it) and muddies whether the body was sent. */
   if (!salvo__header_has_name(list, "Expect", 6))
@@ -172,6 +226,9 @@ static int build_headers(salvo_request_t *req) {
     APPEND("Content-Type:");
 #undef APPEND
   req->headers = list;
+  req->headers_tail = list;
+  while (req->headers_tail->next != NULL)
+    req->headers_tail = req->headers_tail->next;
   return 0;
 oom:
   curl_slist_free_all(list);
@@ -182,6 +239,8 @@ static void request_timer_cb(uv_timer_t *timer);
 
 static void arm_request_timer(salvo_request_t *req) {
   uint64_t due = req->deadline_at_ms;
+  if (req->state == SALVO__WAITING && (due == 0 || req->retry_at_ms < due))
+    due = req->retry_at_ms;
   if (req->state == SALVO__QUEUED && req->queue_at_ms != 0 && (due == 0 || req->queue_at_ms < due))
     due = req->queue_at_ms;
   if (due == 0)
@@ -203,6 +262,13 @@ static void request_timer_cb(uv_timer_t *timer) {
     }
   } else if (req->state == SALVO__QUEUED && req->queue_at_ms != 0 && now >= req->queue_at_ms) {
     salvo__request_complete(req, SALVO_EQUEUE);
+  } else if (req->state == SALVO__WAITING && now >= req->retry_at_ms) {
+    /* Backoff over: back in the queue, ahead of requests not yet tried. */
+    salvo__list_remove(&req->node);
+    salvo__list_push_front(&engine->queue, &req->node);
+    req->state = SALVO__QUEUED;
+    req->queue_at_ms = req->timeouts.queue_ms ? now + req->timeouts.queue_ms : 0;
+    arm_request_timer(req);
   } else {
     arm_request_timer(req);
     return;
@@ -225,22 +291,16 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
   req->submit_ns = uv_hrtime();
   req->deadline_at_ms = req->timeouts.deadline_ms ? now + req->timeouts.deadline_ms : 0;
   req->queue_at_ms = req->timeouts.queue_ms ? now + req->timeouts.queue_ms : 0;
-  if (req->deadline_at_ms != 0 || req->queue_at_ms != 0) {
-    if (uv_timer_init(engine->loop, &req->timer) != 0) {
-      curl_slist_free_all(req->headers);
-      req->headers = NULL;
-      return SALVO_EINTERNAL;
-    }
-    req->timer_inited = 1;
-    engine->live_handles++;
-  }
+  /* Deadline, queue timeout and backoff share this one timer. */
+  uv_timer_init(engine->loop, &req->timer); /* cannot fail */
+  req->timer_inited = 1;
+  engine->live_handles++;
   req->done_cb = done_cb;
   req->user_data = user_data;
   req->state = SALVO__QUEUED;
   salvo__list_push_back(&engine->queue, &req->node);
   engine->stats.submitted++;
-  if (req->timer_inited)
-    arm_request_timer(req);
+  arm_request_timer(req);
   /* Never start here: starting can fail, and done_cb must not run before
    * submit returns. The engine starts queued requests from the loop. */
   salvo__engine_schedule(engine);
@@ -248,7 +308,8 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
 }
 
 int salvo_request_cancel(salvo_request_t *req) {
-  if (req == NULL || (req->state != SALVO__QUEUED && req->state != SALVO__RUNNING))
+  if (req == NULL ||
+      (req->state != SALVO__QUEUED && req->state != SALVO__RUNNING && req->state != SALVO__WAITING))
     return SALVO_EINVAL;
   if (!salvo__list_linked(&req->cancel_node)) {
     salvo__list_push_back(&req->engine->cancels, &req->cancel_node);
@@ -261,7 +322,7 @@ void salvo__request_cancel_now(salvo_request_t *req) {
   if (req->state == SALVO__RUNNING) {
     req->slot->stop_reason = SALVO_ECANCELED;
     salvo__request_finish_attempt(req, CURLE_OK);
-  } else if (req->state == SALVO__QUEUED) {
+  } else if (req->state == SALVO__QUEUED || req->state == SALVO__WAITING) {
     salvo__request_complete(req, SALVO_ECANCELED);
   }
 }
@@ -275,8 +336,20 @@ void salvo__request_start(salvo_request_t *req) {
   }
   req->slot = slot;
   req->attempts++;
-  req->resp_len = 0;
-  int rc = salvo__attempt_setup(slot, req);
+  req->resp_len = 0; /* a retry starts the body afresh */
+  int rc = 0;
+  if (req->policy.attempt_header[0] != '\0') {
+    char line[96];
+    drop_attempt_header(req);
+    snprintf(line, sizeof(line), "%s: %u", req->policy.attempt_header, req->attempts);
+    req->attempt_node = curl_slist_append(NULL, line);
+    if (req->attempt_node == NULL)
+      rc = SALVO_ENOMEM;
+    else
+      req->headers_tail->next = req->attempt_node;
+  }
+  if (rc == 0)
+    rc = salvo__attempt_setup(slot, req);
   if (rc == 0)
     rc = salvo__engine_add_attempt(engine, slot);
   if (rc != 0) {
@@ -292,6 +365,103 @@ void salvo__request_start(salvo_request_t *req) {
 
 static uint64_t us_between(curl_off_t from, curl_off_t to) {
   return to > from ? (uint64_t)(to - from) : 0;
+}
+
+static int64_t wall_clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static salvo_attempt_record_t *add_record(salvo_request_t *req) {
+  if (req->history_len_internal == req->history_cap) {
+    size_t cap = req->history_cap ? req->history_cap * 2 : 4;
+    salvo_attempt_record_t *h = realloc(req->history, cap * sizeof(*h));
+    if (h == NULL)
+      return NULL;
+    req->history = h;
+    req->history_cap = cap;
+  }
+  salvo_attempt_record_t *r = &req->history[req->history_len_internal++];
+  memset(r, 0, sizeof(*r));
+  return r;
+}
+
+/* After an attempt: retry after a wait, or complete. */
+static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
+  salvo_engine_t *engine = req->engine;
+  salvo_attempt_info_t info;
+  info.method = req->method;
+  info.attempt = req->attempts;
+  info.error = outcome->error;
+  info.status = outcome->error == 0 ? req->result.status : 0;
+  info.reached_server = outcome->reached;
+  info.idempotent = req->idempotent;
+  info.retry_after_ms = -1;
+  if (info.error == 0 && (info.status == 429 || info.status == 503 || info.status == 413)) {
+    struct curl_header *h = NULL;
+    if (curl_easy_header(req->slot->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
+      info.retry_after_ms = salvo__retry_after_parse(h->value, wall_clock_ms());
+  }
+  uint64_t now = uv_now(engine->loop);
+  salvo__decision_t d;
+  salvo__retry_decide(&req->policy, &info, req->data_cb != NULL ? req->resp_len : 0, now,
+                      req->deadline_at_ms, req->last_wait_ms, &engine->rng, &d);
+  int forced = info.error == SALVO_ECANCELED || info.error == SALVO_EDEADLINE;
+  if (req->policy.decide_cb != NULL && !forced) {
+    uint64_t wait = d.wait_ms;
+    salvo_decision_t said = req->policy.decide_cb(req, &info, d.decision, &wait,
+                                                  req->policy.decide_data);
+    if (said == SALVO_STOP && d.decision == SALVO_RETRY) {
+      d.decision = SALVO_STOP;
+      d.stop = SALVO_STOP_BY_CALLBACK;
+      d.final_error = info.error;
+      snprintf(d.reason, sizeof(d.reason), "stopped by the decision callback");
+    } else if (said == SALVO_RETRY && (d.decision == SALVO_STOP || wait != d.wait_ms)) {
+      if (req->deadline_at_ms != 0 && now + wait >= req->deadline_at_ms) {
+        d.decision = SALVO_STOP;
+        d.stop = SALVO_STOP_DEADLINE;
+        d.final_error = SALVO_EDEADLINE;
+        snprintf(d.reason, sizeof(d.reason),
+                 "gave up: the decision callback's wait of %llu ms would pass the deadline",
+                 (unsigned long long)wait);
+      } else {
+        d.decision = SALVO_RETRY;
+        d.wait_ms = wait;
+        snprintf(d.reason, sizeof(d.reason), "retried by the decision callback");
+      }
+    }
+  }
+
+  salvo_attempt_record_t *rec = add_record(req);
+  if (rec != NULL) {
+    rec->attempt = info.attempt;
+    rec->error = info.error;
+    rec->status = req->result.status;
+    rec->reached_server = info.reached_server;
+    rec->decision = d.decision;
+    rec->wait_ms = d.decision == SALVO_RETRY ? d.wait_ms : 0;
+    rec->retry_after_ms = info.retry_after_ms;
+    snprintf(rec->reason, sizeof(rec->reason), "%s", d.reason);
+    if (req->policy.event_cb != NULL)
+      req->policy.event_cb(req, rec, req->policy.event_data);
+  }
+  if (d.decision == SALVO_RETRY && rec != NULL && !req->engine->closing) {
+    salvo__engine_put_slot(engine, req->slot);
+    req->slot = NULL;
+    salvo__list_remove(&req->node);
+    salvo__list_push_back(&engine->waiting, &req->node);
+    req->state = SALVO__WAITING;
+    req->retry_at_ms = now + d.wait_ms;
+    req->last_wait_ms = d.wait_ms;
+    engine->stats.retries++;
+    arm_request_timer(req);
+    return;
+  }
+  req->result.stop_reason = d.stop;
+  req->stop_set = 1;
+  req->result.retry_after_ms = d.stop == SALVO_STOP_RETRY_AFTER ? info.retry_after_ms : -1;
+  salvo__request_complete(req, d.final_error);
 }
 
 void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
@@ -335,7 +505,9 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
     snprintf(req->detail, sizeof(req->detail), "%s", slot->errbuf);
   else if (outcome.error != 0 && slot->stop_reason == 0)
     snprintf(req->detail, sizeof(req->detail), "%s", curl_easy_strerror(rc));
-  salvo__request_complete(req, outcome.error);
+  else
+    req->detail[0] = '\0';
+  decide(req, &outcome);
 }
 
 static void request_closed_cb(uv_handle_t *handle) {
@@ -347,10 +519,8 @@ static void request_closed_cb(uv_handle_t *handle) {
 
 void salvo__request_complete(salvo_request_t *req, int error) {
   salvo_engine_t *engine = req->engine;
-  if (req->state == SALVO__RUNNING)
-    salvo__list_remove(&req->node); /* finish_attempt removed the transfer */
-  else if (req->state == SALVO__QUEUED)
-    salvo__list_remove(&req->node);
+  if (req->state == SALVO__RUNNING || req->state == SALVO__QUEUED || req->state == SALVO__WAITING)
+    salvo__list_remove(&req->node); /* a running transfer was already taken off the multi */
   if (salvo__list_linked(&req->cancel_node))
     salvo__list_remove(&req->cancel_node);
   req->state = SALVO__DONE;
@@ -360,6 +530,15 @@ void salvo__request_complete(salvo_request_t *req, int error) {
   salvo_result_t *r = &req->result;
   r->error = error;
   r->attempts = req->attempts;
+  if (!req->stop_set) { /* ended without an attempt's decision: cancel, deadline, queue */
+    r->stop_reason = error == SALVO_ECANCELED   ? SALVO_STOP_CANCELED
+                     : error == SALVO_EDEADLINE ? SALVO_STOP_DEADLINE
+                     : error == SALVO_EQUEUE    ? SALVO_STOP_QUEUE
+                                                : SALVO_STOP_NOT_RETRYABLE;
+    r->retry_after_ms = -1;
+  }
+  r->history = req->history;
+  r->history_len = req->history_len_internal;
   if (req->data_cb == NULL) {
     if (req->resp_body != NULL)
       req->resp_body[req->resp_len] = '\0';

@@ -66,8 +66,12 @@ typedef enum {
   SALVO_ENOTSUP = -20,        /* not supported by this build of libcurl */
   SALVO_EPROTO = -21,         /* malformed response (not HTTP, bad encoding, ...) */
   SALVO_EABORTED = -22,       /* the data callback asked to stop */
-  SALVO_EINTERNAL = -23       /* unexpected libcurl/libuv failure; see detail */
+  SALVO_EINTERNAL = -23,      /* unexpected libcurl/libuv failure; see detail */
+  SALVO_ERETRYAFTER = -24     /* server asked to wait longer than retry_after_max_ms */
 } salvo_error_t;
+
+/* One bit per error class, for salvo_retry_policy_t.retry_errors. */
+#define SALVO_ERRBIT(err) (UINT64_C(1) << (unsigned)(-(err)))
 
 /** Human-readable message for an error code. Never NULL. */
 SALVO_EXTERN const char *salvo_strerror(int err);
@@ -109,6 +113,110 @@ typedef struct {
 /** Fills *t with the defaults above. */
 SALVO_EXTERN void salvo_timeouts_init(salvo_timeouts_t *t);
 
+/* ----------------------------------------------------------------- retry */
+
+typedef enum {
+  SALVO_JITTER_FULL = 0,     /* uniform in [0, min(cap, base * mult^n)] (default) */
+  SALVO_JITTER_EQUAL = 1,    /* half of that, plus uniform in [0, half] */
+  SALVO_JITTER_DECORRELATED = 2, /* min(cap, uniform in [base, 3 * previous wait]) */
+  SALVO_JITTER_NONE = 3      /* min(cap, base * mult^n) exactly */
+} salvo_jitter_t;
+
+typedef enum { SALVO_STOP = 0, SALVO_RETRY = 1 } salvo_decision_t;
+
+/* Why a request ended. */
+typedef enum {
+  SALVO_STOP_SUCCESS = 0,        /* a response that is not retried and is < 400 */
+  SALVO_STOP_NOT_RETRYABLE = 1,  /* the outcome is not one the policy retries */
+  SALVO_STOP_EXHAUSTED = 2,      /* max_attempts made */
+  SALVO_STOP_DEADLINE = 3,       /* the deadline passed, or the next wait would pass it */
+  SALVO_STOP_RETRY_AFTER = 4,    /* Retry-After longer than retry_after_max_ms */
+  SALVO_STOP_CANCELED = 5,       /* salvo_request_cancel() or engine close */
+  SALVO_STOP_BY_CALLBACK = 6,    /* the decision callback said stop */
+  SALVO_STOP_QUEUE = 7           /* no slot within queue_ms */
+} salvo_stop_reason_t;
+
+/** Stable lower_snake_case name of a stop reason ("attempts_exhausted", ...). */
+SALVO_EXTERN const char *salvo_stop_reason_name(salvo_stop_reason_t reason);
+
+/** What the decision callback is told about the attempt that just ended. */
+typedef struct {
+  const char *method;
+  unsigned attempt;        /* number of the attempt that ended, from 1 */
+  int error;               /* its error class, 0 if a response came */
+  long status;             /* its HTTP status, 0 if none */
+  int reached_server;      /* the request may have reached the server */
+  int idempotent;          /* method in idempotent_methods, or an Idempotency-Key was sent */
+  int64_t retry_after_ms;  /* parsed Retry-After (on 413/429/503), -1 if none or garbage */
+} salvo_attempt_info_t;
+
+/** One entry of a request's attempt history. */
+typedef struct {
+  unsigned attempt;        /* from 1 */
+  int error;               /* error class, 0 if a response came */
+  long status;             /* HTTP status, 0 if none */
+  int reached_server;
+  salvo_decision_t decision;
+  uint64_t wait_ms;        /* wait before the next attempt; 0 when stopping */
+  int64_t retry_after_ms;  /* Retry-After the server sent, -1 if none */
+  char reason[128];        /* the decision in words: "not retried: POST reached the server ..." */
+} salvo_attempt_record_t;
+
+/**
+ * Overrides the policy's decision for one attempt. |default_decision| is what
+ * the policy decided and *wait_ms the wait it chose; return SALVO_RETRY or
+ * SALVO_STOP, and change *wait_ms to wait differently. The deadline still
+ * bounds every wait.
+ */
+typedef salvo_decision_t (*salvo_decide_cb)(salvo_request_t *req, const salvo_attempt_info_t *info,
+                                            salvo_decision_t default_decision, uint64_t *wait_ms,
+                                            void *user_data);
+/** Called after every attempt's decision, for logs and metrics. */
+typedef void (*salvo_attempt_event_cb)(salvo_request_t *req, const salvo_attempt_record_t *record,
+                                       void *user_data);
+
+#define SALVO_MAX_RETRY_STATUSES 16
+
+/*
+ * A retry policy. Fill it with salvo_retry_policy_init(), then change fields.
+ * It is copied on use (strings are arrays, so nothing in it needs to outlive
+ * the call). The engine's is the default; salvo_request_set_retry_policy()
+ * overrides it for one request.
+ *
+ * The rule: an outcome is retried when it is one of the retried error classes
+ * or statuses and it is safe. A retried error class is safe if the request
+ * never reached the server, or if it is idempotent. A retried status is safe
+ * if it is in retry_any_method_statuses, or if the request is idempotent and
+ * the status is in retry_statuses. A request is idempotent when its method is
+ * in idempotent_methods or it carries an Idempotency-Key header.
+ */
+typedef struct {
+  unsigned max_attempts;          /* attempts in all, the first included; 1 = no retry (4) */
+  uint64_t backoff_base_ms;       /* (250) */
+  double backoff_multiplier;      /* (2.0) */
+  uint64_t backoff_max_ms;        /* cap of one wait (10000) */
+  salvo_jitter_t jitter;          /* (SALVO_JITTER_FULL) */
+  uint64_t seed;                  /* jitter random source; 0 = seeded from the OS (0). Engine-wide only. */
+  uint64_t retry_errors;          /* SALVO_ERRBIT()s of the retried error classes (see init) */
+  int retry_statuses[SALVO_MAX_RETRY_STATUSES];            /* idempotent only (408 500 502 504), 0-terminated */
+  int retry_any_method_statuses[SALVO_MAX_RETRY_STATUSES]; /* any method (429 503), 0-terminated */
+  char idempotent_methods[128];   /* comma-separated ("GET,HEAD,OPTIONS,PUT,DELETE,TRACE") */
+  int respect_retry_after;        /* wait what 413/429/503 Retry-After says instead of backing off (1) */
+  uint64_t retry_after_max_ms;    /* longer Retry-After ends the request with SALVO_ERETRYAFTER (60000) */
+  int idempotency_key_auto;       /* 1: send one random Idempotency-Key on every attempt of a POST or
+                                     PATCH that has none, which makes it retryable (0) */
+  char request_id_header[64];     /* same random id on every attempt, unless the caller set
+                                     one; "" = off ("X-Request-ID") */
+  char attempt_header[64];        /* attempt number on each attempt; "" = off ("") */
+  salvo_decide_cb decide_cb;      /* NULL = the policy decides (NULL) */
+  void *decide_data;
+  salvo_attempt_event_cb event_cb;/* NULL = none (NULL) */
+  void *event_data;
+} salvo_retry_policy_t;
+
+/** Fills *p with the defaults above. */
+SALVO_EXTERN void salvo_retry_policy_init(salvo_retry_policy_t *p);
+
 typedef struct {
   size_t max_in_flight;        /* transfers handed to libcurl at once; the rest wait in the engine's queue (64) */
   long max_connections;        /* total open connections, 0 = no cap (0) */
@@ -121,6 +229,7 @@ typedef struct {
   const char *const *default_headers; /* NULL-terminated "Name: value" lines sent on every request (NULL) */
   size_t max_body_size;        /* buffered or streamed response body cap, bytes (64 MiB) */
   salvo_timeouts_t timeouts;   /* engine-wide defaults, see salvo_timeouts_init() */
+  salvo_retry_policy_t retry;  /* engine-wide default, see salvo_retry_policy_init() */
 } salvo_engine_opts_t;
 
 /** Fills *opts with the documented defaults. Always use it before setting fields. */
@@ -156,6 +265,7 @@ typedef struct {
   uint64_t submitted;          /* requests accepted by salvo_request_submit() */
   uint64_t completed;          /* done callbacks called */
   uint64_t attempts;           /* transfers started */
+  uint64_t retries;            /* attempts scheduled after a failed one */
   uint64_t connections_opened; /* new connections libcurl made (sum of CURLINFO_NUM_CONNECTS) */
   size_t queued;               /* requests now waiting for a slot */
   size_t in_flight;            /* transfers now on the multi handle */
@@ -168,7 +278,9 @@ SALVO_EXTERN void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_
 /**
  * Called with body bytes as they arrive when set; the body is then not
  * buffered. Return 0 to go on, anything else to stop the request with
- * SALVO_EABORTED. The bytes are valid only during the call.
+ * SALVO_EABORTED. The bytes are valid only during the call. An attempt that
+ * has passed bytes to this callback is never retried: the caller would get
+ * them twice.
  */
 typedef int (*salvo_data_cb)(salvo_request_t *req, const char *data, size_t len,
                              void *user_data);
@@ -194,6 +306,10 @@ typedef struct {
   salvo_timings_t timings; /* of the final attempt */
   uint64_t elapsed_us;     /* from submit to completion */
   const char *detail;      /* libcurl's message or salvo's explanation, "" if none */
+  salvo_stop_reason_t stop_reason; /* why the engine stopped */
+  int64_t retry_after_ms;  /* with SALVO_ERETRYAFTER: the wait the server named; else -1 */
+  const salvo_attempt_record_t *history; /* one record per attempt, oldest first */
+  size_t history_len;      /* == attempts */
 } salvo_result_t;
 
 typedef void (*salvo_done_cb)(salvo_request_t *req, const salvo_result_t *result,
@@ -235,6 +351,9 @@ SALVO_EXTERN int salvo_request_set_timeouts(salvo_request_t *req, const salvo_ti
 
 /** Streams the body to |cb| instead of buffering it (see salvo_data_cb). */
 SALVO_EXTERN int salvo_request_set_data_cb(salvo_request_t *req, salvo_data_cb cb);
+
+/** Overrides the engine's retry policy for this request (copied; seed is ignored). */
+SALVO_EXTERN int salvo_request_set_retry_policy(salvo_request_t *req, const salvo_retry_policy_t *p);
 
 /** Overrides the engine's max_body_size for this request. */
 SALVO_EXTERN int salvo_request_set_max_body_size(salvo_request_t *req, size_t max);

@@ -5,7 +5,7 @@
 
 Test(error, every_code_has_a_distinct_name_and_message) {
   const char *seen[64] = {0};
-  for (int e = SALVO_EINVAL; e >= SALVO_EINTERNAL; e--) {
+  for (int e = SALVO_EINVAL; e >= SALVO_ERETRYAFTER; e--) {
     const char *name = salvo_err_name(e);
     cr_assert_str_neq(name, "unknown", "code %d has no name", e);
     cr_assert_str_neq(salvo_strerror(e), "unknown error", "code %d has no message", e);
@@ -24,6 +24,7 @@ Test(error, names_users_script_against) {
   cr_assert_str_eq(salvo_err_name(SALVO_EDEADLINE), "deadline_exceeded");
   cr_assert_str_eq(salvo_err_name(SALVO_ECANCELED), "canceled");
   cr_assert_str_eq(salvo_err_name(SALVO_EINVAL), "invalid_input");
+  cr_assert_str_eq(salvo_err_name(SALVO_ERETRYAFTER), "retry_after_too_long");
   cr_assert_str_eq(salvo_err_name(12345), "unknown");
   cr_assert_str_eq(salvo_strerror(-9999), "unknown error");
 }

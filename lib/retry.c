@@ -1,0 +1,224 @@
+/* Retry policy: the decision after each attempt and the backoff math. Pure:
+ * the clock and the random state come in as arguments, so tests drive it. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+void salvo_retry_policy_init(salvo_retry_policy_t *p) {
+  memset(p, 0, sizeof(*p));
+  p->max_attempts = 4;
+  p->backoff_base_ms = 250;
+  p->backoff_multiplier = 2.0;
+  p->backoff_max_ms = 10000;
+  p->jitter = SALVO_JITTER_FULL;
+  p->retry_errors = SALVO_ERRBIT(SALVO_EDNS) | SALVO_ERRBIT(SALVO_ECONNREFUSED) |
+                    SALVO_ERRBIT(SALVO_ECONNECT) | SALVO_ERRBIT(SALVO_ECONNTIMEOUT) |
+                    SALVO_ERRBIT(SALVO_ETLS) | SALVO_ERRBIT(SALVO_ECLOSED) |
+                    SALVO_ERRBIT(SALVO_ERESET) | SALVO_ERRBIT(SALVO_ETRUNCATED) |
+                    SALVO_ERRBIT(SALVO_EIDLE) | SALVO_ERRBIT(SALVO_EATTEMPT) |
+                    SALVO_ERRBIT(SALVO_EHTTP2);
+  static const int idempotent_only[] = {408, 500, 502, 504, 0};
+  static const int any_method[] = {429, 503, 0};
+  memcpy(p->retry_statuses, idempotent_only, sizeof(idempotent_only));
+  memcpy(p->retry_any_method_statuses, any_method, sizeof(any_method));
+  snprintf(p->idempotent_methods, sizeof(p->idempotent_methods), "GET,HEAD,OPTIONS,PUT,DELETE,TRACE");
+  p->respect_retry_after = 1;
+  p->retry_after_max_ms = 60000;
+  snprintf(p->request_id_header, sizeof(p->request_id_header), "X-Request-ID");
+}
+
+const char *salvo_stop_reason_name(salvo_stop_reason_t reason) {
+  switch (reason) {
+  case SALVO_STOP_SUCCESS:
+    return "success";
+  case SALVO_STOP_NOT_RETRYABLE:
+    return "not_retryable";
+  case SALVO_STOP_EXHAUSTED:
+    return "attempts_exhausted";
+  case SALVO_STOP_DEADLINE:
+    return "deadline";
+  case SALVO_STOP_RETRY_AFTER:
+    return "retry_after_too_long";
+  case SALVO_STOP_CANCELED:
+    return "canceled";
+  case SALVO_STOP_BY_CALLBACK:
+    return "stopped_by_callback";
+  case SALVO_STOP_QUEUE:
+    return "queue_timeout";
+  }
+  return "unknown";
+}
+
+/* splitmix64: small, fast, and good enough for jitter. */
+uint64_t salvo__rng_next(uint64_t *state) {
+  uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+  z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+  return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi]. */
+static uint64_t uniform(uint64_t *rng, uint64_t lo, uint64_t hi) {
+  if (hi <= lo)
+    return lo;
+  uint64_t span = hi - lo;
+  if (span == UINT64_MAX)
+    return salvo__rng_next(rng);
+  return lo + salvo__rng_next(rng) % (span + 1);
+}
+
+uint64_t salvo__backoff_ms(const salvo_retry_policy_t *p, unsigned retry, uint64_t prev_wait_ms,
+                           uint64_t *rng) {
+  uint64_t cap = p->backoff_max_ms;
+  uint64_t base = p->backoff_base_ms < cap ? p->backoff_base_ms : cap;
+  if (p->jitter == SALVO_JITTER_DECORRELATED) {
+    /* AWS's "decorrelated jitter": each wait grows from the previous one. */
+    uint64_t prev = prev_wait_ms > base ? prev_wait_ms : base;
+    uint64_t hi = prev > cap / 3 ? cap : prev * 3;
+    return uniform(rng, base, hi);
+  }
+  /* base * mult^(retry-1) in double, clamped before converting: no overflow
+   * at attempt 1000 or with a silly multiplier. */
+  double mult = p->backoff_multiplier >= 1.0 ? p->backoff_multiplier : 1.0;
+  double grown = (double)base * pow(mult, (double)(retry > 0 ? retry - 1 : 0));
+  uint64_t exp = !(grown < (double)cap) ? cap : (uint64_t)grown;
+  switch (p->jitter) {
+  case SALVO_JITTER_NONE:
+    return exp;
+  case SALVO_JITTER_EQUAL:
+    return exp / 2 + uniform(rng, 0, exp - exp / 2);
+  case SALVO_JITTER_FULL:
+  default:
+    return uniform(rng, 0, exp);
+  }
+}
+
+int salvo__status_in(const int *list, long status) {
+  for (int i = 0; i < SALVO_MAX_RETRY_STATUSES && list[i] != 0; i++)
+    if (list[i] == status)
+      return 1;
+  return 0;
+}
+
+int salvo__method_in_list(const char *list, const char *method) {
+  size_t n = strlen(method);
+  const char *p = list;
+  while (*p != '\0') {
+    while (*p == ',' || *p == ' ')
+      p++;
+    size_t len = strcspn(p, ", ");
+    if (len == n && len > 0 && strncmp(p, method, n) == 0) /* methods are case-sensitive */
+      return 1;
+    p += len;
+  }
+  return 0;
+}
+
+static int retry_after_applies(const salvo_retry_policy_t *p, const salvo_attempt_info_t *a) {
+  return p->respect_retry_after && a->error == 0 && a->retry_after_ms >= 0 &&
+         (a->status == 429 || a->status == 503 || a->status == 413);
+}
+
+void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info_t *a,
+                         uint64_t streamed_bytes, uint64_t now_ms, uint64_t deadline_at_ms,
+                         uint64_t prev_wait_ms, uint64_t *rng, salvo__decision_t *out) {
+  memset(out, 0, sizeof(*out));
+  out->decision = SALVO_STOP;
+  out->final_error = a->error;
+  const char *what = a->error ? salvo_err_name(a->error) : NULL;
+  char status_word[32];
+  snprintf(status_word, sizeof(status_word), "status %ld", a->status);
+  if (what == NULL)
+    what = status_word;
+
+  /* Outcomes that end the request whatever the policy says. */
+  if (a->error == SALVO_ECANCELED || a->error == SALVO_EDEADLINE || a->error == SALVO_EQUEUE) {
+    out->stop = a->error == SALVO_ECANCELED   ? SALVO_STOP_CANCELED
+                : a->error == SALVO_EDEADLINE ? SALVO_STOP_DEADLINE
+                                              : SALVO_STOP_QUEUE;
+    snprintf(out->reason, sizeof(out->reason), "stopped: %s", what);
+    return;
+  }
+
+  int retryable;
+  if (a->error == 0) {
+    if (salvo__status_in(p->retry_any_method_statuses, a->status)) {
+      retryable = 1;
+      snprintf(out->reason, sizeof(out->reason), "%s was rejected up front: safe for any method",
+               what);
+    } else if (salvo__status_in(p->retry_statuses, a->status)) {
+      retryable = a->idempotent;
+      if (retryable)
+        snprintf(out->reason, sizeof(out->reason), "%s on an idempotent %s", what, a->method);
+      else
+        snprintf(out->reason, sizeof(out->reason),
+                 "not retried: %s got %s and is not idempotent", a->method, what);
+    } else {
+      retryable = 0;
+      out->stop = a->status < 400 ? SALVO_STOP_SUCCESS : SALVO_STOP_NOT_RETRYABLE;
+      if (out->stop == SALVO_STOP_SUCCESS) {
+        snprintf(out->reason, sizeof(out->reason), "success: %s", what);
+        return;
+      }
+      snprintf(out->reason, sizeof(out->reason), "not retried: %s is not retryable", what);
+    }
+  } else if ((p->retry_errors & SALVO_ERRBIT(a->error)) == 0) {
+    retryable = 0;
+    snprintf(out->reason, sizeof(out->reason), "not retried: %s is not retryable", what);
+  } else if (!a->reached_server) {
+    retryable = 1;
+    snprintf(out->reason, sizeof(out->reason), "%s: the request never reached the server", what);
+  } else if (a->idempotent) {
+    retryable = 1;
+    snprintf(out->reason, sizeof(out->reason), "%s on an idempotent %s", what, a->method);
+  } else {
+    retryable = 0;
+    snprintf(out->reason, sizeof(out->reason),
+             "not retried: %s reached the server (%s) and is not idempotent", a->method, what);
+  }
+  if (retryable && streamed_bytes > 0) {
+    retryable = 0;
+    snprintf(out->reason, sizeof(out->reason),
+             "not retried: %llu body bytes were already passed to the data callback",
+             (unsigned long long)streamed_bytes);
+  }
+  if (!retryable) {
+    out->stop = SALVO_STOP_NOT_RETRYABLE;
+    return;
+  }
+  if (a->attempt >= p->max_attempts) {
+    out->stop = SALVO_STOP_EXHAUSTED;
+    snprintf(out->reason, sizeof(out->reason), "gave up: %s after %u of %u attempts", what,
+             a->attempt, p->max_attempts);
+    return;
+  }
+
+  uint64_t wait;
+  if (retry_after_applies(p, a)) {
+    if ((uint64_t)a->retry_after_ms > p->retry_after_max_ms) {
+      out->stop = SALVO_STOP_RETRY_AFTER;
+      out->final_error = SALVO_ERETRYAFTER;
+      snprintf(out->reason, sizeof(out->reason),
+               "gave up: %s asks to wait %lld ms, over retry_after_max_ms %llu", what,
+               (long long)a->retry_after_ms, (unsigned long long)p->retry_after_max_ms);
+      return;
+    }
+    wait = (uint64_t)a->retry_after_ms;
+    size_t n = strlen(out->reason);
+    snprintf(out->reason + n, sizeof(out->reason) - n, "; waits as Retry-After asks");
+  } else {
+    wait = salvo__backoff_ms(p, a->attempt, prev_wait_ms, rng);
+  }
+  if (deadline_at_ms != 0 && now_ms + wait >= deadline_at_ms) {
+    out->stop = SALVO_STOP_DEADLINE;
+    out->final_error = SALVO_EDEADLINE;
+    snprintf(out->reason, sizeof(out->reason),
+             "gave up: %s, but waiting %llu ms would pass the deadline", what,
+             (unsigned long long)wait);
+    return;
+  }
+  out->decision = SALVO_RETRY;
+  out->wait_ms = wait;
+}
