@@ -509,8 +509,10 @@ void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb, 
 
 void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stats) {
   *stats = engine->stats;
-  size_t queued = 0;
+  stats->queued = 0;
   for (const salvo__list_t *n = engine->queue.next; n != &engine->queue; n = n->next)
-    queued++;
-  stats->queued = queued;
+    stats->queued++;
+  stats->waiting = 0;
+  for (const salvo__list_t *n = engine->waiting.next; n != &engine->waiting; n = n->next)
+    stats->waiting++;
 }

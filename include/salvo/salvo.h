@@ -268,6 +268,7 @@ typedef struct {
   uint64_t retries;            /* attempts scheduled after a failed one */
   uint64_t connections_opened; /* new connections libcurl made (sum of CURLINFO_NUM_CONNECTS) */
   size_t queued;               /* requests now waiting for a slot */
+  size_t waiting;              /* requests now in backoff before their next attempt */
   size_t in_flight;            /* transfers now on the multi handle */
 } salvo_engine_stats_t;
 

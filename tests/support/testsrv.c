@@ -7,12 +7,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <http_parser.h>
 
 #define MAX_PATHS 64
+#define MAX_KEYS 64
+#define MAX_VALUES 8
+
+typedef struct {
+  char name[64];
+  unsigned seen;                     /* requests for this key */
+  char request_ids[MAX_VALUES][64];  /* distinct X-Request-ID values */
+  unsigned n_request_ids;
+  char idem_keys[MAX_VALUES][64];    /* distinct Idempotency-Key values */
+  unsigned n_idem_keys;
+} key_t_;
 
 typedef struct conn_s conn_t;
 
@@ -30,6 +42,8 @@ struct testsrv_s {
   } paths[MAX_PATHS];
   unsigned npaths;
   unsigned total;
+  key_t_ keys[MAX_KEYS];
+  unsigned nkeys;
 };
 
 struct conn_s {
@@ -42,6 +56,10 @@ struct conn_s {
   size_t url_len;
   size_t body_len;
   char headers[4096]; /* "name: value\n" lines as parsed, for /headers */
+  char request_id[64];
+  char idem_key[64];
+  int field_is;      /* 1 X-Request-ID, 2 Idempotency-Key, 0 other */
+  char field[64];
   size_t headers_len;
   int in_value;      /* parser is inside a header value */
   int stalled;   /* ignore everything from now on */
@@ -163,9 +181,88 @@ static void drip_tick(uv_timer_t *t) {
     uv_timer_stop(t);
 }
 
+/* Value of ?name= in |url| copied to |out|, or "" */
+static void query_param(const char *url, const char *name, char *out, size_t out_len) {
+  out[0] = '\0';
+  const char *q = strchr(url, '?');
+  size_t n = strlen(name);
+  while (q != NULL) {
+    q++;
+    if (strncmp(q, name, n) == 0 && q[n] == '=') {
+      size_t len = strcspn(q + n + 1, "&");
+      if (len >= out_len)
+        len = out_len - 1;
+      memcpy(out, q + n + 1, len);
+      out[len] = '\0';
+      /* %20 is the only escape the tests need (HTTP-dates have spaces) */
+      for (char *pct; (pct = strstr(out, "%20")) != NULL;) {
+        *pct = ' ';
+        memmove(pct + 1, pct + 3, strlen(pct + 3) + 1);
+      }
+      return;
+    }
+    q = strchr(q, '&');
+  }
+}
+
+static void remember(unsigned *n, char values[][64], const char *v) {
+  if (v[0] == '\0')
+    return;
+  for (unsigned i = 0; i < *n; i++)
+    if (strcmp(values[i], v) == 0)
+      return;
+  if (*n < MAX_VALUES)
+    snprintf(values[(*n)++], 64, "%s", v);
+}
+
+static key_t_ *key_seen(testsrv_t *srv, const char *name, const conn_t *c) {
+  key_t_ *k = NULL;
+  for (unsigned i = 0; i < srv->nkeys && k == NULL; i++)
+    if (strcmp(srv->keys[i].name, name) == 0)
+      k = &srv->keys[i];
+  if (k == NULL && srv->nkeys < MAX_KEYS) {
+    k = &srv->keys[srv->nkeys++];
+    snprintf(k->name, sizeof(k->name), "%s", name);
+  }
+  if (k == NULL)
+    return NULL;
+  k->seen++;
+  remember(&k->n_request_ids, k->request_ids, c->request_id);
+  remember(&k->n_idem_keys, k->idem_keys, c->idem_key);
+  return k;
+}
+
+unsigned testsrv_key_count(const testsrv_t *srv, const char *key, unsigned *distinct_request_ids,
+                           unsigned *distinct_idempotency_keys) {
+  for (unsigned i = 0; i < srv->nkeys; i++)
+    if (strcmp(srv->keys[i].name, key) == 0) {
+      if (distinct_request_ids)
+        *distinct_request_ids = srv->keys[i].n_request_ids;
+      if (distinct_idempotency_keys)
+        *distinct_idempotency_keys = srv->keys[i].n_idem_keys;
+      return srv->keys[i].seen;
+    }
+  if (distinct_request_ids)
+    *distinct_request_ids = 0;
+  if (distinct_idempotency_keys)
+    *distinct_idempotency_keys = 0;
+  return 0;
+}
+
+static void send_status(conn_t *c, int status, const char *retry_after) {
+  char head[512];
+  int n = snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Length: 7\r\n%s%s%s\r\nstatus\n",
+                   status, retry_after[0] ? "Retry-After: " : "", retry_after,
+                   retry_after[0] ? "\r\n" : "");
+  send_bytes(c, head, (size_t)n, 0);
+}
+
 static void handle_request(conn_t *c) {
   const char *path = c->url;
   count_path(c->srv, path);
+  char ra[128], param[64];
+  unsigned n_until = 0;
+  char key[64];
   const char *method = http_method_str((enum http_method)c->parser.method);
   long arg = 0;
   if (strcmp(path, "/ok") == 0) {
@@ -176,7 +273,29 @@ static void handle_request(conn_t *c) {
     send_response(c, 200, body, (size_t)arg);
     free(body);
   } else if (sscanf(path, "/status/%ld", &arg) == 1) {
-    send_response(c, (int)arg, "status\n", 7);
+    query_param(path, "retry-after", ra, sizeof(ra));
+    send_status(c, (int)arg, ra);
+  } else if (sscanf(path, "/fail-until/%u/%63[^?/]", &n_until, key) == 2) {
+    /* Fails (status, or a fault) until the Nth request for KEY, then 200. */
+    key_t_ *k = key_seen(c->srv, key, c);
+    if (k != NULL && k->seen >= n_until) {
+      send_response(c, 200, "ok\n", 3);
+    } else {
+      query_param(path, "fault", param, sizeof(param));
+      if (strcmp(param, "reset") == 0) {
+        conn_close(c, 1);
+      } else if (strcmp(param, "close") == 0) {
+        conn_close(c, 0);
+      } else {
+        query_param(path, "status", param, sizeof(param));
+        query_param(path, "retry-after", ra, sizeof(ra));
+        send_status(c, param[0] ? atoi(param) : 503, ra);
+      }
+    }
+  } else if (sscanf(path, "/count/%63[^?/]", key) == 1) {
+    /* counted under KEY, then answers like /reset */
+    key_seen(c->srv, key, c);
+    conn_close(c, 1);
   } else if (strcmp(path, "/headers") == 0) {
     send_response(c, 200, c->headers, c->headers_len);
   } else if (strcmp(path, "/echo") == 0) {
@@ -216,6 +335,7 @@ static int on_message_begin(http_parser *p) {
   c->body_len = 0;
   c->headers_len = 0;
   c->in_value = 0;
+  c->field[0] = c->request_id[0] = c->idem_key[0] = '\0';
   return 0;
 }
 
@@ -232,8 +352,17 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
   if (c->in_value) {
     append_header_text(c, "\n", 1);
     c->in_value = 0;
+    c->field[0] = '\0';
   }
   append_header_text(c, at, len);
+  size_t have = strlen(c->field);
+  if (have + len < sizeof(c->field)) {
+    memcpy(c->field + have, at, len);
+    c->field[have + len] = '\0';
+  }
+  c->field_is = strcasecmp(c->field, "X-Request-ID") == 0      ? 1
+                : strcasecmp(c->field, "Idempotency-Key") == 0 ? 2
+                                                               : 0;
   return 0;
 }
 
@@ -244,6 +373,14 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
     c->in_value = 1;
   }
   append_header_text(c, at, len);
+  char *dst = c->field_is == 1 ? c->request_id : c->field_is == 2 ? c->idem_key : NULL;
+  if (dst != NULL) {
+    size_t have = strlen(dst);
+    if (have + len < 64) {
+      memcpy(dst + have, at, len);
+      dst[have + len] = '\0';
+    }
+  }
   return 0;
 }
 

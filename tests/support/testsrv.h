@@ -12,6 +12,11 @@
  *   /headers-then-stall 200 with Content-Length 100, then nothing
  *   /drip/MS           200 with Content-Length 100000, one byte every MS
  *   /truncate          Content-Length 100, 10 bytes, close
+ *   /status/N?retry-after=V      status N, Retry-After V sent verbatim (%20 = space)
+ *   /fail-until/N/KEY?status=S&retry-after=V&fault=reset|close
+ *                      fails until the Nth request for KEY (status S, default
+ *                      503, or the fault), then 200
+ *   /count/KEY         counted under KEY, then reset
  * It counts requests per path and connections accepted. */
 #ifndef SALVO_TESTSRV_H
 #define SALVO_TESTSRV_H
@@ -25,6 +30,10 @@ int testsrv_port(const testsrv_t *srv);
 /* Requests received whose path starts with |prefix| ("" = all). */
 unsigned testsrv_count(const testsrv_t *srv, const char *prefix);
 unsigned testsrv_connections(const testsrv_t *srv);
+/* Requests seen for a /fail-until or /count KEY, and how many distinct
+ * X-Request-ID and Idempotency-Key values they carried. */
+unsigned testsrv_key_count(const testsrv_t *srv, const char *key, unsigned *distinct_request_ids,
+                           unsigned *distinct_idempotency_keys);
 /* Closes the listener and every connection; frees itself once closed. */
 void testsrv_close(testsrv_t *srv);
 
