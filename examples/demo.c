@@ -13,10 +13,12 @@
 
 typedef struct {
   const char *what;   /* what the server does */
-  const char *path;   /* NULL: refused port, "" : dropped SYNs */
+  const char *method;
+  const char *path;   /* NULL: refused port, "" : dropped SYNs; "%d" takes a key */
   int count;
-  salvo_timeouts_t timeouts;
   int seen[32];       /* per outcome index */
+  unsigned attempts;  /* summed over the group */
+  char reason[128];   /* the last request's final decision */
 } group_t;
 
 static void closed(salvo_engine_t *e, void *ud);
@@ -53,6 +55,11 @@ static void done(salvo_request_t *req, const salvo_result_t *r, void *user_data)
   else
     snprintf(label, sizeof(label), "%s", salvo_err_name(r->error));
   g->seen[label_index(label)]++;
+  g->attempts += r->attempts;
+  if (r->history_len > 0)
+    snprintf(g->reason, sizeof(g->reason), "%s", r->history[r->history_len - 1].reason);
+  else
+    snprintf(g->reason, sizeof(g->reason), "%s", salvo_stop_reason_name(r->stop_reason));
   completed++;
   if (--pending == 0) {
     server_requests = testsrv_count(srv, "");
@@ -87,44 +94,51 @@ int main(int argc, char **argv) {
 
   salvo_engine_opts_t opts;
   salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 3;     /* default 4 */
+  opts.retry.backoff_base_ms = 100; /* default 250 */
   if (salvo_engine_new(&loop, &opts, &engine) != 0)
     return 1;
 
   group_t groups[] = {
-      {"answers 200 at once", "/ok", 1500, {0}, {0}},
-      {"answers 200 after 200 ms", "/sleep/200", 100, {0}, {0}},
-      {"answers 503", "/status/503", 150, {0}, {0}},
-      {"reads the request, never answers", "/hang", 100, {0}, {0}},
-      {"sends one byte every 100 ms", "/drip/100", 50, {0}, {0}},
-      {"closes without a response", "/close", 50, {0}, {0}},
-      {"resets the connection", "/reset", 50, {0}, {0}},
-      {"sends half the body and closes", "/truncate", 50, {0}, {0}},
-      {"nothing listens (port refused)", NULL, 100, {0}, {0}},
-      {"drops SYNs (accept queue full)", "", 20, {0}, {0}},
+      {"answers 200 at once", "GET", "/ok", 1500, {0}, 0, ""},
+      {"answers 200 after 200 ms", "GET", "/sleep/200", 100, {0}, 0, ""},
+      {"fails twice with 503, then 200", "GET", "/fail-until/3/flaky%d", 200, {0}, 0, ""},
+      {"429 + Retry-After: 1, then 200", "POST", "/fail-until/2/busy%d?status=429&retry-after=1",
+       50, {0}, 0, ""},
+      {"resets twice, then 200", "GET", "/fail-until/3/reset%d?fault=reset", 100, {0}, 0, ""},
+      {"always 503", "GET", "/status/503", 50, {0}, 0, ""},
+      {"503 + Retry-After: 3600", "GET", "/status/503?retry-after=3600", 20, {0}, 0, ""},
+      {"answers 404", "GET", "/status/404", 50, {0}, 0, ""},
+      {"reads the request, never answers", "GET", "/hang", 50, {0}, 0, ""},
+      {"sends one byte every 100 ms", "GET", "/drip/100", 20, {0}, 0, ""},
+      {"resets the connection (a POST)", "POST", "/reset", 50, {0}, 0, ""},
+      {"sends half the body and closes", "GET", "/truncate", 50, {0}, 0, ""},
+      {"nothing listens (port refused)", "POST", NULL, 50, {0}, 0, ""},
+      {"drops SYNs (accept queue full)", "GET", "", 20, {0}, 0, ""},
   };
   size_t ngroups = sizeof(groups) / sizeof(groups[0]);
-  for (size_t i = 0; i < ngroups; i++) {
-    salvo_timeouts_init(&groups[i].timeouts);
-    groups[i].timeouts.idle_ms = 500;
-    groups[i].timeouts.attempt_ms = 1500;
-    groups[i].timeouts.connect_ms = 500;
-  }
+  salvo_timeouts_t timeouts;
+  salvo_timeouts_init(&timeouts);
+  timeouts.idle_ms = 300;
+  timeouts.attempt_ms = 800;
+  timeouts.connect_ms = 300;
 
   int total = 0;
   uint64_t start = uv_hrtime();
   for (size_t i = 0; i < ngroups; i++) {
     group_t *g = &groups[i];
-    char url[128];
-    if (g->path == NULL)
-      snprintf(url, sizeof(url), "http://127.0.0.1:%d/", refused_port);
-    else if (g->path[0] == '\0')
-      snprintf(url, sizeof(url), "http://127.0.0.1:%d/", blackhole_port);
-    else
-      snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", testsrv_port(srv), g->path);
     for (int k = 0; k < g->count * scale; k++) {
+      char path[160], url[256];
+      snprintf(path, sizeof(path), g->path != NULL ? g->path : "", k);
+      if (g->path == NULL)
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/", refused_port);
+      else if (g->path[0] == '\0')
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/", blackhole_port);
+      else
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", testsrv_port(srv), path);
       salvo_request_t *req;
-      if (salvo_request_new(engine, "GET", url, &req) != 0 ||
-          salvo_request_set_timeouts(req, &g->timeouts) != 0 ||
+      if (salvo_request_new(engine, g->method, url, &req) != 0 ||
+          salvo_request_set_timeouts(req, &timeouts) != 0 ||
           salvo_request_submit(req, done, g) != 0) {
         fprintf(stderr, "salvo-demo: could not submit %s\n", url);
         return 1;
@@ -136,24 +150,33 @@ int main(int argc, char **argv) {
   printf("salvo-demo: %d requests, %zu in flight at most, against a misbehaving server on "
          "127.0.0.1:%d\n",
          total, opts.max_in_flight, testsrv_port(srv));
-  printf("timeouts: connect 500 ms, idle 500 ms, attempt 1500 ms\n\n");
+  printf("timeouts: connect 300 ms, idle 300 ms, attempt 800 ms; retries: up to 3 attempts,\n"
+         "backoff from 100 ms with full jitter, Retry-After honoured up to 60 s\n\n");
   uv_run(&loop, UV_RUN_DEFAULT);
   double secs = (double)(uv_hrtime() - start) / 1e9;
   test_close_fds(blackhole_fds);
 
-  printf("%-36s %6s  %s\n", "the server", "count", "what salvo reported");
+  printf("%-4s %-33s %5s  %-24s %8s  %s\n", "", "the server", "count", "what salvo reported",
+         "attempts", "the last decision");
   for (size_t i = 0; i < ngroups; i++) {
     group_t *g = &groups[i];
-    int first = 1;
+    int first = 1, n = 0;
+    for (int l = 0; l < nlabels; l++)
+      n += g->seen[l];
     for (int l = 0; l < nlabels; l++) {
       if (g->seen[l] == 0)
         continue;
-      printf("%-36s %6d  %s\n", first ? g->what : "", g->seen[l], labels[l]);
+      if (first)
+        printf("%-4s %-33s %5d  %-24s %8.1f  %s\n", g->method, g->what, g->seen[l], labels[l],
+               n ? (double)g->attempts / n : 0.0, g->reason);
+      else
+        printf("%-4s %-33s %5d  %s\n", "", "", g->seen[l], labels[l]);
       first = 0;
     }
   }
-  printf("\n%d of %d requests completed in %.2f s; the server counted %u "
-         "requests on %u connections\n",
+  printf("\n%d of %d requests completed in %.2f s; the server counted %u requests on %u "
+         "connections\n(attempts is the mean per request; POSTs that reached the server are not "
+         "retried)\n",
          completed, total, secs, server_requests, server_connections);
   int rc = uv_loop_close(&loop);
   for (int l = 0; l < nlabels; l++)

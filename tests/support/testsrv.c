@@ -13,9 +13,9 @@
 
 #include <http_parser.h>
 
-#define MAX_PATHS 64
-#define MAX_KEYS 64
-#define MAX_VALUES 8
+#define MAX_PATHS 1024 /* distinct paths counted by prefix; the total counts all */
+#define MAX_KEYS 4096
+#define MAX_VALUES 4
 
 typedef struct {
   char name[64];
@@ -37,7 +37,7 @@ struct testsrv_s {
   unsigned connections;
   conn_t *conns;
   struct {
-    char path[512];
+    char path[256];
     unsigned count;
   } paths[MAX_PATHS];
   unsigned npaths;
@@ -71,17 +71,21 @@ struct conn_s {
 static void count_path(testsrv_t *srv, const char *path) {
   srv->total++;
   for (unsigned i = 0; i < srv->npaths; i++)
-    if (strcmp(srv->paths[i].path, path) == 0) {
+    if (strncmp(srv->paths[i].path, path, sizeof(srv->paths[0].path) - 1) == 0) {
       srv->paths[i].count++;
       return;
     }
   if (srv->npaths < MAX_PATHS) {
-    snprintf(srv->paths[srv->npaths].path, sizeof(srv->paths[0].path), "%s", path);
+    size_t len = strnlen(path, sizeof(srv->paths[0].path) - 1); /* long paths are counted cut */
+    memcpy(srv->paths[srv->npaths].path, path, len);
+    srv->paths[srv->npaths].path[len] = '\0';
     srv->paths[srv->npaths++].count = 1;
   }
 }
 
 unsigned testsrv_count(const testsrv_t *srv, const char *prefix) {
+  if (prefix[0] == '\0')
+    return srv->total;
   unsigned n = 0;
   for (unsigned i = 0; i < srv->npaths; i++)
     if (strncmp(srv->paths[i].path, prefix, strlen(prefix)) == 0)
