@@ -9,7 +9,7 @@
 
 #include <salvo/salvo.h>
 
-#include "testsrv.h"
+#include "faultd.h"
 
 typedef struct {
   const char *what;   /* what the server does */
@@ -26,7 +26,7 @@ static void closed(salvo_engine_t *e, void *ud);
 static int pending;
 static int completed;
 static salvo_engine_t *engine;
-static testsrv_t *srv;
+static faultd_t *srv;
 static unsigned server_requests, server_connections;
 
 static const char *labels[32];
@@ -35,7 +35,7 @@ static int nlabels;
 static void closed(salvo_engine_t *e, void *ud) {
   (void)e;
   (void)ud;
-  testsrv_close(srv); /* the loop ends once the server has closed too */
+  faultd_close(srv); /* the loop ends once the server has closed too */
 }
 
 static int label_index(const char *label) {
@@ -62,8 +62,8 @@ static void done(salvo_request_t *req, const salvo_result_t *r, void *user_data)
     snprintf(g->reason, sizeof(g->reason), "%s", salvo_stop_reason_name(r->stop_reason));
   completed++;
   if (--pending == 0) {
-    server_requests = testsrv_count(srv, "");
-    server_connections = testsrv_connections(srv);
+    server_requests = faultd_count(srv, "");
+    server_connections = faultd_connections(srv);
     salvo_engine_close(engine, closed, NULL);
   }
 }
@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
   }
   uv_loop_t loop;
   uv_loop_init(&loop);
-  if (testsrv_start(&loop, &srv) != 0) {
+  if (faultd_start(&loop, NULL, &srv, NULL) != 0) {
     fprintf(stderr, "salvo-demo: cannot listen on 127.0.0.1\n");
     return 1;
   }
@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
       {"503 + Retry-After: 3600", "GET", "/status/503?retry-after=3600", 20, {0}, 0, ""},
       {"answers 404", "GET", "/status/404", 50, {0}, 0, ""},
       {"reads the request, never answers", "GET", "/hang", 50, {0}, 0, ""},
-      {"sends one byte every 100 ms", "GET", "/drip/100", 20, {0}, 0, ""},
+      {"sends one byte every 100 ms", "GET", "/drip/100000/100", 20, {0}, 0, ""},
       {"resets the connection (a POST)", "POST", "/reset", 50, {0}, 0, ""},
       {"sends half the body and closes", "GET", "/truncate", 50, {0}, 0, ""},
       {"nothing listens (port refused)", "POST", NULL, 50, {0}, 0, ""},
@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
       else if (g->path[0] == '\0')
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/", blackhole_port);
       else
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", testsrv_port(srv), path);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", faultd_port(srv, FAULTD_PORT_HTTP), path);
       salvo_request_t *req;
       if (salvo_request_new(engine, g->method, url, &req) != 0 ||
           salvo_request_set_timeouts(req, &timeouts) != 0 ||
@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
   }
   printf("salvo-demo: %d requests, %zu in flight at most, against a misbehaving server on "
          "127.0.0.1:%d\n",
-         total, opts.max_in_flight, testsrv_port(srv));
+         total, opts.max_in_flight, faultd_port(srv, FAULTD_PORT_HTTP));
   printf("timeouts: connect 300 ms, idle 300 ms, attempt 800 ms; retries: up to 3 attempts,\n"
          "backoff from 100 ms with full jitter, Retry-After honoured up to 60 s\n\n");
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -7,10 +7,10 @@
 #include <salvo/salvo.h>
 
 #include "harness.h"
-#include "testsrv.h"
+#include "faultd.h"
 
 static uv_loop_t loop;
-static testsrv_t *srv;
+static faultd_t *srv;
 static salvo_engine_t *engine;
 static int engine_closed;
 static char base[64];
@@ -34,8 +34,8 @@ static void start_engine(const salvo_engine_opts_t *given) {
 
 static void setup(void) {
   cr_assert_eq(uv_loop_init(&loop), 0);
-  cr_assert_eq(testsrv_start(&loop, &srv), 0);
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", testsrv_port(srv));
+  cr_assert_eq(faultd_start(&loop, NULL, &srv, NULL), 0);
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_HTTP));
   engine = NULL;
   engine_closed = 0;
 }
@@ -43,7 +43,7 @@ static void setup(void) {
 static void teardown(void) {
   if (engine != NULL && !engine_closed)
     salvo_engine_close(engine, on_engine_closed, NULL);
-  testsrv_close(srv);
+  faultd_close(srv);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(engine_closed, 1, "close callback ran %d times", engine_closed);
   cr_assert_eq(uv_loop_close(&loop), 0, "handles left open on the loop");
@@ -85,7 +85,7 @@ Test(engine, get_returns_status_body_headers_and_version) {
   cr_assert_eq(o.reached, 1);
   cr_assert_eq(o.http_version, 11);
   cr_assert_str_eq(o.header, "last", "the last of two X-Test headers");
-  cr_assert_eq(testsrv_count(srv, "/ok"), 1);
+  cr_assert_eq(faultd_count(srv, "/ok"), 1);
 }
 
 Test(engine, methods_and_bodies_reach_the_server_as_given) {
@@ -170,7 +170,7 @@ Test(engine, attempt_timeout_against_a_drip_that_is_never_idle) {
   t.idle_ms = 300;
   t.attempt_ms = 700;
   outcome_t o = {0};
-  submit_to(engine, "GET", url("/drip/50"), &t, &o);
+  submit_to(engine, "GET", url("/drip/100000/50"), &t, &o);
   run_until_done(&o, 1);
   cr_assert_eq(o.error, SALVO_EATTEMPT, "got %s", salvo_err_name(o.error));
   cr_assert_gt(o.body_len, 3, "bytes kept arriving");
@@ -210,7 +210,7 @@ Test(engine, queue_timeout_when_no_slot_frees_up) {
   cr_assert_geq(o[1].elapsed_us / 1000, 150);
   cr_assert_leq(o[1].elapsed_us / 1000, 1400);
   cr_assert_eq(o[0].error, SALVO_EDEADLINE);
-  cr_assert_eq(testsrv_count(srv, "/ok"), 0);
+  cr_assert_eq(faultd_count(srv, "/ok"), 0);
 }
 
 Test(engine, broken_responses_are_classified) {
@@ -278,9 +278,9 @@ Test(engine, cancel_queued_and_in_flight_completes_each_once) {
   for (int i = 0; i < N; i++)
     reqs[i] = submit_to(engine, "GET", url("/hang"), NULL, &o[i]);
   uint64_t t0 = uv_hrtime();
-  while (testsrv_count(srv, "/hang") < 10 && ms_since(t0) < 5000)
+  while (faultd_count(srv, "/hang") < 10 && ms_since(t0) < 5000)
     uv_run(&loop, UV_RUN_ONCE);
-  cr_assert_eq(testsrv_count(srv, "/hang"), 10, "10 in flight, 40 queued");
+  cr_assert_eq(faultd_count(srv, "/hang"), 10, "10 in flight, 40 queued");
   for (int i = 0; i < N; i++)
     cr_assert_eq(salvo_request_cancel(reqs[i]), 0);
   cr_assert_eq(salvo_request_cancel(reqs[0]), 0, "cancelling twice is harmless");
@@ -294,7 +294,7 @@ Test(engine, cancel_queued_and_in_flight_completes_each_once) {
   }
   cr_assert_eq(o[0].reached, 1, "an in-flight request had been sent");
   cr_assert_eq(o[N - 1].attempts, 0, "a queued one never started");
-  cr_assert_eq(testsrv_count(srv, "/hang"), 10);
+  cr_assert_eq(faultd_count(srv, "/hang"), 10);
 }
 
 static outcome_t close_o[100];
@@ -320,7 +320,7 @@ Test(engine, close_cancels_everything_and_leaves_the_loop_clean) {
     cr_assert_eq(salvo_request_submit(req, i == 99 ? done_then_submit : record_cb, &close_o[i]), 0);
   }
   uint64_t t0 = uv_hrtime();
-  while (testsrv_count(srv, "/hang") < 20 && ms_since(t0) < 5000)
+  while (faultd_count(srv, "/hang") < 20 && ms_since(t0) < 5000)
     uv_run(&loop, UV_RUN_ONCE);
   salvo_engine_close(engine, on_engine_closed, NULL);
   salvo_engine_close(engine, on_engine_closed, NULL); /* twice is a no-op */
@@ -440,14 +440,14 @@ Test(engine, many_requests_and_submits_from_done_callbacks) {
   }
   cr_assert_eq(chain_o.calls, 500);
   cr_assert_eq(chain_o.status, 500);
-  cr_assert_eq(testsrv_count(srv, "/ok"), N, "server counted every request once");
+  cr_assert_eq(faultd_count(srv, "/ok"), N, "server counted every request once");
   salvo_engine_stats_t st;
   salvo_engine_stats(engine, &st);
   cr_assert_eq(st.submitted, N + 500);
   cr_assert_eq(st.completed, N + 500);
   cr_assert_leq(st.connections_opened, 64, "connections are reused (%lu)",
                 (unsigned long)st.connections_opened);
-  cr_assert_eq(testsrv_connections(srv), st.connections_opened);
+  cr_assert_eq(faultd_connections(srv), st.connections_opened);
 }
 
 static char headers_seen[4096];
@@ -545,7 +545,7 @@ Test(engine, cancel_from_inside_a_data_callback) {
   inside_calls = 0;
   victim = submit_to(engine, "GET", url("/hang"), NULL, &o[1]);
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/drip/20"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/drip/100000/20"), &req), 0);
   cr_assert_eq(salvo_request_set_data_cb(req, cancel_from_data), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
   run_until_done(o, 2);
@@ -561,7 +561,7 @@ Test(engine, close_from_inside_a_data_callback) {
   submit_to(engine, "GET", url("/hang"), NULL, &o[1]);
   submit_to(engine, "GET", url("/sleep/5000"), NULL, &o[2]);
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/drip/20"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/drip/100000/20"), &req), 0);
   cr_assert_eq(salvo_request_set_data_cb(req, close_from_data), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
   while (!engine_closed)

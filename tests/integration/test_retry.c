@@ -7,10 +7,10 @@
 #include <salvo/salvo.h>
 
 #include "harness.h"
-#include "testsrv.h"
+#include "faultd.h"
 
 static uv_loop_t loop;
-static testsrv_t *srv;
+static faultd_t *srv;
 static salvo_engine_t *engine;
 static int engine_closed;
 static char base[64];
@@ -32,8 +32,8 @@ static void on_closed(salvo_engine_t *e, void *ud) {
 
 static void setup(void) {
   cr_assert_eq(uv_loop_init(&loop), 0);
-  cr_assert_eq(testsrv_start(&loop, &srv), 0);
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", testsrv_port(srv));
+  cr_assert_eq(faultd_start(&loop, NULL, &srv, NULL), 0);
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_HTTP));
   engine = NULL;
   engine_closed = 0;
 }
@@ -41,7 +41,7 @@ static void setup(void) {
 static void teardown(void) {
   if (engine != NULL && !engine_closed)
     salvo_engine_close(engine, on_closed, NULL);
-  testsrv_close(srv);
+  faultd_close(srv);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(uv_loop_close(&loop), 0, "handles left open on the loop");
 }
@@ -107,7 +107,7 @@ Test(retry, a_503_then_200_succeeds_on_the_third_attempt) {
   cr_assert_eq(x.o.attempts, 3);
   cr_assert_eq(x.stop, SALVO_STOP_SUCCESS);
   unsigned ids = 0;
-  cr_assert_eq(testsrv_key_count(srv, "a", &ids, NULL), 3, "the server saw three requests");
+  cr_assert_eq(faultd_key_count(srv, "a", &ids, NULL), 3, "the server saw three requests");
   cr_assert_eq(ids, 1, "one X-Request-ID on every attempt");
   cr_assert_eq(x.history_len, 3);
   cr_assert_eq(x.history[0].status, 503);
@@ -128,7 +128,7 @@ Test(retry, a_post_after_a_reset_is_not_retried) {
   cr_assert_eq(x.o.error, SALVO_ERESET, "%s", salvo_err_name(x.o.error));
   cr_assert_eq(x.o.attempts, 1);
   cr_assert_eq(x.stop, SALVO_STOP_NOT_RETRYABLE);
-  cr_assert_eq(testsrv_key_count(srv, "b", NULL, NULL), 1, "the server saw exactly one POST");
+  cr_assert_eq(faultd_key_count(srv, "b", NULL, NULL), 1, "the server saw exactly one POST");
   cr_assert(strstr(x.history[0].reason, "POST reached the server") != NULL, "%s",
             x.history[0].reason);
 }
@@ -218,7 +218,7 @@ Test(retry, an_automatic_idempotency_key_makes_a_post_retryable_with_one_key) {
   cr_assert_eq(x.o.status, 200, "%s", salvo_err_name(x.o.error));
   cr_assert_eq(x.o.attempts, 2);
   unsigned ids = 0, keys = 0;
-  cr_assert_eq(testsrv_key_count(srv, "d", &ids, &keys), 2);
+  cr_assert_eq(faultd_key_count(srv, "d", &ids, &keys), 2);
   cr_assert_eq(keys, 1, "the same Idempotency-Key on both attempts");
   cr_assert_eq(ids, 1, "the same X-Request-ID on both attempts");
 }
@@ -359,7 +359,7 @@ Test(retry, cancel_and_close_during_backoff) {
   submit(make("GET", "/status/503"), &x[1]);
   submit(make("GET", "/status/503"), &x[2]);
   uint64_t t0 = uv_hrtime();
-  while (testsrv_count(srv, "/status/503") < 3)
+  while (faultd_count(srv, "/status/503") < 3)
     uv_run(&loop, UV_RUN_ONCE);
   for (int i = 0; i < 5; i++)
     uv_run(&loop, UV_RUN_NOWAIT); /* let the decisions land */
@@ -400,7 +400,7 @@ Test(retry, an_attempt_that_streamed_bytes_is_not_retried) {
   cr_assert_eq(x.o.error, SALVO_ETRUNCATED);
   cr_assert_eq(x.o.attempts, 1);
   cr_assert_eq(streamed, 10, "the caller saw the bytes once");
-  cr_assert_eq(testsrv_count(srv, "/truncate"), 1);
+  cr_assert_eq(faultd_count(srv, "/truncate"), 1);
 }
 
 static void backoff_one_second(salvo_engine_opts_t *o) {
@@ -458,7 +458,7 @@ Test(retry, a_thousand_requests_in_backoff_while_others_flow) {
   uint64_t took = ms_since(t0);
   cr_assert_geq(took, 1000, "the backoff was waited");
   cr_assert_leq(took, 5000, "and not much longer (%lu ms)", (unsigned long)took);
-  cr_assert_eq(testsrv_count(srv, "/status/503"), 2000);
+  cr_assert_eq(faultd_count(srv, "/status/503"), 2000);
   salvo_engine_stats(engine, &st);
   cr_assert_eq(st.retries, 1000);
 }

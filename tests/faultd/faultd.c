@@ -1,0 +1,995 @@
+/* salvo-faultd core: listeners, TLS (memory BIOs over libuv), HTTP/1.1,
+ * faults by path and by port, counters. HTTP/2 is in faultd_h2.c. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "faultd_int.h"
+
+struct conn_s {
+  uv_tcp_t tcp;
+  uv_timer_t timer;       /* HTTP/1.1 sleep and drip */
+  faultd_t *fd;
+  faultd_port_t kind;
+  conn_t *next, *prev;
+  int handles;            /* open uv handles (tcp, timer) */
+  int closing;
+  SSL *ssl;               /* TLS port only */
+  BIO *rbio, *wbio;       /* ciphertext in, out */
+  int tls_ready;
+  h2_t *h2;               /* set once ALPN chose h2 */
+  http_parser parser;
+  freq_t req;
+  int in_value;
+  int field_is;           /* 1 X-Request-ID, 2 Idempotency-Key */
+  char field[64];
+  int stalled;            /* HTTP/1.1: ignore input from now on */
+  unsigned drip_left;
+};
+
+static const char *port_names[FAULTD_PORTS] = {
+    "http", "tls", "refused", "accept_silent", "close_on_accept", "reset_on_accept",
+    "garbage_on_accept", "tls_stall"};
+
+const char *faultd_port_name(faultd_port_t which) { return port_names[which]; }
+int faultd_port(const faultd_t *fd, faultd_port_t which) { return fd->port[which]; }
+const char *faultd_cert_file(const faultd_t *fd) { return fd->cert_file; }
+unsigned faultd_connections(const faultd_t *fd) { return fd->connections; }
+uv_loop_t *faultd__conn_loop(conn_t *c) { return c->fd->loop; }
+faultd_t *faultd__conn_server(conn_t *c) { return c->fd; }
+
+void faultd_opts_init(faultd_opts_t *opts) {
+  memset(opts, 0, sizeof(*opts));
+  opts->host = "127.0.0.1";
+  opts->h2_max_streams = 100;
+}
+
+/* ------------------------------------------------------------ counters */
+
+static void bump(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  json_object_set_new(obj, key, json_integer(v ? json_integer_value(v) + 1 : 1));
+}
+
+static json_t *key_entry(faultd_t *fd, const char *key) {
+  json_t *k = json_object_get(fd->keys, key);
+  if (k == NULL) {
+    k = json_pack("{s:i, s:{}, s:{}}", "requests", 0, "request_ids", "idempotency_keys");
+    json_object_set_new(fd->keys, key, k);
+  }
+  return k;
+}
+
+static void record_key(faultd_t *fd, const char *key, const freq_t *req) {
+  json_t *k = key_entry(fd, key);
+  json_object_set_new(k, "requests",
+                      json_integer(json_integer_value(json_object_get(k, "requests")) + 1));
+  if (req->request_id[0])
+    bump(json_object_get(k, "request_ids"), req->request_id);
+  if (req->idem_key[0])
+    bump(json_object_get(k, "idempotency_keys"), req->idem_key);
+}
+
+void faultd__record(faultd_t *fd, const freq_t *req) {
+  fd->total++;
+  bump(fd->paths, req->url);
+  bump(fd->methods, req->method);
+  if (req->request_id[0])
+    bump(fd->request_ids, req->request_id);
+  if (req->idem_key[0])
+    bump(fd->idempotency_keys, req->idem_key);
+  if (req->body_len > 0)
+    fd->bodies++;
+}
+
+unsigned faultd_count(const faultd_t *fd, const char *prefix) {
+  if (prefix[0] == '\0')
+    return fd->total;
+  unsigned n = 0;
+  const char *path;
+  json_t *v;
+  size_t len = strlen(prefix);
+  json_object_foreach(fd->paths, path, v) {
+    if (strncmp(path, prefix, len) == 0)
+      n += (unsigned)json_integer_value(v);
+  }
+  return n;
+}
+
+unsigned faultd_key_count(const faultd_t *fd, const char *key, unsigned *ids, unsigned *keys) {
+  json_t *k = json_object_get(fd->keys, key);
+  if (ids)
+    *ids = k ? (unsigned)json_object_size(json_object_get(k, "request_ids")) : 0;
+  if (keys)
+    *keys = k ? (unsigned)json_object_size(json_object_get(k, "idempotency_keys")) : 0;
+  return k ? (unsigned)json_integer_value(json_object_get(k, "requests")) : 0;
+}
+
+char *faultd_counters_json(const faultd_t *fd) {
+  json_t *doc = json_pack("{s:i, s:i, s:i, s:O, s:O, s:O, s:O, s:O}", "requests", fd->total,
+                          "connections", fd->connections, "bodies_received", fd->bodies, "paths",
+                          fd->paths, "methods", fd->methods, "keys", fd->keys, "request_ids",
+                          fd->request_ids, "idempotency_keys", fd->idempotency_keys);
+  char *s = json_dumps(doc, JSON_SORT_KEYS | JSON_COMPACT);
+  json_decref(doc);
+  return s;
+}
+
+void faultd_counters_reset(faultd_t *fd) {
+  json_object_clear(fd->paths);
+  json_object_clear(fd->methods);
+  json_object_clear(fd->keys);
+  json_object_clear(fd->request_ids);
+  json_object_clear(fd->idempotency_keys);
+  fd->total = fd->bodies = 0;
+}
+
+/* ------------------------------------------------------------ plans */
+
+/* Value of ?name= in |url|, "" if absent. %20 is decoded (HTTP-dates). */
+static void query_param(const char *url, const char *name, char *out, size_t out_len) {
+  out[0] = '\0';
+  const char *q = strchr(url, '?');
+  size_t n = strlen(name);
+  while (q != NULL) {
+    q++;
+    if (strncmp(q, name, n) == 0 && q[n] == '=') {
+      size_t len = strcspn(q + n + 1, "&");
+      if (len >= out_len)
+        len = out_len - 1;
+      memcpy(out, q + n + 1, len);
+      out[len] = '\0';
+      for (char *pct; (pct = strstr(out, "%20")) != NULL;) {
+        *pct = ' ';
+        memmove(pct + 1, pct + 3, strlen(pct + 3) + 1);
+      }
+      return;
+    }
+    q = strchr(q, '&');
+  }
+}
+
+static void set_body(fault_plan_t *p, const char *data, size_t len) {
+  p->body = malloc(len + 1);
+  memcpy(p->body, data, len);
+  p->body_len = len;
+}
+
+/* splitmix64 of (seed, n): the same requests fail for the same seed. */
+static uint64_t mix(uint64_t x) {
+  x += UINT64_C(0x9e3779b97f4a7c15);
+  x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+  x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+  return x ^ (x >> 31);
+}
+
+static void fail_plan(fault_plan_t *p, const char *url) {
+  char param[64];
+  query_param(url, "fault", param, sizeof(param));
+  if (strcmp(param, "reset") == 0) {
+    p->kind = F_RESET;
+  } else if (strcmp(param, "close") == 0) {
+    p->kind = F_CLOSE;
+  } else {
+    query_param(url, "status", param, sizeof(param));
+    p->status = param[0] ? atoi(param) : 503;
+    query_param(url, "retry-after", p->retry_after, sizeof(p->retry_after));
+    set_body(p, "failed\n", 7);
+  }
+}
+
+void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
+  memset(p, 0, sizeof(*p));
+  p->kind = F_RESPOND;
+  p->status = 200;
+  p->content_type = "text/plain";
+  const char *url = req->url;
+  char path[1024], key[128];
+  size_t plen = strcspn(url, "?");
+  if (plen >= sizeof(path))
+    plen = sizeof(path) - 1;
+  memcpy(path, url, plen);
+  path[plen] = '\0';
+  unsigned a = 0, b = 0;
+  char tail;
+
+  if (strcmp(path, "/ok") == 0) {
+    set_body(p, "ok\n", 3);
+  } else if (sscanf(path, "/status/%u%c", &a, &tail) == 1) {
+    p->status = (int)a;
+    query_param(url, "retry-after", p->retry_after, sizeof(p->retry_after));
+    set_body(p, "status\n", 7);
+  } else if (sscanf(path, "/sleep/%u%c", &a, &tail) == 1) {
+    p->kind = F_SLEEP;
+    p->ms = a;
+    set_body(p, "slept\n", 6);
+  } else if (strcmp(path, "/hang") == 0) {
+    p->kind = F_HANG;
+  } else if (strcmp(path, "/close") == 0) {
+    p->kind = F_CLOSE;
+  } else if (strcmp(path, "/reset") == 0) {
+    p->kind = F_RESET;
+  } else if (strcmp(path, "/garbage") == 0) {
+    p->kind = F_GARBAGE;
+  } else if (strcmp(path, "/headers-then-stall") == 0) {
+    p->kind = F_HEADERS_STALL;
+  } else if (sscanf(path, "/drip/%u/%u%c", &a, &b, &tail) == 2) {
+    p->kind = F_DRIP;
+    p->bytes = a;
+    p->ms = b ? b : 1;
+  } else if (strcmp(path, "/truncate") == 0) {
+    p->kind = F_TRUNCATE;
+  } else if (strcmp(path, "/truncate-hang") == 0) {
+    p->kind = F_TRUNCATE_HANG;
+  } else if (strcmp(path, "/overlong") == 0) {
+    p->kind = F_OVERLONG;
+  } else if (sscanf(path, "/huge-headers/%u%c", &a, &tail) == 1) {
+    p->huge_header_kb = a;
+    set_body(p, "ok\n", 3);
+  } else if (strcmp(path, "/bad-chunk") == 0) {
+    p->kind = F_BAD_CHUNK;
+  } else if (sscanf(path, "/bytes/%u%c", &a, &tail) == 1) {
+    p->body = malloc(a + 1);
+    memset(p->body, 'x', a);
+    p->body_len = a;
+  } else if (strcmp(path, "/headers") == 0) {
+    set_body(p, req->headers, req->headers_len);
+  } else if (strcmp(path, "/echo") == 0) {
+    char body[160];
+    int n = snprintf(body, sizeof(body), "%s %zu", req->method, req->body_len);
+    set_body(p, body, (size_t)n);
+  } else if (sscanf(path, "/fail-until/%u/%127[^/]%c", &a, key, &tail) == 2) {
+    record_key(fd, key, req);
+    unsigned seen = (unsigned)json_integer_value(json_object_get(key_entry(fd, key), "requests"));
+    if (seen >= a)
+      set_body(p, "ok\n", 3);
+    else
+      fail_plan(p, url);
+  } else if (sscanf(path, "/count/%127[^/]%c", key, &tail) == 1) {
+    record_key(fd, key, req);
+    p->kind = F_RESET;
+  } else if (sscanf(path, "/random/%u/%u%c", &a, &b, &tail) == 2) {
+    /* the nth request to this path fails iff mix(seed, n) % 100 < PERCENT */
+    unsigned n = (unsigned)json_integer_value(json_object_get(fd->paths, url));
+    if (mix(((uint64_t)b << 32) ^ n) % 100 < a)
+      fail_plan(p, url);
+    else
+      set_body(p, "ok\n", 3);
+  } else if (sscanf(path, "/h2/goaway-after/%u%c", &a, &tail) == 1) {
+    p->goaway_after = a ? a : 1;
+    set_body(p, "ok\n", 3);
+  } else if (strcmp(path, "/h2/rst/refused") == 0) {
+    p->kind = F_H2_RST_REFUSED;
+  } else if (strcmp(path, "/h2/rst/internal") == 0) {
+    p->kind = F_H2_RST_INTERNAL;
+  } else if (strcmp(path, "/h2/stall") == 0) {
+    p->kind = F_HEADERS_STALL;
+  } else if (strcmp(path, "/counters") == 0) {
+    char *doc = faultd_counters_json(fd);
+    set_body(p, doc, strlen(doc));
+    free(doc);
+    p->content_type = "application/json";
+  } else if (strcmp(path, "/counters/reset") == 0) {
+    faultd_counters_reset(fd);
+    set_body(p, "{}", 2);
+    p->content_type = "application/json";
+  } else {
+    p->status = 404;
+    set_body(p, "no such fault\n", 14);
+  }
+  if (!req->is_h2 && (p->kind == F_H2_RST_REFUSED || p->kind == F_H2_RST_INTERNAL)) {
+    p->kind = F_RESPOND; /* HTTP/2-only faults answer 400 on HTTP/1.1 */
+    p->status = 400;
+    free(p->body);
+    set_body(p, "HTTP/2 only\n", 12);
+  }
+}
+
+/* ------------------------------------------------------------ transport */
+
+static void maybe_free(faultd_t *fd) {
+  if (fd->closing && fd->open_handles == 0) {
+    json_decref(fd->paths);
+    json_decref(fd->methods);
+    json_decref(fd->keys);
+    json_decref(fd->request_ids);
+    json_decref(fd->idempotency_keys);
+    if (fd->ssl_ctx)
+      SSL_CTX_free(fd->ssl_ctx);
+    if (fd->cert_is_temp)
+      unlink(fd->cert_file);
+    if (fd->refused_fd >= 0)
+      close(fd->refused_fd);
+    free(fd);
+  }
+}
+
+void faultd__handle_closed(faultd_t *fd) {
+  fd->open_handles--;
+  maybe_free(fd);
+}
+
+static void conn_handle_closed(uv_handle_t *h) {
+  conn_t *c = h->data;
+  faultd_t *fd = c->fd;
+  if (--c->handles == 0) {
+    if (c->ssl)
+      SSL_free(c->ssl); /* frees the BIOs too */
+    faultd__h2_free(c->h2);
+    free(c);
+    fd->open_handles--;
+    maybe_free(fd);
+  }
+}
+
+void faultd__conn_close(conn_t *c, int reset) {
+  if (c->closing)
+    return;
+  c->closing = 1;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    c->fd->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  uv_timer_stop(&c->timer);
+  uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+  if (reset)
+    uv_tcp_close_reset(&c->tcp, conn_handle_closed);
+  else
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+}
+
+typedef struct {
+  uv_write_t req;
+  char *buf;
+} write_t;
+
+static void write_done(uv_write_t *req, int status) {
+  write_t *w = (write_t *)req;
+  conn_t *c = req->data;
+  free(w->buf);
+  free(w);
+  if (status < 0 && !c->closing)
+    faultd__conn_close(c, 0);
+}
+
+static void raw_write(conn_t *c, const void *data, size_t len) {
+  if (c->closing || len == 0)
+    return;
+  write_t *w = malloc(sizeof(*w));
+  w->buf = malloc(len);
+  memcpy(w->buf, data, len);
+  w->req.data = c;
+  uv_buf_t b = uv_buf_init(w->buf, (unsigned)len);
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_done) != 0) {
+    free(w->buf);
+    free(w);
+    faultd__conn_close(c, 0);
+  }
+}
+
+static void flush_tls(conn_t *c) {
+  char buf[16384];
+  int n;
+  while ((n = BIO_read(c->wbio, buf, sizeof(buf))) > 0)
+    raw_write(c, buf, (size_t)n);
+}
+
+void faultd__conn_write(conn_t *c, const void *data, size_t len) {
+  if (c->closing)
+    return;
+  if (c->ssl == NULL) {
+    raw_write(c, data, len);
+    return;
+  }
+  const char *p = data;
+  while (len > 0) {
+    int n = SSL_write(c->ssl, p, len > 65536 ? 65536 : (int)len);
+    if (n <= 0)
+      break;
+    p += n;
+    len -= (size_t)n;
+  }
+  flush_tls(c);
+}
+
+/* ------------------------------------------------------------ HTTP/1.1 */
+
+static void h1_head(conn_t *c, int status, const char *content_length, const char *extra) {
+  /* Sized to fit: |extra| may hold a header of megabytes (/huge-headers). */
+  const char *fmt = "HTTP/1.1 %d %s\r\n%s%s%s%s\r\n";
+  const char *reason = status < 400 ? "OK" : "Fault";
+  const char *cl_name = content_length ? "Content-Length: " : "";
+  const char *cl = content_length ? content_length : "";
+  const char *cl_end = content_length ? "\r\n" : "";
+  int n = snprintf(NULL, 0, fmt, status, reason, cl_name, cl, cl_end, extra);
+  char *head = malloc((size_t)n + 1);
+  snprintf(head, (size_t)n + 1, fmt, status, reason, cl_name, cl, cl_end, extra);
+  faultd__conn_write(c, head, (size_t)n);
+  free(head);
+}
+
+static void h1_respond(conn_t *c, const fault_plan_t *p) {
+  char cl[32], extra[512] = "";
+  snprintf(cl, sizeof(cl), "%zu", p->body_len);
+  size_t n = (size_t)snprintf(extra, sizeof(extra), "Content-Type: %s\r\nX-Test: yes\r\nX-Test: last\r\n",
+                              p->content_type);
+  if (p->retry_after[0])
+    snprintf(extra + n, sizeof(extra) - n, "Retry-After: %s\r\n", p->retry_after);
+  if (p->huge_header_kb > 0) {
+    size_t hl = p->huge_header_kb * 1024;
+    char *huge = malloc(hl + 16);
+    memcpy(huge, "X-Huge: ", 8);
+    memset(huge + 8, 'h', hl);
+    memcpy(huge + 8 + hl, "\r\n", 3);
+    char *all = malloc(strlen(extra) + hl + 16);
+    sprintf(all, "%s%s", extra, huge);
+    h1_head(c, p->status, cl, all);
+    free(all);
+    free(huge);
+  } else {
+    h1_head(c, p->status, cl, extra);
+  }
+  faultd__conn_write(c, p->body, p->body_len);
+}
+
+static void h1_sleep_done(uv_timer_t *t) {
+  conn_t *c = t->data;
+  fault_plan_t p = {.kind = F_RESPOND, .status = 200, .content_type = "text/plain",
+                    .body = "slept\n", .body_len = 6};
+  h1_respond(c, &p);
+  c->stalled = 0; /* answered: the connection takes the next request */
+  http_parser_init(&c->parser, HTTP_REQUEST);
+}
+
+static void h1_drip_tick(uv_timer_t *t) {
+  conn_t *c = t->data;
+  faultd__conn_write(c, "x", 1);
+  if (--c->drip_left == 0)
+    uv_timer_stop(t);
+}
+
+static void h1_execute(conn_t *c, fault_plan_t *p) {
+  char cl[32];
+  switch (p->kind) {
+  case F_RESPOND:
+    h1_respond(c, p);
+    break;
+  case F_SLEEP:
+    c->stalled = 1; /* one request at a time: nothing else until it answers */
+    uv_timer_start(&c->timer, h1_sleep_done, p->ms, 0);
+    break;
+  case F_HANG:
+    c->stalled = 1;
+    break;
+  case F_CLOSE:
+    faultd__conn_close(c, 0);
+    break;
+  case F_RESET:
+    faultd__conn_close(c, 1);
+    break;
+  case F_GARBAGE:
+    faultd__conn_write(c, "SURPRISE \x01\x02\x03 this is not HTTP\r\n\r\n", 34);
+    faultd__conn_close(c, 0);
+    break;
+  case F_HEADERS_STALL:
+    h1_head(c, 200, "100", "");
+    c->stalled = 1;
+    break;
+  case F_DRIP:
+    snprintf(cl, sizeof(cl), "%u", p->bytes);
+    h1_head(c, 200, cl, "");
+    c->stalled = 1;
+    c->drip_left = p->bytes;
+    if (p->bytes > 0)
+      uv_timer_start(&c->timer, h1_drip_tick, p->ms, p->ms);
+    break;
+  case F_TRUNCATE:
+  case F_TRUNCATE_HANG:
+    h1_head(c, 200, "100", "");
+    faultd__conn_write(c, "0123456789", 10);
+    if (p->kind == F_TRUNCATE)
+      faultd__conn_close(c, 0);
+    else
+      c->stalled = 1;
+    break;
+  case F_OVERLONG: {
+    char body[100];
+    memset(body, 'o', sizeof(body));
+    h1_head(c, 200, "10", "");
+    faultd__conn_write(c, body, sizeof(body));
+    break;
+  }
+  case F_BAD_CHUNK:
+    h1_head(c, 200, NULL, "Transfer-Encoding: chunked\r\n");
+    faultd__conn_write(c, "5\r\nhello\r\nZZZ\r\nnot a chunk\r\n", 27);
+    c->stalled = 1;
+    break;
+  case F_H2_RST_REFUSED:
+  case F_H2_RST_INTERNAL:
+    break; /* made a 400 by faultd__plan */
+  }
+}
+
+static int on_message_begin(http_parser *hp) {
+  conn_t *c = hp->data;
+  memset(&c->req, 0, sizeof(c->req));
+  c->in_value = 0;
+  c->field[0] = '\0';
+  return 0;
+}
+
+static void append(char *dst, size_t cap, size_t *len, const char *src, size_t n) {
+  if (*len + n >= cap)
+    n = cap - 1 - *len;
+  memcpy(dst + *len, src, n);
+  *len += n;
+  dst[*len] = '\0';
+}
+
+static int on_url(http_parser *hp, const char *at, size_t len) {
+  conn_t *c = hp->data;
+  size_t have = strlen(c->req.url);
+  append(c->req.url, sizeof(c->req.url), &have, at, len);
+  return 0;
+}
+
+static int on_header_field(http_parser *hp, const char *at, size_t len) {
+  conn_t *c = hp->data;
+  if (c->in_value) {
+    append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len, "\n", 1);
+    c->in_value = 0;
+    c->field[0] = '\0';
+  }
+  append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len, at, len);
+  size_t have = strlen(c->field);
+  append(c->field, sizeof(c->field), &have, at, len);
+  c->field_is = strcasecmp(c->field, "X-Request-ID") == 0      ? 1
+                : strcasecmp(c->field, "Idempotency-Key") == 0 ? 2
+                                                               : 0;
+  return 0;
+}
+
+static int on_header_value(http_parser *hp, const char *at, size_t len) {
+  conn_t *c = hp->data;
+  if (!c->in_value) {
+    append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len, ": ", 2);
+    c->in_value = 1;
+  }
+  append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len, at, len);
+  char *dst = c->field_is == 1 ? c->req.request_id : c->field_is == 2 ? c->req.idem_key : NULL;
+  if (dst != NULL) {
+    size_t have = strlen(dst);
+    append(dst, sizeof(c->req.request_id), &have, at, len);
+  }
+  return 0;
+}
+
+static int on_headers_complete(http_parser *hp) {
+  conn_t *c = hp->data;
+  if (c->in_value)
+    append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len, "\n", 1);
+  c->in_value = 0;
+  return 0;
+}
+
+static int on_body(http_parser *hp, const char *at, size_t len) {
+  (void)at;
+  ((conn_t *)hp->data)->req.body_len += len;
+  return 0;
+}
+
+static int on_message_complete(http_parser *hp) {
+  conn_t *c = hp->data;
+  snprintf(c->req.method, sizeof(c->req.method), "%s",
+           http_method_str((enum http_method)hp->method));
+  faultd__record(c->fd, &c->req);
+  fault_plan_t plan;
+  faultd__plan(c->fd, &c->req, &plan);
+  h1_execute(c, &plan);
+  free(plan.body);
+  return c->stalled || c->closing ? -1 : 0; /* stop parsing: nothing else is answered */
+}
+
+static const http_parser_settings h1_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* Plaintext from the peer, for whichever protocol the connection speaks. */
+static void deliver(conn_t *c, const char *data, size_t len) {
+  if (c->h2 != NULL) {
+    if (faultd__h2_recv(c->h2, (const unsigned char *)data, len) != 0)
+      faultd__conn_close(c, 0);
+    return;
+  }
+  if (c->stalled || c->closing)
+    return;
+  size_t used = http_parser_execute(&c->parser, &h1_settings, data, len);
+  if (!c->stalled && !c->closing &&
+      (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK || used != len)) {
+    static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    faultd__conn_write(c, bad, sizeof(bad) - 1);
+    faultd__conn_close(c, 0);
+  }
+}
+
+static void tls_input(conn_t *c, const char *data, size_t len) {
+  BIO_write(c->rbio, data, (int)len);
+  if (!c->tls_ready) {
+    int r = SSL_do_handshake(c->ssl);
+    flush_tls(c);
+    if (r != 1) {
+      int e = SSL_get_error(c->ssl, r);
+      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        faultd__conn_close(c, 0);
+      return;
+    }
+    c->tls_ready = 1;
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+    if (alpn_len == 2 && memcmp(alpn, "h2", 2) == 0)
+      c->h2 = faultd__h2_new(c, c->fd->h2_max_streams);
+  }
+  char buf[16384];
+  for (;;) {
+    int n = SSL_read(c->ssl, buf, sizeof(buf));
+    if (n > 0) {
+      deliver(c, buf, (size_t)n);
+      if (c->closing)
+        return;
+      continue;
+    }
+    int e = SSL_get_error(c->ssl, n);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+      faultd__conn_close(c, 0);
+    break;
+  }
+  flush_tls(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h;
+  buf->base = malloc(suggested);
+  buf->len = suggested;
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  conn_t *c = stream->data;
+  if (nread < 0) {
+    faultd__conn_close(c, 0);
+  } else if (nread > 0 && !c->closing) {
+    switch (c->kind) {
+    case FAULTD_PORT_TLS:
+      tls_input(c, buf->base, (size_t)nread);
+      break;
+    case FAULTD_PORT_HTTP:
+      deliver(c, buf->base, (size_t)nread);
+      break;
+    default: /* tls_stall: read and drop */
+      break;
+    }
+  }
+  free(buf->base);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  faultd_t *fd = server->data;
+  if (status < 0 || fd->closing)
+    return;
+  faultd_port_t kind = (faultd_port_t)((uv_tcp_t *)server - fd->listeners);
+  conn_t *c = calloc(1, sizeof(*c));
+  c->fd = fd;
+  c->kind = kind;
+  uv_tcp_init(fd->loop, &c->tcp);
+  uv_timer_init(fd->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->handles = 2;
+  fd->open_handles++;
+  c->next = fd->conns;
+  if (fd->conns)
+    fd->conns->prev = c;
+  fd->conns = c;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    faultd__conn_close(c, 0);
+    return;
+  }
+  fd->connections++;
+  uv_tcp_nodelay(&c->tcp, 1);
+  switch (kind) {
+  case FAULTD_PORT_HTTP:
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    break;
+  case FAULTD_PORT_TLS:
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->ssl = SSL_new(fd->ssl_ctx);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+    break;
+  case FAULTD_PORT_ACCEPT_SILENT:
+    return; /* never read, never write */
+  case FAULTD_PORT_CLOSE_ON_ACCEPT:
+    faultd__conn_close(c, 0);
+    return;
+  case FAULTD_PORT_RESET_ON_ACCEPT:
+    faultd__conn_close(c, 1);
+    return;
+  case FAULTD_PORT_GARBAGE_ON_ACCEPT:
+    raw_write(c, "GARBAGE\x00\xff garbage garbage\r\n\r\n", 28);
+    faultd__conn_close(c, 0);
+    return;
+  default:
+    break; /* tls_stall: read and drop */
+  }
+  uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+/* ------------------------------------------------------------ TLS setup */
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned inlen, void *arg) {
+  (void)ssl;
+  (void)arg;
+  static const unsigned char prefs[] = "\x02h2\x08http/1.1";
+  if (SSL_select_next_proto((unsigned char **)out, outlen, prefs, sizeof(prefs) - 1, in, inlen) ==
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_OK;
+  return SSL_TLSEXT_ERR_NOACK; /* no ALPN match: HTTP/1.1 */
+}
+
+/* A self-signed P-256 certificate for localhost, 127.0.0.1 and ::1. */
+static int make_certificate(SSL_CTX *ctx, const char *out_path) {
+  EVP_PKEY *key = EVP_EC_gen("P-256");
+  X509 *x = X509_new();
+  int ok = 0;
+  if (key == NULL || x == NULL)
+    goto out;
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(uv_hrtime() & 0x7fffffff));
+  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x), 7L * 24 * 3600);
+  X509_set_pubkey(x, key);
+  X509_NAME *name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+  const char *exts[][2] = {{"subjectAltName", "DNS:localhost,IP:127.0.0.1,IP:::1"},
+                           {"basicConstraints", "critical,CA:TRUE"},
+                           {"keyUsage", "critical,digitalSignature,keyCertSign"}};
+  for (size_t i = 0; i < 3; i++) {
+    X509_EXTENSION *e = X509V3_EXT_conf(NULL, &v3, exts[i][0], exts[i][1]);
+    if (e == NULL)
+      goto out;
+    X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+  }
+  if (X509_sign(x, key, EVP_sha256()) == 0)
+    goto out;
+  FILE *f = fopen(out_path, "w");
+  if (f == NULL)
+    goto out;
+  PEM_write_X509(f, x);
+  fclose(f);
+  ok = SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+out:
+  X509_free(x);
+  EVP_PKEY_free(key);
+  return ok ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ life */
+
+static int is_loopback(const char *host, struct sockaddr_storage *ss) {
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+  memset(ss, 0, sizeof(*ss));
+  if (strcmp(host, "localhost") == 0)
+    host = "127.0.0.1";
+  if (uv_ip4_addr(host, 0, a4) == 0)
+    return (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+  if (uv_ip6_addr(host, 0, a6) == 0)
+    return IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr);
+  return 0;
+}
+
+static void set_port(struct sockaddr_storage *ss, int port) {
+  if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+  else
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+static int get_port(const struct sockaddr_storage *ss) {
+  return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                        : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static void listener_closed(uv_handle_t *h) {
+  faultd_t *fd = h->data;
+  fd->open_handles--;
+  maybe_free(fd);
+}
+
+void faultd_close(faultd_t *fd) {
+  if (fd->closing)
+    return;
+  fd->closing = 1;
+  while (fd->conns)
+    faultd__conn_close(fd->conns, 0);
+  for (int i = 0; i < FAULTD_PORTS; i++)
+    if (fd->listening[i])
+      uv_close((uv_handle_t *)&fd->listeners[i], listener_closed);
+  maybe_free(fd);
+}
+
+int faultd_start(uv_loop_t *loop, const faultd_opts_t *opts, faultd_t **out, const char **error) {
+  faultd_opts_t defaults;
+  if (opts == NULL) {
+    faultd_opts_init(&defaults);
+    opts = &defaults;
+  }
+  const char *dummy;
+  if (error == NULL)
+    error = &dummy;
+  struct sockaddr_storage ss;
+  if (opts->host == NULL || !is_loopback(opts->host, &ss)) {
+    *error = "faultd listens on loopback only (127.0.0.1 or ::1)";
+    return -EINVAL;
+  }
+  faultd_t *fd = calloc(1, sizeof(*fd));
+  fd->loop = loop;
+  fd->refused_fd = -1;
+  fd->h2_max_streams = opts->h2_max_streams ? opts->h2_max_streams : 100;
+  fd->paths = json_object();
+  fd->methods = json_object();
+  fd->keys = json_object();
+  fd->request_ids = json_object();
+  fd->idempotency_keys = json_object();
+  int rc = 0;
+
+  if (opts->port[FAULTD_PORT_TLS] >= 0) {
+    fd->ssl_ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_alpn_select_cb(fd->ssl_ctx, alpn_select, NULL);
+    if (opts->cert_file != NULL) {
+      snprintf(fd->cert_file, sizeof(fd->cert_file), "%s", opts->cert_file);
+      if (SSL_CTX_use_certificate_chain_file(fd->ssl_ctx, opts->cert_file) != 1 ||
+          SSL_CTX_use_PrivateKey_file(fd->ssl_ctx, opts->key_file ? opts->key_file : opts->cert_file,
+                                      SSL_FILETYPE_PEM) != 1) {
+        *error = "cannot load the certificate or key";
+        rc = -EINVAL;
+        goto fail;
+      }
+    } else {
+      if (opts->cert_out != NULL) {
+        snprintf(fd->cert_file, sizeof(fd->cert_file), "%s", opts->cert_out);
+      } else {
+        snprintf(fd->cert_file, sizeof(fd->cert_file), "/tmp/salvo-faultd-cert-XXXXXX");
+        int tmp = mkstemp(fd->cert_file);
+        if (tmp < 0) {
+          *error = "cannot create a temporary file for the certificate";
+          rc = -errno;
+          goto fail;
+        }
+        close(tmp);
+        fd->cert_is_temp = 1;
+      }
+      if (make_certificate(fd->ssl_ctx, fd->cert_file) != 0) {
+        *error = "cannot make a self-signed certificate";
+        rc = -EIO;
+        goto fail;
+      }
+    }
+  }
+
+  for (int i = 0; i < FAULTD_PORTS; i++) {
+    if (opts->port[i] < 0)
+      continue;
+    set_port(&ss, opts->port[i]);
+    if (i == FAULTD_PORT_REFUSED) {
+      /* Bound and never listening: the kernel refuses connections, and the
+       * port stays ours so nothing else takes it. */
+      fd->refused_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      socklen_t len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                              : sizeof(struct sockaddr_in6);
+      if (fd->refused_fd < 0 || bind(fd->refused_fd, (struct sockaddr *)&ss, len) != 0) {
+        *error = "cannot bind the refused port";
+        rc = -errno;
+        goto fail;
+      }
+      struct sockaddr_storage bound;
+      len = sizeof(bound);
+      getsockname(fd->refused_fd, (struct sockaddr *)&bound, &len);
+      fd->port[i] = get_port(&bound);
+      continue;
+    }
+    uv_tcp_init(loop, &fd->listeners[i]);
+    fd->listeners[i].data = fd;
+    fd->listening[i] = 1;
+    fd->open_handles++;
+    rc = uv_tcp_bind(&fd->listeners[i], (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+      rc = uv_listen((uv_stream_t *)&fd->listeners[i], 4096, on_connection);
+    if (rc != 0) {
+      *error = "cannot listen (port taken?)";
+      goto fail;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    uv_tcp_getsockname(&fd->listeners[i], (struct sockaddr *)&bound, &len);
+    fd->port[i] = get_port(&bound);
+  }
+  *out = fd;
+  return 0;
+fail:
+  faultd_close(fd);
+  return rc ? rc : -EIO;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static int bound_socket(int *port_out) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof(a);
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  *port_out = ntohs(a.sin_port);
+  return fd;
+}
+
+int test_refused_port(void) {
+  int port = 0;
+  int fd = bound_socket(&port);
+  close(fd); /* bound, never listened, now closed: nothing is there */
+  return port;
+}
+
+int test_blackhole_port(int fds[4]) {
+  int port = 0;
+  fds[0] = bound_socket(&port);
+  listen(fds[0], 0);
+  /* Fill the accept queue (backlog 0 holds one) so later SYNs are dropped. */
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 1; i < 4; i++) {
+    fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(fds[i], (struct sockaddr *)&a, sizeof(a));
+  }
+  usleep(50 * 1000);
+  return port;
+}
+
+void test_close_fds(int fds[4]) {
+  for (int i = 0; i < 4; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+}

@@ -1,0 +1,86 @@
+/* salvo-faultd: an HTTP server that fails in every way the network fails.
+ * Runs on a libuv loop: in-process for tests (faultd_start) or as the
+ * salvo-faultd program. Listens on loopback only.
+ *
+ * Faults by path (HTTP/1.1 port, and the TLS port with h2 or http/1.1 by ALPN):
+ *   /ok                            200, body "ok\n"
+ *   /status/CODE?retry-after=V     status CODE, Retry-After V sent verbatim (%20 = space)
+ *   /sleep/MS                      200 after MS
+ *   /hang                          read the request, never answer
+ *   /close                         read the request, close without a response
+ *   /reset                         read the request, close with RST
+ *   /garbage                       a reply that is not HTTP
+ *   /headers-then-stall            200 with Content-Length 100, then nothing
+ *   /drip/BYTES/INTERVAL_MS        headers at once, then one byte per interval
+ *   /truncate                      Content-Length 100, 10 bytes, close
+ *   /truncate-hang                 Content-Length 100, 10 bytes, then nothing
+ *   /overlong                      Content-Length 10, 100 bytes
+ *   /huge-headers/KB               a response header of KB kilobytes
+ *   /bad-chunk                     broken chunked encoding (HTTP/2: RST_STREAM PROTOCOL_ERROR)
+ *   /bytes/N                       200, N bytes
+ *   /headers                       200, the request's headers as the body
+ *   /echo                          200, body "METHOD BODYLEN"
+ *   /fail-until/N/KEY?status=S&retry-after=V&fault=reset|close
+ *                                  fails until the Nth request for KEY (status S, 503 by
+ *                                  default, or the fault), then 200
+ *   /random/PERCENT/SEED?status=S  fails PERCENT of requests (status S, 503 by default),
+ *                                  the same ones for the same SEED
+ *   /h2/goaway-after/N             HTTP/2: GOAWAY after N requests on the connection
+ *   /h2/rst/refused, /h2/rst/internal  HTTP/2: RST_STREAM with that code
+ *   /h2/stall                      HTTP/2: this stream stalls, the others flow
+ *   /counters, /counters/reset     what was received, as JSON
+ * Faults by port, before any request is read: see faultd_port_t. */
+#ifndef SALVO_FAULTD_H
+#define SALVO_FAULTD_H
+
+#include <uv.h>
+
+typedef struct faultd_s faultd_t;
+
+typedef enum {
+  FAULTD_PORT_HTTP = 0,      /* plain HTTP/1.1 */
+  FAULTD_PORT_TLS,           /* TLS: h2 or http/1.1 by ALPN */
+  FAULTD_PORT_REFUSED,       /* bound, never listening: connections are refused */
+  FAULTD_PORT_ACCEPT_SILENT, /* accepts, never reads or writes */
+  FAULTD_PORT_CLOSE_ON_ACCEPT,
+  FAULTD_PORT_RESET_ON_ACCEPT,
+  FAULTD_PORT_GARBAGE_ON_ACCEPT,
+  FAULTD_PORT_TLS_STALL,     /* accepts and reads, never finishes a TLS handshake */
+  FAULTD_PORTS
+} faultd_port_t;
+
+typedef struct {
+  const char *host;       /* "127.0.0.1" (default) or "::1"; nothing else */
+  int port[FAULTD_PORTS]; /* 0 = the OS picks (default), -1 = off */
+  const char *cert_file;  /* PEM certificate and key; NULL = a self-signed one made at start */
+  const char *key_file;
+  const char *cert_out;   /* where to write the generated certificate (PEM); NULL = a temp file */
+  unsigned h2_max_streams;/* SETTINGS_MAX_CONCURRENT_STREAMS (100) */
+} faultd_opts_t;
+
+void faultd_opts_init(faultd_opts_t *opts);
+/* Returns 0, or a negative errno-style code; *error names the problem. */
+int faultd_start(uv_loop_t *loop, const faultd_opts_t *opts, faultd_t **out, const char **error);
+int faultd_port(const faultd_t *fd, faultd_port_t which);
+const char *faultd_port_name(faultd_port_t which);
+/* The certificate clients should trust for the TLS port. */
+const char *faultd_cert_file(const faultd_t *fd);
+/* Requests received whose path starts with |prefix| ("" = all). */
+unsigned faultd_count(const faultd_t *fd, const char *prefix);
+unsigned faultd_connections(const faultd_t *fd);
+/* Requests seen for a /fail-until or /count KEY, and how many distinct
+ * X-Request-ID and Idempotency-Key values they carried. */
+unsigned faultd_key_count(const faultd_t *fd, const char *key, unsigned *distinct_request_ids,
+                          unsigned *distinct_idempotency_keys);
+/* The /counters document; free() it. */
+char *faultd_counters_json(const faultd_t *fd);
+void faultd_counters_reset(faultd_t *fd);
+/* Closes every listener and connection; frees itself once closed. */
+void faultd_close(faultd_t *fd);
+
+/* Helpers for tests that need a port without faultd. */
+int test_refused_port(void);
+int test_blackhole_port(int fds[4]);
+void test_close_fds(int fds[4]);
+
+#endif
