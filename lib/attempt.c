@@ -168,6 +168,17 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
   (void)primary_port;
   (void)local_port;
   salvo__slot_t *slot = clientp;
+  /* libcurl replays a request by itself when a reused connection returns
+   * nothing (and on HTTP/2 REFUSED_STREAM or GOAWAY). The first send may
+   * have been acted on, so a request that is not idempotent is never sent
+   * twice: it ends as closed without a response, which is what the first
+   * send got. */
+  if (slot->sends > 0 && !slot->req->idempotent) {
+    slot->stop_reason = SALVO_ECLOSED;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  slot->sends++;
+  slot->req->sends++;
   /* The connection is up and the request is about to be written: from here
    * the request may reach the server, and the idle clock runs. */
   slot->sent = 1;
@@ -248,6 +259,7 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   curl_easy_reset(easy);
   slot->req = req;
   slot->sent = 0;
+  slot->sends = 0;
   slot->stop_reason = 0;
   slot->upload_seen = 0;
   slot->timer_due_ms = 0;

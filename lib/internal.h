@@ -82,6 +82,7 @@ typedef struct salvo__slot_s {
   uint64_t last_activity_ms;/* loop time of the last byte or callback */
   uint64_t timer_due_ms;    /* when the timer is armed for, 0 = not armed */
   int sent;                 /* PREREQFUNCTION ran: the request is being sent */
+  unsigned sends;           /* times PREREQFUNCTION ran: libcurl replays count too */
   int stop_reason;          /* SALVO_EIDLE, SALVO_EBODYLIMIT, ... set by salvo, 0 = none */
   uint64_t upload_seen;     /* bytes uploaded at the last progress callback */
   char errbuf[CURL_ERROR_SIZE];
@@ -166,6 +167,7 @@ struct salvo_request_s {
 
   salvo__slot_t *slot;       /* current or last attempt's slot */
   unsigned attempts;
+  unsigned sends;            /* times the request went on the wire, libcurl's replays included */
 
   char *resp_body;           /* buffered response body */
   size_t resp_len;

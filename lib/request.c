@@ -442,6 +442,7 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     rec->decision = d.decision;
     rec->wait_ms = d.decision == SALVO_RETRY ? d.wait_ms : 0;
     rec->retry_after_ms = info.retry_after_ms;
+    rec->sends = req->slot->sends;
     snprintf(rec->reason, sizeof(rec->reason), "%s", d.reason);
     if (req->policy.event_cb != NULL)
       req->policy.event_cb(req, rec, req->policy.event_data);
@@ -489,6 +490,10 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
    * reason is the one salvo recorded. */
   salvo__outcome_t outcome = salvo__classify(rc, os_errno, slot->stop_reason, slot->sent,
                                              (int64_t)pretransfer);
+  /* libcurl says PARTIAL_FILE when an HTTP/2 connection dies under a stream
+   * that had no response yet: nothing was truncated, it closed. */
+  if (outcome.error == SALVO_ETRUNCATED && status == 0)
+    outcome.error = SALVO_ECLOSED;
   salvo_result_t *r = &req->result;
   r->status = status;
   r->reached_server = outcome.reached;
@@ -530,6 +535,7 @@ void salvo__request_complete(salvo_request_t *req, int error) {
   salvo_result_t *r = &req->result;
   r->error = error;
   r->attempts = req->attempts;
+  r->sends = req->sends;
   if (!req->stop_set) { /* ended without an attempt's decision: cancel, deadline, queue */
     r->stop_reason = error == SALVO_ECANCELED   ? SALVO_STOP_CANCELED
                      : error == SALVO_EDEADLINE ? SALVO_STOP_DEADLINE

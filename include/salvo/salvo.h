@@ -159,6 +159,8 @@ typedef struct {
   salvo_decision_t decision;
   uint64_t wait_ms;        /* wait before the next attempt; 0 when stopping */
   int64_t retry_after_ms;  /* Retry-After the server sent, -1 if none */
+  unsigned sends;          /* times this attempt went on the wire: libcurl replays a request on a
+                              reused connection that returned nothing, idempotent ones only */
   char reason[128];        /* the decision in words: "not retried: POST reached the server ..." */
 } salvo_attempt_record_t;
 
@@ -300,6 +302,8 @@ typedef struct {
   int error;               /* 0, or the salvo_error_t of the final outcome */
   long status;             /* final HTTP status, 0 if no response was received */
   unsigned attempts;       /* attempts made, 0 if it never left the queue */
+  unsigned sends;          /* times the request went on the wire, over all attempts (>= attempts
+                              that reached the server; see salvo_attempt_record_t.sends) */
   int reached_server;      /* 1 if the final attempt's request may have reached the server */
   int http_version;        /* 10, 11 or 20 for the final response, 0 if none */
   const char *body;        /* buffered body, NUL-terminated for convenience; NULL with a data_cb */

@@ -738,9 +738,10 @@ static void on_connection(uv_stream_t *server, int status) {
     faultd__conn_close(c, 1);
     return;
   case FAULTD_PORT_GARBAGE_ON_ACCEPT:
+    /* Garbage, then read and drop until the client gives up: closing here
+     * would race the client's request into a reset. */
     raw_write(c, "GARBAGE\x00\xff garbage garbage\r\n\r\n", 28);
-    faultd__conn_close(c, 0);
-    return;
+    break;
   default:
     break; /* tls_stall: read and drop */
   }

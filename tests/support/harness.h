@@ -13,6 +13,7 @@ typedef struct {
   int error;
   long status;
   unsigned attempts;
+  unsigned sends;
   int reached;
   int http_version;
   size_t body_len;
@@ -29,6 +30,7 @@ static inline void record_cb(salvo_request_t *req, const salvo_result_t *r, void
   o->error = r->error;
   o->status = r->status;
   o->attempts = r->attempts;
+  o->sends = r->sends;
   o->reached = r->reached_server;
   o->http_version = r->http_version;
   o->body_len = r->body_len;

@@ -1,0 +1,281 @@
+/* The fault matrix: every fault x method (GET, PUT, POST, POST with an
+ * Idempotency-Key), over HTTP/1.1 and HTTP/2, against salvo-faultd. For each
+ * request: the final outcome, the attempts salvo reports against what the
+ * server counted, the deadline, and exactly one completion. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <salvo/salvo.h>
+
+#include "faultd.h"
+#include "harness.h"
+
+#define H1 1
+#define H2 2
+#define BOTH 3
+
+/* Expected outcome: an error class, or (error 0) a status. attempts_idem is
+ * for GET, PUT and POST with a key; attempts_post for a bare POST. */
+typedef struct {
+  const char *path;        /* NULL: a by-port fault */
+  faultd_port_t port;      /* for by-port faults */
+  int protocols;
+  int error;
+  long status;
+  unsigned attempts_idem;
+  unsigned attempts_post;
+  int server_counts;       /* 1: what the server counted must equal what salvo sent */
+  int conn_level;          /* kills the connection: over HTTP/2 it would take the streams
+                              sharing it down too, so these run one at a time */
+  int alt_error;           /* a second acceptable class where timing decides, 0 = none */
+} fault_case_t;
+
+/* max_attempts 3 */
+static const fault_case_t cases[] = {
+    {"/ok", 0, BOTH, 0, 200, 1, 1, 1, 0, 0},
+    {"/status/404", 0, BOTH, 0, 404, 1, 1, 1, 0, 0},
+    {"/status/503", 0, BOTH, 0, 503, 3, 3, 1, 0, 0},
+    {"/status/500", 0, BOTH, 0, 500, 3, 1, 1, 0, 0},
+    {"/status/429?retry-after=0", 0, BOTH, 0, 429, 3, 3, 1, 0, 0},
+    {"/status/503?retry-after=3600", 0, BOTH, SALVO_ERETRYAFTER, 503, 1, 1, 1, 0, 0},
+    {"/fail-until/3/KEY", 0, BOTH, 0, 200, 3, 3, 1, 0, 0},
+    {"/sleep/100", 0, BOTH, 0, 200, 1, 1, 1, 0, 0},
+    {"/hang", 0, BOTH, SALVO_EIDLE, 0, 3, 1, 1, 0, 0},
+    {"/headers-then-stall", 0, BOTH, SALVO_EIDLE, 200, 3, 1, 1, 0, 0},
+    {"/truncate-hang", 0, BOTH, SALVO_EIDLE, 200, 3, 1, 1, 0, 0},
+    {"/drip/100000/50", 0, BOTH, SALVO_EATTEMPT, 200, 3, 1, 1, 0, 0},
+    {"/truncate", 0, H1, SALVO_ETRUNCATED, 200, 3, 1, 1, 0, 0},
+    /* libcurl 7.88 drops the status of an HTTP/2 stream that fails: -1 = unchecked */
+    {"/truncate", 0, H2, SALVO_EHTTP2, -1, 3, 1, 1, 0, 0},
+    {"/overlong", 0, H1, 0, 200, 1, 1, 1, 0, 0},
+    {"/overlong", 0, H2, SALVO_EHTTP2, -1, 3, 1, 1, 0, 0},
+    {"/bad-chunk", 0, H1, SALVO_ERESET, 200, 3, 1, 1, 0, 0},
+    {"/bad-chunk", 0, H2, SALVO_EHTTP2, 0, 3, 1, 1, 0, 0},
+    {"/h2/rst/internal", 0, H2, SALVO_EHTTP2, 0, 3, 1, 1, 0, 0},
+    {"/h2/goaway-after/1", 0, H2, 0, 200, 1, 1, 1, 1, 0},
+    {"/close", 0, BOTH, SALVO_ECLOSED, 0, 3, 1, 1, 1, 0},
+    {"/reset", 0, BOTH, SALVO_ERESET, 0, 3, 1, 1, 1, 0},
+    {"/garbage", 0, H1, SALVO_EPROTO, 0, 1, 1, 1, 1, 0},
+    {"/garbage", 0, H2, SALVO_ERESET, 0, 3, 1, 1, 1, SALVO_EHTTP2},
+    {NULL, FAULTD_PORT_REFUSED, BOTH, SALVO_ECONNREFUSED, 0, 3, 3, 0, 0, 0},
+    /* Over HTTP/2 the requests to one origin wait (PIPEWAIT) behind its first
+     * connection, so some end by the attempt timer before any connect timer:
+     * never reached the server either way. */
+    {NULL, FAULTD_PORT_TLS_STALL, H2, SALVO_ECONNTIMEOUT, 0, 3, 3, 0, 0, SALVO_EATTEMPT},
+    {NULL, FAULTD_PORT_ACCEPT_SILENT, H1, SALVO_EIDLE, 0, 3, 1, 0, 0, 0},
+    {NULL, FAULTD_PORT_ACCEPT_SILENT, H2, SALVO_ECONNTIMEOUT, 0, 3, 3, 0, 0, SALVO_EATTEMPT},
+    {NULL, FAULTD_PORT_CLOSE_ON_ACCEPT, H1, SALVO_ECLOSED, 0, 3, 1, 0, 0, SALVO_ERESET},
+    {NULL, FAULTD_PORT_GARBAGE_ON_ACCEPT, H1, SALVO_EPROTO, 0, 1, 1, 0, 0, 0},
+};
+
+typedef struct {
+  const char *method;
+  int key;                 /* sends an Idempotency-Key */
+} method_t;
+
+static const method_t methods[] = {{"GET", 0}, {"PUT", 0}, {"POST", 0}, {"POST", 1}};
+
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
+#define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+
+typedef struct {
+  const fault_case_t *fc;
+  const method_t *m;
+  char url[256];
+  char counted_as[256];    /* the path the server counts it under */
+  salvo_request_t *req;
+  outcome_t o;
+} slot_t;
+
+static uv_loop_t loop;
+static faultd_t *srv;
+static salvo_engine_t *engine;
+
+static void on_closed(salvo_engine_t *e, void *ud) {
+  (void)e;
+  *(int *)ud = 1;
+}
+
+static void run_matrix(int protocol) {
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(faultd_start(&loop, NULL, &srv, NULL), 0);
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.ca_file = faultd_cert_file(srv);
+  opts.max_in_flight = 256;
+  opts.retry.max_attempts = 3;
+  opts.retry.jitter = SALVO_JITTER_NONE;
+  opts.retry.backoff_base_ms = 10;
+  opts.timeouts.connect_ms = 300;
+  opts.timeouts.idle_ms = 300;
+  opts.timeouts.attempt_ms = 600;
+  opts.timeouts.deadline_ms = 4000;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+
+  static slot_t slots[NCASES * NMETHODS];
+  size_t n = 0;
+  memset(slots, 0, sizeof(slots));
+  for (size_t c = 0; c < NCASES; c++) {
+    if (!(cases[c].protocols & protocol))
+      continue;
+    for (size_t m = 0; m < NMETHODS; m++) {
+      slot_t *s = &slots[n];
+      s->fc = &cases[c];
+      s->m = &methods[m];
+      const char *scheme = protocol == H2 ? "https" : "http";
+      if (s->fc->path != NULL) {
+        char path[200];
+        /* a unique query (or key) per request, so the server counts it apart */
+        if (strstr(s->fc->path, "KEY") != NULL)
+          snprintf(path, sizeof(path), "/fail-until/3/k%zu", n);
+        else
+          snprintf(path, sizeof(path), "%s%cu=%zu", s->fc->path,
+                   strchr(s->fc->path, '?') ? '&' : '?', n);
+        snprintf(s->counted_as, sizeof(s->counted_as), "%s", path);
+        snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d%s", scheme,
+                 faultd_port(srv, protocol == H2 ? FAULTD_PORT_TLS : FAULTD_PORT_HTTP), path);
+      } else {
+        snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d/by-port?u=%zu", scheme,
+                 faultd_port(srv, s->fc->port), n);
+      }
+      salvo_request_t *req;
+      cr_assert_eq(salvo_request_new(engine, s->m->method, s->url, &req), 0);
+      if (s->m->key) {
+        char key[32];
+        snprintf(key, sizeof(key), "key-%zu", n);
+        cr_assert_eq(salvo_request_add_header(req, "Idempotency-Key", key), 0);
+      }
+      if (strcmp(s->m->method, "GET") != 0)
+        cr_assert_eq(salvo_request_set_body(req, "{\"amount\":10}", 13), 0);
+      s->req = req;
+      n++;
+    }
+  }
+  /* Phase 1: everything that keeps its connection, all at once. */
+  for (size_t i = 0; i < n; i++)
+    if (!slots[i].fc->conn_level)
+      cr_assert_eq(salvo_request_submit(slots[i].req, record_cb, &slots[i].o), 0);
+  uint64_t t0 = uv_hrtime();
+  for (;;) {
+    size_t done = 0, want = 0;
+    for (size_t i = 0; i < n; i++) {
+      want += !slots[i].fc->conn_level;
+      done += !slots[i].fc->conn_level && slots[i].o.calls > 0;
+    }
+    if (done == want || ms_since(t0) > 30000)
+      break;
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  /* Phase 2: faults that kill their connection, one at a time. */
+  for (size_t i = 0; i < n; i++) {
+    if (!slots[i].fc->conn_level)
+      continue;
+    cr_assert_eq(salvo_request_submit(slots[i].req, record_cb, &slots[i].o), 0);
+    while (slots[i].o.calls == 0 && ms_since(t0) < 60000)
+      uv_run(&loop, UV_RUN_ONCE);
+  }
+  for (int i = 0; i < 10; i++)
+    uv_run(&loop, UV_RUN_NOWAIT); /* a second completion would show here */
+
+  int failures = 0;
+  for (size_t i = 0; i < n; i++) {
+    slot_t *s = &slots[i];
+    const fault_case_t *fc = s->fc;
+    int idem = strcmp(s->m->method, "POST") != 0 || s->m->key;
+    unsigned want_attempts = idem ? fc->attempts_idem : fc->attempts_post;
+    char what[400];
+    snprintf(what, sizeof(what), "%s %s%s (%s)", s->m->method, s->url, s->m->key ? " +key" : "",
+             protocol == H2 ? "h2" : "h1");
+    cr_expect_eq(s->o.calls, 1, "%s: completed %d times", what, s->o.calls);
+    cr_expect(s->o.error == fc->error || (fc->alt_error && s->o.error == fc->alt_error),
+              "%s: error %s, want %s (%s)", what, salvo_err_name(s->o.error),
+              salvo_err_name(fc->error), s->o.detail);
+    if ((fc->error == 0 || fc->status != 0) && fc->status >= 0)
+      cr_expect_eq(s->o.status, fc->status, "%s: status %ld, want %ld", what, s->o.status,
+                   fc->status);
+    cr_expect_eq(s->o.attempts, want_attempts, "%s: %u attempts, want %u", what, s->o.attempts,
+                 want_attempts);
+    if (fc->server_counts) {
+      /* what the server received is what salvo says it sent: its attempts,
+       * plus the replays libcurl makes of idempotent requests, counted */
+      unsigned counted = faultd_count(srv, s->counted_as);
+      cr_expect_eq(counted, s->o.sends, "%s: server counted %u, salvo sent %u in %u attempts",
+                   what, counted, s->o.sends, s->o.attempts);
+      if (!idem) /* libcurl never replays it: one send per attempt at most */
+        cr_expect_leq(s->o.sends, s->o.attempts, "%s: a POST without a key was sent %u times "
+                      "in %u attempts", what, s->o.sends, s->o.attempts);
+    }
+    cr_expect_leq(s->o.elapsed_us / 1000, 4000 + 1500, "%s: outlived its deadline (%lu ms)",
+                  what, (unsigned long)(s->o.elapsed_us / 1000));
+    failures += s->o.calls != 1;
+  }
+  cr_assert_eq(failures, 0);
+  cr_assert_eq(faultd_count(srv, "/by-port"), 0, "by-port faults never read a request");
+
+  int closed = 0;
+  salvo_engine_close(engine, on_closed, &closed);
+  faultd_close(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert(closed);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+Test(faults, matrix_over_http1, .timeout = 120) { run_matrix(H1); }
+Test(faults, matrix_over_http2, .timeout = 120) { run_matrix(H2); }
+
+/* libcurl replays a request by itself when a reused connection returns
+ * nothing. For a POST that would be a second submission the server may act
+ * on: salvo sends it once and reports what the first send got. */
+static void replay_case(const char *method, int with_key, unsigned *counted, outcome_t *o) {
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(faultd_start(&loop, NULL, &srv, NULL), 0);
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_host_connections = 1; /* so the second request reuses the first's connection */
+  opts.http_version = SALVO_HTTP_1_1;
+  opts.retry.max_attempts = 1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[128];
+  outcome_t warm = {0};
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", faultd_port(srv, FAULTD_PORT_HTTP));
+  submit_to(engine, "GET", url, NULL, &warm);
+  while (warm.calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(warm.status, 200);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/close", faultd_port(srv, FAULTD_PORT_HTTP));
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, method, url, &req), 0);
+  if (with_key)
+    cr_assert_eq(salvo_request_add_header(req, "Idempotency-Key", "k1"), 0);
+  cr_assert_eq(salvo_request_set_body(req, "charge", 6), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, o), 0);
+  while (o->calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  *counted = faultd_count(srv, "/close");
+  int closed = 0;
+  salvo_engine_close(engine, on_closed, &closed);
+  faultd_close(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+Test(faults, a_post_is_never_replayed_on_a_reused_connection) {
+  unsigned counted = 0;
+  outcome_t o = {0};
+  replay_case("POST", 0, &counted, &o);
+  cr_assert_eq(counted, 1, "the server received the POST %u times", counted);
+  cr_assert_eq(o.sends, 1);
+  cr_assert_eq(o.attempts, 1);
+  cr_assert_eq(o.error, SALVO_ECLOSED, "%s", salvo_err_name(o.error));
+  cr_assert_eq(o.reached, 1);
+}
+
+Test(faults, an_idempotent_request_may_be_replayed_and_every_send_is_counted) {
+  unsigned counted = 0;
+  outcome_t o = {0};
+  replay_case("PUT", 0, &counted, &o);
+  cr_assert_eq(o.attempts, 1);
+  cr_assert_eq(counted, o.sends, "salvo reports every send the server saw");
+  cr_assert_eq(o.sends, 2, "libcurl replayed it once on a fresh connection");
+}
