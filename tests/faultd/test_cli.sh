@@ -1,0 +1,43 @@
+#!/bin/sh
+# salvo-faultd as a program: loopback only, bad options, the start-up JSON
+# line, serving, SIGTERM, and --lifetime. Uses salvo-get as the client.
+#   test_cli.sh SALVO_FAULTD SALVO_GET
+set -u
+faultd=$1
+get=$2
+fail() { echo "FAIL: $*"; exit 1; }
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+"$faultd" --host 0.0.0.0 --lifetime 1 >/dev/null 2>"$dir/err"; rc=$?
+[ $rc -eq 1 ] || fail "--host 0.0.0.0 exited $rc, want 1"
+grep -q "loopback only" "$dir/err" || fail "no loopback message: $(cat "$dir/err")"
+"$faultd" --host 192.168.1.1 --lifetime 1 >/dev/null 2>&1 && fail "a private address was accepted"
+"$faultd" --no-such-option >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || fail "unknown option exited $rc, want 2"
+"$faultd" --lifetime abc >/dev/null 2>"$dir/err"; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--lifetime" "$dir/err" || fail "bad --lifetime: rc $rc"
+"$faultd" --help | grep -q "/fail-until/N/KEY" || fail "--help does not list the faults"
+
+"$faultd" --lifetime 30 >"$dir/ports" 2>"$dir/err" &
+pid=$!
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -s "$dir/ports" ] && break; sleep 0.2; done
+line=$(head -n 1 "$dir/ports")
+for name in http tls refused accept_silent close_on_accept reset_on_accept garbage_on_accept tls_stall cert; do
+  echo "$line" | grep -q "\"$name\":" || fail "start-up line lacks $name: $line"
+done
+http=$(echo "$line" | sed 's/.*"http":\([0-9]*\).*/\1/')
+"$get" "http://127.0.0.1:$http/ok" | grep -q "status 200" || fail "/ok did not answer 200"
+"$get" "http://127.0.0.1:$http/status/503" | grep -q "status 503" || fail "/status/503"
+"$get" "http://127.0.0.1:$http/counters" | grep -q "status 200" || fail "/counters"
+start=$(date +%s)
+kill -TERM $pid
+wait $pid; rc=$?
+[ $rc -eq 0 ] || fail "SIGTERM: exited $rc, want 0"
+[ $(( $(date +%s) - start )) -le 3 ] || fail "SIGTERM took too long"
+
+start=$(date +%s)
+"$faultd" --lifetime 1 >/dev/null 2>&1; rc=$?
+[ $rc -eq 0 ] || fail "--lifetime 1 exited $rc"
+[ $(( $(date +%s) - start )) -le 4 ] || fail "--lifetime 1 did not stop by itself in time"
+echo "salvo-faultd CLI: 1 passed, 0 failed"
