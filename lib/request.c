@@ -494,6 +494,14 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
    * that had no response yet: nothing was truncated, it closed. */
   if (outcome.error == SALVO_ETRUNCATED && status == 0)
     outcome.error = SALVO_ECLOSED;
+  /* libcurl 7.88 reports response headers past its 100 KB cap as "out of
+   * memory"; with a status line already in, that is what it was. */
+  if (rc == CURLE_OUT_OF_MEMORY && status != 0 && slot->stop_reason == 0) {
+    outcome.error = SALVO_EPROTO;
+    outcome.reached = 1;
+    snprintf(slot->errbuf, sizeof(slot->errbuf),
+             "response headers larger than libcurl accepts (100 KB)");
+  }
   salvo_result_t *r = &req->result;
   r->status = status;
   r->reached_server = outcome.reached;

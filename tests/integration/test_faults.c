@@ -8,6 +8,8 @@
 #include <criterion/criterion.h>
 #include <salvo/salvo.h>
 
+#include <jansson.h>
+
 #include "faultd.h"
 #include "harness.h"
 
@@ -53,6 +55,12 @@ static const fault_case_t cases[] = {
     {"/bad-chunk", 0, H1, SALVO_ERESET, 200, 3, 1, 1, 0, 0},
     {"/bad-chunk", 0, H2, SALVO_EHTTP2, 0, 3, 1, 1, 0, 0},
     {"/h2/rst/internal", 0, H2, SALVO_EHTTP2, 0, 3, 1, 1, 0, 0},
+    {"/huge-headers/200", 0, H1, SALVO_EPROTO, 200, 1, 1, 1, 0, 0},
+    {"/huge-headers/50", 0, H1, 0, 200, 1, 1, 1, 0, 0},
+    /* Alone, a 50 KB header block works over HTTP/2; beside other streams on
+     * the connection libcurl 7.88 fails it ("Received HTTP/0.9") and drops
+     * the connection. So it runs alone. */
+    {"/huge-headers/50", 0, H2, 0, 200, 1, 1, 1, 1, 0},
     {"/h2/goaway-after/1", 0, H2, 0, 200, 1, 1, 1, 1, 0},
     {"/close", 0, BOTH, SALVO_ECLOSED, 0, 3, 1, 1, 1, 0},
     {"/reset", 0, BOTH, SALVO_ERESET, 0, 3, 1, 1, 1, 0},
@@ -278,4 +286,151 @@ Test(faults, an_idempotent_request_may_be_replayed_and_every_send_is_counted) {
   cr_assert_eq(o.attempts, 1);
   cr_assert_eq(counted, o.sends, "salvo reports every send the server saw");
   cr_assert_eq(o.sends, 2, "libcurl replayed it once on a fresh connection");
+}
+
+/* ---------------------------------------------------------------- more */
+
+static void start(const salvo_engine_opts_t *given, const faultd_opts_t *fopts) {
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(faultd_start(&loop, fopts, &srv, NULL), 0);
+  salvo_engine_opts_t opts;
+  if (given)
+    opts = *given;
+  else
+    salvo_engine_opts_init(&opts);
+  opts.ca_file = faultd_cert_file(srv);
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+}
+
+static void finish(void) {
+  int closed = 0;
+  salvo_engine_close(engine, on_closed, &closed);
+  faultd_close(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert(closed);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+static void run_all(outcome_t *o, size_t n) {
+  for (;;) {
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++)
+      done += o[i].calls > 0;
+    if (done == n)
+      return;
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+}
+
+static unsigned random_failures(void) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1;
+  start(&opts, NULL);
+  static outcome_t o[400];
+  memset(o, 0, sizeof(o));
+  char url[128];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/random/20/7?status=500",
+           faultd_port(srv, FAULTD_PORT_HTTP));
+  for (int i = 0; i < 400; i++)
+    submit_to(engine, "GET", url, NULL, &o[i]);
+  run_all(o, 400);
+  unsigned failed = 0;
+  for (int i = 0; i < 400; i++)
+    failed += o[i].status == 500;
+  finish();
+  return failed;
+}
+
+Test(faults, random_fails_its_share_the_same_way_for_a_seed) {
+  unsigned a = random_failures(), b = random_failures();
+  cr_assert(a >= 48 && a <= 112, "20%% of 400 failed: %u", a);
+  cr_assert_eq(a, b, "same seed, same failures");
+}
+
+Test(faults, an_h2_stream_stalls_while_the_others_flow) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_host_connections = 1;
+  opts.retry.max_attempts = 1;
+  opts.timeouts.idle_ms = 700;
+  start(&opts, NULL);
+  char base[96];
+  snprintf(base, sizeof(base), "https://127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_TLS));
+  outcome_t stall = {0};
+  static outcome_t ok[50];
+  memset(ok, 0, sizeof(ok));
+  char url[160];
+  snprintf(url, sizeof(url), "%s/h2/stall", base);
+  submit_to(engine, "GET", url, NULL, &stall);
+  snprintf(url, sizeof(url), "%s/ok", base);
+  for (int i = 0; i < 50; i++)
+    submit_to(engine, "GET", url, NULL, &ok[i]);
+  run_all(ok, 50);
+  cr_assert_eq(stall.calls, 0, "the stalled stream is still waiting");
+  for (int i = 0; i < 50; i++) {
+    cr_assert_eq(ok[i].status, 200);
+    cr_assert_eq(ok[i].http_version, 20);
+  }
+  run_all(&stall, 1);
+  cr_assert_eq(stall.error, SALVO_EIDLE, "%s", salvo_err_name(stall.error));
+  cr_assert_eq(stall.status, 200);
+  cr_assert_eq(faultd_connections(srv), 1, "all on one connection, not %u",
+               faultd_connections(srv));
+  finish();
+}
+
+/* The server allows 2 streams per connection. libcurl 7.88 then opens more
+ * connections rather than queue, even past MAX_HOST_CONNECTIONS = 1. */
+Test(faults, h2_max_streams_limits_streams_per_connection) {
+  faultd_opts_t fopts;
+  faultd_opts_init(&fopts);
+  fopts.h2_max_streams = 2;
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_host_connections = 1;
+  start(&opts, &fopts);
+  static outcome_t o[10];
+  memset(o, 0, sizeof(o));
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/sleep/150", faultd_port(srv, FAULTD_PORT_TLS));
+  uint64_t t0 = uv_hrtime();
+  for (int i = 0; i < 10; i++)
+    submit_to(engine, "GET", url, NULL, &o[i]);
+  run_all(o, 10);
+  (void)t0;
+  for (int i = 0; i < 10; i++) {
+    cr_assert_eq(o[i].status, 200);
+    cr_assert_eq(o[i].http_version, 20);
+  }
+  cr_assert_geq(faultd_connections(srv), 5, "10 streams at 2 per connection took %u connections",
+                faultd_connections(srv));
+  finish();
+}
+
+Test(faults, counters_report_keys_ids_and_bodies) {
+  start(NULL, NULL);
+  char url[128];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/echo", faultd_port(srv, FAULTD_PORT_HTTP));
+  outcome_t o = {0};
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "POST", url, &req), 0);
+  cr_assert_eq(salvo_request_add_header(req, "Idempotency-Key", "pay-\"7\""), 0);
+  cr_assert_eq(salvo_request_set_body(req, "x", 1), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o), 0);
+  run_all(&o, 1);
+  char *doc = faultd_counters_json(srv);
+  json_error_t jerr;
+  json_t *j = json_loads(doc, 0, &jerr);
+  cr_assert_not_null(j, "not JSON: %s", doc);
+  cr_assert_eq(json_integer_value(json_object_get(j, "requests")), 1);
+  cr_assert_eq(json_integer_value(json_object_get(j, "bodies_received")), 1);
+  cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "methods"), "POST")), 1);
+  cr_assert_eq(json_integer_value(
+                   json_object_get(json_object_get(j, "idempotency_keys"), "pay-\"7\"")),
+               1, "the key, quotes and all: %s", doc);
+  cr_assert_eq(json_object_size(json_object_get(j, "request_ids")), 1);
+  json_decref(j);
+  free(doc);
+  finish();
 }
