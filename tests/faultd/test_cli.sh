@@ -40,4 +40,16 @@ start=$(date +%s)
 "$faultd" --lifetime 1 >/dev/null 2>&1; rc=$?
 [ $rc -eq 0 ] || fail "--lifetime 1 exited $rc"
 [ $(( $(date +%s) - start )) -le 4 ] || fail "--lifetime 1 did not stop by itself in time"
+if [ -s /proc/net/if_inet6 ]; then
+  "$faultd" --host ::1 --no-by-port --lifetime 30 >"$dir/ports6" 2>&1 &
+  pid=$!
+  for i in 1 2 3 4 5 6 7 8 9 10; do [ -s "$dir/ports6" ] && break; sleep 0.2; done
+  grep -q '"host":"::1"' "$dir/ports6" || fail "::1: $(cat "$dir/ports6")"
+  http=$(sed 's/.*"http":\([0-9]*\).*/\1/' "$dir/ports6")
+  "$get" "http://[::1]:$http/ok" | grep -q "status 200" || fail "/ok over ::1"
+  grep -q '"refused"' "$dir/ports6" && fail "--no-by-port still opened by-port listeners"
+  kill -TERM $pid; wait $pid
+else
+  echo "no IPv6 loopback here: ::1 not checked"
+fi
 echo "salvo-faultd CLI: 1 passed, 0 failed"
