@@ -1,0 +1,958 @@
+/* salvo-fetch: fetch many URLs, reliably; one JSON line per request out.
+ * See usage[] and the README for the contract. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <salvo/salvo.h>
+
+#include "faultd.h"
+
+static const char usage[] =
+    "usage: salvo-fetch [OPTIONS] [URL ...]\n"
+    "  -i, --input FILE         requests, one per line ('-' = stdin): a bare URL, or a JSON object\n"
+    "                           {\"id\":..., \"url\":..., \"method\":..., \"headers\":{...}, \"body\":\"...\"}\n"
+    "  -X, --method M   -H, --header 'Name: value' (repeatable)   -d, --data STR   --data-file FILE\n"
+    "  -c, --concurrency N      requests in flight (64)\n"
+    "      --max-host-connections N   --http1.1 | --http2\n"
+    "      --connect-timeout MS (3100)  --idle-timeout MS (10000)  --attempt-timeout MS (0 = off)\n"
+    "      --deadline MS (30000)        --queue-timeout MS (0 = off)\n"
+    "      --max-attempts N (4)  --backoff-base MS (250)  --backoff-max MS (10000)\n"
+    "      --jitter full|equal|decorrelated|none   --retry-status LIST   --retry-any-method-status LIST\n"
+    "      --retry-methods LIST  --retry-after-max MS (60000)  --no-retry-after\n"
+    "      --idempotency-key auto|off   --seed N (reproducible jitter)\n"
+    "      --rate N            requests per second per host (0 = unlimited)\n"
+    "      --cacert FILE  --insecure (prints a warning)\n"
+    "  -o, --output-dir DIR     save each body as DIR/<id>\n"
+    "      --shard K/N          take only the K-th of every N input lines (1-based)\n"
+    "      --progress | --no-progress   (default: progress on stderr when it is a terminal)\n"
+    "      --demo               run against a built-in local fault server (no network needed)\n"
+    "Results: one JSON object per request on stdout. Exit 0 if all are ok, 1 if not, 2 on usage\n"
+    "errors, 130 on SIGINT.\n";
+
+/* ------------------------------------------------------------ state */
+
+typedef struct item_s {
+  char *id;             /* input id, or the 1-based line number */
+  char *url;
+  char *method;
+  size_t line;
+  struct item_s *next;  /* in the rate-limited wait list */
+  salvo_request_t *req;
+  uv_timer_t *rate_timer;
+} item_t;
+
+#define HBUCKETS 40000 /* 3 significant digits of microseconds up to ~2^40 */
+typedef struct {
+  uint64_t counts[HBUCKETS]; /* log-linear: 3 significant digits of microseconds */
+  uint64_t max_us;
+  uint64_t n;
+} histogram_t;
+
+static struct {
+  uv_loop_t *loop;
+  salvo_engine_t *engine;
+  salvo_engine_opts_t opts;
+  FILE *input;
+  int input_done;
+  size_t line;
+  size_t shard_k, shard_n;
+  char **cli_urls;
+  int cli_nurls, cli_next;
+  const char *method;        /* -X */
+  json_t *headers;           /* -H, name -> value */
+  char *body;                /* -d / --data-file */
+  size_t body_len;
+  int has_body;
+  const char *output_dir;
+  double rate;               /* per host per second */
+  json_t *next_slot;         /* host -> next allowed time (ms, loop clock) */
+  size_t in_engine;          /* submitted, not yet done */
+  size_t pending_rate;       /* waiting for a rate slot */
+  size_t total_seen;         /* results printed */
+  size_t ok, http_error, failed, canceled, retried_requests, retries;
+  json_t *by_error;          /* error name -> count */
+  histogram_t latency;
+  uint64_t start_ns;
+  int progress;
+  int quiet_results;         /* --demo on a terminal */
+  int interrupted;
+  int closing;
+  uv_timer_t progress_timer;
+  uv_signal_t sigint;
+  faultd_t *demo_server;
+  int exit_code;
+} g;
+
+static void feed(void);
+
+/* ------------------------------------------------------------ histogram */
+
+static size_t bucket_of(uint64_t us) {
+  if (us < 1000)
+    return (size_t)us;
+  unsigned shift = 0;
+  while ((us >> shift) >= 1000)
+    shift++;
+  size_t b = 1000 + (size_t)(shift - 1) * 1000 + (size_t)(us >> shift);
+  return b < HBUCKETS ? b : HBUCKETS - 1;
+}
+
+static uint64_t value_of(size_t b) {
+  if (b < 1000)
+    return b;
+  size_t shift = (b - 1000) / 1000 + 1;
+  return (uint64_t)((b - 1000) % 1000) << shift;
+}
+
+static void hist_add(histogram_t *h, uint64_t us) {
+  h->counts[bucket_of(us)]++;
+  h->n++;
+  if (us > h->max_us)
+    h->max_us = us;
+}
+
+static double hist_pct(const histogram_t *h, double p) {
+  if (h->n == 0)
+    return 0;
+  uint64_t want = (uint64_t)ceil(p / 100.0 * (double)h->n), seen = 0;
+  for (size_t b = 0; b < HBUCKETS; b++) {
+    seen += h->counts[b];
+    if (seen >= want)
+      return (double)value_of(b) / 1000.0;
+  }
+  return (double)h->max_us / 1000.0;
+}
+
+/* ------------------------------------------------------------ output */
+
+static const char *outcome_of(const salvo_result_t *r) {
+  if (r->error == SALVO_ECANCELED)
+    return "canceled";
+  if (r->error == 0 && r->status >= 200 && r->status < 400)
+    return "ok";
+  if (r->error == 0 && r->status > 0)
+    return "http_error";
+  return "failed";
+}
+
+static json_t *ms(uint64_t us) { return json_real(round((double)us / 10.0) / 100.0); }
+
+static void emit(json_t *line) {
+  if (!g.quiet_results) {
+    json_dumpf(line, stdout,
+               JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
+    fputc('\n', stdout);
+    fflush(stdout);
+  }
+  json_decref(line);
+  g.total_seen++;
+}
+
+static json_t *id_json(const char *id) { return json_string(id); }
+
+static void invalid_line(size_t line, const char *id, const char *url, const char *why) {
+  fprintf(stderr, "salvo-fetch: input line %zu: %s\n", line, why);
+  char num[32];
+  snprintf(num, sizeof(num), "%zu", line);
+  json_t *o = json_object();
+  json_object_set_new(o, "id", id_json(id ? id : num));
+  json_object_set_new(o, "url", url ? json_string(url) : json_null());
+  json_object_set_new(o, "method", json_null());
+  json_object_set_new(o, "outcome", json_string("failed"));
+  json_object_set_new(o, "status", json_null());
+  json_object_set_new(o, "error", json_string("invalid_input"));
+  json_object_set_new(o, "detail", json_string(why));
+  json_object_set_new(o, "attempts", json_integer(0));
+  json_object_set_new(o, "history", json_array());
+  emit(o);
+  g.failed++;
+  json_object_set_new(g.by_error, "invalid_input",
+                      json_integer(json_integer_value(json_object_get(g.by_error, "invalid_input")) + 1));
+}
+
+static void save_body(const item_t *it, const salvo_result_t *r) {
+  /* The id names the file: keep it to a safe alphabet. */
+  char name[256];
+  size_t n = 0;
+  for (const char *p = it->id; *p && n < sizeof(name) - 1; p++)
+    name[n++] = (isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.') ? *p : '_';
+  name[n] = '\0';
+  if (n == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    snprintf(name, sizeof(name), "line-%zu", it->line);
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/%s", g.output_dir, name);
+  FILE *f = fopen(path, "wb");
+  if (f == NULL) {
+    fprintf(stderr, "salvo-fetch: cannot write %s: %s\n", path, strerror(errno));
+    return;
+  }
+  fwrite(r->body, 1, r->body_len, f);
+  fclose(f);
+}
+
+static void item_free(item_t *it) {
+  free(it->id);
+  free(it->url);
+  free(it->method);
+  free(it);
+}
+
+static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  (void)req;
+  item_t *it = ud;
+  g.in_engine--;
+  const char *outcome = outcome_of(r);
+  json_t *o = json_object();
+  json_object_set_new(o, "id", id_json(it->id));
+  json_object_set_new(o, "url", json_string(it->url));
+  json_object_set_new(o, "method", json_string(it->method));
+  json_object_set_new(o, "outcome", json_string(outcome));
+  json_object_set_new(o, "status", r->status ? json_integer(r->status) : json_null());
+  json_object_set_new(o, "error", r->error ? json_string(salvo_err_name(r->error)) : json_null());
+  json_object_set_new(o, "attempts", json_integer(r->attempts));
+  json_object_set_new(o, "elapsed_ms", ms(r->elapsed_us));
+  json_object_set_new(o, "bytes", json_integer((json_int_t)r->body_len));
+  json_object_set_new(o, "http_version",
+                      r->http_version == 20   ? json_string("2")
+                      : r->http_version == 11 ? json_string("1.1")
+                      : r->http_version == 10 ? json_string("1.0")
+                                              : json_null());
+  json_object_set_new(o, "timings",
+                      json_pack("{s:o, s:o, s:o, s:o, s:o}", "dns_ms", ms(r->timings.dns_us),
+                                "connect_ms", ms(r->timings.connect_us), "tls_ms",
+                                ms(r->timings.tls_us), "ttfb_ms", ms(r->timings.ttfb_us),
+                                "total_ms", ms(r->timings.total_us)));
+  json_object_set_new(o, "stop_reason", json_string(salvo_stop_reason_name(r->stop_reason)));
+  if (r->error == SALVO_ERETRYAFTER)
+    json_object_set_new(o, "retry_after_ms", json_integer(r->retry_after_ms));
+  if (r->detail[0])
+    json_object_set_new(o, "detail", json_string(r->detail));
+  json_t *history = json_array();
+  for (size_t i = 0; i < r->history_len; i++) {
+    const salvo_attempt_record_t *h = &r->history[i];
+    json_t *e = json_object();
+    json_object_set_new(e, "attempt", json_integer(h->attempt));
+    if (h->error)
+      json_object_set_new(e, "error", json_string(salvo_err_name(h->error)));
+    else
+      json_object_set_new(e, "status", json_integer(h->status));
+    json_object_set_new(e, "reached_server", json_boolean(h->reached_server));
+    json_object_set_new(e, "decision", json_string(h->decision == SALVO_RETRY ? "retry" : "stop"));
+    json_object_set_new(e, "reason", json_string(h->reason));
+    json_object_set_new(e, "wait_ms", json_integer((json_int_t)h->wait_ms));
+    json_array_append_new(history, e);
+  }
+  json_object_set_new(o, "history", history);
+  emit(o);
+
+  if (strcmp(outcome, "ok") == 0)
+    g.ok++;
+  else if (strcmp(outcome, "http_error") == 0)
+    g.http_error++;
+  else if (strcmp(outcome, "canceled") == 0)
+    g.canceled++;
+  else
+    g.failed++;
+  if (r->error) {
+    const char *name = salvo_err_name(r->error);
+    json_object_set_new(g.by_error, name,
+                        json_integer(json_integer_value(json_object_get(g.by_error, name)) + 1));
+  }
+  if (r->attempts > 1) {
+    g.retried_requests++;
+    g.retries += r->attempts - 1;
+  }
+  hist_add(&g.latency, r->elapsed_us);
+  if (g.output_dir && r->body != NULL && r->status > 0)
+    save_body(it, r);
+  item_free(it);
+  feed();
+}
+
+/* ------------------------------------------------------------ input */
+
+static int apply_headers(salvo_request_t *req, json_t *headers, char *why, size_t why_len) {
+  const char *name;
+  json_t *v;
+  json_object_foreach(headers, name, v) {
+    if (!json_is_string(v)) {
+      snprintf(why, why_len, "header %s: value is not a string", name);
+      return -1;
+    }
+    if (salvo_request_add_header(req, name, json_string_value(v)) != 0) {
+      snprintf(why, why_len, "header %s: invalid name or value (CR, LF, NUL?)", name);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static char *host_of(const char *url) {
+  const char *p = strstr(url, "://");
+  p = p ? p + 3 : url;
+  size_t n = strcspn(p, "/?#");
+  return strndup(p, n);
+}
+
+static void submit_now(item_t *it) {
+  int rc = salvo_request_submit(it->req, done, it);
+  if (rc != 0) {
+    char why[128];
+    snprintf(why, sizeof(why), "cannot submit: %s", salvo_strerror(rc));
+    salvo_request_free(it->req);
+    invalid_line(it->line, it->id, it->url, why);
+    item_free(it);
+    return;
+  }
+  g.in_engine++;
+}
+
+static void rate_timer_closed(uv_handle_t *h) { free(h); }
+
+static void rate_fired(uv_timer_t *t) {
+  item_t *it = t->data;
+  uv_close((uv_handle_t *)t, rate_timer_closed);
+  it->rate_timer = NULL;
+  g.pending_rate--;
+  if (g.closing) {
+    /* interrupted while waiting for its slot: it ends canceled, not lost */
+    salvo_request_free(it->req);
+    salvo_result_t r;
+    memset(&r, 0, sizeof(r));
+    r.error = SALVO_ECANCELED;
+    r.detail = "interrupted before it was sent";
+    r.stop_reason = SALVO_STOP_CANCELED;
+    r.retry_after_ms = -1;
+    g.in_engine++;
+    done(NULL, &r, it);
+    return;
+  }
+  submit_now(it);
+}
+
+/* Per-host pacing for --rate: each host gets a slot every 1/rate s. */
+static void schedule(item_t *it) {
+  if (g.rate <= 0) {
+    submit_now(it);
+    return;
+  }
+  char *host = host_of(it->url);
+  uint64_t now = uv_now(g.loop);
+  json_t *slot = json_object_get(g.next_slot, host);
+  uint64_t at = slot ? (uint64_t)json_integer_value(slot) : now;
+  if (at < now)
+    at = now;
+  json_object_set_new(g.next_slot, host, json_integer((json_int_t)(at + (uint64_t)(1000.0 / g.rate))));
+  free(host);
+  if (at <= now) {
+    submit_now(it);
+    return;
+  }
+  it->rate_timer = malloc(sizeof(uv_timer_t));
+  uv_timer_init(g.loop, it->rate_timer);
+  it->rate_timer->data = it;
+  uv_timer_start(it->rate_timer, rate_fired, at - now, 0);
+  g.pending_rate++;
+}
+
+/* What one input line asks for. */
+typedef struct {
+  char id[256];
+  const char *url;
+  const char *method;
+  json_t *headers;   /* borrowed, or NULL */
+  const char *body;  /* NULL = none */
+  size_t body_len;
+} spec_t;
+
+/* Builds, checks and schedules one request; reports bad input as a result line. */
+static void build(const spec_t *sp, size_t line) {
+  char why[512] = "out of memory";
+  const char *m = sp->method ? sp->method : (sp->body || g.has_body ? "POST" : "GET");
+  salvo_request_t *req = NULL;
+  int rc = salvo_request_new(g.engine, m, sp->url, &req);
+  if (rc != 0) {
+    snprintf(why, sizeof(why), "invalid method \"%s\" or URL \"%s\"", m, sp->url);
+    invalid_line(line, sp->id, sp->url, why);
+    return;
+  }
+  rc = apply_headers(req, g.headers, why, sizeof(why));
+  if (rc == 0 && sp->headers != NULL)
+    rc = apply_headers(req, sp->headers, why, sizeof(why));
+  if (rc == 0 && sp->body != NULL)
+    rc = salvo_request_set_body(req, sp->body, sp->body_len);
+  else if (rc == 0 && g.has_body)
+    rc = salvo_request_set_body(req, g.body, g.body_len);
+  if (rc != 0) {
+    salvo_request_free(req);
+    invalid_line(line, sp->id, sp->url, why);
+    return;
+  }
+  item_t *it = calloc(1, sizeof(*it));
+  it->line = line;
+  it->id = strdup(sp->id);
+  it->url = strdup(sp->url);
+  it->method = strdup(m);
+  it->req = req;
+  schedule(it);
+}
+
+/* One input line (or command-line URL). */
+static void take(const char *text, size_t line) {
+  spec_t sp;
+  memset(&sp, 0, sizeof(sp));
+  sp.method = g.method;
+  snprintf(sp.id, sizeof(sp.id), "%zu", line);
+  while (isspace((unsigned char)*text))
+    text++;
+  if (*text != '{') { /* a bare URL */
+    size_t n = strlen(text);
+    while (n > 0 && isspace((unsigned char)text[n - 1]))
+      n--;
+    if (n == 0)
+      return; /* blank lines are skipped, but keep their number */
+    char *url = strndup(text, n);
+    sp.url = url;
+    build(&sp, line);
+    free(url);
+    return;
+  }
+  json_error_t err;
+  json_t *obj = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+  char why[512];
+  if (obj == NULL || !json_is_object(obj)) {
+    snprintf(why, sizeof(why), "column %d: %s", obj ? 1 : err.column,
+             obj ? "not a JSON object" : err.text);
+    invalid_line(line, NULL, NULL, why);
+    json_decref(obj);
+    return;
+  }
+  json_t *id = json_object_get(obj, "id");
+  json_t *url = json_object_get(obj, "url");
+  json_t *method = json_object_get(obj, "method");
+  json_t *headers = json_object_get(obj, "headers");
+  json_t *body = json_object_get(obj, "body");
+  if (json_is_string(id))
+    snprintf(sp.id, sizeof(sp.id), "%s", json_string_value(id));
+  else if (json_is_integer(id))
+    snprintf(sp.id, sizeof(sp.id), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+  const char *problem = NULL;
+  if (id != NULL && !json_is_string(id) && !json_is_integer(id) && !json_is_null(id))
+    problem = "\"id\" must be a string or an integer";
+  else if (!json_is_string(url))
+    problem = "\"url\" is missing or not a string";
+  else if (method != NULL && !json_is_string(method))
+    problem = "\"method\" must be a string";
+  else if (headers != NULL && !json_is_object(headers))
+    problem = "\"headers\" must be an object of strings";
+  else if (body != NULL && !json_is_string(body))
+    problem = "\"body\" must be a string";
+  if (problem != NULL) {
+    invalid_line(line, sp.id, json_string_value(url), problem);
+    json_decref(obj);
+    return;
+  }
+  sp.url = json_string_value(url);
+  if (method)
+    sp.method = json_string_value(method);
+  sp.headers = headers;
+  if (body) {
+    sp.body = json_string_value(body);
+    sp.body_len = json_string_length(body);
+  }
+  build(&sp, line);
+  json_decref(obj);
+}
+
+/* ------------------------------------------------------------ feeding */
+
+/* Reads input only while there is room: memory stays flat however long the
+ * input is. */
+static void feed(void) {
+  size_t room_for = g.opts.max_in_flight * 4;
+  while (!g.input_done && !g.closing && g.in_engine + g.pending_rate < room_for) {
+    if (g.cli_next < g.cli_nurls) {
+      g.line++;
+      take(g.cli_urls[g.cli_next++], g.line);
+      continue;
+    }
+    if (g.input == NULL) {
+      g.input_done = 1;
+      break;
+    }
+    static char *buf;
+    static size_t cap;
+    ssize_t n = getline(&buf, &cap, g.input);
+    if (n < 0) {
+      g.input_done = 1;
+      if (g.input != stdin)
+        fclose(g.input);
+      g.input = NULL;
+      free(buf);
+      buf = NULL;
+      cap = 0;
+      break;
+    }
+    g.line++;
+    if (g.shard_n > 1 && (g.line - 1) % g.shard_n != g.shard_k - 1)
+      continue;
+    if (n > 0 && buf[n - 1] == '\n')
+      buf[--n] = '\0';
+    if (strlen(buf) != (size_t)n) {
+      invalid_line(g.line, NULL, NULL, "the line contains a NUL byte");
+      continue;
+    }
+    take(buf, g.line);
+  }
+  if (g.input_done && g.in_engine == 0 && g.pending_rate == 0 && !g.closing) {
+    g.closing = 1;
+    salvo_engine_close(g.engine, NULL, NULL);
+    uv_timer_stop(&g.progress_timer);
+    uv_close((uv_handle_t *)&g.progress_timer, NULL);
+    uv_close((uv_handle_t *)&g.sigint, NULL);
+    if (g.demo_server)
+      faultd_close(g.demo_server);
+  }
+}
+
+/* ------------------------------------------------------------ progress */
+
+static void progress_line(int final) {
+  double secs = (double)(uv_hrtime() - g.start_ns) / 1e9;
+  double rate = secs > 0 ? (double)g.total_seen / secs : 0;
+  char eta[32] = "";
+  if (g.input_done && rate > 0)
+    snprintf(eta, sizeof(eta), ", ETA %.0fs", (double)(g.in_engine + g.pending_rate) / rate);
+  fprintf(stderr, "\r%zu done%s%zu, ok %zu, retried %zu, failed %zu, %.0f req/s%s   %s",
+          g.total_seen, g.input_done ? "/" : " of ",
+          g.input_done ? g.total_seen + g.in_engine + g.pending_rate : g.line, g.ok,
+          g.retried_requests, g.failed + g.http_error + g.canceled, rate, eta, final ? "\n" : "");
+  fflush(stderr);
+}
+
+static void progress_tick(uv_timer_t *t) {
+  (void)t;
+  progress_line(0);
+}
+
+static void summary(void) {
+  double secs = (double)(uv_hrtime() - g.start_ns) / 1e9;
+  fprintf(stderr, "\nsalvo-fetch: %zu requests in %.2f s (%.0f req/s)\n", g.total_seen, secs,
+          secs > 0 ? (double)g.total_seen / secs : 0.0);
+  fprintf(stderr, "  %-24s %8zu\n  %-24s %8zu\n  %-24s %8zu\n  %-24s %8zu\n", "ok", g.ok,
+          "http_error", g.http_error, "failed", g.failed, "canceled", g.canceled);
+  const char *name;
+  json_t *v;
+  if (json_object_size(g.by_error) > 0)
+    fprintf(stderr, "  errors:\n");
+  json_object_foreach(g.by_error, name, v) {
+    fprintf(stderr, "    %-22s %8" JSON_INTEGER_FORMAT "\n", name, json_integer_value(v));
+  }
+  fprintf(stderr, "  retries: %zu, on %zu requests\n", g.retries, g.retried_requests);
+  fprintf(stderr, "  latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", hist_pct(&g.latency, 50),
+          hist_pct(&g.latency, 90), hist_pct(&g.latency, 99), (double)g.latency.max_us / 1000.0);
+}
+
+/* SIGINT: take no more input, cancel what is in flight; every result still prints. */
+static void on_sigint(uv_signal_t *sig, int signum) {
+  (void)sig;
+  (void)signum;
+  if (g.interrupted)
+    return;
+  g.interrupted = 1;
+  g.input_done = 1;
+  fprintf(stderr, "\nsalvo-fetch: interrupted: canceling %zu requests\n", g.in_engine + g.pending_rate);
+  /* Requests waiting for a rate slot end canceled when their timer fires now. */
+  g.closing = 1;
+  salvo_engine_close(g.engine, NULL, NULL);
+  uv_timer_stop(&g.progress_timer);
+  uv_close((uv_handle_t *)&g.progress_timer, NULL);
+  uv_close((uv_handle_t *)&g.sigint, NULL);
+  if (g.demo_server)
+    faultd_close(g.demo_server);
+}
+
+/* ------------------------------------------------------------ demo */
+
+/* A few thousand requests across healthy, slow, flaky, rate-limited,
+ * dropping and refused endpoints of a built-in salvo-faultd. */
+static int demo_input(char *path, size_t path_len) {
+  faultd_opts_t fo;
+  faultd_opts_init(&fo);
+  const char *err = NULL;
+  if (faultd_start(g.loop, &fo, &g.demo_server, &err) != 0) {
+    fprintf(stderr, "salvo-fetch: --demo: %s\n", err);
+    return -1;
+  }
+  snprintf(path, path_len, "/tmp/salvo-fetch-demo-XXXXXX");
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return -1;
+  FILE *f = fdopen(fd, "w");
+  int http = faultd_port(g.demo_server, FAULTD_PORT_HTTP);
+  int refused = faultd_port(g.demo_server, FAULTD_PORT_REFUSED);
+  struct {
+    const char *path;
+    int count;
+  } kinds[] = {
+      {"/ok", 2000},
+      {"/sleep/300", 300},
+      {"/fail-until/3/flaky-%d", 300},
+      {"/fail-until/2/limited-%d?status=429&retry-after=1", 100},
+      {"/status/503", 50},
+      {"/random/30/%d", 200},
+      {"/fail-until/2/drop-%d?fault=reset", 200},
+      {"/hang", 20},
+      {"/status/404", 50},
+      {"refused", 50},
+  };
+  int n = 0;
+  for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+    for (int i = 0; i < kinds[k].count; i++, n++) {
+      char p[160];
+      snprintf(p, sizeof(p), kinds[k].path, i);
+      if (strcmp(p, "refused") == 0)
+        fprintf(f, "{\"id\":\"demo-%d\",\"url\":\"http://127.0.0.1:%d/\",\"method\":\"POST\",\"body\":\"x\"}\n",
+                n, refused);
+      else
+        fprintf(f, "{\"id\":\"demo-%d\",\"url\":\"http://127.0.0.1:%d%s\"}\n", n, http, p);
+    }
+  fclose(f);
+  fprintf(stderr,
+          "salvo-fetch --demo: %d requests to a built-in fault server on 127.0.0.1 (healthy, slow,\n"
+          "flaky, 429 with Retry-After, 503, random failures, dropped connections, hanging,\n"
+          "404, refused), default retry policy, idle timeout 1 s\n",
+          n);
+  return 0;
+}
+
+/* ------------------------------------------------------------ options */
+
+static void die_usage(const char *fmt, const char *arg) {
+  fprintf(stderr, "salvo-fetch: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(see salvo-fetch --help)\n");
+  exit(2);
+}
+
+static uint64_t num(const char *opt, const char *arg, uint64_t max) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(arg, &end, 10);
+  if (*arg == '\0' || *end != '\0' || errno != 0 || v > max || arg[0] == '-') {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "%s needs a whole number up to %llu, got '%%s'", opt,
+             (unsigned long long)max);
+    die_usage(msg, arg);
+  }
+  return v;
+}
+
+static void statuses(const char *opt, const char *arg, int *out) {
+  char *copy = strdup(arg), *save = NULL;
+  int n = 0;
+  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (n == SALVO_MAX_RETRY_STATUSES - 1) {
+      char msg[96];
+      snprintf(msg, sizeof(msg), "%s takes at most %d statuses: '%%s'", opt, SALVO_MAX_RETRY_STATUSES - 1);
+      die_usage(msg, arg);
+    }
+    out[n++] = (int)num(opt, t, 599);
+    if (out[n - 1] < 100)
+      die_usage("not an HTTP status: '%s'", t);
+  }
+  out[n] = 0;
+  free(copy);
+}
+
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return NULL;
+  size_t cap = 65536, n = 0;
+  char *buf = malloc(cap);
+  size_t r;
+  while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+    n += r;
+    if (n == cap)
+      buf = realloc(buf, cap *= 2);
+  }
+  fclose(f);
+  *len = n;
+  return buf;
+}
+
+enum {
+  O_DATA_FILE = 256, O_MAX_HOST, O_H1, O_H2, O_CONNECT, O_IDLE, O_ATTEMPT, O_DEADLINE, O_QUEUE,
+  O_MAX_ATTEMPTS, O_BACKOFF_BASE, O_BACKOFF_MAX, O_JITTER, O_RETRY_STATUS, O_RETRY_ANY,
+  O_RETRY_METHODS, O_RA_MAX, O_NO_RA, O_IDEM, O_SEED, O_RATE, O_CACERT, O_INSECURE, O_SHARD,
+  O_PROGRESS, O_NO_PROGRESS, O_DEMO
+};
+
+int main(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"input", required_argument, NULL, 'i'}, {"method", required_argument, NULL, 'X'},
+      {"header", required_argument, NULL, 'H'}, {"data", required_argument, NULL, 'd'},
+      {"data-file", required_argument, NULL, O_DATA_FILE},
+      {"concurrency", required_argument, NULL, 'c'},
+      {"max-host-connections", required_argument, NULL, O_MAX_HOST},
+      {"http1.1", no_argument, NULL, O_H1}, {"http2", no_argument, NULL, O_H2},
+      {"connect-timeout", required_argument, NULL, O_CONNECT},
+      {"idle-timeout", required_argument, NULL, O_IDLE},
+      {"attempt-timeout", required_argument, NULL, O_ATTEMPT},
+      {"deadline", required_argument, NULL, O_DEADLINE},
+      {"queue-timeout", required_argument, NULL, O_QUEUE},
+      {"max-attempts", required_argument, NULL, O_MAX_ATTEMPTS},
+      {"backoff-base", required_argument, NULL, O_BACKOFF_BASE},
+      {"backoff-max", required_argument, NULL, O_BACKOFF_MAX},
+      {"jitter", required_argument, NULL, O_JITTER},
+      {"retry-status", required_argument, NULL, O_RETRY_STATUS},
+      {"retry-any-method-status", required_argument, NULL, O_RETRY_ANY},
+      {"retry-methods", required_argument, NULL, O_RETRY_METHODS},
+      {"retry-after-max", required_argument, NULL, O_RA_MAX},
+      {"no-retry-after", no_argument, NULL, O_NO_RA},
+      {"idempotency-key", required_argument, NULL, O_IDEM},
+      {"seed", required_argument, NULL, O_SEED}, {"rate", required_argument, NULL, O_RATE},
+      {"cacert", required_argument, NULL, O_CACERT}, {"insecure", no_argument, NULL, O_INSECURE},
+      {"output-dir", required_argument, NULL, 'o'}, {"shard", required_argument, NULL, O_SHARD},
+      {"progress", no_argument, NULL, O_PROGRESS}, {"no-progress", no_argument, NULL, O_NO_PROGRESS},
+      {"demo", no_argument, NULL, O_DEMO}, {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  salvo_engine_opts_init(&g.opts);
+  g.headers = json_object();
+  g.by_error = json_object();
+  g.next_slot = json_object();
+  const char *input_path = NULL;
+  int progress = isatty(2), demo = 0;
+  size_t max_in_flight = 64;
+  int opt;
+  while ((opt = getopt_long(argc, argv, "i:X:H:d:c:o:h", longopts, NULL)) != -1) {
+    switch (opt) {
+    case 'i':
+      input_path = optarg;
+      break;
+    case 'X':
+      g.method = optarg;
+      break;
+    case 'H': {
+      const char *colon = strchr(optarg, ':');
+      if (colon == NULL || colon == optarg)
+        die_usage("-H needs 'Name: value', got '%s'", optarg);
+      char *name = strndup(optarg, (size_t)(colon - optarg));
+      const char *value = colon + 1;
+      while (*value == ' ' || *value == '\t')
+        value++;
+      json_object_set_new(g.headers, name, json_string(value));
+      free(name);
+      break;
+    }
+    case 'd':
+      g.body = strdup(optarg);
+      g.body_len = strlen(optarg);
+      g.has_body = 1;
+      break;
+    case O_DATA_FILE:
+      g.body = read_file(optarg, &g.body_len);
+      if (g.body == NULL)
+        die_usage("--data-file: cannot read '%s'", optarg);
+      g.has_body = 1;
+      break;
+    case 'c':
+      max_in_flight = (size_t)num("--concurrency", optarg, 100000);
+      if (max_in_flight == 0)
+        die_usage("--concurrency must be at least 1, got '%s'", optarg);
+      break;
+    case O_MAX_HOST:
+      g.opts.max_host_connections = (long)num("--max-host-connections", optarg, 100000);
+      break;
+    case O_H1:
+      g.opts.http_version = SALVO_HTTP_1_1;
+      break;
+    case O_H2:
+      g.opts.http_version = SALVO_HTTP_2;
+      break;
+    case O_CONNECT:
+      g.opts.timeouts.connect_ms = num("--connect-timeout", optarg, UINT32_MAX);
+      break;
+    case O_IDLE:
+      g.opts.timeouts.idle_ms = num("--idle-timeout", optarg, UINT32_MAX);
+      break;
+    case O_ATTEMPT:
+      g.opts.timeouts.attempt_ms = num("--attempt-timeout", optarg, UINT32_MAX);
+      break;
+    case O_DEADLINE:
+      g.opts.timeouts.deadline_ms = num("--deadline", optarg, UINT32_MAX);
+      break;
+    case O_QUEUE:
+      g.opts.timeouts.queue_ms = num("--queue-timeout", optarg, UINT32_MAX);
+      break;
+    case O_MAX_ATTEMPTS:
+      g.opts.retry.max_attempts = (unsigned)num("--max-attempts", optarg, 1000);
+      if (g.opts.retry.max_attempts == 0)
+        die_usage("--max-attempts must be at least 1, got '%s'", optarg);
+      break;
+    case O_BACKOFF_BASE:
+      g.opts.retry.backoff_base_ms = num("--backoff-base", optarg, UINT32_MAX);
+      break;
+    case O_BACKOFF_MAX:
+      g.opts.retry.backoff_max_ms = num("--backoff-max", optarg, UINT32_MAX);
+      break;
+    case O_JITTER:
+      if (strcmp(optarg, "full") == 0)
+        g.opts.retry.jitter = SALVO_JITTER_FULL;
+      else if (strcmp(optarg, "equal") == 0)
+        g.opts.retry.jitter = SALVO_JITTER_EQUAL;
+      else if (strcmp(optarg, "decorrelated") == 0)
+        g.opts.retry.jitter = SALVO_JITTER_DECORRELATED;
+      else if (strcmp(optarg, "none") == 0)
+        g.opts.retry.jitter = SALVO_JITTER_NONE;
+      else
+        die_usage("--jitter is full, equal, decorrelated or none, got '%s'", optarg);
+      break;
+    case O_RETRY_STATUS:
+      statuses("--retry-status", optarg, g.opts.retry.retry_statuses);
+      break;
+    case O_RETRY_ANY:
+      statuses("--retry-any-method-status", optarg, g.opts.retry.retry_any_method_statuses);
+      break;
+    case O_RETRY_METHODS:
+      if (strlen(optarg) >= sizeof(g.opts.retry.idempotent_methods))
+        die_usage("--retry-methods: list too long: '%s'", optarg);
+      snprintf(g.opts.retry.idempotent_methods, sizeof(g.opts.retry.idempotent_methods), "%s", optarg);
+      break;
+    case O_RA_MAX:
+      g.opts.retry.retry_after_max_ms = num("--retry-after-max", optarg, UINT32_MAX);
+      break;
+    case O_NO_RA:
+      g.opts.retry.respect_retry_after = 0;
+      break;
+    case O_IDEM:
+      if (strcmp(optarg, "auto") == 0)
+        g.opts.retry.idempotency_key_auto = 1;
+      else if (strcmp(optarg, "off") == 0)
+        g.opts.retry.idempotency_key_auto = 0;
+      else
+        die_usage("--idempotency-key is auto or off, got '%s'", optarg);
+      break;
+    case O_SEED:
+      g.opts.retry.seed = num("--seed", optarg, UINT64_MAX);
+      break;
+    case O_RATE: {
+      char *end;
+      g.rate = strtod(optarg, &end);
+      if (*optarg == '\0' || *end != '\0' || !(g.rate >= 0) || g.rate > 1e6)
+        die_usage("--rate needs a number of requests per second, got '%s'", optarg);
+      break;
+    }
+    case O_CACERT:
+      if (access(optarg, R_OK) != 0)
+        die_usage("--cacert: cannot read '%s'", optarg);
+      g.opts.ca_file = optarg;
+      break;
+    case O_INSECURE:
+      g.opts.insecure_skip_verify = 1;
+      break;
+    case 'o': {
+      struct stat st;
+      if (stat(optarg, &st) != 0 || !S_ISDIR(st.st_mode) || access(optarg, W_OK) != 0)
+        die_usage("--output-dir: '%s' is not a writable directory", optarg);
+      g.output_dir = optarg;
+      break;
+    }
+    case O_SHARD: {
+      unsigned long k, n;
+      char tail;
+      if (sscanf(optarg, "%lu/%lu%c", &k, &n, &tail) != 2 || n == 0 || k == 0 || k > n)
+        die_usage("--shard needs K/N with 1 <= K <= N, got '%s'", optarg);
+      g.shard_k = k;
+      g.shard_n = n;
+      break;
+    }
+    case O_PROGRESS:
+      progress = 1;
+      break;
+    case O_NO_PROGRESS:
+      progress = 0;
+      break;
+    case O_DEMO:
+      demo = 1;
+      break;
+    case 'h':
+      fputs(usage, stdout);
+      return 0;
+    default:
+      fputs(usage, stderr);
+      return 2;
+    }
+  }
+  g.cli_urls = argv + optind;
+  g.cli_nurls = argc - optind;
+  if (!demo && input_path == NULL && g.cli_nurls == 0)
+    die_usage("%s", "nothing to fetch: give URLs, -i FILE, or --demo");
+  signal(SIGPIPE, SIG_IGN);
+  g.loop = uv_default_loop();
+  g.opts.max_in_flight = max_in_flight;
+
+  char demo_path[64] = "";
+  if (demo) {
+    if (input_path != NULL || g.cli_nurls > 0)
+      die_usage("%s", "--demo makes its own input: no URLs or -i with it");
+    if (demo_input(demo_path, sizeof(demo_path)) != 0)
+      return 1;
+    input_path = demo_path;
+    g.opts.ca_file = faultd_cert_file(g.demo_server);
+    g.opts.timeouts.idle_ms = 1000;
+    g.quiet_results = isatty(1);
+    if (g.quiet_results)
+      fprintf(stderr, "(result lines are not shown on a terminal: add '> results.jsonl' to keep them)\n");
+  }
+  if (input_path != NULL) {
+    if (strcmp(input_path, "-") == 0) {
+      g.input = stdin;
+    } else {
+      g.input = fopen(input_path, "r");
+      if (g.input == NULL) {
+        fprintf(stderr, "salvo-fetch: -i: cannot read '%s': %s\n", input_path, strerror(errno));
+        return 2;
+      }
+    }
+  }
+  if (demo_path[0])
+    unlink(demo_path); /* open already: the file goes away when we are done */
+
+  int rc = salvo_engine_new(g.loop, &g.opts, &g.engine);
+  if (rc != 0) {
+    fprintf(stderr, "salvo-fetch: %s\n", salvo_strerror(rc));
+    return 2;
+  }
+  if (g.opts.insecure_skip_verify)
+    fprintf(stderr, "salvo-fetch: WARNING: --insecure: TLS certificates are not verified\n");
+  g.progress = progress;
+  uv_timer_init(g.loop, &g.progress_timer);
+  if (progress)
+    uv_timer_start(&g.progress_timer, progress_tick, 200, 200);
+  uv_signal_init(g.loop, &g.sigint);
+  uv_signal_start(&g.sigint, on_sigint, SIGINT);
+  g.start_ns = uv_hrtime();
+  feed();
+  uv_run(g.loop, UV_RUN_DEFAULT);
+  if (progress)
+    progress_line(1);
+  summary();
+  json_decref(g.headers);
+  json_decref(g.by_error);
+  json_decref(g.next_slot);
+  free(g.body);
+  if (g.interrupted)
+    return 130;
+  return g.ok == g.total_seen ? 0 : 1;
+}
