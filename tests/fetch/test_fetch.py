@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the salvo-fetch binary against a salvo-faultd it starts.
+
+usage: test_fetch.py SALVO_FETCH SALVO_FAULTD
+Prints one line per test and a closing 'N passed, N failed'.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+FETCH, FAULTD = sys.argv[1], sys.argv[2]
+FIELDS = ["id", "url", "method", "outcome", "status", "error", "attempts", "elapsed_ms",
+          "bytes", "http_version", "timings", "history"]
+
+
+class Server:
+    def __enter__(self):
+        self.proc = subprocess.Popen([FAULTD, "--lifetime", "300"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.ports = json.loads(self.proc.stdout.readline())
+        self.base = "http://127.0.0.1:%d" % self.ports["http"]
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def fetch_body(base):
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run([FETCH, "--no-progress", "-o", d, "-i", "-"], input='{"id":"c","url":"%s/counters"}\n' % base,
+                       capture_output=True, text=True, check=False)
+        with open(os.path.join(d, "c")) as f:
+            return f.read()
+
+
+def run(args, stdin=None, timeout=60):
+    p = subprocess.run([FETCH, "--no-progress"] + args, input=stdin, capture_output=True,
+                       text=True, timeout=timeout)
+    lines = [json.loads(l) for l in p.stdout.splitlines()]
+    return p.returncode, lines, p.stderr
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def test_every_input_line_appears_once_with_the_fields(srv):
+    n = 300
+    lines = []
+    for i in range(n):
+        kind = i % 5
+        if kind == 0:
+            lines.append(srv.base + "/ok")
+        elif kind == 1:
+            lines.append(json.dumps({"id": "j%d" % i, "url": srv.base + "/fail-until/2/k%d" % i}))
+        elif kind == 2:
+            lines.append(json.dumps({"id": i, "url": srv.base + "/echo", "method": "PUT",
+                                     "headers": {"X-A": "1"}, "body": "hello"}))
+        elif kind == 3:
+            lines.append(srv.base + "/status/404")
+        else:
+            lines.append('{"id": "bad%d", "url": ' % i)  # malformed JSON
+    rc, out, err = run(["-i", "-", "--backoff-base", "10"], stdin="\n".join(lines) + "\n")
+    check(rc == 1, "exit %d, want 1 (some are not ok)" % rc)
+    check(len(out) == n, "%d result lines for %d input lines" % (len(out), n))
+    ids = [str(o["id"]) for o in out]
+    check(len(set(ids)) == n, "ids are not unique")
+    by_id = {str(o["id"]): o for o in out}
+    for i in range(n):
+        kind = i % 5
+        key = {0: str(i + 1), 1: "j%d" % i, 2: str(i), 3: str(i + 1), 4: str(i + 1)}[kind]
+        o = by_id.get(key)
+        check(o is not None, "line %d (id %s) missing" % (i + 1, key))
+        if kind == 4:
+            check(o["error"] == "invalid_input", "malformed line: %s" % o)
+            continue
+        for f in FIELDS:
+            check(f in o, "field %s missing in %s" % (f, o))
+        for t in ["dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "total_ms"]:
+            check(t in o["timings"], "timing %s missing" % t)
+        check(len(o["history"]) == o["attempts"], "history length != attempts: %s" % o)
+        for h in o["history"]:
+            for f in ["attempt", "reached_server", "decision", "reason", "wait_ms"]:
+                check(f in h, "history field %s missing: %s" % (f, h))
+            check(("status" in h) != ("error" in h), "history has status or error: %s" % h)
+        if kind == 0:
+            check(o["outcome"] == "ok" and o["status"] == 200 and o["bytes"] == 3, str(o))
+        elif kind == 1:
+            check(o["outcome"] == "ok" and o["attempts"] == 2, "fail-until: %s" % o)
+            check(o["history"][0]["decision"] == "retry", str(o))
+        elif kind == 2:
+            check(o["method"] == "PUT" and o["status"] == 200, str(o))
+        elif kind == 3:
+            check(o["outcome"] == "http_error" and o["status"] == 404 and o["error"] is None, str(o))
+    check("line 5" in err and "column" in err, "stderr names line and column: %s" % err[:300])
+
+
+def test_exit_zero_when_all_ok_and_urls_on_the_command_line(srv):
+    rc, out, _ = run([srv.base + "/ok", srv.base + "/bytes/100"])
+    check(rc == 0, "exit %d" % rc)
+    check(sorted(o["id"] for o in out) == ["1", "2"], str(out))
+
+
+def test_usage_errors_exit_2_and_name_the_option(srv):
+    cases = [
+        (["--concurrency", "x", srv.base], "--concurrency"),
+        (["--jitter", "wobbly", srv.base], "--jitter"),
+        (["--shard", "3/2", srv.base], "--shard"),
+        (["--no-such-option"], ""),
+        (["-i", "/nonexistent/input.txt"], "/nonexistent/input.txt"),
+        (["--data-file", "/nonexistent/body", srv.base], "--data-file"),
+        (["--cacert", "/nonexistent/ca.pem", srv.base], "--cacert"),
+        ([], "nothing to fetch"),
+    ]
+    for args, word in cases:
+        p = subprocess.run([FETCH] + args, capture_output=True, text=True, timeout=20)
+        check(p.returncode == 2, "%s: exit %d, want 2" % (args, p.returncode))
+        check(word in p.stderr, "%s: stderr does not name %r: %s" % (args, word, p.stderr))
+        check(p.stdout == "", "%s: printed results" % args)
+
+
+def test_shard_covers_the_input_exactly_once(srv):
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        for i in range(97):
+            f.write(json.dumps({"id": "s%d" % i, "url": srv.base + "/ok"}) + "\n")
+        path = f.name
+    try:
+        for n in [1, 2, 3, 7]:
+            seen = []
+            for k in range(1, n + 1):
+                rc, out, _ = run(["-i", path, "--shard", "%d/%d" % (k, n)])
+                check(rc == 0, "shard %d/%d exit %d" % (k, n, rc))
+                seen += [o["id"] for o in out]
+            check(sorted(seen) == sorted("s%d" % i for i in range(97)),
+                  "N=%d: %d results, %d distinct" % (n, len(seen), len(set(seen))))
+    finally:
+        os.unlink(path)
+
+
+def test_sigint_cancels_in_flight_and_prints_everything(srv):
+    lines = "".join(json.dumps({"id": "h%d" % i, "url": srv.base + "/hang"}) + "\n"
+                    for i in range(50))
+    lines += "".join(json.dumps({"id": "q%d" % i, "url": srv.base + "/ok"}) + "\n"
+                     for i in range(20))
+    p = subprocess.Popen([FETCH, "--no-progress", "-c", "50", "-i", "-"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdin.write(lines)
+    p.stdin.close()
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out = p.stdout.read()
+    err = p.stderr.read()
+    p.wait(timeout=20)
+    check(p.returncode == 130, "exit %d, want 130" % p.returncode)
+    results = [json.loads(l) for l in out.splitlines()]
+    ids = [o["id"] for o in results]
+    check(len(ids) == len(set(ids)), "a request was reported twice")
+    hung = [o for o in results if o["id"].startswith("h")]
+    check(len(hung) == 50, "%d of 50 in-flight requests reported" % len(hung))
+    check(all(o["outcome"] == "canceled" for o in hung), "in-flight ones are canceled")
+    check("canceled" in err, "summary printed: %s" % err[-300:])
+
+
+def test_output_dir_saves_bodies_by_id(srv):
+    with tempfile.TemporaryDirectory() as d:
+        rc, out, _ = run(["-o", d, "-i", "-"],
+                         stdin='{"id":"a/../b","url":"%s/bytes/5"}\n{"id":"c","url":"%s/ok"}\n'
+                         % (srv.base, srv.base))
+        check(rc == 0, "exit %d" % rc)
+        check(sorted(os.listdir(d)) == ["a_.._b", "c"], "files: %s" % os.listdir(d))
+        check(open(os.path.join(d, "c")).read() == "ok\n", "body saved")
+
+
+def test_posts_are_not_retried_unsafely_and_keys_make_them_safe(srv):
+    rc, out, _ = run(["-X", "POST", "-d", "x", srv.base + "/fail-until/2/p1?fault=reset"])
+    check(out[0]["error"] == "connection_reset" and out[0]["attempts"] == 1, str(out[0]))
+    check("not idempotent" in out[0]["history"][0]["reason"], str(out[0]))
+    rc, out, _ = run(["-X", "POST", "-d", "x", "--idempotency-key", "auto", "--backoff-base", "10",
+                      srv.base + "/fail-until/2/p2?fault=reset"])
+    check(out[0]["outcome"] == "ok" and out[0]["attempts"] == 2, str(out[0]))
+    counters = json.loads(fetch_body(srv.base))
+    check(counters["keys"]["p2"]["requests"] == 2, counters["keys"])
+    check(len(counters["keys"]["p2"]["idempotency_keys"]) == 1, "one key on both attempts")
+
+
+def test_retry_after_too_long_is_reported(srv):
+    rc, out, _ = run([srv.base + "/status/503?retry-after=3600"])
+    o = out[0]
+    check(o["error"] == "retry_after_too_long" and o["retry_after_ms"] == 3600000, str(o))
+    check(o["outcome"] == "failed" and o["status"] == 503, str(o))
+
+
+def test_rate_paces_requests_per_host(srv):
+    t = time.time()
+    rc, out, _ = run(["--rate", "20"] + [srv.base + "/ok"] * 21)
+    took = time.time() - t
+    check(rc == 0 and len(out) == 21, "rc %d, %d results" % (rc, len(out)))
+    check(took >= 0.9, "21 requests at 20/s took %.2f s" % took)
+
+
+def test_memory_stays_flat_with_input_size(srv):
+    def peak_rss_kb(n):
+        data = (srv.base + "/ok\n") * n
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", FETCH, "--no-progress", "-c", "64", "-i", "-"],
+                           input=data, capture_output=True, text=True, timeout=300)
+        check(p.returncode == 0, "exit %d" % p.returncode)
+        check(len(p.stdout.splitlines()) == n, "all %d printed" % n)
+        return int(p.stderr.strip().splitlines()[-1])
+    if not os.path.exists("/usr/bin/time"):
+        print("  (no /usr/bin/time: memory not measured)")
+        return
+    small, big = peak_rss_kb(2000), peak_rss_kb(40000)
+    print("  peak RSS: %d KiB for 2,000 lines, %d KiB for 40,000" % (small, big))
+    check(big < small + 8 * 1024, "RSS grew with input: %d -> %d KiB" % (small, big))
+
+
+def main():
+    tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
+    passed = failed = 0
+    with Server() as srv:
+        for t in tests:
+            try:
+                t(srv)
+                print("ok   %s" % t.__name__)
+                passed += 1
+            except Exception:
+                print("FAIL %s" % t.__name__)
+                traceback.print_exc()
+                failed += 1
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
