@@ -205,6 +205,15 @@ def test_rate_paces_requests_per_host(srv):
     check(took >= 0.9, "21 requests at 20/s took %.2f s" % took)
 
 
+def test_demo_runs_and_reports_everything(srv):
+    p = subprocess.run([FETCH, "--no-progress", "--demo"], capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, "demo exit %d: %s" % (p.returncode, p.stderr[-300:]))
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    check(len(out) > 3000 and len(set(o["id"] for o in out)) == len(out), "%d results" % len(out))
+    check(any(o["outcome"] == "ok" and o["attempts"] > 1 for o in out), "retries rescued some")
+    check("retries:" in p.stderr, "summary printed")
+
+
 def test_memory_stays_flat_with_input_size(srv):
     def peak_rss_kb(n):
         data = (srv.base + "/ok\n") * n
