@@ -17,7 +17,7 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   if (engine == NULL || out == NULL || !salvo__valid_method(method))
     return SALVO_EINVAL;
   int is_https = 0;
-  int rc = salvo__valid_url(url, &is_https);
+  int rc = salvo__valid_url(engine->url_check, url, &is_https);
   if (rc != 0)
     return rc;
   salvo_request_t *req = calloc(1, sizeof(*req));
@@ -218,8 +218,8 @@ static int build_headers(salvo_request_t *req) {
                     salvo__header_has_name(list, "Idempotency-Key", 15);
   /* No "Expect: 100-continue" round trip: it costs a wait (1 s when the
    * server ignores it) and muddies whether the body was sent. */
-  if (!salvo__header_has_name(list, "Expect", 6))
-    APPEND("Expect:");
+  if (req->has_body && !salvo__header_has_name(list, "Expect", 6))
+    APPEND("Expect:"); /* libcurl adds Expect only to requests with a body */
   /* libcurl labels POSTFIELDS as a form unless told otherwise; the caller's
    * body is opaque bytes. */
   if (req->has_body && !salvo__header_has_name(list, "Content-Type", 12))

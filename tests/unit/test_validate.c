@@ -52,16 +52,25 @@ Test(validate, header_line_spelling_for_curl) {
 
 Test(validate, urls) {
   int https = -1;
-  cr_assert_eq(salvo__valid_url("http://127.0.0.1:8080/a?b=c", &https), 0);
+  cr_assert_eq(salvo__valid_url(NULL, "http://127.0.0.1:8080/a?b=c", &https), 0);
   cr_assert_eq(https, 0);
-  cr_assert_eq(salvo__valid_url("HTTPS://example.com/", &https), 0);
+  cr_assert_eq(salvo__valid_url(NULL, "HTTPS://example.com/", &https), 0);
   cr_assert_eq(https, 1);
-  cr_assert_eq(salvo__valid_url("ftp://example.com/", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url("file:///etc/passwd", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url("example.com/path", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url("http://", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url("http://exa mple.com/", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url("http://a.com/\r\nX: y", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url("", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url(NULL, &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(NULL, "ftp://example.com/", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(NULL, "file:///etc/passwd", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(NULL, "example.com/path", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(NULL, "http://", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(NULL, "http://exa mple.com/", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(NULL, "http://a.com/\r\nX: y", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(NULL, "", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(NULL, NULL, &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(NULL, "http://:80/", &https), SALVO_EINVAL, "no host");
+  cr_assert_eq(salvo__valid_url(NULL, "http://?x", &https), SALVO_EINVAL, "no host");
+  cr_assert_eq(salvo__valid_url(NULL, "httpx://a.com/", &https), SALVO_EINVAL);
+  CURLU *scratch = curl_url(); /* a reused handle gives the same answers */
+  cr_assert_eq(salvo__valid_url(scratch, "http://a.com/x", &https), 0);
+  cr_assert_eq(salvo__valid_url(scratch, "http://a b.com/", &https), SALVO_EINVAL);
+  cr_assert_eq(salvo__valid_url(scratch, "https://b.com/", &https), 0);
+  cr_assert_eq(https, 1);
+  curl_url_cleanup(scratch);
 }
