@@ -15,6 +15,7 @@
 #include <salvo/salvo.h>
 
 #include "faultd.h"
+#include "histogram.h"
 
 static const char usage[] =
     "usage: salvo-fetch [OPTIONS] [URL ...]\n"
@@ -50,13 +51,6 @@ typedef struct item_s {
   salvo_request_t *req;
   uv_timer_t *rate_timer;
 } item_t;
-
-#define HBUCKETS 40000 /* 3 significant digits of microseconds up to ~2^40 */
-typedef struct {
-  uint64_t counts[HBUCKETS]; /* log-linear: 3 significant digits of microseconds */
-  uint64_t max_us;
-  uint64_t n;
-} histogram_t;
 
 static struct {
   uv_loop_t *loop;
@@ -95,42 +89,8 @@ static struct {
 
 static void feed(void);
 
-/* ------------------------------------------------------------ histogram */
-
-static size_t bucket_of(uint64_t us) {
-  if (us < 1000)
-    return (size_t)us;
-  unsigned shift = 0;
-  while ((us >> shift) >= 1000)
-    shift++;
-  size_t b = 1000 + (size_t)(shift - 1) * 1000 + (size_t)(us >> shift);
-  return b < HBUCKETS ? b : HBUCKETS - 1;
-}
-
-static uint64_t value_of(size_t b) {
-  if (b < 1000)
-    return b;
-  size_t shift = (b - 1000) / 1000 + 1;
-  return (uint64_t)((b - 1000) % 1000) << shift;
-}
-
-static void hist_add(histogram_t *h, uint64_t us) {
-  h->counts[bucket_of(us)]++;
-  h->n++;
-  if (us > h->max_us)
-    h->max_us = us;
-}
-
 static double hist_pct(const histogram_t *h, double p) {
-  if (h->n == 0)
-    return 0;
-  uint64_t want = (uint64_t)ceil(p / 100.0 * (double)h->n), seen = 0;
-  for (size_t b = 0; b < HBUCKETS; b++) {
-    seen += h->counts[b];
-    if (seen >= want)
-      return (double)value_of(b) / 1000.0;
-  }
-  return (double)h->max_us / 1000.0;
+  return (double)hist_percentile_us(h, p) / 1000.0;
 }
 
 /* ------------------------------------------------------------ output */
@@ -729,6 +689,7 @@ int main(int argc, char **argv) {
       {"demo", no_argument, NULL, O_DEMO}, {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   salvo_engine_opts_init(&g.opts);
+  hist_init(&g.latency);
   g.headers = json_object();
   g.by_error = json_object();
   g.next_slot = json_object();
