@@ -194,7 +194,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
 }
 
 static int grow_body(salvo_request_t *req, size_t need) {
-  size_t cap = req->resp_cap ? req->resp_cap : 4096;
+  size_t cap = req->resp_cap ? req->resp_cap : 512; /* small bodies are the common case */
   while (cap < need)
     cap *= 2;
   char *p = realloc(req->resp_body, cap);

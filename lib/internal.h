@@ -150,7 +150,8 @@ struct salvo_request_s {
   struct curl_slist *headers;      /* merged list handed to libcurl, built at submit */
   struct curl_slist *headers_tail; /* its last node; the attempt header hangs off it */
   struct curl_slist *attempt_node; /* "X-Attempt: N" of the current attempt, or NULL */
-  salvo_retry_policy_t policy;
+  const salvo_retry_policy_t *policy; /* the engine's, or own_policy when overridden */
+  salvo_retry_policy_t *own_policy;   /* salvo_request_set_retry_policy()'s copy, or NULL */
   int idempotent;                  /* may be retried after reaching the server */
   salvo_timeouts_t timeouts;
   size_t max_body_size;

@@ -41,7 +41,7 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   req->has_body = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
                   strcmp(method, "PATCH") == 0;
   req->timeouts = engine->timeouts;
-  req->policy = engine->retry;
+  req->policy = &engine->retry;
   req->max_body_size = engine->max_body_size;
   salvo__list_init(&req->node);
   salvo__list_init(&req->cancel_node);
@@ -122,7 +122,10 @@ int salvo__retry_policy_check(const salvo_retry_policy_t *p) {
 int salvo_request_set_retry_policy(salvo_request_t *req, const salvo_retry_policy_t *p) {
   if (req == NULL || p == NULL || req->state != SALVO__NEW || salvo__retry_policy_check(p) != 0)
     return SALVO_EINVAL;
-  req->policy = *p;
+  if (req->own_policy == NULL && (req->own_policy = malloc(sizeof(*p))) == NULL)
+    return SALVO_ENOMEM;
+  *req->own_policy = *p;
+  req->policy = req->own_policy;
   return 0;
 }
 
@@ -150,6 +153,7 @@ static void drop_attempt_header(salvo_request_t *req) {
 
 static void free_request(salvo_request_t *req) {
   drop_attempt_header(req);
+  free(req->own_policy);
   free(req->history);
   free(req->method);
   free(req->url);
@@ -199,7 +203,7 @@ static int build_headers(salvo_request_t *req) {
   /* The same request id and idempotency key on every attempt, so the
    * server can tell a retry from a new request. */
   char line[200];
-  const char *rid = req->policy.request_id_header;
+  const char *rid = req->policy->request_id_header;
   if (rid[0] != '\0' && !salvo__header_has_name(list, rid, strlen(rid))) {
     char uuid[37];
     salvo__uuid4(req->engine, uuid);
@@ -207,14 +211,14 @@ static int build_headers(salvo_request_t *req) {
     APPEND(line);
   }
   int is_post_or_patch = strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0;
-  if (req->policy.idempotency_key_auto && is_post_or_patch &&
+  if (req->policy->idempotency_key_auto && is_post_or_patch &&
       !salvo__header_has_name(list, "Idempotency-Key", 15)) {
     char uuid[37];
     salvo__uuid4(req->engine, uuid);
     snprintf(line, sizeof(line), "Idempotency-Key: %s", uuid);
     APPEND(line);
   }
-  req->idempotent = salvo__method_in_list(req->policy.idempotent_methods, req->method) ||
+  req->idempotent = salvo__method_in_list(req->policy->idempotent_methods, req->method) ||
                     salvo__header_has_name(list, "Idempotency-Key", 15);
   /* No "Expect: 100-continue" round trip: it costs a wait (1 s when the
    * server ignores it) and muddies whether the body was sent. */
@@ -338,10 +342,10 @@ void salvo__request_start(salvo_request_t *req) {
   req->attempts++;
   req->resp_len = 0; /* a retry starts the body afresh */
   int rc = 0;
-  if (req->policy.attempt_header[0] != '\0') {
+  if (req->policy->attempt_header[0] != '\0') {
     char line[96];
     drop_attempt_header(req);
-    snprintf(line, sizeof(line), "%s: %u", req->policy.attempt_header, req->attempts);
+    snprintf(line, sizeof(line), "%s: %u", req->policy->attempt_header, req->attempts);
     req->attempt_node = curl_slist_append(NULL, line);
     if (req->attempt_node == NULL)
       rc = SALVO_ENOMEM;
@@ -405,13 +409,13 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
   }
   uint64_t now = uv_now(engine->loop);
   salvo__decision_t d;
-  salvo__retry_decide(&req->policy, &info, req->data_cb != NULL ? req->resp_len : 0, now,
+  salvo__retry_decide(req->policy, &info, req->data_cb != NULL ? req->resp_len : 0, now,
                       req->deadline_at_ms, req->last_wait_ms, &engine->rng, &d);
   int forced = info.error == SALVO_ECANCELED || info.error == SALVO_EDEADLINE;
-  if (req->policy.decide_cb != NULL && !forced) {
+  if (req->policy->decide_cb != NULL && !forced) {
     uint64_t wait = d.wait_ms;
-    salvo_decision_t said = req->policy.decide_cb(req, &info, d.decision, &wait,
-                                                  req->policy.decide_data);
+    salvo_decision_t said = req->policy->decide_cb(req, &info, d.decision, &wait,
+                                                  req->policy->decide_data);
     if (said == SALVO_STOP && d.decision == SALVO_RETRY) {
       d.decision = SALVO_STOP;
       d.stop = SALVO_STOP_BY_CALLBACK;
@@ -444,10 +448,15 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     rec->retry_after_ms = info.retry_after_ms;
     rec->sends = req->slot->sends;
     snprintf(rec->reason, sizeof(rec->reason), "%s", d.reason);
-    if (req->policy.event_cb != NULL)
-      req->policy.event_cb(req, rec, req->policy.event_data);
+    if (req->policy->event_cb != NULL)
+      req->policy->event_cb(req, rec, req->policy->event_data);
   }
   if (d.decision == SALVO_RETRY && rec != NULL && !req->engine->closing) {
+    /* Only the final attempt's body is reported: a request waiting to
+     * retry holds none. */
+    free(req->resp_body);
+    req->resp_body = NULL;
+    req->resp_cap = req->resp_len = 0;
     salvo__engine_put_slot(engine, req->slot);
     req->slot = NULL;
     salvo__list_remove(&req->node);
