@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -373,6 +374,21 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   }
   if (engine->user_agent == NULL)
     goto fail;
+  {
+    /* User-Agent first among the defaults; a default or request header of
+     * the same name replaces it. */
+    char line[300];
+    snprintf(line, sizeof(line), "User-Agent: %s", engine->user_agent);
+    int has_ua = 0;
+    for (const char *const *h = opts->default_headers; h != NULL && *h != NULL; h++)
+      has_ua |= strncasecmp(*h, "User-Agent:", 11) == 0;
+    if (!has_ua) {
+      struct curl_slist *l = curl_slist_append(NULL, line);
+      if (l == NULL)
+        goto fail;
+      engine->default_headers = l;
+    }
+  }
   for (const char *const *h = opts->default_headers; h != NULL && *h != NULL; h++) {
     const char *name, *value;
     size_t name_len, value_len;
