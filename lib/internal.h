@@ -83,6 +83,7 @@ typedef struct salvo__slot_s {
   uint64_t timer_due_ms;    /* when the timer is armed for, 0 = not armed */
   int sent;                 /* PREREQFUNCTION ran: the request is being sent */
   unsigned sends;           /* times PREREQFUNCTION ran: libcurl replays count too */
+  int configured;           /* the options that never change are set on the easy handle */
   int stop_reason;          /* SALVO_EIDLE, SALVO_EBODYLIMIT, ... set by salvo, 0 = none */
   uint64_t upload_seen;     /* bytes uploaded at the last progress callback */
   char errbuf[CURL_ERROR_SIZE];

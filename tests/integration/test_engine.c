@@ -1,4 +1,5 @@
 /* The engine against a misbehaving loopback server on the same loop. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -570,4 +571,53 @@ Test(engine, close_from_inside_a_data_callback) {
     cr_assert_eq(o[i].calls, 1);
     cr_assert_eq(o[i].error, SALVO_ECANCELED, "[%d] %s", i, salvo_err_name(o[i].error));
   }
+}
+
+/* One pooled easy handle serves request after request: nothing of one may
+ * leak into the next (method, body, no-body, response headers). */
+static char seq_body[8][128];
+static char seq_retry_after[8][64];
+static int seq_done;
+
+static void seq_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  int i = (int)(intptr_t)ud;
+  snprintf(seq_body[i], sizeof(seq_body[i]), "%ld %s", r->status, r->body ? r->body : "");
+  const char *ra = salvo_response_header(req, "Retry-After");
+  snprintf(seq_retry_after[i], sizeof(seq_retry_after[i]), "%s", ra ? ra : "-");
+  seq_done++;
+}
+
+Test(engine, a_reused_handle_carries_nothing_from_the_previous_request) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 1; /* one slot, one easy handle, used in turn */
+  opts.http_version = SALVO_HTTP_1_1;
+  start_engine(&opts);
+  struct {
+    const char *method, *path, *body;
+  } seq[] = {
+      {"HEAD", "/echo", NULL},                    {"GET", "/echo", NULL},
+      {"POST", "/echo", "twelve bytes"},          {"GET", "/echo", NULL},
+      {"PATCH", "/echo", "x"},                    {"DELETE", "/echo", NULL},
+      {"GET", "/status/503?retry-after=5", NULL}, {"GET", "/ok", NULL},
+  };
+  seq_done = 0;
+  for (int i = 0; i < 8; i++) {
+    salvo_request_t *req;
+    cr_assert_eq(salvo_request_new(engine, seq[i].method, url(seq[i].path), &req), 0);
+    if (seq[i].body)
+      cr_assert_eq(salvo_request_set_body(req, seq[i].body, strlen(seq[i].body)), 0);
+    cr_assert_eq(salvo_request_submit(req, seq_cb, (void *)(intptr_t)i), 0);
+  }
+  while (seq_done < 8)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_str_eq(seq_body[0], "200 ", "HEAD has no body");
+  cr_assert_str_eq(seq_body[1], "200 GET 0", "GET after HEAD is a GET with a body back");
+  cr_assert_str_eq(seq_body[2], "200 POST 12");
+  cr_assert_str_eq(seq_body[3], "200 GET 0", "GET after POST sends no body");
+  cr_assert_str_eq(seq_body[4], "200 PATCH 1");
+  cr_assert_str_eq(seq_body[5], "200 DELETE 0");
+  cr_assert_str_eq(seq_retry_after[6], "5");
+  cr_assert_str_eq(seq_retry_after[7], "-", "no Retry-After left over from the 503");
+  cr_assert_str_eq(seq_body[7], "200 ok\n");
 }
