@@ -314,7 +314,6 @@ static void engine_free(salvo_engine_t *engine) {
   free(engine->ca_file);
   free(engine->user_agent);
   curl_slist_free_all(engine->default_headers);
-  curl_url_cleanup(engine->url_check);
   free(engine);
 }
 
@@ -404,9 +403,6 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
     engine->default_headers = l;
   }
 
-  engine->url_check = curl_url();
-  if (engine->url_check == NULL)
-    goto fail;
   rc = SALVO_EINTERNAL;
   long h1_cap = opts->max_host_connections ? opts->max_host_connections : (long)opts->max_in_flight;
   long h2_cap = opts->max_host_connections ? opts->max_host_connections : 4;

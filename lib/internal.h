@@ -119,7 +119,6 @@ struct salvo_engine_s {
   char *ca_file;
   char *user_agent;
   struct curl_slist *default_headers; /* validated "Name: value" lines */
-  CURLU *url_check;         /* reused by salvo_request_new() to validate URLs */
   salvo_timeouts_t timeouts;
   salvo_retry_policy_t retry;
   uint64_t rng;             /* jitter random state (salvo__rng_next) */
@@ -140,6 +139,7 @@ struct salvo_request_s {
   int state;
   char *method;
   char *url;
+  CURLU *curlu;              /* the parsed URL, handed to libcurl (CURLOPT_CURLU): parsed once */
   int is_https;
   int lane;                  /* SALVO__LANE_H1 or SALVO__LANE_H2 */
   int is_get;
@@ -249,9 +249,9 @@ int64_t salvo__retry_after_parse(const char *value, int64_t now_unix_ms);
 int salvo__valid_method(const char *method);
 int salvo__valid_header_name(const char *name, size_t len);
 int salvo__valid_header_value(const char *value, size_t len);
-/* Returns 0 and sets *is_https, or SALVO_EINVAL. |scratch| is a reusable
- * CURLU handle (NULL: one is made and freed). */
-int salvo__valid_url(CURLU *scratch, const char *url, int *is_https);
+/* Returns 0 and sets *is_https (and *out, the parsed URL the caller frees
+ * with curl_url_cleanup(), unless out is NULL), or SALVO_EINVAL / SALVO_ENOMEM. */
+int salvo__parse_url(const char *url, int *is_https, CURLU **out);
 /* Splits "Name: value"; returns 0 or SALVO_EINVAL. Output points into |line|. */
 int salvo__split_header_line(const char *line, const char **name, size_t *name_len,
                              const char **value, size_t *value_len);

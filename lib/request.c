@@ -17,12 +17,16 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   if (engine == NULL || out == NULL || !salvo__valid_method(method))
     return SALVO_EINVAL;
   int is_https = 0;
-  int rc = salvo__valid_url(engine->url_check, url, &is_https);
+  CURLU *curlu = NULL;
+  int rc = salvo__parse_url(url, &is_https, &curlu);
   if (rc != 0)
     return rc;
   salvo_request_t *req = calloc(1, sizeof(*req));
-  if (req == NULL)
+  if (req == NULL) {
+    curl_url_cleanup(curlu);
     return SALVO_ENOMEM;
+  }
+  req->curlu = curlu;
   req->method = strdup(method);
   req->url = strdup(url);
   if (req->method == NULL || req->url == NULL) {
@@ -154,6 +158,7 @@ static void drop_attempt_header(salvo_request_t *req) {
 static void free_request(salvo_request_t *req) {
   drop_attempt_header(req);
   free(req->own_policy);
+  curl_url_cleanup(req->curlu);
   free(req->history);
   free(req->method);
   free(req->url);

@@ -87,7 +87,7 @@ int salvo__header_has_name(const struct curl_slist *list, const char *name, size
   return 0;
 }
 
-int salvo__valid_url(CURLU *scratch, const char *url, int *is_https) {
+int salvo__parse_url(const char *url, int *is_https, CURLU **out) {
   if (url == NULL || *url == '\0')
     return SALVO_EINVAL;
   /* The scheme by hand (no allocation), the rest by libcurl's parser, which
@@ -98,11 +98,16 @@ int salvo__valid_url(CURLU *scratch, const char *url, int *is_https) {
     *is_https = 0;
   else
     return SALVO_EINVAL;
-  CURLU *u = scratch != NULL ? scratch : curl_url();
+  CURLU *u = curl_url();
   if (u == NULL)
     return SALVO_ENOMEM;
-  int rc = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK ? 0 : SALVO_EINVAL;
-  if (u != scratch)
+  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
     curl_url_cleanup(u);
-  return rc;
+    return SALVO_EINVAL;
+  }
+  if (out != NULL)
+    *out = u;
+  else
+    curl_url_cleanup(u);
+  return 0;
 }

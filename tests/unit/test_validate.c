@@ -52,25 +52,27 @@ Test(validate, header_line_spelling_for_curl) {
 
 Test(validate, urls) {
   int https = -1;
-  cr_assert_eq(salvo__valid_url(NULL, "http://127.0.0.1:8080/a?b=c", &https), 0);
+  cr_assert_eq(salvo__parse_url("http://127.0.0.1:8080/a?b=c", &https, NULL), 0);
   cr_assert_eq(https, 0);
-  cr_assert_eq(salvo__valid_url(NULL, "HTTPS://example.com/", &https), 0);
+  cr_assert_eq(salvo__parse_url("HTTPS://example.com/", &https, NULL), 0);
   cr_assert_eq(https, 1);
-  cr_assert_eq(salvo__valid_url(NULL, "ftp://example.com/", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url(NULL, "file:///etc/passwd", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url(NULL, "example.com/path", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url(NULL, "http://", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url(NULL, "http://exa mple.com/", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url(NULL, "http://a.com/\r\nX: y", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url(NULL, "", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url(NULL, NULL, &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url(NULL, "http://:80/", &https), SALVO_EINVAL, "no host");
-  cr_assert_eq(salvo__valid_url(NULL, "http://?x", &https), SALVO_EINVAL, "no host");
-  cr_assert_eq(salvo__valid_url(NULL, "httpx://a.com/", &https), SALVO_EINVAL);
-  CURLU *scratch = curl_url(); /* a reused handle gives the same answers */
-  cr_assert_eq(salvo__valid_url(scratch, "http://a.com/x", &https), 0);
-  cr_assert_eq(salvo__valid_url(scratch, "http://a b.com/", &https), SALVO_EINVAL);
-  cr_assert_eq(salvo__valid_url(scratch, "https://b.com/", &https), 0);
+  cr_assert_eq(salvo__parse_url("ftp://example.com/", &https, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo__parse_url("file:///etc/passwd", &https, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo__parse_url("example.com/path", &https, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo__parse_url("http://", &https, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo__parse_url("http://exa mple.com/", &https, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo__parse_url("http://a.com/\r\nX: y", &https, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo__parse_url("", &https, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo__parse_url(NULL, &https, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo__parse_url("http://:80/", &https, NULL), SALVO_EINVAL, "no host");
+  cr_assert_eq(salvo__parse_url("http://?x", &https, NULL), SALVO_EINVAL, "no host");
+  cr_assert_eq(salvo__parse_url("httpx://a.com/", &https, NULL), SALVO_EINVAL);
+  CURLU *parsed = NULL; /* the parsed URL is kept for libcurl */
+  cr_assert_eq(salvo__parse_url("https://b.com/p?q=1", &https, &parsed), 0);
   cr_assert_eq(https, 1);
-  curl_url_cleanup(scratch);
+  char *host = NULL;
+  cr_assert_eq(curl_url_get(parsed, CURLUPART_HOST, &host, 0), CURLUE_OK);
+  cr_assert_str_eq(host, "b.com");
+  curl_free(host);
+  curl_url_cleanup(parsed);
 }
