@@ -111,6 +111,38 @@ static void on_closed(salvo_engine_t *e, void *ud) {
   *(int *)ud = 1;
 }
 
+static void start(const salvo_engine_opts_t *given, const faultd_opts_t *fopts) {
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(faultd_start(&loop, fopts, &srv, NULL), 0);
+  salvo_engine_opts_t opts;
+  if (given)
+    opts = *given;
+  else
+    salvo_engine_opts_init(&opts);
+  opts.ca_file = faultd_cert_file(srv);
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+}
+
+static void finish(void) {
+  int closed = 0;
+  salvo_engine_close(engine, on_closed, &closed);
+  faultd_close(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert(closed);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+static void run_all(outcome_t *o, size_t n) {
+  for (;;) {
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++)
+      done += o[i].calls > 0;
+    if (done == n)
+      return;
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+}
+
 static void run_matrix(int protocol) {
   cr_assert_eq(uv_loop_init(&loop), 0);
   cr_assert_eq(faultd_start(&loop, NULL, &srv, NULL), 0);
@@ -227,13 +259,7 @@ static void run_matrix(int protocol) {
   }
   cr_assert_eq(failures, 0);
   cr_assert_eq(faultd_count(srv, "/by-port"), 0, "by-port faults never read a request");
-
-  int closed = 0;
-  salvo_engine_close(engine, on_closed, &closed);
-  faultd_close(srv);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_assert(closed);
-  cr_assert_eq(uv_loop_close(&loop), 0);
+  finish();
 }
 
 Test(faults, matrix_over_http1, .timeout = 120) { run_matrix(H1); }
@@ -268,11 +294,7 @@ static void replay_case(const char *method, int with_key, unsigned *counted, out
   while (o->calls == 0)
     uv_run(&loop, UV_RUN_ONCE);
   *counted = faultd_count(srv, "/close");
-  int closed = 0;
-  salvo_engine_close(engine, on_closed, &closed);
-  faultd_close(srv);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_assert_eq(uv_loop_close(&loop), 0);
+  finish();
 }
 
 Test(faults, a_post_is_never_replayed_on_a_reused_connection) {
@@ -296,38 +318,6 @@ Test(faults, an_idempotent_request_may_be_replayed_and_every_send_is_counted) {
 }
 
 /* ---------------------------------------------------------------- more */
-
-static void start(const salvo_engine_opts_t *given, const faultd_opts_t *fopts) {
-  cr_assert_eq(uv_loop_init(&loop), 0);
-  cr_assert_eq(faultd_start(&loop, fopts, &srv, NULL), 0);
-  salvo_engine_opts_t opts;
-  if (given)
-    opts = *given;
-  else
-    salvo_engine_opts_init(&opts);
-  opts.ca_file = faultd_cert_file(srv);
-  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
-}
-
-static void finish(void) {
-  int closed = 0;
-  salvo_engine_close(engine, on_closed, &closed);
-  faultd_close(srv);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_assert(closed);
-  cr_assert_eq(uv_loop_close(&loop), 0);
-}
-
-static void run_all(outcome_t *o, size_t n) {
-  for (;;) {
-    size_t done = 0;
-    for (size_t i = 0; i < n; i++)
-      done += o[i].calls > 0;
-    if (done == n)
-      return;
-    uv_run(&loop, UV_RUN_ONCE);
-  }
-}
 
 static unsigned random_failures(void) {
   salvo_engine_opts_t opts;
