@@ -8,6 +8,7 @@
  *                       measured from each request's scheduled time (no coordinated omission)
  *     --ramp A:B:S      open loop: the rate goes from A to B over S seconds, then stays at B
  *     --http1.1|--http2 -m STREAMS  --connections N  --cacert FILE  --insecure
+ *     --no-request-id   send no X-Request-ID (on by default, as in the engine)
  *     --json            the report as one JSON object
  *     --report FILE     a self-contained HTML page: latency percentiles and throughput over time
  *
@@ -247,7 +248,8 @@ static void html_report(const char *path, const histogram_t *h, const uint64_t *
 static void usage(FILE *f) {
   fprintf(f, "usage: salvo-bench [-n TOTAL | -D SECONDS] [-c CONCURRENCY] [-t THREADS]\n"
              "       [--rate R | --ramp FROM:TO:SECONDS] [--http1.1|--http2] [-m STREAMS]\n"
-             "       [--connections N] [--cacert FILE] [--insecure] [--json] [--report FILE.html] URL\n");
+             "       [--connections N] [--cacert FILE] [--insecure] [--no-request-id] [--json]\n"
+             "       [--report FILE.html] URL\n");
 }
 
 static double number(const char *opt, const char *arg) {
@@ -272,6 +274,7 @@ int main(int argc, char **argv) {
       {"insecure", no_argument, NULL, 'k'},      {"rate", required_argument, NULL, 'r'},
       {"ramp", required_argument, NULL, 'R'},    {"json", no_argument, NULL, 'j'},
       {"report", required_argument, NULL, 'o'},  {"help", no_argument, NULL, 'h'},
+      {"no-request-id", no_argument, NULL, 'I'},
       {NULL, 0, NULL, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "n:c:m:t:D:h", longopts, NULL)) != -1) {
@@ -318,6 +321,9 @@ int main(int argc, char **argv) {
       break;
     case 'j':
       json = 1;
+      break;
+    case 'I':
+      opts.retry.request_id_header[0] = '\0';
       break;
     case 'o':
       report = optarg;
