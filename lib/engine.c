@@ -318,7 +318,7 @@ static void engine_free(salvo_engine_t *engine) {
 }
 
 int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_engine_t **out) {
-  static salvo_engine_opts_t defaults;
+  salvo_engine_opts_t defaults; /* not static: engines are made on several threads */
   if (loop == NULL || out == NULL)
     return SALVO_EINVAL;
   if (opts == NULL) {
