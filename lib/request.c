@@ -384,7 +384,7 @@ static int64_t wall_clock_ms(void) {
 
 static salvo_attempt_record_t *add_record(salvo_request_t *req) {
   if (req->history_len_internal == req->history_cap) {
-    size_t cap = req->history_cap ? req->history_cap * 2 : 4;
+    size_t cap = req->history_cap ? req->history_cap * 2 : 1; /* most requests make one attempt */
     salvo_attempt_record_t *h = realloc(req->history, cap * sizeof(*h));
     if (h == NULL)
       return NULL;
