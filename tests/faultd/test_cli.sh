@@ -52,4 +52,14 @@ if [ -s /proc/net/if_inet6 ]; then
 else
   echo "no IPv6 loopback here: ::1 not checked"
 fi
+# --cert/--key: a certificate of our own is used and named in the start-up line
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/key.pem" \
+  -out "$dir/cert.pem" -days 1 -subj /CN=localhost >/dev/null 2>&1 || fail "openssl"
+"$faultd" --cert "$dir/cert.pem" --key "$dir/key.pem" --no-by-port --lifetime 30 >"$dir/ports7" 2>&1 &
+pid=$!
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -s "$dir/ports7" ] && break; sleep 0.2; done
+grep -q "\"cert\":\"$dir/cert.pem\"" "$dir/ports7" || fail "--cert not used: $(cat "$dir/ports7")"
+kill -TERM $pid; wait $pid
+"$faultd" --cert "$dir/cert.pem" --lifetime 1 >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || fail "--cert without --key exited $rc, want 2"
 echo "salvo-faultd CLI: 1 passed, 0 failed"

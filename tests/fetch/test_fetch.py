@@ -214,6 +214,19 @@ def test_demo_runs_and_reports_everything(srv):
     check("retries:" in p.stderr, "summary printed")
 
 
+def test_tls_options(srv):
+    tls = "https://127.0.0.1:%d" % srv.ports["tls"]
+    rc, out, err = run(["--cacert", srv.ports["cert"], "--http2", tls + "/ok"])
+    check(rc == 0 and out[0]["http_version"] == "2", "trusted with --cacert: %s" % out)
+    rc, out, err = run([tls + "/ok"])
+    check(rc == 1 and out[0]["error"] == "tls_verification", "untrusted by default: %s" % out)
+    rc, out, err = run(["--insecure", tls + "/ok"])
+    check(rc == 0 and out[0]["outcome"] == "ok", "--insecure connects: %s" % out)
+    check("WARNING" in err and "--insecure" in err, "--insecure warns: %s" % err[:200])
+    rc, out, err = run(["--max-host-connections", "1", "-c", "8", "--http1.1"] + [srv.base + "/sleep/50"] * 8)
+    check(rc == 0 and len(out) == 8, "one connection still serves all: %s" % rc)
+
+
 def test_memory_stays_flat_with_input_size(srv):
     def peak_rss_kb(n):
         data = (srv.base + "/ok\n") * n

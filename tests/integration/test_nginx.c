@@ -243,3 +243,18 @@ Test(nginx, large_bodies_buffered_and_streamed_over_h2) {
   cr_assert_eq(o[1].status, 200);
   cr_assert_eq(big_bytes, 65536);
 }
+
+Test(nginx, the_total_connection_cap_holds) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.http_version = SALVO_HTTP_1_1;
+  opts.max_in_flight = 32;
+  opts.max_connections = 2; /* total, whatever the per-host cap says */
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[128];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/small", nginx.http_port);
+  batch_t b;
+  run_batch(url, 300, &b);
+  unsigned connections = assert_all_ok(&b, 300, nginx.http_port);
+  cr_assert_leq(connections, 2, "nginx saw %u connections", connections);
+}
