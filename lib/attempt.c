@@ -119,7 +119,9 @@ static void slot_timer_cb(uv_timer_t *timer) {
     return;
   uint64_t now = uv_now(slot->engine->loop);
   int reason = 0;
-  if (req->timeouts.attempt_ms && now >= slot->started_ms + req->timeouts.attempt_ms)
+  if (req->deadline_at_ms && now >= req->deadline_at_ms)
+    reason = SALVO_EDEADLINE;
+  else if (req->timeouts.attempt_ms && now >= slot->started_ms + req->timeouts.attempt_ms)
     reason = SALVO_EATTEMPT;
   else if (slot->sent && req->timeouts.idle_ms &&
            now >= slot->last_activity_ms + req->timeouts.idle_ms)
@@ -142,17 +144,21 @@ static void slot_timer_cb(uv_timer_t *timer) {
  * fires, so no timer is touched per byte. */
 void salvo__attempt_arm_timer(salvo__slot_t *slot) {
   salvo_request_t *req = slot->req;
-  uint64_t due = 0;
-  if (req->timeouts.attempt_ms)
+  uint64_t due = req->deadline_at_ms; /* the request's deadline, watched here while it runs */
+  if (req->timeouts.attempt_ms && (due == 0 || slot->started_ms + req->timeouts.attempt_ms < due))
     due = slot->started_ms + req->timeouts.attempt_ms;
-  if (slot->sent && req->timeouts.idle_ms) {
+  uint64_t now = uv_now(slot->engine->loop);
+  if (req->timeouts.idle_ms) {
+    /* The idle clock runs once the request is sent. Before that, the
+     * attempt's start stands in for the last activity: the expiry is then
+     * early, never late, and sending does not have to move the timer (one
+     * uv_timer_start per attempt). An early firing re-checks and re-arms. */
     uint64_t idle_due = slot->last_activity_ms + req->timeouts.idle_ms;
-    if (due == 0 || idle_due < due)
+    if ((slot->sent || idle_due > now) && (due == 0 || idle_due < due))
       due = idle_due;
   }
   if (due == 0 || (slot->timer_due_ms != 0 && slot->timer_due_ms <= due))
     return; /* nothing to watch, or already armed early enough */
-  uint64_t now = uv_now(slot->engine->loop);
   slot->timer_due_ms = due;
   uv_timer_start(&slot->timer, slot_timer_cb, due > now ? due - now : 0, 0);
 }
@@ -313,7 +319,7 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   SETOPT(CURLOPT_PIPEWAIT, version != CURL_HTTP_VERSION_1_1 ? 1L : 0L);
   /* User-Agent travels in req->headers: CURLOPT_USERAGENT makes libcurl
    * format it anew for every request (~6k instructions, measured). */
-  SETOPT(CURLOPT_HTTPHEADER, req->headers);
+  SETOPT(CURLOPT_HTTPHEADER, req->headers != NULL ? req->headers : req->attempt_node);
 
   /* The method from scratch: GET, then what this request wants. */
   SETOPT(CURLOPT_HTTPGET, 1L);

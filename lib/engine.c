@@ -272,6 +272,7 @@ void salvo__engine_pump(salvo_engine_t *engine) {
     salvo_request_t *req = SALVO__CONTAINER_OF(engine->queue.next, salvo_request_t, node);
     salvo__request_start(req); /* leaves the queue either way */
   }
+  salvo__request_arm_queued(engine);
   engine->pumping = 0;
 }
 

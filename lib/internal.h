@@ -160,8 +160,9 @@ struct salvo_request_s {
   salvo_done_cb done_cb;
   void *user_data;
 
-  uv_timer_t timer;          /* deadline and queue timeout */
+  uv_timer_t timer;          /* deadline and queue timeout while queued, backoff; made on first need */
   int timer_inited;
+  int timer_pending;         /* queued since submit and not yet armed (see salvo__request_arm_queued) */
   uint64_t deadline_at_ms;   /* loop time, 0 = none */
   uint64_t queue_at_ms;      /* loop time, 0 = none */
   uint64_t retry_at_ms;      /* loop time the backoff ends, in SALVO__WAITING */
@@ -178,7 +179,8 @@ struct salvo_request_s {
   char *header_scratch;      /* copy handed out by salvo_response_header*() */
   salvo_result_t result;
   int stop_set;              /* result.stop_reason was decided */
-  salvo_attempt_record_t *history;
+  salvo_attempt_record_t *history; /* &history_first, or an array once there are two */
+  salvo_attempt_record_t history_first;
   size_t history_len_internal;
   size_t history_cap;
   char detail[CURL_ERROR_SIZE];
@@ -201,6 +203,7 @@ int salvo__retry_policy_check(const salvo_retry_policy_t *p);
 
 /* request.c */
 void salvo__request_start(salvo_request_t *req);
+void salvo__request_arm_queued(salvo_engine_t *engine);
 void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc);
 void salvo__request_complete(salvo_request_t *req, int error);
 void salvo__request_cancel_now(salvo_request_t *req);

@@ -21,18 +21,19 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   int rc = salvo__parse_url(url, &is_https, &curlu);
   if (rc != 0)
     return rc;
-  salvo_request_t *req = calloc(1, sizeof(*req));
+  /* The method and URL live after the struct: one allocation. */
+  size_t mlen = strlen(method), ulen = strlen(url);
+  salvo_request_t *req = malloc(sizeof(*req) + mlen + 1 + ulen + 1);
   if (req == NULL) {
     curl_url_cleanup(curlu);
     return SALVO_ENOMEM;
   }
+  memset(req, 0, sizeof(*req));
   req->curlu = curlu;
-  req->method = strdup(method);
-  req->url = strdup(url);
-  if (req->method == NULL || req->url == NULL) {
-    salvo_request_free(req);
-    return SALVO_ENOMEM;
-  }
+  req->method = (char *)(req + 1);
+  memcpy(req->method, method, mlen + 1);
+  req->url = req->method + mlen + 1;
+  memcpy(req->url, url, ulen + 1);
   req->engine = engine;
   req->is_https = is_https;
   req->lane = (engine->http_version == SALVO_HTTP_AUTO && is_https) ||
@@ -149,7 +150,8 @@ int salvo_request_set_max_body_size(salvo_request_t *req, size_t max) {
 
 static void drop_attempt_header(salvo_request_t *req) {
   if (req->attempt_node != NULL) {
-    req->headers_tail->next = NULL;
+    if (req->headers_tail != NULL)
+      req->headers_tail->next = NULL;
     curl_slist_free_all(req->attempt_node);
     req->attempt_node = NULL;
   }
@@ -159,13 +161,12 @@ static void free_request(salvo_request_t *req) {
   drop_attempt_header(req);
   free(req->own_policy);
   curl_url_cleanup(req->curlu);
-  free(req->history);
-  free(req->method);
-  free(req->url);
+  if (req->history != &req->history_first)
+    free(req->history);
   free(req->body);
   free(req->resp_body);
   curl_slist_free_all(req->user_headers);
-  curl_slist_free_all(req->headers);
+  free(req->headers); /* one block: nodes and lines */
   scratch_t *s = (scratch_t *)req->header_scratch;
   while (s != NULL) {
     scratch_t *next = s->next;
@@ -187,75 +188,148 @@ const char *salvo_request_method(const salvo_request_t *req) { return req->metho
 const char *salvo_request_url(const salvo_request_t *req) { return req->url; }
 
 /* The list handed to libcurl: engine defaults the request does not override,
- * then the request's own headers, then switches for libcurl's extras. */
-static int build_headers(salvo_request_t *req) {
-  struct curl_slist *list = NULL;
+ * then the request's own headers, then switches for libcurl's extras. The
+ * nodes and their lines live in one allocation (libcurl only reads the list):
+ * two passes, one to measure and one to write. */
+typedef struct {
+  struct curl_slist *nodes; /* NULL while measuring */
+  char *at;
+  size_t n;
+  size_t bytes;
+} header_block_t;
+
+static void hb_add(header_block_t *b, const char *a, size_t alen, const char *c, size_t clen) {
+  if (b->nodes != NULL) {
+    struct curl_slist *node = &b->nodes[b->n];
+    node->data = b->at;
+    node->next = NULL;
+    if (b->n > 0)
+      b->nodes[b->n - 1].next = node;
+    memcpy(b->at, a, alen);
+    memcpy(b->at + alen, c, clen);
+    b->at[alen + clen] = '\0';
+    b->at += alen + clen + 1;
+  }
+  b->n++;
+  b->bytes += alen + clen + 1;
+}
+
+typedef struct {
+  char rid[37];  /* request id, or "" */
+  char key[37];  /* automatic idempotency key, or "" */
+  int expect_off;
+  int type_off;
+} header_plan_t;
+
+static void hb_fill(salvo_request_t *req, const header_plan_t *plan, header_block_t *b) {
   const struct curl_slist *l;
-#define APPEND(line)                                            \
-  do {                                                          \
-    struct curl_slist *grown = curl_slist_append(list, line);   \
-    if (grown == NULL)                                          \
-      goto oom;                                                 \
-    list = grown;                                               \
-  } while (0)
   for (l = req->engine->default_headers; l != NULL; l = l->next) {
     size_t name_len = strcspn(l->data, ":;");
     if (!salvo__header_has_name(req->user_headers, l->data, name_len))
-      APPEND(l->data);
+      hb_add(b, l->data, strlen(l->data), "", 0);
   }
   for (l = req->user_headers; l != NULL; l = l->next)
-    APPEND(l->data);
+    hb_add(b, l->data, strlen(l->data), "", 0);
+  if (plan->rid[0] != '\0') {
+    const char *rid = req->policy->request_id_header;
+    size_t rlen = strlen(rid);
+    char name[sizeof(req->policy->request_id_header) + 2];
+    memcpy(name, rid, rlen);
+    memcpy(name + rlen, ": ", 2);
+    hb_add(b, name, rlen + 2, plan->rid, 36);
+  }
+  if (plan->key[0] != '\0')
+    hb_add(b, "Idempotency-Key: ", 17, plan->key, 36);
+  if (plan->expect_off)
+    hb_add(b, "Expect:", 7, "", 0); /* libcurl adds Expect only to requests with a body */
+  if (plan->type_off)
+    hb_add(b, "Content-Type:", 13, "", 0);
+}
+
+static int has_header(const salvo_request_t *req, const char *name, size_t len) {
+  return salvo__header_has_name(req->user_headers, name, len) ||
+         salvo__header_has_name(req->engine->default_headers, name, len);
+}
+
+static int build_headers(salvo_request_t *req) {
+  header_plan_t plan;
   /* The same request id and idempotency key on every attempt, so the
    * server can tell a retry from a new request. */
-  char line[200];
+  plan.rid[0] = '\0';
+  plan.key[0] = '\0';
   const char *rid = req->policy->request_id_header;
-  if (rid[0] != '\0' && !salvo__header_has_name(list, rid, strlen(rid))) {
-    char uuid[37];
-    salvo__uuid4(req->engine, uuid);
-    snprintf(line, sizeof(line), "%s: %s", rid, uuid);
-    APPEND(line);
-  }
+  if (rid[0] != '\0' && !has_header(req, rid, strlen(rid)))
+    salvo__uuid4(req->engine, plan.rid);
   int is_post_or_patch = strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0;
   if (req->policy->idempotency_key_auto && is_post_or_patch &&
-      !salvo__header_has_name(list, "Idempotency-Key", 15)) {
-    char uuid[37];
-    salvo__uuid4(req->engine, uuid);
-    snprintf(line, sizeof(line), "Idempotency-Key: %s", uuid);
-    APPEND(line);
-  }
+      !has_header(req, "Idempotency-Key", 15))
+    salvo__uuid4(req->engine, plan.key);
   req->idempotent = salvo__method_in_list(req->policy->idempotent_methods, req->method) ||
-                    salvo__header_has_name(list, "Idempotency-Key", 15);
+                    plan.key[0] != '\0' || has_header(req, "Idempotency-Key", 15);
   /* No "Expect: 100-continue" round trip: it costs a wait (1 s when the
-   * server ignores it) and muddies whether the body was sent. */
-  if (req->has_body && !salvo__header_has_name(list, "Expect", 6))
-    APPEND("Expect:"); /* libcurl adds Expect only to requests with a body */
-  /* libcurl labels POSTFIELDS as a form unless told otherwise; the caller's
-   * body is opaque bytes. */
-  if (req->has_body && !salvo__header_has_name(list, "Content-Type", 12))
-    APPEND("Content-Type:");
-#undef APPEND
-  req->headers = list;
-  req->headers_tail = list;
-  while (req->headers_tail->next != NULL)
-    req->headers_tail = req->headers_tail->next;
+   * server ignores it) and muddies whether the body was sent. libcurl
+   * labels POSTFIELDS as a form unless told otherwise; the caller's body is
+   * opaque bytes. */
+  plan.expect_off = req->has_body && !has_header(req, "Expect", 6);
+  plan.type_off = req->has_body && !has_header(req, "Content-Type", 12);
+
+  header_block_t b = {NULL, NULL, 0, 0};
+  hb_fill(req, &plan, &b); /* measure */
+  req->headers = NULL;
+  req->headers_tail = NULL;
+  if (b.n == 0)
+    return 0;
+  char *block = malloc(b.n * sizeof(struct curl_slist) + b.bytes);
+  if (block == NULL)
+    return SALVO_ENOMEM;
+  header_block_t w = {(struct curl_slist *)(void *)block, block + b.n * sizeof(struct curl_slist), 0,
+                      0};
+  hb_fill(req, &plan, &w); /* write */
+  req->headers = w.nodes;
+  req->headers_tail = &w.nodes[w.n - 1];
   return 0;
-oom:
-  curl_slist_free_all(list);
-  return SALVO_ENOMEM;
 }
 
 static void request_timer_cb(uv_timer_t *timer);
 
 static void arm_request_timer(salvo_request_t *req) {
+  salvo_engine_t *engine = req->engine;
   uint64_t due = req->deadline_at_ms;
+  if (req->state == SALVO__RUNNING)
+    due = 0; /* the attempt's slot timer watches the deadline */
   if (req->state == SALVO__WAITING && (due == 0 || req->retry_at_ms < due))
     due = req->retry_at_ms;
   if (req->state == SALVO__QUEUED && req->queue_at_ms != 0 && (due == 0 || req->queue_at_ms < due))
     due = req->queue_at_ms;
-  if (due == 0)
+  if (due == 0) {
+    if (req->timer_inited)
+      uv_timer_stop(&req->timer);
     return;
-  uint64_t now = uv_now(req->engine->loop);
+  }
+  if (!req->timer_inited) {
+    uv_timer_init(engine->loop, &req->timer); /* cannot fail */
+    req->timer_inited = 1;
+    engine->live_handles++;
+  }
+  uint64_t now = uv_now(engine->loop);
   uv_timer_start(&req->timer, request_timer_cb, due > now ? due - now : 0, 0);
+}
+
+/* A request submitted gets no timer of its own until it is seen to wait:
+ * most start on the next pump, and their deadline is then watched by the
+ * attempt's pooled slot timer. New requests join the queue at its tail and
+ * retries at its head, so the ones not yet armed are always a run at the
+ * tail: after a pump, arm them from the tail back. Each is armed once. */
+void salvo__request_arm_queued(salvo_engine_t *engine) {
+  salvo__list_t *n = engine->queue.prev;
+  while (n != &engine->queue) {
+    salvo_request_t *req = SALVO__CONTAINER_OF(n, salvo_request_t, node);
+    if (!req->timer_pending)
+      break;
+    req->timer_pending = 0;
+    arm_request_timer(req);
+    n = n->prev;
+  }
 }
 
 static void request_timer_cb(uv_timer_t *timer) {
@@ -300,16 +374,14 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
   req->submit_ns = uv_hrtime();
   req->deadline_at_ms = req->timeouts.deadline_ms ? now + req->timeouts.deadline_ms : 0;
   req->queue_at_ms = req->timeouts.queue_ms ? now + req->timeouts.queue_ms : 0;
-  /* Deadline, queue timeout and backoff share this one timer. */
-  uv_timer_init(engine->loop, &req->timer); /* cannot fail */
-  req->timer_inited = 1;
-  engine->live_handles++;
+  /* Deadline, queue timeout and backoff share one timer, made when the
+   * request is first seen waiting (salvo__request_arm_queued). */
+  req->timer_pending = req->deadline_at_ms != 0 || req->queue_at_ms != 0;
   req->done_cb = done_cb;
   req->user_data = user_data;
   req->state = SALVO__QUEUED;
   salvo__list_push_back(&engine->queue, &req->node);
   engine->stats.submitted++;
-  arm_request_timer(req);
   /* Never start here: starting can fail, and done_cb must not run before
    * submit returns. The engine starts queued requests from the loop. */
   salvo__engine_schedule(engine);
@@ -354,7 +426,7 @@ void salvo__request_start(salvo_request_t *req) {
     req->attempt_node = curl_slist_append(NULL, line);
     if (req->attempt_node == NULL)
       rc = SALVO_ENOMEM;
-    else
+    else if (req->headers_tail != NULL)
       req->headers_tail->next = req->attempt_node;
   }
   if (rc == 0)
@@ -369,6 +441,9 @@ void salvo__request_start(salvo_request_t *req) {
   salvo__list_remove(&req->node);
   salvo__list_push_back(&engine->running, &req->node);
   req->state = SALVO__RUNNING;
+  req->timer_pending = 0;
+  if (req->timer_inited)
+    uv_timer_stop(&req->timer); /* the slot timer watches the deadline now */
   salvo__attempt_arm_timer(slot);
 }
 
@@ -383,9 +458,19 @@ static int64_t wall_clock_ms(void) {
 }
 
 static salvo_attempt_record_t *add_record(salvo_request_t *req) {
-  if (req->history_len_internal == req->history_cap) {
-    size_t cap = req->history_cap ? req->history_cap * 2 : 1; /* most requests make one attempt */
-    salvo_attempt_record_t *h = realloc(req->history, cap * sizeof(*h));
+  if (req->history_cap == 0) { /* most requests make one attempt: its record is inline */
+    req->history = &req->history_first;
+    req->history_cap = 1;
+  } else if (req->history_len_internal == req->history_cap) {
+    size_t cap = req->history_cap * 2;
+    salvo_attempt_record_t *h;
+    if (req->history == &req->history_first) {
+      h = malloc(cap * sizeof(*h));
+      if (h != NULL)
+        *h = req->history_first;
+    } else {
+      h = realloc(req->history, cap * sizeof(*h));
+    }
     if (h == NULL)
       return NULL;
     req->history = h;
@@ -452,7 +537,8 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     rec->wait_ms = d.decision == SALVO_RETRY ? d.wait_ms : 0;
     rec->retry_after_ms = info.retry_after_ms;
     rec->sends = req->slot->sends;
-    snprintf(rec->reason, sizeof(rec->reason), "%s", d.reason);
+    _Static_assert(sizeof(rec->reason) == sizeof(d.reason), "reason buffers differ");
+    memcpy(rec->reason, d.reason, strlen(d.reason) + 1); /* d.reason is NUL-terminated */
     if (req->policy->event_cb != NULL)
       req->policy->event_cb(req, rec, req->policy->event_data);
   }
