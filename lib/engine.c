@@ -31,6 +31,7 @@ void salvo_engine_opts_init(salvo_engine_opts_t *opts) {
   opts->max_body_size = (size_t)64 * 1024 * 1024;
   salvo_timeouts_init(&opts->timeouts);
   salvo_retry_policy_init(&opts->retry);
+  salvo_host_policy_init(&opts->hosts);
 }
 
 static void fill_random(void *buf, size_t len) {
@@ -268,9 +269,16 @@ void salvo__engine_pump(salvo_engine_t *engine) {
   if (engine->pumping || engine->multi_busy || engine->closing)
     return;
   engine->pumping = 1;
-  while (engine->stats.in_flight < engine->max_in_flight && !salvo__list_empty(&engine->queue)) {
-    salvo_request_t *req = SALVO__CONTAINER_OF(engine->queue.next, salvo_request_t, node);
-    salvo__request_start(req); /* leaves the queue either way */
+  /* Round robin over the hosts that may send now; each admission starts
+   * the host's first request, fails it fast, or blocks the host on its timer. */
+  while (engine->stats.in_flight < engine->max_in_flight && !salvo__list_empty(&engine->ready)) {
+    salvo__host_t *host = SALVO__CONTAINER_OF(engine->ready.next, salvo__host_t, ready_node);
+    if (salvo__list_empty(&host->queue)) { /* its queued requests ended: canceled, timed out */
+      salvo__list_remove(&host->ready_node);
+      continue;
+    }
+    salvo_request_t *req = SALVO__CONTAINER_OF(host->queue.next, salvo_request_t, node);
+    salvo__request_admit(req);
   }
   salvo__request_arm_queued(engine);
   engine->pumping = 0;
@@ -332,7 +340,7 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
     return SALVO_EINVAL;
   if (opts->ca_file != NULL && access(opts->ca_file, R_OK) != 0)
     return SALVO_EINVAL;
-  if (salvo__retry_policy_check(&opts->retry) != 0)
+  if (salvo__retry_policy_check(&opts->retry) != 0 || salvo__host_policy_check(&opts->hosts) != 0)
     return SALVO_EINVAL;
   /* libcurl's global init is not thread-safe before 7.84; it is a no-op after the first call. */
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -348,11 +356,15 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   engine->insecure = opts->insecure_skip_verify != 0;
   engine->timeouts = opts->timeouts;
   engine->retry = opts->retry;
+  engine->host_policy = opts->hosts;
+  engine->host_event_cb = opts->host_event_cb;
+  engine->host_event_data = opts->host_event_data;
   if (opts->retry.seed != 0)
     engine->rng = opts->retry.seed;
   else
     fill_random(&engine->rng, sizeof(engine->rng));
-  salvo__list_init(&engine->queue);
+  salvo__list_init(&engine->ready);
+  salvo__list_init(&engine->unarmed);
   salvo__list_init(&engine->waiting);
   salvo__list_init(&engine->running);
   salvo__list_init(&engine->cancels);
@@ -478,9 +490,12 @@ static void maybe_finish_close(salvo_engine_t *engine) {
     salvo_request_t *req = SALVO__CONTAINER_OF(engine->running.next, salvo_request_t, node);
     salvo__request_cancel_now(req);
   }
-  while (!salvo__list_empty(&engine->queue)) {
-    salvo_request_t *req = SALVO__CONTAINER_OF(engine->queue.next, salvo_request_t, node);
-    salvo__request_cancel_now(req);
+  for (size_t i = 0; i < engine->nhosts; i++) {
+    salvo__host_t *host = engine->hosts[i];
+    while (!salvo__list_empty(&host->queue)) {
+      salvo_request_t *req = SALVO__CONTAINER_OF(host->queue.next, salvo_request_t, node);
+      salvo__request_cancel_now(req);
+    }
   }
   while (!salvo__list_empty(&engine->waiting)) {
     salvo_request_t *req = SALVO__CONTAINER_OF(engine->waiting.next, salvo_request_t, node);
@@ -511,6 +526,7 @@ static void maybe_finish_close(salvo_engine_t *engine) {
   }
   engine->deferred.data = engine;
   uv_close((uv_handle_t *)&engine->deferred, engine_handle_closed_cb);
+  salvo__hosts_free(engine);
 }
 
 void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb, void *user_data) {
@@ -527,8 +543,11 @@ void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb, 
 void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stats) {
   *stats = engine->stats;
   stats->queued = 0;
-  for (const salvo__list_t *n = engine->queue.next; n != &engine->queue; n = n->next)
-    stats->queued++;
+  for (size_t i = 0; i < engine->nhosts; i++) {
+    const salvo__list_t *q = &engine->hosts[i]->queue;
+    for (const salvo__list_t *n = q->next; n != q; n = n->next)
+      stats->queued++;
+  }
   stats->waiting = 0;
   for (const salvo__list_t *n = engine->waiting.next; n != &engine->waiting; n = n->next)
     stats->waiting++;

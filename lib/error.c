@@ -25,7 +25,9 @@
   X(SALVO_EPROTO, "protocol_error", "malformed HTTP response")                             \
   X(SALVO_EABORTED, "aborted_by_callback", "stopped by the data callback")                 \
   X(SALVO_EINTERNAL, "internal_error", "internal error in libcurl or libuv")                \
-  X(SALVO_ERETRYAFTER, "retry_after_too_long", "server asked to wait longer than allowed")
+  X(SALVO_ERETRYAFTER, "retry_after_too_long", "server asked to wait longer than allowed")  \
+  X(SALVO_ECIRCUIT, "circuit_open", "the host's circuit breaker is open")                   \
+  X(SALVO_ERATELIMIT, "rate_limited", "the host's rate limit would pass the deadline")
 
 const char *salvo_err_name(int err) {
   if (err == 0)

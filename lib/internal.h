@@ -41,6 +41,93 @@ static inline void salvo__list_remove(salvo__list_t *node) {
   node->prev = node->next = node; /* so salvo__list_linked() is false afterwards */
 }
 
+/* -------------------------------------------------- per-host protection */
+
+/* protect.c: pure state machines, the clock passed in (loop milliseconds). */
+typedef struct {
+  double rate;               /* tokens per second, 0 = no limit */
+  double burst;              /* 0 = max(1, rate) */
+  double tokens;
+  uint64_t last_ms;          /* tokens were topped up at */
+  uint64_t paused_until_ms;  /* the whole host waits until then */
+  uint64_t last_cut_ms;      /* AIMD: the last decrease */
+} salvo__bucket_t;
+
+void salvo__bucket_init(salvo__bucket_t *b, const salvo_host_policy_t *p, uint64_t now);
+/* 0 if a request may be sent now, else how many ms until one may. */
+uint64_t salvo__bucket_wait(salvo__bucket_t *b, uint64_t now);
+void salvo__bucket_take(salvo__bucket_t *b, uint64_t now);
+/* A 429 to an attempt sent at |sent_at_ms|: 1 if the rate went down. */
+int salvo__bucket_on_limited(salvo__bucket_t *b, const salvo_host_policy_t *p, uint64_t now,
+                             uint64_t sent_at_ms, double recent_rate);
+void salvo__bucket_on_success(salvo__bucket_t *b, const salvo_host_policy_t *p, uint64_t now);
+/* 1 if the pause was extended. */
+int salvo__bucket_pause(salvo__bucket_t *b, uint64_t until_ms);
+
+/* Two counters over a sliding window of SALVO__WIN buckets. */
+#define SALVO__WIN 10
+typedef struct {
+  uint64_t slot_ms; /* bucket width */
+  uint64_t slot;    /* index (now / slot_ms) of the newest bucket */
+  uint32_t a[SALVO__WIN];
+  uint32_t b[SALVO__WIN];
+} salvo__window_t;
+
+void salvo__window_init(salvo__window_t *w, uint64_t window_ms);
+void salvo__window_add(salvo__window_t *w, uint64_t now, uint32_t da, uint32_t db);
+void salvo__window_sum(salvo__window_t *w, uint64_t now, uint64_t *a, uint64_t *b);
+/* Retry budget over a window of a = requests, b = retries: may one more retry go? */
+int salvo__budget_allows(salvo__window_t *w, const salvo_host_policy_t *p, uint64_t now);
+
+typedef struct {
+  salvo_circuit_t state;
+  unsigned consecutive;      /* failures in a row */
+  salvo__window_t win;       /* a = attempts, b = failures */
+  uint64_t open_until_ms;
+  uint64_t break_ms;         /* the current break; doubles on each reopen */
+  int probe_out;             /* half-open: the probe is in flight */
+  unsigned opens;
+} salvo__breaker_t;
+
+enum { SALVO__ADMIT = 0, SALVO__ADMIT_PROBE = 1, SALVO__REJECT = 2 };
+void salvo__breaker_init(salvo__breaker_t *br, const salvo_host_policy_t *p);
+/* SALVO__ADMIT, SALVO__ADMIT_PROBE or SALVO__REJECT; *event a salvo_host_event_type_t or 0. */
+int salvo__breaker_admit(salvo__breaker_t *br, const salvo_host_policy_t *p, uint64_t now,
+                         int *event);
+/* An attempt's outcome; returns a salvo_host_event_type_t or 0. */
+int salvo__breaker_record(salvo__breaker_t *br, const salvo_host_policy_t *p, uint64_t now,
+                          int failure, int probe, uint64_t *rng);
+
+#define SALVO__LAT_BUCKETS 560
+typedef struct {
+  uint32_t n[SALVO__LAT_BUCKETS];
+  uint64_t count;
+  uint64_t max;
+} salvo__lat_t;
+
+void salvo__lat_add(salvo__lat_t *l, uint64_t us);
+uint64_t salvo__lat_pct(const salvo__lat_t *l, double q);
+int salvo__host_policy_check(const salvo_host_policy_t *p);
+
+/* A host: scheme + host + port. Its queue, its protection state, its stats. */
+typedef struct salvo__host_s {
+  struct salvo__host_s *hnext; /* hash chain */
+  uint64_t hash;
+  size_t index;                /* in engine->hosts, order of first use */
+  salvo__list_t queue;         /* its requests waiting for a slot: new at the tail, retries at the head */
+  salvo__list_t ready_node;    /* in engine->ready while it has queued requests it may send now */
+  uv_timer_t timer;            /* wakes it when its bucket, pause or circuit allows again */
+  int timer_inited;
+  uint64_t blocked_until_ms;   /* 0 = not blocked */
+  salvo__bucket_t bucket;
+  salvo__window_t budget;      /* a = requests, b = retries and hedges */
+  salvo__breaker_t breaker;
+  salvo__lat_t lat_all;        /* every response, for stats */
+  salvo__lat_t lat_cur, lat_prev; /* the last two 10 s periods, for the hedge delay */
+  uint64_t lat_rotated_ms;
+  salvo_host_stats_t stats;    /* counters; the live fields are filled on demand */
+} salvo__host_t;
+
 /* --------------------------------------------------------------- engine */
 
 /* One socket libcurl asked us to watch. Holds no per-transfer state: with
@@ -102,7 +189,15 @@ struct salvo_engine_s {
   salvo_engine_close_cb close_cb;
   void *close_data;
 
-  salvo__list_t queue;      /* requests waiting for a slot, FIFO (retries go first) */
+  salvo__list_t ready;      /* hosts with queued requests they may send now, round robin */
+  salvo__list_t unarmed;    /* queued since submit, their own timer not made yet */
+  salvo__host_t **hosts;    /* by index, order of first use */
+  size_t nhosts, hosts_cap;
+  salvo__host_t **host_table; /* hash table, chained */
+  size_t table_size;        /* power of two */
+  salvo_host_policy_t host_policy;
+  salvo_host_event_cb host_event_cb;
+  void *host_event_data;
   salvo__list_t waiting;    /* requests in backoff before their next attempt */
   salvo__list_t running;    /* requests with an attempt on the multi handle */
   salvo__list_t cancels;    /* requests whose cancel is pending */
@@ -134,8 +229,11 @@ enum { SALVO__NEW = 0, SALVO__QUEUED, SALVO__RUNNING, SALVO__WAITING, SALVO__DON
 
 struct salvo_request_s {
   salvo_engine_t *engine;
-  salvo__list_t node;        /* in engine->queue or engine->running */
+  salvo__list_t node;        /* in its host's queue, engine->waiting or engine->running */
   salvo__list_t cancel_node; /* in engine->cancels */
+  salvo__list_t arm_node;    /* in engine->unarmed */
+  salvo__host_t *host;
+  int probe;                 /* its current attempt is the host circuit's half-open probe */
   int state;
   char *method;
   char *url;
@@ -188,6 +286,17 @@ struct salvo_request_s {
 
 /* engine.c */
 void salvo__engine_pump(salvo_engine_t *engine);
+/* host.c */
+salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_https);
+void salvo__host_mark_ready(salvo__host_t *host);
+void salvo__host_event(salvo_engine_t *engine, salvo__host_t *host, int type);
+void salvo__hosts_free(salvo_engine_t *engine);
+void salvo__host_block(salvo__host_t *host, uint64_t wait_ms);
+uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_policy_t *p);
+/* RateLimit-Reset value: ms to wait, -1 if not a number, INT64_MAX if absurdly far. */
+int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_unix_ms);
+void salvo__host_after_attempt(salvo_request_t *req, int error, long status, uint64_t attempt_us,
+                               uint64_t sent_at_ms);
 void salvo__engine_schedule(salvo_engine_t *engine);
 int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
 void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
@@ -204,6 +313,8 @@ int salvo__retry_policy_check(const salvo_retry_policy_t *p);
 /* request.c */
 void salvo__request_start(salvo_request_t *req);
 void salvo__request_arm_queued(salvo_engine_t *engine);
+void salvo__request_enqueue(salvo_request_t *req, int front);
+void salvo__request_admit(salvo_request_t *req);
 void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc);
 void salvo__request_complete(salvo_request_t *req, int error);
 void salvo__request_cancel_now(salvo_request_t *req);

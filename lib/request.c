@@ -50,6 +50,7 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   req->max_body_size = engine->max_body_size;
   salvo__list_init(&req->node);
   salvo__list_init(&req->cancel_node);
+  salvo__list_init(&req->arm_node);
   *out = req;
   return 0;
 }
@@ -317,19 +318,68 @@ static void arm_request_timer(salvo_request_t *req) {
 
 /* A request submitted gets no timer of its own until it is seen to wait:
  * most start on the next pump, and their deadline is then watched by the
- * attempt's pooled slot timer. New requests join the queue at its tail and
- * retries at its head, so the ones not yet armed are always a run at the
- * tail: after a pump, arm them from the tail back. Each is armed once. */
+ * attempt's pooled slot timer. After a pump, the ones still queued get it. */
 void salvo__request_arm_queued(salvo_engine_t *engine) {
-  salvo__list_t *n = engine->queue.prev;
-  while (n != &engine->queue) {
-    salvo_request_t *req = SALVO__CONTAINER_OF(n, salvo_request_t, node);
-    if (!req->timer_pending)
-      break;
+  while (!salvo__list_empty(&engine->unarmed)) {
+    salvo_request_t *req = SALVO__CONTAINER_OF(engine->unarmed.next, salvo_request_t, arm_node);
+    salvo__list_remove(&req->arm_node);
     req->timer_pending = 0;
-    arm_request_timer(req);
-    n = n->prev;
+    if (req->state == SALVO__QUEUED)
+      arm_request_timer(req);
   }
+}
+
+void salvo__request_enqueue(salvo_request_t *req, int front) {
+  req->state = SALVO__QUEUED;
+  if (front)
+    salvo__list_push_front(&req->host->queue, &req->node);
+  else
+    salvo__list_push_back(&req->host->queue, &req->node);
+  salvo__host_mark_ready(req->host);
+}
+
+static void end_early(salvo_request_t *req, salvo_stop_reason_t stop, int error, const char *why) {
+  req->result.stop_reason = stop;
+  req->stop_set = 1;
+  req->result.retry_after_ms = -1;
+  snprintf(req->detail, sizeof(req->detail), "%s", why);
+  salvo__request_complete(req, error);
+}
+
+/* The head of a ready host's queue: start it, fail it fast, or hold the
+ * host until its bucket, pause or circuit lets the next one go. */
+void salvo__request_admit(salvo_request_t *req) {
+  salvo__host_t *host = req->host;
+  salvo_engine_t *engine = req->engine;
+  const salvo_host_policy_t *p = &engine->host_policy;
+  uint64_t now = uv_now(engine->loop);
+  int ev = 0;
+  int admit = salvo__breaker_admit(&host->breaker, p, now, &ev);
+  salvo__host_event(engine, host, ev);
+  if (admit == SALVO__REJECT) {
+    host->stats.circuit_rejected++;
+    end_early(req, SALVO_STOP_CIRCUIT, SALVO_ECIRCUIT,
+              "the host's circuit is open after repeated failures: not sent");
+    return;
+  }
+  uint64_t wait = salvo__bucket_wait(&host->bucket, now);
+  if (wait > 0) {
+    if (admit == SALVO__ADMIT_PROBE)
+      host->breaker.probe_out = 0; /* the probe goes later */
+    if ((req->deadline_at_ms != 0 && now + wait >= req->deadline_at_ms) ||
+        (req->queue_at_ms != 0 && now + wait >= req->queue_at_ms)) {
+      end_early(req, SALVO_STOP_RATE_LIMIT, SALVO_ERATELIMIT,
+                "the host's rate limit or pause would hold it past its deadline or queue timeout");
+      return;
+    }
+    salvo__host_block(host, wait);
+    return;
+  }
+  salvo__bucket_take(&host->bucket, now);
+  req->probe = admit == SALVO__ADMIT_PROBE;
+  salvo__list_remove(&host->ready_node); /* back at the tail: round robin */
+  salvo__request_start(req);
+  salvo__host_mark_ready(host);
 }
 
 static void request_timer_cb(uv_timer_t *timer) {
@@ -346,10 +396,9 @@ static void request_timer_cb(uv_timer_t *timer) {
   } else if (req->state == SALVO__QUEUED && req->queue_at_ms != 0 && now >= req->queue_at_ms) {
     salvo__request_complete(req, SALVO_EQUEUE);
   } else if (req->state == SALVO__WAITING && now >= req->retry_at_ms) {
-    /* Backoff over: back in the queue, ahead of requests not yet tried. */
+    /* Backoff over: back in the host's queue, ahead of requests not yet tried. */
     salvo__list_remove(&req->node);
-    salvo__list_push_front(&engine->queue, &req->node);
-    req->state = SALVO__QUEUED;
+    salvo__request_enqueue(req, 1);
     req->queue_at_ms = req->timeouts.queue_ms ? now + req->timeouts.queue_ms : 0;
     arm_request_timer(req);
   } else {
@@ -367,6 +416,9 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
     return SALVO_ECLOSING;
   if (engine->http_version == SALVO_HTTP_2 && !req->is_https && !engine->h2c_supported)
     return SALVO_ENOTSUP;
+  req->host = salvo__host_get(engine, req->url, req->is_https);
+  if (req->host == NULL)
+    return SALVO_ENOMEM;
   int rc = build_headers(req);
   if (rc != 0)
     return rc;
@@ -377,10 +429,13 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
   /* Deadline, queue timeout and backoff share one timer, made when the
    * request is first seen waiting (salvo__request_arm_queued). */
   req->timer_pending = req->deadline_at_ms != 0 || req->queue_at_ms != 0;
+  if (req->timer_pending)
+    salvo__list_push_back(&engine->unarmed, &req->arm_node);
   req->done_cb = done_cb;
   req->user_data = user_data;
-  req->state = SALVO__QUEUED;
-  salvo__list_push_back(&engine->queue, &req->node);
+  req->host->stats.requests++;
+  salvo__window_add(&req->host->budget, now, 1, 0);
+  salvo__request_enqueue(req, 0);
   engine->stats.submitted++;
   /* Never start here: starting can fail, and done_cb must not run before
    * submit returns. The engine starts queued requests from the loop. */
@@ -442,6 +497,8 @@ void salvo__request_start(salvo_request_t *req) {
   salvo__list_push_back(&engine->running, &req->node);
   req->state = SALVO__RUNNING;
   req->timer_pending = 0;
+  if (salvo__list_linked(&req->arm_node))
+    salvo__list_remove(&req->arm_node);
   if (req->timer_inited)
     uv_timer_stop(&req->timer); /* the slot timer watches the deadline now */
   salvo__attempt_arm_timer(slot);
@@ -497,6 +554,8 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     if (curl_easy_header(req->slot->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
       info.retry_after_ms = salvo__retry_after_parse(h->value, wall_clock_ms());
   }
+  salvo__host_after_attempt(req, info.error, info.status, req->result.timings.total_us,
+                            req->slot->started_ms);
   uint64_t now = uv_now(engine->loop);
   salvo__decision_t d;
   salvo__retry_decide(req->policy, &info, req->data_cb != NULL ? req->resp_len : 0, now,
@@ -524,6 +583,23 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
         d.wait_ms = wait;
         snprintf(d.reason, sizeof(d.reason), "retried by the decision callback");
       }
+    }
+  }
+
+  if (d.decision == SALVO_RETRY && !forced) {
+    /* The host's retry budget: when a host fails hard, retries may not
+     * multiply its load. */
+    salvo__host_t *host = req->host;
+    if (!salvo__budget_allows(&host->budget, &engine->host_policy, now)) {
+      host->stats.budget_refused++;
+      d.decision = SALVO_STOP;
+      d.stop = SALVO_STOP_BUDGET;
+      d.final_error = info.error;
+      snprintf(d.reason, sizeof(d.reason),
+               "not retried: the host's retry budget is spent (%s)", info.error ? salvo_err_name(info.error) : "status");
+    } else {
+      host->stats.retries++;
+      salvo__window_add(&host->budget, now, 0, 1);
     }
   }
 
@@ -636,7 +712,18 @@ void salvo__request_complete(salvo_request_t *req, int error) {
     salvo__list_remove(&req->node); /* a running transfer was already taken off the multi */
   if (salvo__list_linked(&req->cancel_node))
     salvo__list_remove(&req->cancel_node);
+  if (salvo__list_linked(&req->arm_node))
+    salvo__list_remove(&req->arm_node);
   req->state = SALVO__DONE;
+  {
+    salvo_host_stats_t *hs = &req->host->stats;
+    if (error == 0 && req->result.status < 400) {
+      hs->successes++;
+    } else {
+      hs->failures++;
+      hs->by_error[error == 0 ? 0 : (unsigned)(-error) % 32]++;
+    }
+  }
   if (req->timer_inited)
     uv_timer_stop(&req->timer);
 

@@ -47,6 +47,12 @@ const char *salvo_stop_reason_name(salvo_stop_reason_t reason) {
     return "stopped_by_callback";
   case SALVO_STOP_QUEUE:
     return "queue_timeout";
+  case SALVO_STOP_BUDGET:
+    return "retry_budget";
+  case SALVO_STOP_CIRCUIT:
+    return "circuit_open";
+  case SALVO_STOP_RATE_LIMIT:
+    return "rate_limited";
   }
   return "unknown";
 }

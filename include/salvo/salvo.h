@@ -67,7 +67,10 @@ typedef enum {
   SALVO_EPROTO = -21,         /* malformed response (not HTTP, bad encoding, ...) */
   SALVO_EABORTED = -22,       /* the data callback asked to stop */
   SALVO_EINTERNAL = -23,      /* unexpected libcurl/libuv failure; see detail */
-  SALVO_ERETRYAFTER = -24     /* server asked to wait longer than retry_after_max_ms */
+  SALVO_ERETRYAFTER = -24,    /* server asked to wait longer than retry_after_max_ms */
+  SALVO_ECIRCUIT = -25,       /* the host's circuit is open: failed fast, nothing sent */
+  SALVO_ERATELIMIT = -26      /* the host's rate limit or pause would hold it past its deadline
+                                 or queue timeout: nothing sent */
 } salvo_error_t;
 
 /* One bit per error class, for salvo_retry_policy_t.retry_errors. */
@@ -133,7 +136,10 @@ typedef enum {
   SALVO_STOP_RETRY_AFTER = 4,    /* Retry-After longer than retry_after_max_ms */
   SALVO_STOP_CANCELED = 5,       /* salvo_request_cancel() or engine close */
   SALVO_STOP_BY_CALLBACK = 6,    /* the decision callback said stop */
-  SALVO_STOP_QUEUE = 7           /* no slot within queue_ms */
+  SALVO_STOP_QUEUE = 7,          /* no slot within queue_ms */
+  SALVO_STOP_BUDGET = 8,         /* a retry was due, and the host's retry budget refused it */
+  SALVO_STOP_CIRCUIT = 9,        /* the host's circuit was open */
+  SALVO_STOP_RATE_LIMIT = 10     /* the host's rate limit would hold it past its deadline or queue timeout */
 } salvo_stop_reason_t;
 
 /** Stable lower_snake_case name of a stop reason ("attempts_exhausted", ...). */
@@ -219,6 +225,112 @@ typedef struct {
 /** Fills *p with the defaults above. */
 SALVO_EXTERN void salvo_retry_policy_init(salvo_retry_policy_t *p);
 
+/* ------------------------------------------------------ per-host protection */
+
+/*
+ * Per-host protection. A host is scheme + host + port ("https://example.com:443").
+ * Each host gets its own token bucket, retry budget, circuit breaker and
+ * latency record, created on its first request. Every wait is a loop timer:
+ * a request held back waits in its host's queue and takes no slot.
+ */
+typedef struct {
+  /* Rate limit: a token bucket per host. */
+  double rate;                /* requests per second; 0 = no limit until the server asks for one (0) */
+  double burst;               /* bucket size; 0 = max(1, rate) (0) */
+  /* Adaptive rate (AIMD): a 429 multiplies the rate by decrease (once per
+   * round: 429s to requests sent before the last cut do not cut again);
+   * each success adds increase / rate, that is about `increase` requests per
+   * second per second. With rate 0, the first 429 starts from the rate the
+   * host was sent in the last second. */
+  int adaptive;               /* (0) */
+  double decrease;            /* (0.5) */
+  double increase;            /* (1.0) */
+  double rate_floor;          /* (1.0) */
+  double rate_ceiling;        /* 0 = none (0) */
+  /* A 429 or 503 with Retry-After, or RateLimit-Reset / X-RateLimit-Reset
+   * (on a 429 or 503, or on any response whose RateLimit-Remaining /
+   * X-RateLimit-Remaining is 0), pauses the whole host until then. */
+  int pause_on_retry_after;   /* (1) */
+  uint64_t max_pause_ms;      /* longest host pause (60000) */
+  int64_t reset_epoch_above;  /* a Reset value above this is a Unix time, else seconds (1000000000) */
+  /* Retry budget: retries to a host in the last window may not exceed
+   * ratio x that host's requests in the window plus floor per second. */
+  int budget;                 /* (1) */
+  double budget_ratio;        /* (0.2) */
+  double budget_floor;        /* retries per second always allowed (10) */
+  uint64_t budget_window_ms;  /* (10000) */
+  /* Circuit breaker over attempt outcomes. A failure is a connection-level
+   * error class or a 500, 502, 503 or 504; 4xx are the caller's business. */
+  int breaker;                /* (0) */
+  unsigned breaker_consecutive; /* this many failures in a row open it (5) */
+  double breaker_ratio;       /* or this failure ratio in the window... (0.5) */
+  unsigned breaker_min_requests; /* ...over at least this many attempts (20) */
+  uint64_t breaker_window_ms; /* (10000) */
+  uint64_t breaker_break_ms;  /* open this long, +/-20% jitter; doubles on each reopen (5000) */
+  uint64_t breaker_max_break_ms; /* (60000) */
+  /* Hedging, idempotent requests only: when the first attempt has no
+   * response after the delay, a second is sent; the first response wins and
+   * the other is canceled. Hedges count against the retry budget. */
+  uint64_t hedge_delay_ms;    /* 0 = off (0) */
+  int hedge_p95;              /* 1: the delay is the host's running p95 once it has 20 samples,
+                                 hedge_delay_ms until then (0) */
+} salvo_host_policy_t;
+
+/** Fills *p with the defaults above. */
+SALVO_EXTERN void salvo_host_policy_init(salvo_host_policy_t *p);
+
+typedef enum {
+  SALVO_CIRCUIT_CLOSED = 0,
+  SALVO_CIRCUIT_OPEN = 1,
+  SALVO_CIRCUIT_HALF_OPEN = 2
+} salvo_circuit_t;
+
+/** Stable name: "closed", "open", "half_open". */
+SALVO_EXTERN const char *salvo_circuit_name(salvo_circuit_t state);
+
+typedef enum {
+  SALVO_HOST_CIRCUIT_OPENED = 1,    /* failures tripped it; until = when it half-opens */
+  SALVO_HOST_CIRCUIT_HALF_OPEN = 2, /* one probe goes through */
+  SALVO_HOST_CIRCUIT_CLOSED = 3,    /* the probe succeeded */
+  SALVO_HOST_PAUSED = 4,            /* Retry-After or a rate-limit reset: until = end of the pause */
+  SALVO_HOST_RATE_CHANGED = 5       /* the adaptive rate moved down (rate = the new one) */
+} salvo_host_event_type_t;
+
+typedef struct {
+  salvo_host_event_type_t type;
+  const char *host;           /* "https://example.com:443" */
+  double rate;                /* the host's rate limit after the event, 0 = none */
+  uint64_t until_ms;          /* loop time (uv_now) the pause or open state ends, else 0 */
+} salvo_host_event_t;
+
+typedef void (*salvo_host_event_cb)(salvo_engine_t *engine, const salvo_host_event_t *ev,
+                                    void *user_data);
+
+typedef struct {
+  char host[272];             /* "scheme://host:port" */
+  uint64_t requests;          /* requests submitted to this host */
+  uint64_t successes;         /* requests that ended with a response < 400 */
+  uint64_t failures;          /* requests that ended any other way */
+  uint64_t attempts;          /* attempts sent, hedges included */
+  uint64_t retries;           /* retry attempts */
+  uint64_t hedges;            /* hedge attempts */
+  uint64_t budget_refused;    /* retries the budget refused */
+  uint64_t circuit_rejected;  /* requests failed fast by an open circuit */
+  uint64_t limited;           /* 429 responses */
+  uint64_t by_error[32];      /* final outcomes by class: index -error (1..31), [0] = HTTP status >= 400 */
+  double rate;                /* current rate limit, requests per second; 0 = none */
+  salvo_circuit_t circuit;
+  uint64_t paused_ms;         /* how much longer the host is paused, 0 = not paused */
+  size_t queued;              /* requests of this host now waiting in its queue */
+  uint64_t p50_us, p90_us, p99_us, max_us; /* latency of requests that got a response */
+} salvo_host_stats_t;
+
+/** Number of hosts the engine has seen. */
+SALVO_EXTERN size_t salvo_engine_host_count(const salvo_engine_t *engine);
+/** Stats of host |i| (0 <= i < count, in order of first use). SALVO_EINVAL if out of range. */
+SALVO_EXTERN int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i,
+                                         salvo_host_stats_t *out);
+
 typedef struct {
   size_t max_in_flight;        /* transfers handed to libcurl at once; the rest wait in the engine's queue (64) */
   long max_connections;        /* total open connections, 0 = no cap (0) */
@@ -232,6 +344,9 @@ typedef struct {
   size_t max_body_size;        /* buffered or streamed response body cap, bytes (64 MiB) */
   salvo_timeouts_t timeouts;   /* engine-wide defaults, see salvo_timeouts_init() */
   salvo_retry_policy_t retry;  /* engine-wide default, see salvo_retry_policy_init() */
+  salvo_host_policy_t hosts;   /* every host's protection, see salvo_host_policy_init() */
+  salvo_host_event_cb host_event_cb; /* circuit, pause and rate events; NULL = none (NULL) */
+  void *host_event_data;
 } salvo_engine_opts_t;
 
 /** Fills *opts with the documented defaults. Always use it before setting fields. */

@@ -407,6 +407,7 @@ static void backoff_one_second(salvo_engine_opts_t *o) {
   o->retry.backoff_base_ms = 1000;
   o->retry.max_attempts = 2;
   o->max_in_flight = 256;
+  o->hosts.budget = 0; /* 1000 retries at once to one host: what the budget exists to refuse */
 }
 
 static int ok_done, backoff_done;

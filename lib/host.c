@@ -1,0 +1,340 @@
+/* Hosts: the per-host table, queues and protection glue between the pure
+ * state machines of protect.c and the engine. A host is scheme + host + port. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* "scheme://host:port" from a URL libcurl already accepted: the authority
+ * without userinfo, lower-cased, with the default port when none is given. */
+static size_t host_key(const char *url, int is_https, char *out, size_t cap) {
+  const char *a = strstr(url, "://");
+  a = a != NULL ? a + 3 : url;
+  size_t alen = strcspn(a, "/?#");
+  const char *at = NULL;
+  for (size_t i = 0; i < alen; i++)
+    if (a[i] == '@')
+      at = a + i;
+  if (at != NULL) {
+    alen -= (size_t)(at + 1 - a);
+    a = at + 1;
+  }
+  const char *scheme = is_https ? "https://" : "http://";
+  size_t n = strlen(scheme);
+  if (n + alen + 7 >= cap)
+    alen = cap - n - 7; /* absurdly long host names share a key; still correct, just coarser */
+  memcpy(out, scheme, n);
+  int has_port = 0;
+  for (size_t i = 0; i < alen; i++) {
+    out[n++] = (char)tolower((unsigned char)a[i]);
+    if (a[i] == ']')
+      has_port = 0;
+    else if (a[i] == ':')
+      has_port = a[0] != '[' || memchr(a, ']', i) != NULL;
+  }
+  if (!has_port) {
+    const char *port = is_https ? ":443" : ":80";
+    size_t pl = strlen(port);
+    memcpy(out + n, port, pl);
+    n += pl;
+  }
+  out[n] = '\0';
+  return n;
+}
+
+static uint64_t fnv1a(const char *s, size_t n) {
+  uint64_t h = UINT64_C(14695981039346656037);
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= UINT64_C(1099511628211);
+  }
+  return h;
+}
+
+static int grow_table(salvo_engine_t *engine) {
+  size_t size = engine->table_size ? engine->table_size * 2 : 16;
+  salvo__host_t **t = calloc(size, sizeof(*t));
+  if (t == NULL)
+    return -1;
+  for (size_t i = 0; i < engine->nhosts; i++) {
+    salvo__host_t *h = engine->hosts[i];
+    size_t k = (size_t)(h->hash & (size - 1));
+    h->hnext = t[k];
+    t[k] = h;
+  }
+  free(engine->host_table);
+  engine->host_table = t;
+  engine->table_size = size;
+  return 0;
+}
+
+static void host_timer_cb(uv_timer_t *timer) {
+  salvo__host_t *host = SALVO__CONTAINER_OF(timer, salvo__host_t, timer);
+  salvo_engine_t *engine = timer->data;
+  host->blocked_until_ms = 0;
+  salvo__host_mark_ready(host);
+  salvo__engine_pump(engine);
+}
+
+salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_https) {
+  char key[sizeof(((salvo_host_stats_t *)0)->host)];
+  size_t n = host_key(url, is_https, key, sizeof(key));
+  uint64_t hash = fnv1a(key, n);
+  if (engine->table_size != 0) {
+    for (salvo__host_t *h = engine->host_table[hash & (engine->table_size - 1)]; h != NULL;
+         h = h->hnext)
+      if (h->hash == hash && strcmp(h->stats.host, key) == 0)
+        return h;
+  }
+  if (engine->nhosts == engine->hosts_cap) {
+    size_t cap = engine->hosts_cap ? engine->hosts_cap * 2 : 8;
+    salvo__host_t **a = realloc(engine->hosts, cap * sizeof(*a));
+    if (a == NULL)
+      return NULL;
+    engine->hosts = a;
+    engine->hosts_cap = cap;
+  }
+  if (engine->nhosts + 1 > engine->table_size / 2 && grow_table(engine) != 0)
+    return NULL;
+  salvo__host_t *h = calloc(1, sizeof(*h));
+  if (h == NULL)
+    return NULL;
+  memcpy(h->stats.host, key, n + 1);
+  h->hash = hash;
+  h->index = engine->nhosts;
+  salvo__list_init(&h->queue);
+  salvo__list_init(&h->ready_node);
+  uint64_t now = uv_now(engine->loop);
+  salvo__bucket_init(&h->bucket, &engine->host_policy, now);
+  salvo__window_init(&h->budget, engine->host_policy.budget_window_ms);
+  salvo__breaker_init(&h->breaker, &engine->host_policy);
+  h->lat_rotated_ms = now;
+  uv_timer_init(engine->loop, &h->timer); /* cannot fail */
+  h->timer.data = engine;
+  h->timer_inited = 1;
+  engine->live_handles++;
+  engine->hosts[engine->nhosts++] = h;
+  size_t k = (size_t)(hash & (engine->table_size - 1));
+  h->hnext = engine->host_table[k];
+  engine->host_table[k] = h;
+  return h;
+}
+
+/* Puts the host on the ready list if it has queued requests and is not
+ * waiting for its timer. */
+void salvo__host_mark_ready(salvo__host_t *host) {
+  salvo_engine_t *engine = host->timer.data;
+  if (host->blocked_until_ms != 0 || salvo__list_empty(&host->queue) ||
+      salvo__list_linked(&host->ready_node))
+    return;
+  salvo__list_push_back(&engine->ready, &host->ready_node);
+}
+
+void salvo__host_block(salvo__host_t *host, uint64_t wait_ms) {
+  salvo_engine_t *engine = host->timer.data;
+  if (salvo__list_linked(&host->ready_node))
+    salvo__list_remove(&host->ready_node);
+  host->blocked_until_ms = uv_now(engine->loop) + wait_ms;
+  uv_timer_start(&host->timer, host_timer_cb, wait_ms, 0);
+}
+
+void salvo__host_event(salvo_engine_t *engine, salvo__host_t *host, int type) {
+  if (engine->host_event_cb == NULL || type == 0)
+    return;
+  salvo_host_event_t ev;
+  ev.type = (salvo_host_event_type_t)type;
+  ev.host = host->stats.host;
+  ev.rate = host->bucket.rate;
+  ev.until_ms = type == SALVO_HOST_CIRCUIT_OPENED ? host->breaker.open_until_ms
+                : type == SALVO_HOST_PAUSED       ? host->bucket.paused_until_ms
+                                                  : 0;
+  engine->host_event_cb(engine, &ev, engine->host_event_data);
+}
+
+static void host_closed_cb(uv_handle_t *handle) {
+  salvo__host_t *host = SALVO__CONTAINER_OF((uv_timer_t *)handle, salvo__host_t, timer);
+  salvo_engine_t *engine = handle->data;
+  free(host);
+  salvo__engine_handle_closed(engine);
+}
+
+void salvo__hosts_free(salvo_engine_t *engine) {
+  for (size_t i = 0; i < engine->nhosts; i++)
+    uv_close((uv_handle_t *)&engine->hosts[i]->timer, host_closed_cb);
+  free(engine->hosts);
+  free(engine->host_table);
+  engine->hosts = NULL;
+  engine->host_table = NULL;
+  engine->nhosts = engine->hosts_cap = engine->table_size = 0;
+}
+
+/* Failures for the circuit breaker: the host (or the path to it) is in
+ * trouble. 4xx, caller-side stops and client limits are not its fault. */
+static int is_failure(int error, long status) {
+  switch (error) {
+  case 0:
+    return status == 500 || status == 502 || status == 503 || status == 504;
+  case SALVO_EDNS:
+  case SALVO_ECONNREFUSED:
+  case SALVO_ECONNECT:
+  case SALVO_ECONNTIMEOUT:
+  case SALVO_ETLS:
+  case SALVO_ECLOSED:
+  case SALVO_ERESET:
+  case SALVO_ETRUNCATED:
+  case SALVO_EIDLE:
+  case SALVO_EATTEMPT:
+  case SALVO_EHTTP2:
+  case SALVO_EPROTO:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+static int header_is_zero(CURL *easy, const char *name) {
+  struct curl_header *h = NULL;
+  if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+    return 0;
+  const char *v = h->value;
+  while (*v == ' ')
+    v++;
+  return v[0] == '0' && (v[1] == '\0' || v[1] == ' ' || v[1] == ',' || v[1] == ';');
+}
+
+/* RateLimit-Reset / X-RateLimit-Reset: seconds from now, or a Unix time
+ * when above the policy's bound. -1 when absent or not a number. */
+static int64_t reset_ms(CURL *easy, const salvo_host_policy_t *p, int64_t now_unix_ms) {
+  static const char *const names[] = {"RateLimit-Reset", "X-RateLimit-Reset"};
+  for (int i = 0; i < 2; i++) {
+    struct curl_header *h = NULL;
+    if (curl_easy_header(easy, names[i], 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+      continue;
+    int64_t v = salvo__reset_parse(h->value, p->reset_epoch_above, now_unix_ms);
+    if (v >= 0)
+      return v;
+  }
+  return -1;
+}
+
+int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_unix_ms) {
+  const char *v = value;
+  while (*v == ' ' || *v == '\t')
+    v++;
+  if (*v < '0' || *v > '9')
+    return -1;
+  int64_t n = 0;
+  for (; *v >= '0' && *v <= '9'; v++) {
+    if (n > (INT64_MAX / 1000 - 9) / 10)
+      return INT64_MAX; /* absurdly far */
+    n = n * 10 + (*v - '0');
+  }
+  while (*v == ' ' || *v == '\t')
+    v++;
+  if (*v != '\0')
+    return -1;
+  if (n > epoch_above) {
+    int64_t at = n * 1000;
+    return at > now_unix_ms ? at - now_unix_ms : 0;
+  }
+  return n * 1000;
+}
+
+/* After every attempt: latency, the breaker, AIMD and host pauses. */
+void salvo__host_after_attempt(salvo_request_t *req, int error, long status, uint64_t attempt_us,
+                               uint64_t sent_at_ms) {
+  salvo__host_t *host = req->host;
+  salvo_engine_t *engine = req->engine;
+  const salvo_host_policy_t *p = &engine->host_policy;
+  uint64_t now = uv_now(engine->loop);
+  host->stats.attempts++;
+
+  if (error == 0 && status > 0) {
+    salvo__lat_add(&host->lat_all, attempt_us);
+    if (now - host->lat_rotated_ms >= 10000) {
+      host->lat_prev = host->lat_cur;
+      memset(&host->lat_cur, 0, sizeof(host->lat_cur));
+      host->lat_rotated_ms = now;
+    }
+    salvo__lat_add(&host->lat_cur, attempt_us);
+  }
+
+  if (error != SALVO_ECANCELED && error != SALVO_EDEADLINE) {
+    int ev = salvo__breaker_record(&host->breaker, p, now, is_failure(error, status), req->probe,
+                                   &engine->rng);
+    salvo__host_event(engine, host, ev);
+  }
+  req->probe = 0;
+
+  if (error != 0 || status <= 0)
+    return;
+  if (status == 429) {
+    host->stats.limited++;
+    uint64_t requests, retries;
+    salvo__window_sum(&host->budget, now, &requests, &retries);
+    double recent = (double)(requests + retries) * 1000.0 / (double)p->budget_window_ms;
+    if (salvo__bucket_on_limited(&host->bucket, p, now, sent_at_ms, recent))
+      salvo__host_event(engine, host, SALVO_HOST_RATE_CHANGED);
+  } else if (status < 400) {
+    salvo__bucket_on_success(&host->bucket, p, now);
+  }
+  if (!p->pause_on_retry_after)
+    return;
+  CURL *easy = req->slot->easy;
+  int limited = status == 429 || status == 503;
+  int64_t wait = -1;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t unix_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (limited) {
+    struct curl_header *h = NULL;
+    if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
+      wait = salvo__retry_after_parse(h->value, unix_ms);
+  }
+  if (wait < 0 && (limited || header_is_zero(easy, "RateLimit-Remaining") ||
+                   header_is_zero(easy, "X-RateLimit-Remaining")))
+    wait = reset_ms(easy, p, unix_ms);
+  if (wait <= 0)
+    return;
+  if ((uint64_t)wait > p->max_pause_ms)
+    wait = (int64_t)p->max_pause_ms;
+  if (salvo__bucket_pause(&host->bucket, now + (uint64_t)wait))
+    salvo__host_event(engine, host, SALVO_HOST_PAUSED);
+}
+
+size_t salvo_engine_host_count(const salvo_engine_t *engine) {
+  return engine != NULL ? engine->nhosts : 0;
+}
+
+int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i, salvo_host_stats_t *out) {
+  if (engine == NULL || out == NULL || i >= engine->nhosts)
+    return SALVO_EINVAL;
+  const salvo__host_t *h = engine->hosts[i];
+  uint64_t now = uv_now(engine->loop);
+  *out = h->stats;
+  out->rate = h->bucket.rate;
+  out->circuit = h->breaker.state;
+  out->paused_ms = h->bucket.paused_until_ms > now ? h->bucket.paused_until_ms - now : 0;
+  out->queued = 0;
+  for (const salvo__list_t *n = h->queue.next; n != &h->queue; n = n->next)
+    out->queued++;
+  out->p50_us = salvo__lat_pct(&h->lat_all, 0.50);
+  out->p90_us = salvo__lat_pct(&h->lat_all, 0.90);
+  out->p99_us = salvo__lat_pct(&h->lat_all, 0.99);
+  out->max_us = h->lat_all.max;
+  return 0;
+}
+
+/* The hedge delay for this host: its running p95 when asked for and known. */
+uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_policy_t *p) {
+  if (p->hedge_p95) {
+    const salvo__lat_t *l = host->lat_prev.count >= 20 ? &host->lat_prev : &host->lat_cur;
+    if (l->count >= 20) {
+      uint64_t ms = (salvo__lat_pct(l, 0.95) + 999) / 1000;
+      return ms > 0 ? ms : 1;
+    }
+  }
+  return p->hedge_delay_ms;
+}
