@@ -194,16 +194,6 @@ static int is_failure(int error, long status) {
   }
 }
 
-static int header_is_zero(CURL *easy, const char *name) {
-  struct curl_header *h = NULL;
-  if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
-    return 0;
-  const char *v = h->value;
-  while (*v == ' ')
-    v++;
-  return v[0] == '0' && (v[1] == '\0' || v[1] == ' ' || v[1] == ',' || v[1] == ';');
-}
-
 /* RateLimit-Reset / X-RateLimit-Reset: seconds from now, or a Unix time
  * when above the policy's bound. -1 when absent or not a number. */
 static int64_t reset_ms(CURL *easy, const salvo_host_policy_t *p, int64_t now_unix_ms) {
@@ -282,19 +272,17 @@ void salvo__host_after_attempt(salvo_request_t *req, int error, long status, uin
   }
   if (!p->pause_on_retry_after)
     return;
+  if (status != 429 && status != 503)
+    return;
   CURL *easy = req->slot->easy;
-  int limited = status == 429 || status == 503;
-  int64_t wait = -1;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   int64_t unix_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  if (limited) {
-    struct curl_header *h = NULL;
-    if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
-      wait = salvo__retry_after_parse(h->value, unix_ms);
-  }
-  if (wait < 0 && (limited || header_is_zero(easy, "RateLimit-Remaining") ||
-                   header_is_zero(easy, "X-RateLimit-Remaining")))
+  int64_t wait = -1;
+  struct curl_header *h = NULL;
+  if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
+    wait = salvo__retry_after_parse(h->value, unix_ms);
+  if (wait < 0)
     wait = reset_ms(easy, p, unix_ms);
   if (wait <= 0)
     return;

@@ -277,6 +277,8 @@ uint64_t salvo__lat_pct(const salvo__lat_t *l, double q) {
   uint64_t rank = (uint64_t)ceil(q * (double)l->count);
   if (rank < 1)
     rank = 1;
+  if (rank >= l->count)
+    return l->max;
   uint64_t seen = 0;
   for (unsigned i = 0; i < SALVO__LAT_BUCKETS; i++) {
     seen += l->n[i];

@@ -247,9 +247,8 @@ typedef struct {
   double increase;            /* (1.0) */
   double rate_floor;          /* (1.0) */
   double rate_ceiling;        /* 0 = none (0) */
-  /* A 429 or 503 with Retry-After, or RateLimit-Reset / X-RateLimit-Reset
-   * (on a 429 or 503, or on any response whose RateLimit-Remaining /
-   * X-RateLimit-Remaining is 0), pauses the whole host until then. */
+  /* A 429 or 503 with Retry-After, or else RateLimit-Reset or
+   * X-RateLimit-Reset, pauses the whole host until then. */
   int pause_on_retry_after;   /* (1) */
   uint64_t max_pause_ms;      /* longest host pause (60000) */
   int64_t reset_epoch_above;  /* a Reset value above this is a Unix time, else seconds (1000000000) */

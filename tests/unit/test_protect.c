@@ -1,0 +1,264 @@
+/* Per-host protection state machines with an injected clock (ms): token
+ * bucket and AIMD, retry budget, circuit breaker, latency record, reset
+ * header values. No I/O, no real time. */
+#include <criterion/criterion.h>
+
+#include "internal.h"
+
+static salvo_host_policy_t pol(void) {
+  salvo_host_policy_t p;
+  salvo_host_policy_init(&p);
+  return p;
+}
+
+/* How many requests the bucket lets through from t0 to t1, asking every ms. */
+static int sends_between(salvo__bucket_t *b, uint64_t t0, uint64_t t1) {
+  int n = 0;
+  for (uint64_t t = t0; t < t1; t++)
+    while (salvo__bucket_wait(b, t) == 0) {
+      salvo__bucket_take(b, t);
+      n++;
+    }
+  return n;
+}
+
+Test(bucket, no_rate_means_no_wait) {
+  salvo_host_policy_t p = pol();
+  salvo__bucket_t b;
+  salvo__bucket_init(&b, &p, 1000);
+  for (int i = 0; i < 1000; i++) {
+    cr_assert_eq(salvo__bucket_wait(&b, 1000), 0);
+    salvo__bucket_take(&b, 1000);
+  }
+}
+
+Test(bucket, holds_the_rate_after_the_burst) {
+  salvo_host_policy_t p = pol();
+  p.rate = 10;
+  p.burst = 5;
+  salvo__bucket_t b;
+  salvo__bucket_init(&b, &p, 0);
+  int n = sends_between(&b, 0, 10000);
+  /* 5 at once, then 10 per second for 10 s */
+  cr_assert(n >= 103 && n <= 106, "%d sends in 10 s at 10/s with a burst of 5", n);
+  cr_assert_eq(salvo__bucket_wait(&b, 10000), 0, "the token of t = 10 s");
+  salvo__bucket_take(&b, 10000);
+  uint64_t w = salvo__bucket_wait(&b, 10000);
+  cr_assert(w > 0 && w <= 100, "then the next token is 1..100 ms away (%llu)", (unsigned long long)w);
+}
+
+Test(bucket, pause_holds_everything_until_its_end) {
+  salvo_host_policy_t p = pol();
+  salvo__bucket_t b;
+  salvo__bucket_init(&b, &p, 0);
+  cr_assert_eq(salvo__bucket_pause(&b, 5000), 1);
+  cr_assert_eq(salvo__bucket_pause(&b, 3000), 0, "an earlier end does not shorten a pause");
+  cr_assert_eq(salvo__bucket_wait(&b, 1000), 4000);
+  cr_assert_eq(salvo__bucket_wait(&b, 4999), 1);
+  cr_assert_eq(salvo__bucket_wait(&b, 5000), 0);
+}
+
+Test(aimd, a_429_halves_once_per_round_and_successes_add_back) {
+  salvo_host_policy_t p = pol();
+  p.rate = 100;
+  p.adaptive = 1;
+  salvo__bucket_t b;
+  salvo__bucket_init(&b, &p, 0);
+  cr_assert_eq(salvo__bucket_on_limited(&b, &p, 1000, 900, 0), 1);
+  cr_assert_float_eq(b.rate, 50.0, 1e-9);
+  /* 429s to requests sent before the cut saw the old rate: no second cut */
+  cr_assert_eq(salvo__bucket_on_limited(&b, &p, 1010, 950, 0), 0);
+  cr_assert_float_eq(b.rate, 50.0, 1e-9);
+  /* one sent after the cut does cut again */
+  cr_assert_eq(salvo__bucket_on_limited(&b, &p, 1200, 1100, 0), 1);
+  cr_assert_float_eq(b.rate, 25.0, 1e-9);
+  /* 25 successes at 25/s add about `increase` (1/s) */
+  for (int i = 0; i < 25; i++)
+    salvo__bucket_on_success(&b, &p, 2000 + (uint64_t)i * 40);
+  cr_assert(b.rate > 25.9 && b.rate < 26.1, "rate %.3f after a second of successes", b.rate);
+}
+
+Test(aimd, floor_and_ceiling_hold) {
+  salvo_host_policy_t p = pol();
+  p.rate = 4;
+  p.adaptive = 1;
+  p.rate_floor = 2;
+  p.rate_ceiling = 5;
+  salvo__bucket_t b;
+  salvo__bucket_init(&b, &p, 0);
+  for (uint64_t t = 1; t < 10; t++)
+    salvo__bucket_on_limited(&b, &p, t * 1000, t * 1000, 0);
+  cr_assert_float_eq(b.rate, 2.0, 1e-9, "never below the floor");
+  for (int i = 0; i < 1000; i++)
+    salvo__bucket_on_success(&b, &p, 20000);
+  cr_assert_float_eq(b.rate, 5.0, 1e-9, "never above the ceiling");
+}
+
+Test(aimd, no_rate_yet_starts_from_the_recent_rate) {
+  salvo_host_policy_t p = pol();
+  p.adaptive = 1;
+  salvo__bucket_t b;
+  salvo__bucket_init(&b, &p, 0);
+  cr_assert_eq(salvo__bucket_on_limited(&b, &p, 1000, 1000, 80.0), 1);
+  cr_assert_float_eq(b.rate, 40.0, 1e-9);
+  cr_assert_gt(salvo__bucket_wait(&b, 1000), 0, "no burst right after a 429");
+}
+
+Test(aimd, off_unless_asked) {
+  salvo_host_policy_t p = pol();
+  p.rate = 10;
+  salvo__bucket_t b;
+  salvo__bucket_init(&b, &p, 0);
+  cr_assert_eq(salvo__bucket_on_limited(&b, &p, 1000, 1000, 0), 0);
+  cr_assert_float_eq(b.rate, 10.0, 1e-9);
+}
+
+Test(budget, caps_retries_at_ratio_plus_floor) {
+  salvo_host_policy_t p = pol(); /* 20% + 10/s over 10 s */
+  salvo__window_t w;
+  salvo__window_init(&w, p.budget_window_ms);
+  for (int i = 0; i < 1000; i++)
+    salvo__window_add(&w, 5000, 1, 0);
+  int allowed = 0;
+  while (salvo__budget_allows(&w, &p, 5000)) {
+    salvo__window_add(&w, 5000, 0, 1);
+    allowed++;
+  }
+  cr_assert_eq(allowed, 300, "0.2 x 1000 requests + 10/s x 10 s = 300 retries, got %d", allowed);
+}
+
+Test(budget, the_window_slides) {
+  salvo_host_policy_t p = pol();
+  p.budget_floor = 0;
+  salvo__window_t w;
+  salvo__window_init(&w, p.budget_window_ms);
+  for (int i = 0; i < 100; i++)
+    salvo__window_add(&w, 0, 1, 0);
+  for (int i = 0; i < 20; i++)
+    salvo__window_add(&w, 0, 0, 1);
+  cr_assert_eq(salvo__budget_allows(&w, &p, 500), 0, "20 of 100 spent");
+  cr_assert_eq(salvo__budget_allows(&w, &p, 20000), 0, "and nothing earned back with no requests");
+  salvo__window_add(&w, 20000, 10, 0);
+  cr_assert_eq(salvo__budget_allows(&w, &p, 20000), 1, "old retries left the window");
+  p.budget = 0;
+  salvo__window_add(&w, 20000, 0, 1000);
+  cr_assert_eq(salvo__budget_allows(&w, &p, 20000), 1, "off means off");
+}
+
+Test(breaker, opens_after_consecutive_failures_then_half_opens_and_closes) {
+  salvo_host_policy_t p = pol();
+  p.breaker = 1;
+  salvo__breaker_t br;
+  salvo__breaker_init(&br, &p);
+  uint64_t rng = 1;
+  int ev;
+  for (int i = 0; i < 4; i++)
+    cr_assert_eq(salvo__breaker_record(&br, &p, 100, 1, 0, &rng), 0);
+  cr_assert_eq(salvo__breaker_admit(&br, &p, 100, &ev), SALVO__ADMIT);
+  cr_assert_eq(salvo__breaker_record(&br, &p, 100, 1, 0, &rng), SALVO_HOST_CIRCUIT_OPENED);
+  cr_assert_eq(br.state, SALVO_CIRCUIT_OPEN);
+  /* break 5 s +/-20% */
+  cr_assert(br.open_until_ms >= 100 + 4000 && br.open_until_ms <= 100 + 6000, "%llu",
+            (unsigned long long)br.open_until_ms);
+  cr_assert_eq(salvo__breaker_admit(&br, &p, 3000, &ev), SALVO__REJECT);
+  uint64_t t = br.open_until_ms;
+  cr_assert_eq(salvo__breaker_admit(&br, &p, t, &ev), SALVO__ADMIT_PROBE);
+  cr_assert_eq(ev, SALVO_HOST_CIRCUIT_HALF_OPEN);
+  cr_assert_eq(salvo__breaker_admit(&br, &p, t, &ev), SALVO__REJECT, "one probe at a time");
+  cr_assert_eq(salvo__breaker_record(&br, &p, t + 10, 0, 1, &rng), SALVO_HOST_CIRCUIT_CLOSED);
+  cr_assert_eq(salvo__breaker_admit(&br, &p, t + 10, &ev), SALVO__ADMIT);
+}
+
+Test(breaker, a_failed_probe_reopens_for_twice_as_long) {
+  salvo_host_policy_t p = pol();
+  p.breaker = 1;
+  p.breaker_consecutive = 1;
+  salvo__breaker_t br;
+  salvo__breaker_init(&br, &p);
+  uint64_t rng = 7;
+  int ev;
+  salvo__breaker_record(&br, &p, 0, 1, 0, &rng);
+  uint64_t first = br.open_until_ms;
+  cr_assert_eq(salvo__breaker_admit(&br, &p, first, &ev), SALVO__ADMIT_PROBE);
+  cr_assert_eq(salvo__breaker_record(&br, &p, first, 1, 1, &rng), SALVO_HOST_CIRCUIT_OPENED);
+  uint64_t second = br.open_until_ms - first;
+  cr_assert(second >= 8000 && second <= 12000, "second break %llu ms", (unsigned long long)second);
+  /* an attempt that was in flight when it opened changes nothing */
+  cr_assert_eq(salvo__breaker_record(&br, &p, first + 1, 0, 0, &rng), 0);
+  cr_assert_eq(br.state, SALVO_CIRCUIT_OPEN);
+}
+
+Test(breaker, opens_on_failure_ratio_over_the_minimum) {
+  salvo_host_policy_t p = pol();
+  p.breaker = 1; /* 50% over at least 20, 5 in a row */
+  salvo__breaker_t br;
+  salvo__breaker_init(&br, &p);
+  uint64_t rng = 3;
+  int opened = 0;
+  /* alternate: never 5 failures in a row, but 50% */
+  for (int i = 0; i < 40 && !opened; i++)
+    opened = salvo__breaker_record(&br, &p, 1000, i % 2, 0, &rng) == SALVO_HOST_CIRCUIT_OPENED;
+  cr_assert(opened, "50%% failures over 20 attempts opens it");
+  salvo__breaker_init(&br, &p);
+  for (int i = 0; i < 19; i++) /* 2 of 3 fail, never 5 in a row, but fewer than 20 attempts */
+    cr_assert_eq(salvo__breaker_record(&br, &p, 1000, i % 3 != 0, 0, &rng), 0, "attempt %d", i);
+  cr_assert_eq(salvo__breaker_record(&br, &p, 1000, 1, 0, &rng), SALVO_HOST_CIRCUIT_OPENED,
+               "the 20th makes the minimum");
+}
+
+Test(breaker, off_by_default) {
+  salvo_host_policy_t p = pol();
+  salvo__breaker_t br;
+  salvo__breaker_init(&br, &p);
+  uint64_t rng = 1;
+  int ev;
+  for (int i = 0; i < 100; i++)
+    cr_assert_eq(salvo__breaker_record(&br, &p, 0, 1, 0, &rng), 0);
+  cr_assert_eq(salvo__breaker_admit(&br, &p, 0, &ev), SALVO__ADMIT);
+}
+
+Test(latency, percentiles_within_the_bucket_width) {
+  static salvo__lat_t l;
+  memset(&l, 0, sizeof(l));
+  for (uint64_t v = 1; v <= 10000; v++)
+    salvo__lat_add(&l, v * 100); /* 100 us .. 1 s */
+  uint64_t p50 = salvo__lat_pct(&l, 0.5), p95 = salvo__lat_pct(&l, 0.95);
+  cr_assert(p50 > 500000 * 0.94 && p50 < 500000 * 1.06, "p50 %llu", (unsigned long long)p50);
+  cr_assert(p95 > 950000 * 0.94 && p95 < 950000 * 1.06, "p95 %llu", (unsigned long long)p95);
+  cr_assert_eq(salvo__lat_pct(&l, 1.0), 1000000);
+  salvo__lat_add(&l, UINT64_C(1) << 62);
+  cr_assert_eq(l.max, UINT64_C(1) << 62, "huge values land in the last bucket");
+}
+
+Test(reset_header, seconds_or_unix_time) {
+  int64_t now = INT64_C(1700000000000);
+  cr_assert_eq(salvo__reset_parse("30", 1000000000, now), 30000);
+  cr_assert_eq(salvo__reset_parse(" 7 ", 1000000000, now), 7000);
+  cr_assert_eq(salvo__reset_parse("1700000012", 1000000000, now), 12000, "a Unix time");
+  cr_assert_eq(salvo__reset_parse("1600000000", 1000000000, now), 0, "a time in the past");
+  cr_assert_eq(salvo__reset_parse("1700000012", INT64_C(2000000000), now), INT64_C(1700000012000),
+               "below the bound it counts as seconds");
+  cr_assert_eq(salvo__reset_parse("", 1000000000, now), -1);
+  cr_assert_eq(salvo__reset_parse("soon", 1000000000, now), -1);
+  cr_assert_eq(salvo__reset_parse("12abc", 1000000000, now), -1);
+  cr_assert_eq(salvo__reset_parse("99999999999999999999999", 1000000000, now), INT64_MAX);
+}
+
+Test(policy, defaults_are_valid_and_bad_values_refused) {
+  salvo_host_policy_t p = pol();
+  cr_assert_eq(salvo__host_policy_check(&p), 0);
+  cr_assert_eq(p.budget, 1);
+  cr_assert_eq(p.breaker, 0);
+  cr_assert_eq(p.hedge_delay_ms, 0);
+  p.decrease = 1.5;
+  cr_assert_eq(salvo__host_policy_check(&p), SALVO_EINVAL);
+  p = pol();
+  p.rate = -1;
+  cr_assert_eq(salvo__host_policy_check(&p), SALVO_EINVAL);
+  p = pol();
+  p.breaker_max_break_ms = 10;
+  cr_assert_eq(salvo__host_policy_check(&p), SALVO_EINVAL);
+  cr_assert_str_eq(salvo_circuit_name(SALVO_CIRCUIT_HALF_OPEN), "half_open");
+  cr_assert_str_eq(salvo_err_name(SALVO_ECIRCUIT), "circuit_open");
+  cr_assert_str_eq(salvo_stop_reason_name(SALVO_STOP_BUDGET), "retry_budget");
+}
