@@ -109,6 +109,7 @@ salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_h
   uint64_t now = uv_now(engine->loop);
   salvo__bucket_init(&h->bucket, &engine->host_policy, now);
   salvo__window_init(&h->budget, engine->host_policy.budget_window_ms);
+  salvo__window_init(&h->sends, 1000);
   salvo__breaker_init(&h->breaker, &engine->host_policy);
   h->lat_rotated_ms = now;
   uv_timer_init(engine->loop, &h->timer); /* cannot fail */
@@ -262,9 +263,9 @@ void salvo__host_after_attempt(salvo_request_t *req, int error, long status, uin
     return;
   if (status == 429) {
     host->stats.limited++;
-    uint64_t requests, retries;
-    salvo__window_sum(&host->budget, now, &requests, &retries);
-    double recent = (double)(requests + retries) * 1000.0 / (double)p->budget_window_ms;
+    uint64_t sent, unused;
+    salvo__window_sum(&host->sends, now, &sent, &unused);
+    double recent = (double)sent; /* attempts in the last second */
     if (salvo__bucket_on_limited(&host->bucket, p, now, sent_at_ms, recent))
       salvo__host_event(engine, host, SALVO_HOST_RATE_CHANGED);
   } else if (status < 400) {

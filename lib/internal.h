@@ -121,6 +121,7 @@ typedef struct salvo__host_s {
   uint64_t blocked_until_ms;   /* 0 = not blocked */
   salvo__bucket_t bucket;
   salvo__window_t budget;      /* a = requests, b = retries and hedges */
+  salvo__window_t sends;       /* a = attempts sent in the last second: AIMD's starting rate */
   salvo__breaker_t breaker;
   salvo__lat_t lat_all;        /* every response, for stats */
   salvo__lat_t lat_cur, lat_prev; /* the last two 10 s periods, for the hedge delay */

@@ -93,7 +93,7 @@ int salvo__bucket_on_limited(salvo__bucket_t *b, const salvo_host_policy_t *p, u
   if (!p->adaptive)
     return 0;
   /* Requests sent before the last cut saw the old rate: one cut per round. */
-  if (b->last_cut_ms != 0 && sent_at_ms < b->last_cut_ms)
+  if (b->last_cut_ms != 0 && sent_at_ms <= b->last_cut_ms)
     return 0;
   double from = b->rate > 0 ? b->rate : recent_rate;
   double to = fmax(p->rate_floor, from * p->decrease);

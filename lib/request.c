@@ -376,6 +376,7 @@ void salvo__request_admit(salvo_request_t *req) {
     return;
   }
   salvo__bucket_take(&host->bucket, now);
+  salvo__window_add(&host->sends, now, 1, 0);
   req->probe = admit == SALVO__ADMIT_PROBE;
   salvo__list_remove(&host->ready_node); /* back at the tail: round robin */
   salvo__request_start(req);

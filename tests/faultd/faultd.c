@@ -108,6 +108,11 @@ unsigned faultd_count(const faultd_t *fd, const char *prefix) {
   return n;
 }
 
+unsigned faultd_key_limited(const faultd_t *fd, const char *key) {
+  json_t *k = json_object_get(fd->keys, key);
+  return k ? (unsigned)json_integer_value(json_object_get(k, "limited")) : 0;
+}
+
 unsigned faultd_key_count(const faultd_t *fd, const char *key, unsigned *ids, unsigned *keys) {
   json_t *k = json_object_get(fd->keys, key);
   if (ids)
@@ -202,7 +207,7 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     plen = sizeof(path) - 1;
   memcpy(path, url, plen);
   path[plen] = '\0';
-  unsigned a = 0, b = 0;
+  unsigned a = 0, b = 0, c = 0;
   char tail;
 
   if (strcmp(path, "/ok") == 0) {
@@ -210,6 +215,7 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
   } else if (sscanf(path, "/status/%u%c", &a, &tail) == 1) {
     p->status = (int)a;
     query_param(url, "retry-after", p->retry_after, sizeof(p->retry_after));
+    query_param(url, "reset", p->ratelimit_reset, sizeof(p->ratelimit_reset));
     set_body(p, "status\n", 7);
   } else if (sscanf(path, "/sleep/%u%c", &a, &tail) == 1) {
     p->kind = F_SLEEP;
@@ -257,6 +263,38 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
       set_body(p, "ok\n", 3);
     else
       fail_plan(p, url);
+  } else if (sscanf(path, "/ratelimit/%u/%127[^/]%c", &a, key, &tail) == 2) {
+    /* A server-side token bucket per KEY: A requests per second, bursts of
+     * A/5 (at least 1). Over it: 429, with Retry-After when asked. */
+    record_key(fd, key, req);
+    json_t *k = key_entry(fd, key);
+    double rate = a ? (double)a : 1.0, burst = rate / 5 >= 1 ? rate / 5 : 1;
+    uint64_t now = uv_now(fd->loop);
+    json_t *t = json_object_get(k, "tokens"), *at = json_object_get(k, "at_ms");
+    double tokens = t ? json_real_value(t) : burst;
+    if (at != NULL)
+      tokens += rate * (double)(now - (uint64_t)json_integer_value(at)) / 1000.0;
+    if (tokens > burst)
+      tokens = burst;
+    if (tokens >= 1) {
+      tokens -= 1;
+      set_body(p, "ok\n", 3);
+    } else {
+      p->status = 429;
+      query_param(url, "retry-after", p->retry_after, sizeof(p->retry_after));
+      set_body(p, "slow down\n", 10);
+      bump(k, "limited");
+    }
+    json_object_set_new(k, "tokens", json_real(tokens));
+    json_object_set_new(k, "at_ms", json_integer((json_int_t)now));
+  } else if (sscanf(path, "/slow-some/%u/%u/%u%c", &a, &b, &c, &tail) == 3) {
+    /* the nth request to this path waits B ms iff mix(seed, n) % 100 < A */
+    unsigned n = (unsigned)json_integer_value(json_object_get(fd->paths, url));
+    if (mix(((uint64_t)c << 32) ^ n) % 100 < a) {
+      p->kind = F_SLEEP;
+      p->ms = b;
+    }
+    set_body(p, "ok\n", 3);
   } else if (sscanf(path, "/count/%127[^/]%c", key, &tail) == 1) {
     record_key(fd, key, req);
     p->kind = F_RESET;
@@ -428,7 +466,9 @@ static void h1_respond(conn_t *c, const fault_plan_t *p) {
   size_t n = (size_t)snprintf(extra, sizeof(extra), "Content-Type: %s\r\nX-Test: yes\r\nX-Test: last\r\n",
                               p->content_type);
   if (p->retry_after[0])
-    snprintf(extra + n, sizeof(extra) - n, "Retry-After: %s\r\n", p->retry_after);
+    n += (size_t)snprintf(extra + n, sizeof(extra) - n, "Retry-After: %s\r\n", p->retry_after);
+  if (p->ratelimit_reset[0] && n < sizeof(extra))
+    snprintf(extra + n, sizeof(extra) - n, "RateLimit-Reset: %s\r\n", p->ratelimit_reset);
   if (p->huge_header_kb > 0) {
     size_t hl = p->huge_header_kb * 1024;
     char *huge = malloc(hl + 16);

@@ -68,6 +68,8 @@ const char *faultd_cert_file(const faultd_t *fd);
 /* Requests received whose path starts with |prefix| ("" = all). */
 unsigned faultd_count(const faultd_t *fd, const char *prefix);
 unsigned faultd_connections(const faultd_t *fd);
+/* 429s /ratelimit/RATE/KEY answered for KEY. */
+unsigned faultd_key_limited(const faultd_t *fd, const char *key);
 /* Requests seen for a /fail-until or /count KEY, and how many distinct
  * X-Request-ID and Idempotency-Key values they carried. */
 unsigned faultd_key_count(const faultd_t *fd, const char *key, unsigned *distinct_request_ids,

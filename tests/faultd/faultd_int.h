@@ -34,6 +34,7 @@ typedef struct {
   unsigned ms;
   unsigned bytes;
   char retry_after[128];  /* "" = none */
+  char ratelimit_reset[64]; /* RateLimit-Reset value, "" = none */
   size_t huge_header_kb;  /* 0 = none */
   char *body;             /* malloc()ed, or NULL */
   size_t body_len;

@@ -1,0 +1,396 @@
+/* Per-host protection against salvo-faultd: the adaptive rate converging on
+ * a rate-limiting server, host pauses, the rate limit's own class, the retry
+ * budget under total failure, the circuit breaker on a dead host while
+ * another host flows, and hedging against a tail of stalls. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <salvo/salvo.h>
+
+#include "faultd.h"
+#include "harness.h"
+
+static uv_loop_t loop;
+static faultd_t *srv;
+static salvo_engine_t *engine;
+static int engine_closed;
+static char base[64], tls_base[64], dead_base[64];
+
+typedef struct {
+  int calls;
+  int error;
+  long status;
+  unsigned attempts;
+  salvo_stop_reason_t stop;
+  uint64_t elapsed_us;
+} pout_t;
+
+static int events[8]; /* by salvo_host_event_type_t */
+
+static void on_event(salvo_engine_t *e, const salvo_host_event_t *ev, void *ud) {
+  (void)e;
+  (void)ud;
+  cr_assert(ev->host != NULL && strncmp(ev->host, "http", 4) == 0);
+  if (ev->type > 0 && ev->type < 8)
+    events[ev->type]++;
+  if (getenv("PROTECT_DEBUG"))
+    fprintf(stderr, "event %d rate %.2f until %llu\n", ev->type, ev->rate, (unsigned long long)ev->until_ms);
+}
+
+static void on_closed(salvo_engine_t *e, void *ud) {
+  (void)e;
+  (void)ud;
+  engine_closed++;
+}
+
+static void setup(void) {
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  cr_assert_eq(faultd_start(&loop, NULL, &srv, NULL), 0);
+  snprintf(base, sizeof(base), "http://127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_HTTP));
+  snprintf(tls_base, sizeof(tls_base), "https://127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_TLS));
+  snprintf(dead_base, sizeof(dead_base), "http://127.0.0.1:%d",
+           faultd_port(srv, FAULTD_PORT_REFUSED));
+  engine = NULL;
+  engine_closed = 0;
+  memset(events, 0, sizeof(events));
+}
+
+static void teardown(void) {
+  if (engine != NULL && !engine_closed)
+    salvo_engine_close(engine, on_closed, NULL);
+  faultd_close(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&loop), 0, "handles left open on the loop");
+}
+
+TestSuite(protect, .init = setup, .fini = teardown, .timeout = 120);
+
+static void start_engine(void (*tweak)(salvo_engine_opts_t *)) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.ca_file = faultd_cert_file(srv);
+  opts.retry.backoff_base_ms = 10;
+  opts.retry.seed = 1;
+  opts.host_event_cb = on_event;
+  if (tweak)
+    tweak(&opts);
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+}
+
+static void done_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  (void)req;
+  pout_t *o = ud;
+  o->calls++;
+  o->error = r->error;
+  o->status = r->status;
+  o->attempts = r->attempts;
+  o->stop = r->stop_reason;
+  o->elapsed_us = r->elapsed_us;
+}
+
+static void submit(const char *b, const char *path, pout_t *o) {
+  char url[256];
+  snprintf(url, sizeof(url), "%s%s", b, path);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0, "%s", url);
+  cr_assert_eq(salvo_request_submit(req, done_cb, o), 0);
+}
+
+static void run_until(pout_t *o, size_t n) {
+  for (;;) {
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+      cr_assert_leq(o[i].calls, 1, "request %zu completed %d times", i, o[i].calls);
+      done += o[i].calls;
+    }
+    if (done == n)
+      return;
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+}
+
+static const salvo_host_stats_t *host_stats(const char *prefix) {
+  static salvo_host_stats_t st;
+  for (size_t i = 0; i < salvo_engine_host_count(engine); i++) {
+    cr_assert_eq(salvo_engine_host_stats(engine, i, &st), 0);
+    if (strncmp(st.host, prefix, strlen(prefix)) == 0)
+      return &st;
+  }
+  cr_assert_fail("no host %s", prefix);
+  return NULL;
+}
+
+/* ------------------------------------------------------- adaptive rate */
+
+#define RL_N 400
+static pout_t rl[RL_N];
+
+static void adaptive(salvo_engine_opts_t *o) {
+  o->retry.max_attempts = 1; /* every 429 stays visible */
+  o->max_in_flight = 16;
+  o->hosts.adaptive = 1;
+  o->hosts.increase = 5;
+}
+
+static void no_limit(salvo_engine_opts_t *o) {
+  o->retry.max_attempts = 1;
+  o->max_in_flight = 16;
+}
+
+Test(protect, adaptive_rate_converges_on_the_servers_rate_with_few_429s) {
+  /* The server allows 100 requests per second (bursts of 20). Without the
+   * adaptive rate, a batch of 400 is mostly refused... */
+  start_engine(no_limit);
+  memset(rl, 0, sizeof(rl));
+  for (int i = 0; i < RL_N; i++)
+    submit(base, "/ratelimit/100/blind", &rl[i]);
+  run_until(rl, RL_N);
+  unsigned blind = faultd_key_limited(srv, "blind");
+  cr_assert_gt(blind, RL_N / 2, "without a limit most are refused (%u 429s)", blind);
+  salvo_engine_close(engine, on_closed, NULL);
+  while (!engine_closed)
+    uv_run(&loop, UV_RUN_ONCE);
+  engine_closed = 0;
+
+  /* ...with it, the client finds the rate and few are refused. */
+  start_engine(adaptive);
+  memset(rl, 0, sizeof(rl));
+  uint64_t t0 = uv_hrtime();
+  for (int i = 0; i < RL_N; i++)
+    submit(base, "/ratelimit/100/aimd", &rl[i]);
+  run_until(rl, RL_N);
+  double secs = (double)(uv_hrtime() - t0) / 1e9;
+  unsigned limited = faultd_key_limited(srv, "aimd");
+  int ok = 0;
+  for (int i = 0; i < RL_N; i++)
+    ok += rl[i].status == 200;
+  const salvo_host_stats_t *st = host_stats(base);
+  cr_log_info("adaptive: %u 429s of %d, %.2f s, %.0f ok/s, rate now %.1f/s", limited, RL_N, secs,
+              ok / secs, st->rate);
+  cr_assert_lt(limited, RL_N / 8, "few 429s with the adaptive rate (%u of %d)", limited, RL_N);
+  cr_assert_eq((unsigned)(RL_N - ok), limited, "every request that failed got a 429");
+  cr_assert(st->rate > 20 && st->rate < 200, "the rate settled near the server's 100/s (%.1f)",
+            st->rate);
+  cr_assert(ok / secs > 40 && ok / secs < 140, "%.0f successes per second against 100 allowed",
+            ok / secs);
+  cr_assert_eq(st->limited, limited, "the host's stats count what the server refused");
+  cr_assert_gt(events[SALVO_HOST_RATE_CHANGED], 0);
+}
+
+/* ---------------------------------------------------------- host pause */
+
+static void one_attempt(salvo_engine_opts_t *o) { o->retry.max_attempts = 1; }
+
+Test(protect, retry_after_pauses_the_whole_host_and_only_that_host) {
+  start_engine(one_attempt);
+  pout_t first = {0}, same = {0}, other = {0};
+  submit(base, "/status/429?retry-after=1", &first);
+  run_until(&first, 1);
+  cr_assert_eq(first.status, 429);
+  cr_assert_eq(events[SALVO_HOST_PAUSED], 1);
+  cr_assert_gt(host_stats(base)->paused_ms, 500);
+  submit(base, "/ok", &same);
+  submit(tls_base, "/ok", &other);
+  run_until(&other, 1);
+  cr_assert_eq(other.status, 200);
+  cr_assert_lt(other.elapsed_us, 800000, "another host is not paused (%llu us)",
+               (unsigned long long)other.elapsed_us);
+  cr_assert_eq(same.calls, 0, "the paused host's request still waits");
+  run_until(&same, 1);
+  cr_assert_eq(same.status, 200);
+  cr_assert_gt(same.elapsed_us, 600000, "it waited for the pause (%llu us)",
+               (unsigned long long)same.elapsed_us);
+}
+
+Test(protect, ratelimit_reset_pauses_the_host_and_a_bare_503_does_not) {
+  start_engine(one_attempt);
+  pout_t bare = {0}, after_bare = {0}, reset = {0}, after_reset = {0};
+  submit(base, "/status/503", &bare);
+  run_until(&bare, 1);
+  cr_assert_eq(events[SALVO_HOST_PAUSED], 0, "a 503 that names no time leaves the host alone");
+  submit(base, "/ok", &after_bare);
+  run_until(&after_bare, 1);
+  cr_assert_lt(after_bare.elapsed_us, 500000);
+  submit(base, "/status/429?reset=1", &reset); /* RateLimit-Reset: 1 (seconds) */
+  run_until(&reset, 1);
+  cr_assert_eq(events[SALVO_HOST_PAUSED], 1);
+  submit(base, "/ok", &after_reset);
+  run_until(&after_reset, 1);
+  cr_assert_eq(after_reset.status, 200);
+  cr_assert_gt(after_reset.elapsed_us, 600000, "it waited for the reset (%llu us)",
+               (unsigned long long)after_reset.elapsed_us);
+}
+
+/* ---------------------------------------------------------- token bucket */
+
+static void twenty_per_second(salvo_engine_opts_t *o) {
+  o->hosts.rate = 20;
+  o->hosts.burst = 1;
+}
+
+Test(protect, token_bucket_paces_a_host_and_a_hopeless_wait_has_its_own_class) {
+  start_engine(twenty_per_second);
+  pout_t o[21];
+  memset(o, 0, sizeof(o));
+  uint64_t t0 = uv_hrtime();
+  for (int i = 0; i < 20; i++)
+    submit(base, "/ok", &o[i]);
+  run_until(o, 20);
+  uint64_t ms = ms_since(t0);
+  cr_assert(ms >= 800 && ms < 5000, "20 requests at 20/s with no burst took %llu ms",
+            (unsigned long long)ms);
+  for (int i = 0; i < 20; i++)
+    cr_assert_eq(o[i].status, 200);
+
+  /* 21 more at once with 300 ms deadlines: the tail cannot make it */
+  char url[128];
+  pout_t late[21];
+  memset(late, 0, sizeof(late));
+  for (int i = 0; i < 21; i++) {
+    snprintf(url, sizeof(url), "%s/ok", base);
+    salvo_request_t *req;
+    cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0);
+    salvo_timeouts_t t;
+    salvo_timeouts_init(&t);
+    t.deadline_ms = 300;
+    cr_assert_eq(salvo_request_set_timeouts(req, &t), 0);
+    cr_assert_eq(salvo_request_submit(req, done_cb, &late[i]), 0);
+  }
+  run_until(late, 21);
+  int limited = 0, ok = 0;
+  for (int i = 0; i < 21; i++) {
+    limited += late[i].error == SALVO_ERATELIMIT && late[i].stop == SALVO_STOP_RATE_LIMIT &&
+               late[i].attempts == 0;
+    ok += late[i].status == 200;
+  }
+  cr_assert(ok >= 4 && ok <= 9, "about 300 ms worth at 20/s went out (%d)", ok);
+  cr_assert_eq(ok + limited, 21, "the rest ended as rate_limited without an attempt (%d)", limited);
+}
+
+/* --------------------------------------------------------- retry budget */
+
+#define BUDGET_N 200
+static pout_t bud[BUDGET_N];
+
+static void small_floor(salvo_engine_opts_t *o) {
+  o->hosts.budget_floor = 1; /* 10 retries per 10 s window */
+  o->hosts.pause_on_retry_after = 0;
+  o->retry.backoff_base_ms = 5;
+}
+
+Test(protect, retry_budget_caps_retries_when_a_host_fails_everything) {
+  start_engine(small_floor);
+  memset(bud, 0, sizeof(bud));
+  for (int i = 0; i < BUDGET_N; i++)
+    submit(base, "/status/503", &bud[i]);
+  run_until(bud, BUDGET_N);
+  unsigned received = faultd_count(srv, "/status/503");
+  int refused = 0;
+  for (int i = 0; i < BUDGET_N; i++)
+    refused += bud[i].stop == SALVO_STOP_BUDGET;
+  /* 200 requests + at most 20% + 10 retries; 4 attempts each would be 800 */
+  cr_assert_leq(received, BUDGET_N + BUDGET_N / 5 + 10 + 1, "the server got %u", received);
+  cr_assert_gt(received, BUDGET_N, "some retries were allowed (%u)", received);
+  cr_assert_gt(refused, BUDGET_N / 2, "most requests ended on the budget (%d)", refused);
+  const salvo_host_stats_t *st = host_stats(base);
+  cr_assert_eq(st->attempts, received, "the client's count matches the server's");
+  cr_assert_eq(st->budget_refused, (uint64_t)refused);
+  cr_assert_eq(st->failures, BUDGET_N);
+}
+
+/* ------------------------------------------------------ circuit breaker */
+
+#define CB_N 200
+static pout_t dead[CB_N], live[CB_N];
+
+static void breaker_on(salvo_engine_opts_t *o) {
+  o->hosts.breaker = 1;
+  o->max_in_flight = 16;
+  o->hosts.budget = 0; /* the breaker alone holds the dead host's load down */
+}
+
+Test(protect, dead_host_trips_the_breaker_while_another_host_flows) {
+  start_engine(breaker_on);
+  memset(dead, 0, sizeof(dead));
+  memset(live, 0, sizeof(live));
+  for (int i = 0; i < CB_N; i++) {
+    submit(dead_base, "/ok", &dead[i]);
+    submit(tls_base, "/ok", &live[i]);
+  }
+  run_until(dead, CB_N);
+  run_until(live, CB_N);
+  int fast = 0;
+  for (int i = 0; i < CB_N; i++) {
+    cr_assert_eq(live[i].status, 200, "live request %d: %s", i, salvo_err_name(live[i].error));
+    fast += dead[i].error == SALVO_ECIRCUIT && dead[i].stop == SALVO_STOP_CIRCUIT;
+  }
+  const salvo_host_stats_t *st = host_stats(dead_base);
+  cr_log_info("dead host: %llu attempts for %d requests, %d failed fast",
+              (unsigned long long)st->attempts, CB_N, fast);
+  /* 5 in a row open it; up to max_in_flight were already on their way */
+  cr_assert_leq(st->attempts, 5 + 16 + 4, "attempts to the dead host: %llu",
+                (unsigned long long)st->attempts);
+  cr_assert_gt(fast, CB_N / 2, "most dead-host requests failed fast (%d)", fast);
+  cr_assert_eq(st->circuit, SALVO_CIRCUIT_OPEN);
+  cr_assert_eq(st->circuit_rejected, (uint64_t)fast);
+  cr_assert_eq(events[SALVO_HOST_CIRCUIT_OPENED], 1);
+  cr_assert_eq(host_stats(tls_base)->circuit, SALVO_CIRCUIT_CLOSED);
+}
+
+static void quick_breaker(salvo_engine_opts_t *o) {
+  o->hosts.breaker = 1;
+  o->hosts.breaker_consecutive = 3;
+  o->hosts.breaker_break_ms = 300;
+  o->retry.max_attempts = 1;
+}
+
+Test(protect, half_open_probe_closes_the_circuit_on_success) {
+  start_engine(quick_breaker);
+  pout_t o[4];
+  memset(o, 0, sizeof(o));
+  for (int i = 0; i < 3; i++)
+    submit(base, "/status/502", &o[i]);
+  run_until(o, 3);
+  cr_assert_eq(host_stats(base)->circuit, SALVO_CIRCUIT_OPEN);
+  submit(base, "/ok", &o[3]);
+  run_until(&o[3], 1);
+  cr_assert_eq(o[3].error, SALVO_ECIRCUIT, "open: failed fast");
+  uint64_t t0 = uv_hrtime();
+  while (ms_since(t0) < 400) /* the break, 300 ms +/-20% */
+    uv_run(&loop, UV_RUN_NOWAIT);
+  pout_t probe = {0};
+  submit(base, "/ok", &probe);
+  run_until(&probe, 1);
+  cr_assert_eq(probe.status, 200, "the probe went through");
+  cr_assert_eq(host_stats(base)->circuit, SALVO_CIRCUIT_CLOSED);
+  cr_assert_eq(events[SALVO_HOST_CIRCUIT_HALF_OPEN], 1);
+  cr_assert_eq(events[SALVO_HOST_CIRCUIT_CLOSED], 1);
+}
+
+/* --------------------------------------------------------------- stats */
+
+Test(protect, host_stats_count_outcomes_by_class_and_latency) {
+  start_engine(one_attempt);
+  pout_t o[6];
+  memset(o, 0, sizeof(o));
+  for (int i = 0; i < 4; i++)
+    submit(base, "/ok", &o[i]);
+  submit(base, "/status/404", &o[4]);
+  submit(dead_base, "/ok", &o[5]);
+  run_until(o, 6);
+  cr_assert_eq(salvo_engine_host_count(engine), 2);
+  const salvo_host_stats_t *st = host_stats(base);
+  cr_assert_eq(st->requests, 5);
+  cr_assert_eq(st->successes, 4);
+  cr_assert_eq(st->failures, 1);
+  cr_assert_eq(st->by_error[0], 1, "the 404");
+  cr_assert_gt(st->p50_us, 0);
+  cr_assert_geq(st->max_us, st->p99_us);
+  st = host_stats(dead_base);
+  cr_assert_eq(st->by_error[-SALVO_ECONNREFUSED], 1);
+  cr_assert_eq(st->circuit, SALVO_CIRCUIT_CLOSED, "the breaker is off by default");
+  salvo_host_stats_t x;
+  cr_assert_eq(salvo_engine_host_stats(engine, 2, &x), SALVO_EINVAL);
+}
