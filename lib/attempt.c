@@ -118,6 +118,11 @@ static void slot_timer_cb(uv_timer_t *timer) {
   if (req == NULL)
     return;
   uint64_t now = uv_now(slot->engine->loop);
+  if (req->hedge_at_ms != 0 && now >= req->hedge_at_ms && slot == req->slot) {
+    req->hedge_at_ms = 0;
+    if (req->hedge == NULL && !slot->responded)
+      salvo__request_hedge(req);
+  }
   int reason = 0;
   if (req->deadline_at_ms && now >= req->deadline_at_ms)
     reason = SALVO_EDEADLINE;
@@ -135,7 +140,7 @@ static void slot_timer_cb(uv_timer_t *timer) {
    * only this stream. */
   slot->stop_reason = reason;
   salvo_engine_t *engine = slot->engine;
-  salvo__request_finish_attempt(req, CURLE_OK);
+  salvo__slot_finish(slot, CURLE_OK);
   salvo__engine_pump(engine);
 }
 
@@ -145,6 +150,8 @@ static void slot_timer_cb(uv_timer_t *timer) {
 void salvo__attempt_arm_timer(salvo__slot_t *slot) {
   salvo_request_t *req = slot->req;
   uint64_t due = req->deadline_at_ms; /* the request's deadline, watched here while it runs */
+  if (req->hedge_at_ms != 0 && slot == req->slot && (due == 0 || req->hedge_at_ms < due))
+    due = req->hedge_at_ms;
   if (req->timeouts.attempt_ms && (due == 0 || slot->started_ms + req->timeouts.attempt_ms < due))
     due = slot->started_ms + req->timeouts.attempt_ms;
   uint64_t now = uv_now(slot->engine->loop);
@@ -195,7 +202,19 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
 
 static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
   (void)data;
-  touch(userdata);
+  salvo__slot_t *slot = userdata;
+  touch(slot);
+  if (!slot->responded) {
+    slot->responded = 1;
+    salvo_request_t *req = slot->req;
+    if (req->hedge != NULL) { /* two attempts run: the first response wins */
+      if (req->winner != NULL && req->winner != slot) {
+        slot->stop_reason = SALVO_ECANCELED;
+        return 0; /* short count: libcurl ends this transfer */
+      }
+      req->winner = slot;
+    }
+  }
   return size * n;
 }
 
@@ -293,6 +312,7 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
     return SALVO_EINTERNAL;
   slot->req = req;
   slot->sent = 0;
+  slot->responded = 0;
   slot->sends = 0;
   slot->stop_reason = 0;
   slot->upload_seen = 0;

@@ -206,7 +206,7 @@ static void check_multi_info(salvo__lane_t *lane) {
     CURLcode rc = msg->data.result; /* msg dies with remove_handle */
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
     if (slot != NULL && slot->req != NULL)
-      salvo__request_finish_attempt(slot->req, rc);
+      salvo__slot_finish(slot, rc);
   }
 }
 

@@ -234,8 +234,8 @@ int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_u
 }
 
 /* After every attempt: latency, the breaker, AIMD and host pauses. */
-void salvo__host_after_attempt(salvo_request_t *req, int error, long status, uint64_t attempt_us,
-                               uint64_t sent_at_ms) {
+void salvo__host_after_attempt(salvo_request_t *req, CURL *easy, int error, long status,
+                               uint64_t attempt_us, uint64_t sent_at_ms) {
   salvo__host_t *host = req->host;
   salvo_engine_t *engine = req->engine;
   const salvo_host_policy_t *p = &engine->host_policy;
@@ -275,7 +275,6 @@ void salvo__host_after_attempt(salvo_request_t *req, int error, long status, uin
     return;
   if (status != 429 && status != 503)
     return;
-  CURL *easy = req->slot->easy;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   int64_t unix_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

@@ -170,6 +170,8 @@ typedef struct salvo__slot_s {
   uint64_t last_activity_ms;/* loop time of the last byte or callback */
   uint64_t timer_due_ms;    /* when the timer is armed for, 0 = not armed */
   int sent;                 /* PREREQFUNCTION ran: the request is being sent */
+  int responded;            /* the header callback ran: a response is coming */
+  unsigned attempt_no;      /* the request's attempt number this slot carries */
   unsigned sends;           /* times PREREQFUNCTION ran: libcurl replays count too */
   int configured;           /* the options that never change are set on the easy handle */
   int stop_reason;          /* SALVO_EIDLE, SALVO_EBODYLIMIT, ... set by salvo, 0 = none */
@@ -265,6 +267,10 @@ struct salvo_request_s {
   uint64_t deadline_at_ms;   /* loop time, 0 = none */
   uint64_t queue_at_ms;      /* loop time, 0 = none */
   uint64_t retry_at_ms;      /* loop time the backoff ends, in SALVO__WAITING */
+  uint64_t hedge_at_ms;      /* loop time to send a hedge if the attempt has no response, 0 = none */
+  salvo__slot_t *hedge;      /* the hedge attempt while two run, else NULL */
+  salvo__slot_t *winner;     /* of two running attempts, the first with a response */
+  int hedged;                /* a hedge was sent (one per request) */
   uint64_t last_wait_ms;     /* the previous backoff, for decorrelated jitter */
   uint64_t submit_ns;
 
@@ -296,8 +302,8 @@ void salvo__host_block(salvo__host_t *host, uint64_t wait_ms);
 uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_policy_t *p);
 /* RateLimit-Reset value: ms to wait, -1 if not a number, INT64_MAX if absurdly far. */
 int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_unix_ms);
-void salvo__host_after_attempt(salvo_request_t *req, int error, long status, uint64_t attempt_us,
-                               uint64_t sent_at_ms);
+void salvo__host_after_attempt(salvo_request_t *req, CURL *easy, int error, long status,
+                               uint64_t attempt_us, uint64_t sent_at_ms);
 void salvo__engine_schedule(salvo_engine_t *engine);
 int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
 void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
@@ -317,6 +323,9 @@ void salvo__request_arm_queued(salvo_engine_t *engine);
 void salvo__request_enqueue(salvo_request_t *req, int front);
 void salvo__request_admit(salvo_request_t *req);
 void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc);
+/* An attempt ended: with a hedge running, the first response decides. */
+void salvo__slot_finish(salvo__slot_t *slot, CURLcode rc);
+void salvo__request_hedge(salvo_request_t *req);
 void salvo__request_complete(salvo_request_t *req, int error);
 void salvo__request_cancel_now(salvo_request_t *req);
 

@@ -389,13 +389,24 @@ static void request_timer_cb(uv_timer_t *timer) {
   uint64_t now = uv_now(engine->loop);
   if (req->deadline_at_ms != 0 && now >= req->deadline_at_ms) {
     if (req->state == SALVO__RUNNING) {
+      if (req->hedge != NULL) {
+        req->hedge->stop_reason = SALVO_EDEADLINE;
+        salvo__slot_finish(req->hedge, CURLE_OK);
+      }
       req->slot->stop_reason = SALVO_EDEADLINE;
       salvo__request_finish_attempt(req, CURLE_OK);
+    } else if (req->state == SALVO__QUEUED && req->host->blocked_until_ms != 0) {
+      end_early(req, SALVO_STOP_RATE_LIMIT, SALVO_ERATELIMIT,
+                "held by the host's rate limit or pause until its deadline");
     } else {
       salvo__request_complete(req, SALVO_EDEADLINE);
     }
   } else if (req->state == SALVO__QUEUED && req->queue_at_ms != 0 && now >= req->queue_at_ms) {
-    salvo__request_complete(req, SALVO_EQUEUE);
+    if (req->host->blocked_until_ms != 0)
+      end_early(req, SALVO_STOP_RATE_LIMIT, SALVO_ERATELIMIT,
+                "held by the host's rate limit or pause past its queue timeout");
+    else
+      salvo__request_complete(req, SALVO_EQUEUE);
   } else if (req->state == SALVO__WAITING && now >= req->retry_at_ms) {
     /* Backoff over: back in the host's queue, ahead of requests not yet tried. */
     salvo__list_remove(&req->node);
@@ -457,6 +468,10 @@ int salvo_request_cancel(salvo_request_t *req) {
 
 void salvo__request_cancel_now(salvo_request_t *req) {
   if (req->state == SALVO__RUNNING) {
+    if (req->hedge != NULL) {
+      req->hedge->stop_reason = SALVO_ECANCELED;
+      salvo__slot_finish(req->hedge, CURLE_OK);
+    }
     req->slot->stop_reason = SALVO_ECANCELED;
     salvo__request_finish_attempt(req, CURLE_OK);
   } else if (req->state == SALVO__QUEUED || req->state == SALVO__WAITING) {
@@ -497,6 +512,16 @@ void salvo__request_start(salvo_request_t *req) {
   salvo__list_remove(&req->node);
   salvo__list_push_back(&engine->running, &req->node);
   req->state = SALVO__RUNNING;
+  slot->attempt_no = req->attempts;
+  /* Hedging: idempotent, buffered requests, one hedge per request. */
+  const salvo_host_policy_t *hp = &engine->host_policy;
+  req->hedge_at_ms = 0;
+  if ((hp->hedge_delay_ms != 0 || hp->hedge_p95) && !req->hedged && req->idempotent &&
+      req->data_cb == NULL) {
+    uint64_t delay = salvo__host_hedge_delay(req->host, hp);
+    if (delay != 0)
+      req->hedge_at_ms = slot->started_ms + delay;
+  }
   req->timer_pending = 0;
   if (salvo__list_linked(&req->arm_node))
     salvo__list_remove(&req->arm_node);
@@ -555,8 +580,8 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     if (curl_easy_header(req->slot->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
       info.retry_after_ms = salvo__retry_after_parse(h->value, wall_clock_ms());
   }
-  salvo__host_after_attempt(req, info.error, info.status, req->result.timings.total_us,
-                            req->slot->started_ms);
+  salvo__host_after_attempt(req, req->slot->easy, info.error, info.status,
+                            req->result.timings.total_us, req->slot->started_ms);
   uint64_t now = uv_now(engine->loop);
   salvo__decision_t d;
   salvo__retry_decide(req->policy, &info, req->data_cb != NULL ? req->resp_len : 0, now,
@@ -640,6 +665,91 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
   req->stop_set = 1;
   req->result.retry_after_ms = d.stop == SALVO_STOP_RETRY_AFTER ? info.retry_after_ms : -1;
   salvo__request_complete(req, d.final_error);
+}
+
+/* One of two running attempts ends without deciding the request; the other
+ * goes on. It gets a record saying why. */
+static void drop_attempt(salvo_request_t *req, salvo__slot_t *slot, CURLcode rc, const char *why) {
+  salvo_engine_t *engine = req->engine;
+  salvo__engine_remove_attempt(engine, slot);
+  uv_timer_stop(&slot->timer);
+  slot->timer_due_ms = 0;
+  long status = 0, os_errno = 0;
+  curl_off_t pretransfer = 0;
+  curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(slot->easy, CURLINFO_OS_ERRNO, &os_errno);
+  curl_easy_getinfo(slot->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+  salvo__outcome_t out =
+      salvo__classify(rc, os_errno, slot->stop_reason, slot->sent, (int64_t)pretransfer);
+  salvo__host_after_attempt(req, slot->easy, out.error, out.error == 0 ? status : 0,
+                            (uv_hrtime() - slot->started_ns) / 1000, slot->started_ms);
+  salvo_attempt_record_t *rec = add_record(req);
+  if (rec != NULL) {
+    rec->attempt = slot->attempt_no;
+    rec->error = out.error;
+    rec->status = out.error == 0 ? status : 0;
+    rec->reached_server = out.reached;
+    rec->decision = SALVO_RETRY; /* the request goes on, with the other attempt */
+    rec->wait_ms = 0;
+    rec->retry_after_ms = -1;
+    rec->sends = slot->sends;
+    snprintf(rec->reason, sizeof(rec->reason), "%s", why);
+    if (req->policy->event_cb != NULL)
+      req->policy->event_cb(req, rec, req->policy->event_data);
+  }
+  salvo__engine_put_slot(engine, slot);
+}
+
+void salvo__slot_finish(salvo__slot_t *slot, CURLcode rc) {
+  salvo_request_t *req = slot->req;
+  if (req->hedge == NULL) {
+    salvo__request_finish_attempt(req, rc);
+    return;
+  }
+  salvo__slot_t *other = slot == req->slot ? req->hedge : req->slot;
+  int decides = req->winner == slot || (req->winner == NULL && rc == CURLE_OK && slot->stop_reason == 0);
+  req->hedge = NULL;
+  req->winner = NULL;
+  if (decides) {
+    other->stop_reason = SALVO_ECANCELED;
+    drop_attempt(req, other, CURLE_OK, "canceled: the other attempt answered first");
+    req->slot = slot;
+    salvo__request_finish_attempt(req, rc);
+  } else {
+    drop_attempt(req, slot, rc,
+                 slot->stop_reason == SALVO_ECANCELED
+                     ? "canceled: the other attempt answered first"
+                     : "failed while the other attempt goes on");
+    req->slot = other;
+  }
+}
+
+/* The attempt has no response after the hedge delay: send a second one. The
+ * first response wins (header_cb); the other is canceled. */
+void salvo__request_hedge(salvo_request_t *req) {
+  salvo_engine_t *engine = req->engine;
+  salvo__host_t *host = req->host;
+  uint64_t now = uv_now(engine->loop);
+  if (req->hedged || engine->closing || engine->stats.in_flight >= engine->max_in_flight)
+    return; /* never past max_in_flight */
+  if (!salvo__budget_allows(&host->budget, &engine->host_policy, now))
+    return; /* hedges spend the retry budget */
+  salvo__slot_t *slot = salvo__engine_get_slot(engine);
+  if (slot == NULL)
+    return;
+  if (salvo__attempt_setup(slot, req) != 0 || salvo__engine_add_attempt(engine, slot) != 0) {
+    salvo__engine_put_slot(engine, slot);
+    return;
+  }
+  req->hedged = 1;
+  req->hedge = slot;
+  req->winner = NULL;
+  req->attempts++;
+  slot->attempt_no = req->attempts;
+  host->stats.hedges++;
+  salvo__window_add(&host->budget, now, 0, 1);
+  salvo__window_add(&host->sends, now, 1, 0);
+  salvo__attempt_arm_timer(slot);
 }
 
 void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {

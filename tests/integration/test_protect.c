@@ -394,3 +394,89 @@ Test(protect, host_stats_count_outcomes_by_class_and_latency) {
   salvo_host_stats_t x;
   cr_assert_eq(salvo_engine_host_stats(engine, 2, &x), SALVO_EINVAL);
 }
+
+/* -------------------------------------------------------------- hedging */
+
+#define HEDGE_N 200
+static pout_t hd[HEDGE_N];
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static uint64_t p99_ms(const pout_t *o, int n) {
+  static uint64_t v[HEDGE_N];
+  for (int i = 0; i < n; i++)
+    v[i] = o[i].elapsed_us;
+  qsort(v, (size_t)n, sizeof(v[0]), cmp_u64);
+  return v[(n * 99 + 99) / 100 - 1] / 1000;
+}
+
+static void no_hedge(salvo_engine_opts_t *o) {
+  o->max_in_flight = 32;
+  o->retry.max_attempts = 1;
+}
+
+static void hedge_50ms(salvo_engine_opts_t *o) {
+  no_hedge(o);
+  o->hosts.hedge_delay_ms = 50;
+}
+
+Test(protect, hedging_cuts_p99_when_five_percent_of_requests_stall) {
+  /* 5% of the server's answers take 1 s (the same ones for the same seed). */
+  start_engine(no_hedge);
+  memset(hd, 0, sizeof(hd));
+  for (int i = 0; i < HEDGE_N; i++)
+    submit(base, "/slow-some/5/1000/7", &hd[i]);
+  run_until(hd, HEDGE_N);
+  uint64_t without = p99_ms(hd, HEDGE_N);
+  salvo_engine_close(engine, on_closed, NULL);
+  while (!engine_closed)
+    uv_run(&loop, UV_RUN_ONCE);
+  engine_closed = 0;
+
+  start_engine(hedge_50ms);
+  memset(hd, 0, sizeof(hd));
+  for (int i = 0; i < HEDGE_N; i++)
+    submit(base, "/slow-some/5/1000/8", &hd[i]);
+  run_until(hd, HEDGE_N);
+  uint64_t with = p99_ms(hd, HEDGE_N);
+  const salvo_host_stats_t *st = host_stats(base);
+  unsigned received = faultd_count(srv, "/slow-some/5/1000/8");
+  cr_log_info("hedging: p99 %llu ms without, %llu ms with; %llu hedges, server got %u",
+              (unsigned long long)without, (unsigned long long)with,
+              (unsigned long long)st->hedges, received);
+  for (int i = 0; i < HEDGE_N; i++)
+    cr_assert_eq(hd[i].status, 200, "request %d: %s", i, salvo_err_name(hd[i].error));
+  cr_assert_geq(without, 900, "without hedging the stalls are the p99 (%llu ms)",
+                (unsigned long long)without);
+  cr_assert_lt(with, 600, "with hedging the p99 is well under the stall (%llu ms)",
+               (unsigned long long)with);
+  cr_assert_geq(st->hedges, 5, "a hedge went out for the stalled ones");
+  cr_assert_leq(st->hedges, HEDGE_N / 4, "but not for most (%llu)", (unsigned long long)st->hedges);
+  cr_assert_eq(received, HEDGE_N + st->hedges, "the server counted every hedge");
+  cr_assert_eq(st->attempts, received, "and so did the client");
+}
+
+static int hedge_post_done;
+static void post_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  (void)req;
+  (void)ud;
+  hedge_post_done++;
+  cr_assert_eq(r->attempts, 1, "a POST is never hedged");
+  cr_assert_eq(r->status, 200);
+}
+
+Test(protect, hedging_never_touches_a_request_that_is_not_idempotent) {
+  start_engine(hedge_50ms);
+  char url[128];
+  snprintf(url, sizeof(url), "%s/sleep/200", base);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "POST", url, &req), 0);
+  cr_assert_eq(salvo_request_submit(req, post_cb, NULL), 0);
+  while (!hedge_post_done)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(faultd_count(srv, "/sleep/200"), 1);
+  cr_assert_eq(host_stats(base)->hedges, 0);
+}
