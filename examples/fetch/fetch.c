@@ -30,7 +30,13 @@ static const char usage[] =
     "      --jitter full|equal|decorrelated|none   --retry-status LIST   --retry-any-method-status LIST\n"
     "      --retry-methods LIST  --retry-after-max MS (60000)  --no-retry-after\n"
     "      --idempotency-key auto|off   --seed N (reproducible jitter)\n"
-    "      --rate N            requests per second per host (0 = unlimited)\n"
+    "Per host (scheme://host:port):\n"
+    "      --rate N  --burst N  requests per second per host, a token bucket (0 = unlimited)\n"
+    "      --adaptive-rate      429s halve the host's rate, successes raise it (AIMD)\n"
+    "      --no-host-pause      do not pause a host on 429/503 with Retry-After or RateLimit-Reset\n"
+    "      --retry-budget R (0.2)  --retry-budget-floor N (10/s)   retries <= R x requests + N/s; 0 = off\n"
+    "      --breaker            circuit breaker: 5 failures in a row or 50% of 20 open it for 5 s\n"
+    "      --hedge MS|p95       second attempt for idempotent requests with no answer after MS\n"
     "      --cacert FILE  --insecure (prints a warning)\n"
     "  -o, --output-dir DIR     save each body as DIR/<id>\n"
     "      --shard K/N          take only the K-th of every N input lines (1-based)\n"
@@ -49,7 +55,6 @@ typedef struct item_s {
   size_t line;
   struct item_s *next;  /* in the rate-limited wait list */
   salvo_request_t *req;
-  uv_timer_t *rate_timer;
 } item_t;
 
 static struct {
@@ -68,10 +73,9 @@ static struct {
   size_t body_len;
   int has_body;
   const char *output_dir;
-  double rate;               /* per host per second */
-  json_t *next_slot;         /* host -> next allowed time (ms, loop clock) */
+  salvo_host_stats_t *hosts; /* snapshot taken when the engine closes */
+  size_t nhosts;
   size_t in_engine;          /* submitted, not yet done */
-  size_t pending_rate;       /* waiting for a rate slot */
   size_t total_seen;         /* results printed */
   size_t ok, http_error, failed, canceled, retried_requests, retries;
   json_t *by_error;          /* error name -> count */
@@ -257,13 +261,6 @@ static int apply_headers(salvo_request_t *req, json_t *headers, char *why, size_
   return 0;
 }
 
-static char *host_of(const char *url) {
-  const char *p = strstr(url, "://");
-  p = p ? p + 3 : url;
-  size_t n = strcspn(p, "/?#");
-  return strndup(p, n);
-}
-
 static void submit_now(item_t *it) {
   int rc = salvo_request_submit(it->req, done, it);
   if (rc != 0) {
@@ -277,53 +274,10 @@ static void submit_now(item_t *it) {
   g.in_engine++;
 }
 
-static void rate_timer_closed(uv_handle_t *h) { free(h); }
+static void close_engine(void);
 
-static void rate_fired(uv_timer_t *t) {
-  item_t *it = t->data;
-  uv_close((uv_handle_t *)t, rate_timer_closed);
-  it->rate_timer = NULL;
-  g.pending_rate--;
-  if (g.closing) {
-    /* interrupted while waiting for its slot: it ends canceled, not lost */
-    salvo_request_free(it->req);
-    salvo_result_t r;
-    memset(&r, 0, sizeof(r));
-    r.error = SALVO_ECANCELED;
-    r.detail = "interrupted before it was sent";
-    r.stop_reason = SALVO_STOP_CANCELED;
-    r.retry_after_ms = -1;
-    g.in_engine++;
-    done(NULL, &r, it);
-    return;
-  }
-  submit_now(it);
-}
-
-/* Per-host pacing for --rate: each host gets a slot every 1/rate s. */
-static void schedule(item_t *it) {
-  if (g.rate <= 0) {
-    submit_now(it);
-    return;
-  }
-  char *host = host_of(it->url);
-  uint64_t now = uv_now(g.loop);
-  json_t *slot = json_object_get(g.next_slot, host);
-  uint64_t at = slot ? (uint64_t)json_integer_value(slot) : now;
-  if (at < now)
-    at = now;
-  json_object_set_new(g.next_slot, host, json_integer((json_int_t)(at + (uint64_t)(1000.0 / g.rate))));
-  free(host);
-  if (at <= now) {
-    submit_now(it);
-    return;
-  }
-  it->rate_timer = malloc(sizeof(uv_timer_t));
-  uv_timer_init(g.loop, it->rate_timer);
-  it->rate_timer->data = it;
-  uv_timer_start(it->rate_timer, rate_fired, at - now, 0);
-  g.pending_rate++;
-}
+/* --rate and the other per-host limits are the engine's (salvo_host_policy_t). */
+static void schedule(item_t *it) { submit_now(it); }
 
 /* What one input line asks for. */
 typedef struct {
@@ -440,7 +394,14 @@ static void take(const char *text, size_t line) {
  * input is. */
 static void feed(void) {
   size_t room_for = g.opts.max_in_flight * 4;
-  while (!g.input_done && !g.closing && g.in_engine + g.pending_rate < room_for) {
+  if (g.opts.hosts.rate > 0 && g.opts.timeouts.deadline_ms > 0) {
+    /* Requests wait for the host's rate in the engine, and their deadline
+     * runs from submit: hand over no more than half a deadline's worth. */
+    double ahead = g.opts.hosts.rate * (double)g.opts.timeouts.deadline_ms / 2000.0;
+    if (ahead < (double)room_for)
+      room_for = ahead < 1 ? 1 : (size_t)ahead;
+  }
+  while (!g.input_done && !g.closing && g.in_engine < room_for) {
     if (g.cli_next < g.cli_nurls) {
       g.line++;
       take(g.cli_urls[g.cli_next++], g.line);
@@ -474,9 +435,9 @@ static void feed(void) {
     }
     take(buf, g.line);
   }
-  if (g.input_done && g.in_engine == 0 && g.pending_rate == 0 && !g.closing) {
+  if (g.input_done && g.in_engine == 0 && !g.closing) {
     g.closing = 1;
-    salvo_engine_close(g.engine, NULL, NULL);
+    close_engine();
     uv_timer_stop(&g.progress_timer);
     uv_close((uv_handle_t *)&g.progress_timer, NULL);
     uv_close((uv_handle_t *)&g.sigint, NULL);
@@ -492,10 +453,10 @@ static void progress_line(int final) {
   double rate = secs > 0 ? (double)g.total_seen / secs : 0;
   char eta[32] = "";
   if (g.input_done && rate > 0)
-    snprintf(eta, sizeof(eta), ", ETA %.0fs", (double)(g.in_engine + g.pending_rate) / rate);
+    snprintf(eta, sizeof(eta), ", ETA %.0fs", (double)(g.in_engine) / rate);
   fprintf(stderr, "\r%zu done%s%zu, ok %zu, retried %zu, failed %zu, %.0f req/s%s   %s",
           g.total_seen, g.input_done ? "/" : " of ",
-          g.input_done ? g.total_seen + g.in_engine + g.pending_rate : g.line, g.ok,
+          g.input_done ? g.total_seen + g.in_engine : g.line, g.ok,
           g.retried_requests, g.failed + g.http_error + g.canceled, rate, eta, final ? "\n" : "");
   fflush(stderr);
 }
@@ -503,6 +464,16 @@ static void progress_line(int final) {
 static void progress_tick(uv_timer_t *t) {
   (void)t;
   progress_line(0);
+}
+
+/* The engine is gone by the time the summary prints: keep its host stats. */
+static void close_engine(void) {
+  size_t n = salvo_engine_host_count(g.engine);
+  g.hosts = calloc(n ? n : 1, sizeof(*g.hosts));
+  for (size_t i = 0; g.hosts != NULL && i < n; i++)
+    if (salvo_engine_host_stats(g.engine, i, &g.hosts[g.nhosts]) == 0)
+      g.nhosts++;
+  salvo_engine_close(g.engine, NULL, NULL);
 }
 
 static void summary(void) {
@@ -521,6 +492,39 @@ static void summary(void) {
   fprintf(stderr, "  retries: %zu, on %zu requests\n", g.retries, g.retried_requests);
   fprintf(stderr, "  latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", hist_pct(&g.latency, 50),
           hist_pct(&g.latency, 90), hist_pct(&g.latency, 99), (double)g.latency.max_us / 1000.0);
+  size_t nh = g.nhosts;
+  if (nh > 0)
+    fprintf(stderr, "  hosts:\n");
+  for (size_t i = 0; i < nh && i < 50; i++) {
+    const salvo_host_stats_t h = g.hosts[i];
+    fprintf(stderr, "    %s\n      requests %llu  ok %llu  failed %llu  attempts %llu  retries %llu  hedges %llu\n",
+            h.host, (unsigned long long)h.requests, (unsigned long long)h.successes,
+            (unsigned long long)h.failures, (unsigned long long)h.attempts,
+            (unsigned long long)h.retries, (unsigned long long)h.hedges);
+    fprintf(stderr, "      429s %llu  budget refused %llu  circuit %s (failed fast %llu)  rate %s",
+            (unsigned long long)h.limited, (unsigned long long)h.budget_refused,
+            salvo_circuit_name(h.circuit), (unsigned long long)h.circuit_rejected,
+            h.rate > 0 ? "" : "unlimited");
+    if (h.rate > 0)
+      fprintf(stderr, "%.1f/s", h.rate);
+    fprintf(stderr, "\n      latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", h.p50_us / 1000.0,
+            h.p90_us / 1000.0, h.p99_us / 1000.0, h.max_us / 1000.0);
+    int first = 1;
+    for (int e = 1; e < 32; e++) {
+      if (h.by_error[e] == 0)
+        continue;
+      fprintf(stderr, "%s%s %llu", first ? "      failures: " : ", ", salvo_err_name(-e),
+              (unsigned long long)h.by_error[e]);
+      first = 0;
+    }
+    if (h.by_error[0] > 0)
+      fprintf(stderr, "%shttp status >= 400 %llu", first ? "      failures: " : ", ",
+              (unsigned long long)h.by_error[0]);
+    if (!first || h.by_error[0] > 0)
+      fprintf(stderr, "\n");
+  }
+  if (nh > 50)
+    fprintf(stderr, "    ... and %zu more hosts\n", nh - 50);
 }
 
 /* SIGINT: take no more input, cancel what is in flight; every result still prints. */
@@ -531,10 +535,9 @@ static void on_sigint(uv_signal_t *sig, int signum) {
     return;
   g.interrupted = 1;
   g.input_done = 1;
-  fprintf(stderr, "\nsalvo-fetch: interrupted: canceling %zu requests\n", g.in_engine + g.pending_rate);
-  /* Requests waiting for a rate slot end canceled when their timer fires now. */
+  fprintf(stderr, "\nsalvo-fetch: interrupted: canceling %zu requests\n", g.in_engine);
   g.closing = 1;
-  salvo_engine_close(g.engine, NULL, NULL);
+  close_engine();
   uv_timer_stop(&g.progress_timer);
   uv_close((uv_handle_t *)&g.progress_timer, NULL);
   uv_close((uv_handle_t *)&g.sigint, NULL);
@@ -618,6 +621,17 @@ static uint64_t num(const char *opt, const char *arg, uint64_t max) {
   return v;
 }
 
+static double real(const char *opt, const char *arg, double max) {
+  char *end;
+  double v = strtod(arg, &end);
+  if (*arg == '\0' || *end != '\0' || !(v >= 0) || v > max) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "%s needs a number from 0 to %g, got '%%s'", opt, max);
+    die_usage(msg, arg);
+  }
+  return v;
+}
+
 static void statuses(const char *opt, const char *arg, int *out) {
   char *copy = strdup(arg), *save = NULL;
   int n = 0;
@@ -656,7 +670,8 @@ enum {
   O_DATA_FILE = 256, O_MAX_HOST, O_H1, O_H2, O_CONNECT, O_IDLE, O_ATTEMPT, O_DEADLINE, O_QUEUE,
   O_MAX_ATTEMPTS, O_BACKOFF_BASE, O_BACKOFF_MAX, O_JITTER, O_RETRY_STATUS, O_RETRY_ANY,
   O_RETRY_METHODS, O_RA_MAX, O_NO_RA, O_IDEM, O_SEED, O_RATE, O_CACERT, O_INSECURE, O_SHARD,
-  O_PROGRESS, O_NO_PROGRESS, O_DEMO
+  O_PROGRESS, O_NO_PROGRESS, O_DEMO, O_BURST, O_ADAPTIVE, O_NO_PAUSE, O_BUDGET, O_BUDGET_FLOOR,
+  O_BREAKER, O_HEDGE
 };
 
 int main(int argc, char **argv) {
@@ -687,12 +702,17 @@ int main(int argc, char **argv) {
       {"output-dir", required_argument, NULL, 'o'}, {"shard", required_argument, NULL, O_SHARD},
       {"progress", no_argument, NULL, O_PROGRESS}, {"no-progress", no_argument, NULL, O_NO_PROGRESS},
       {"demo", no_argument, NULL, O_DEMO}, {"help", no_argument, NULL, 'h'},
+      {"burst", required_argument, NULL, O_BURST},
+      {"adaptive-rate", no_argument, NULL, O_ADAPTIVE},
+      {"no-host-pause", no_argument, NULL, O_NO_PAUSE},
+      {"retry-budget", required_argument, NULL, O_BUDGET},
+      {"retry-budget-floor", required_argument, NULL, O_BUDGET_FLOOR},
+      {"breaker", no_argument, NULL, O_BREAKER}, {"hedge", required_argument, NULL, O_HEDGE},
       {NULL, 0, NULL, 0}};
   salvo_engine_opts_init(&g.opts);
   hist_init(&g.latency);
   g.headers = json_object();
   g.by_error = json_object();
-  g.next_slot = json_object();
   const char *input_path = NULL;
   int progress = isatty(2);
   static int demo;
@@ -809,13 +829,41 @@ int main(int argc, char **argv) {
     case O_SEED:
       g.opts.retry.seed = num("--seed", optarg, UINT64_MAX);
       break;
-    case O_RATE: {
-      char *end;
-      g.rate = strtod(optarg, &end);
-      if (*optarg == '\0' || *end != '\0' || !(g.rate >= 0) || g.rate > 1e6)
-        die_usage("--rate needs a number of requests per second, got '%s'", optarg);
+    case O_RATE:
+      g.opts.hosts.rate = real("--rate", optarg, 1e6);
+      if (g.opts.hosts.burst == 0)
+        g.opts.hosts.burst = 1; /* pacing, not bursts, unless --burst says otherwise */
       break;
-    }
+    case O_BURST:
+      g.opts.hosts.burst = real("--burst", optarg, 1e6);
+      break;
+    case O_ADAPTIVE:
+      g.opts.hosts.adaptive = 1;
+      break;
+    case O_NO_PAUSE:
+      g.opts.hosts.pause_on_retry_after = 0;
+      break;
+    case O_BUDGET:
+      g.opts.hosts.budget_ratio = real("--retry-budget", optarg, 1e6);
+      g.opts.hosts.budget = g.opts.hosts.budget_ratio > 0;
+      break;
+    case O_BUDGET_FLOOR:
+      g.opts.hosts.budget_floor = real("--retry-budget-floor", optarg, 1e6);
+      break;
+    case O_BREAKER:
+      g.opts.hosts.breaker = 1;
+      break;
+    case O_HEDGE:
+      if (strcmp(optarg, "p95") == 0) {
+        g.opts.hosts.hedge_p95 = 1;
+        if (g.opts.hosts.hedge_delay_ms == 0)
+          g.opts.hosts.hedge_delay_ms = 1000; /* until the host has 20 samples */
+      } else {
+        g.opts.hosts.hedge_delay_ms = num("--hedge", optarg, 3600000);
+        if (g.opts.hosts.hedge_delay_ms == 0)
+          die_usage("--hedge is a delay in ms (> 0) or p95, got '%s'", optarg);
+      }
+      break;
     case O_CACERT:
       if (access(optarg, R_OK) != 0)
         die_usage("--cacert: cannot read '%s'", optarg);
@@ -913,7 +961,6 @@ int main(int argc, char **argv) {
   summary();
   json_decref(g.headers);
   json_decref(g.by_error);
-  json_decref(g.next_slot);
   free(g.body);
   if (g.interrupted)
     return 130;

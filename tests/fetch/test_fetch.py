@@ -117,6 +117,9 @@ def test_usage_errors_exit_2_and_name_the_option(srv):
         (["-i", "/nonexistent/input.txt"], "/nonexistent/input.txt"),
         (["--data-file", "/nonexistent/body", srv.base], "--data-file"),
         (["--cacert", "/nonexistent/ca.pem", srv.base], "--cacert"),
+        (["--rate", "-3", srv.base], "--rate"),
+        (["--hedge", "soon", srv.base], "--hedge"),
+        (["--retry-budget", "x", srv.base], "--retry-budget"),
         ([], "nothing to fetch"),
     ]
     for args, word in cases:
@@ -203,6 +206,30 @@ def test_rate_paces_requests_per_host(srv):
     took = time.time() - t
     check(rc == 0 and len(out) == 21, "rc %d, %d results" % (rc, len(out)))
     check(took >= 0.9, "21 requests at 20/s took %.2f s" % took)
+
+
+def test_breaker_fails_a_dead_host_fast_and_the_summary_shows_each_host(srv):
+    dead = "http://127.0.0.1:%d/ok" % srv.ports["refused"]
+    rc, out, err = run(["--breaker", "-c", "4"] + [dead] * 60 + [srv.base + "/ok"] * 20)
+    check(rc == 1 and len(out) == 80, "rc %d, %d results" % (rc, len(out)))
+    fast = [o for o in out if o["error"] == "circuit_open"]
+    check(len(fast) > 30, "%d of 60 dead-host requests failed fast" % len(fast))
+    check(all(o["stop_reason"] == "circuit_open" for o in fast), "their stop reason says why")
+    check(sum(o["outcome"] == "ok" for o in out) == 20, "the live host's requests all succeeded")
+    sent = sum(o["attempts"] for o in out if o["url"] == dead)
+    check(sent < 40, "%d attempts went to the dead host for 60 requests" % sent)
+    check("hosts:" in err and "http://127.0.0.1:%d" % srv.ports["refused"] in err, err[-800:])
+    check("circuit open (failed fast %d)" % len(fast) in err, err[-800:])
+
+
+def test_hedge_answers_a_stalled_request_from_the_second_attempt(srv):
+    # /slow-some/50/3000/2: with seed 2 the 1st request to the path stalls 3 s, the 2nd does not.
+    url = srv.base + "/slow-some/50/3000/2"
+    rc, out, err = run(["--hedge", "100", url])
+    o = out[0]
+    check(rc == 0 and o["outcome"] == "ok", str(o))
+    check(o["elapsed_ms"] < 2000, "answered by the hedge in %.0f ms" % o["elapsed_ms"])
+    check(o["attempts"] == 2 and "hedges 1" in err, "%s / %s" % (o["attempts"], err[-400:]))
 
 
 def test_demo_runs_and_reports_everything(srv):
