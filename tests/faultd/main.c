@@ -26,10 +26,11 @@ static const char usage[] =
     "\n"
     "On start it prints one JSON line with its ports: http, tls, refused, accept_silent,\n"
     "close_on_accept, reset_on_accept, garbage_on_accept, tls_stall, and the certificate path.\n"
-    "Faults by path: /ok /status/CODE?retry-after=V /sleep/MS /hang /close /reset /garbage\n"
+    "Faults by path: /ok /status/CODE?retry-after=V&reset=R /sleep/MS /hang /close /reset /garbage\n"
     "/headers-then-stall /drip/BYTES/INTERVAL_MS /truncate /truncate-hang /overlong\n"
     "/huge-headers/KB /bad-chunk /fail-until/N/KEY?status=S&retry-after=V\n"
-    "/random/PERCENT/SEED?status=S /h2/goaway-after/N /h2/rst/refused /h2/rst/internal\n"
+    "/random/PERCENT/SEED?status=S /slow-some/PERCENT/MS/SEED /ratelimit/RATE/KEY?retry-after=V\n"
+    "/h2/goaway-after/N /h2/rst/refused /h2/rst/internal\n"
     "/h2/stall /counters /counters/reset (see the README).\n";
 
 static faultd_t *server;
