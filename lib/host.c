@@ -107,10 +107,11 @@ salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_h
   salvo__list_init(&h->queue);
   salvo__list_init(&h->ready_node);
   uint64_t now = uv_now(engine->loop);
-  salvo__bucket_init(&h->bucket, &engine->host_policy, now);
-  salvo__window_init(&h->budget, engine->host_policy.budget_window_ms);
+  h->policy = engine->host_policy;
+  salvo__bucket_init(&h->bucket, &h->policy, now);
+  salvo__window_init(&h->budget, h->policy.budget_window_ms);
   salvo__window_init(&h->sends, 1000);
-  salvo__breaker_init(&h->breaker, &engine->host_policy);
+  salvo__breaker_init(&h->breaker, &h->policy);
   h->lat_rotated_ms = now;
   uv_timer_init(engine->loop, &h->timer); /* cannot fail */
   h->timer.data = engine;
@@ -238,7 +239,7 @@ void salvo__host_after_attempt(salvo_request_t *req, CURL *easy, int error, long
                                uint64_t attempt_us, uint64_t sent_at_ms) {
   salvo__host_t *host = req->host;
   salvo_engine_t *engine = req->engine;
-  const salvo_host_policy_t *p = &engine->host_policy;
+  const salvo_host_policy_t *p = &host->policy;
   uint64_t now = uv_now(engine->loop);
   host->stats.attempts++;
 
@@ -325,4 +326,30 @@ uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_pol
     }
   }
   return p->hedge_delay_ms;
+}
+
+int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
+                                 const salvo_host_policy_t *policy) {
+  int is_https = 0;
+  if (engine == NULL || policy == NULL || engine->closing ||
+      salvo__host_policy_check(policy) != 0 || salvo__parse_url(origin, &is_https, NULL) != 0)
+    return SALVO_EINVAL;
+  salvo__host_t *h = salvo__host_get(engine, origin, is_https);
+  if (h == NULL)
+    return SALVO_ENOMEM;
+  uint64_t now = uv_now(engine->loop);
+  int windows_changed = policy->budget_window_ms != h->policy.budget_window_ms ||
+                        policy->breaker_window_ms != h->policy.breaker_window_ms;
+  h->policy = *policy;
+  /* The bucket keeps its tokens and pause; the rate is the new one. */
+  h->bucket.rate = policy->rate;
+  h->bucket.burst = policy->burst;
+  h->bucket.last_ms = now;
+  if (windows_changed) {
+    salvo__window_init(&h->budget, policy->budget_window_ms);
+    salvo__breaker_init(&h->breaker, policy);
+  }
+  if (!policy->breaker)
+    salvo__breaker_init(&h->breaker, policy);
+  return 0;
 }

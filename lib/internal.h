@@ -119,6 +119,7 @@ typedef struct salvo__host_s {
   uv_timer_t timer;            /* wakes it when its bucket, pause or circuit allows again */
   int timer_inited;
   uint64_t blocked_until_ms;   /* 0 = not blocked */
+  salvo_host_policy_t policy;  /* the engine's, or salvo_engine_set_host_policy()'s */
   salvo__bucket_t bucket;
   salvo__window_t budget;      /* a = requests, b = retries and hedges */
   salvo__window_t sends;       /* a = attempts sent in the last second: AIMD's starting rate */

@@ -351,7 +351,7 @@ static void end_early(salvo_request_t *req, salvo_stop_reason_t stop, int error,
 void salvo__request_admit(salvo_request_t *req) {
   salvo__host_t *host = req->host;
   salvo_engine_t *engine = req->engine;
-  const salvo_host_policy_t *p = &engine->host_policy;
+  const salvo_host_policy_t *p = &host->policy;
   uint64_t now = uv_now(engine->loop);
   int ev = 0;
   int admit = salvo__breaker_admit(&host->breaker, p, now, &ev);
@@ -514,7 +514,7 @@ void salvo__request_start(salvo_request_t *req) {
   req->state = SALVO__RUNNING;
   slot->attempt_no = req->attempts;
   /* Hedging: idempotent, buffered requests, one hedge per request. */
-  const salvo_host_policy_t *hp = &engine->host_policy;
+  const salvo_host_policy_t *hp = &req->host->policy;
   req->hedge_at_ms = 0;
   if ((hp->hedge_delay_ms != 0 || hp->hedge_p95) && !req->hedged && req->idempotent &&
       req->data_cb == NULL) {
@@ -616,7 +616,7 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     /* The host's retry budget: when a host fails hard, retries may not
      * multiply its load. */
     salvo__host_t *host = req->host;
-    if (!salvo__budget_allows(&host->budget, &engine->host_policy, now)) {
+    if (!salvo__budget_allows(&host->budget, &host->policy, now)) {
       host->stats.budget_refused++;
       d.decision = SALVO_STOP;
       d.stop = SALVO_STOP_BUDGET;
@@ -732,7 +732,7 @@ void salvo__request_hedge(salvo_request_t *req) {
   uint64_t now = uv_now(engine->loop);
   if (req->hedged || engine->closing || engine->stats.in_flight >= engine->max_in_flight)
     return; /* never past max_in_flight */
-  if (!salvo__budget_allows(&host->budget, &engine->host_policy, now))
+  if (!salvo__budget_allows(&host->budget, &host->policy, now))
     return; /* hedges spend the retry budget */
   salvo__slot_t *slot = salvo__engine_get_slot(engine);
   if (slot == NULL)

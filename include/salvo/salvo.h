@@ -324,6 +324,16 @@ typedef struct {
   uint64_t p50_us, p90_us, p99_us, max_us; /* latency of requests that got a response */
 } salvo_host_stats_t;
 
+/**
+ * Gives one host its own policy instead of opts.hosts. |origin| is a URL
+ * naming the host ("https://api.example.com", a path is ignored). Takes effect
+ * for the host's next admission; its tokens, pause and circuit state carry
+ * over. Returns 0, or SALVO_EINVAL (bad origin or policy, engine closing),
+ * SALVO_ENOMEM.
+ */
+SALVO_EXTERN int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
+                                              const salvo_host_policy_t *policy);
+
 /** Number of hosts the engine has seen. */
 SALVO_EXTERN size_t salvo_engine_host_count(const salvo_engine_t *engine);
 /** Stats of host |i| (0 <= i < count, in order of first use). SALVO_EINVAL if out of range. */

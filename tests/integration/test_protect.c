@@ -480,3 +480,58 @@ Test(protect, hedging_never_touches_a_request_that_is_not_idempotent) {
   cr_assert_eq(faultd_count(srv, "/sleep/200"), 1);
   cr_assert_eq(host_stats(base)->hedges, 0);
 }
+
+Test(protect, one_host_can_have_its_own_policy) {
+  start_engine(NULL);
+  salvo_host_policy_t slow;
+  salvo_host_policy_init(&slow);
+  slow.rate = 10;
+  slow.burst = 1;
+  cr_assert_eq(salvo_engine_set_host_policy(engine, base, &slow), 0);
+  cr_assert_eq(salvo_engine_set_host_policy(engine, "ftp://x", &slow), SALVO_EINVAL);
+  slow.decrease = 2;
+  cr_assert_eq(salvo_engine_set_host_policy(engine, base, &slow), SALVO_EINVAL);
+  pout_t paced[6], free_[6];
+  memset(paced, 0, sizeof(paced));
+  memset(free_, 0, sizeof(free_));
+  uint64_t t0 = uv_hrtime();
+  for (int i = 0; i < 6; i++) {
+    submit(base, "/ok", &paced[i]);
+    submit(tls_base, "/ok", &free_[i]);
+  }
+  run_until(free_, 6);
+  uint64_t free_ms = ms_since(t0);
+  run_until(paced, 6);
+  uint64_t paced_ms = ms_since(t0);
+  cr_assert_lt(free_ms, 400, "the other host is not paced (%llu ms)", (unsigned long long)free_ms);
+  cr_assert_geq(paced_ms, 450, "6 at 10/s take about half a second (%llu ms)",
+                (unsigned long long)paced_ms);
+  cr_assert_float_eq(host_stats(base)->rate, 10.0, 1e-9);
+  cr_assert_float_eq(host_stats(tls_base)->rate, 0.0, 1e-9);
+}
+
+static void hedge_p95(salvo_engine_opts_t *o) {
+  o->hosts.hedge_p95 = 1; /* no fixed delay: no hedge until the host has 20 samples */
+  o->retry.max_attempts = 1;
+}
+
+Test(protect, hedge_delay_follows_the_hosts_p95_once_known) {
+  start_engine(hedge_p95);
+  pout_t first = {0};
+  submit(base, "/slow-some/50/1000/2", &first); /* the 1st request to this path stalls 1 s */
+  run_until(&first, 1);
+  cr_assert_eq(first.attempts, 1, "no samples yet: no hedge");
+  cr_assert_geq(first.elapsed_us, 900000);
+  pout_t warm[25];
+  memset(warm, 0, sizeof(warm));
+  for (int i = 0; i < 25; i++)
+    submit(base, "/ok", &warm[i]);
+  run_until(warm, 25);
+  pout_t later = {0};
+  submit(base, "/slow-some/50/1000/4", &later); /* seed 4: the 1st stalls, the 2nd does not */
+  run_until(&later, 1);
+  cr_assert_eq(later.status, 200);
+  cr_assert_eq(later.attempts, 2, "hedged after the host's p95");
+  cr_assert_lt(later.elapsed_us, 500000, "answered by the hedge (%llu us)",
+               (unsigned long long)later.elapsed_us);
+}
