@@ -213,6 +213,13 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
         return 0; /* short count: libcurl ends this transfer */
       }
       req->winner = slot;
+      /* The other attempt ends from the loop: not inside libcurl's callback. */
+      salvo__slot_t *loser = slot == req->slot ? req->hedge : req->slot;
+      loser->stop_reason = SALVO_ECANCELED;
+      if (!salvo__list_linked(&loser->cancel_node)) {
+        salvo__list_push_back(&slot->engine->slot_cancels, &loser->cancel_node);
+        salvo__engine_schedule(slot->engine);
+      }
     }
   }
   return size * n;

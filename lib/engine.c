@@ -292,6 +292,12 @@ static void run_deferred(salvo_engine_t *engine) {
       socket_action(lane, CURL_SOCKET_TIMEOUT, 0);
     }
   }
+  while (!salvo__list_empty(&engine->slot_cancels)) {
+    salvo__slot_t *slot = SALVO__CONTAINER_OF(engine->slot_cancels.next, salvo__slot_t, cancel_node);
+    salvo__list_remove(&slot->cancel_node);
+    if (slot->req != NULL && slot->lane != NULL)
+      salvo__slot_finish(slot, CURLE_OK); /* stop_reason says canceled */
+  }
   while (!salvo__list_empty(&engine->cancels)) {
     salvo_request_t *req = SALVO__CONTAINER_OF(engine->cancels.next, salvo_request_t, cancel_node);
     salvo__list_remove(&req->cancel_node);
@@ -368,6 +374,7 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   salvo__list_init(&engine->waiting);
   salvo__list_init(&engine->running);
   salvo__list_init(&engine->cancels);
+  salvo__list_init(&engine->slot_cancels);
   salvo__list_init(&engine->sockets);
   const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
   engine->h2c_supported = info->version_num >= 0x080000;

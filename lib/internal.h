@@ -177,6 +177,7 @@ typedef struct salvo__slot_s {
   int configured;           /* the options that never change are set on the easy handle */
   int stop_reason;          /* SALVO_EIDLE, SALVO_EBODYLIMIT, ... set by salvo, 0 = none */
   uint64_t upload_seen;     /* bytes uploaded at the last progress callback */
+  salvo__list_t cancel_node; /* in engine->slot_cancels */
   char errbuf[CURL_ERROR_SIZE];
 } salvo__slot_t;
 
@@ -205,6 +206,7 @@ struct salvo_engine_s {
   salvo__list_t waiting;    /* requests in backoff before their next attempt */
   salvo__list_t running;    /* requests with an attempt on the multi handle */
   salvo__list_t cancels;    /* requests whose cancel is pending */
+  salvo__list_t slot_cancels; /* hedge attempts that lost the race, to end from the loop */
   salvo__list_t sockets;    /* watched sockets */
   salvo__slot_t *free_slots;
   size_t slots_total;

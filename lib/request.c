@@ -671,6 +671,8 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
  * goes on. It gets a record saying why. */
 static void drop_attempt(salvo_request_t *req, salvo__slot_t *slot, CURLcode rc, const char *why) {
   salvo_engine_t *engine = req->engine;
+  if (salvo__list_linked(&slot->cancel_node))
+    salvo__list_remove(&slot->cancel_node);
   salvo__engine_remove_attempt(engine, slot);
   uv_timer_stop(&slot->timer);
   slot->timer_due_ms = 0;
