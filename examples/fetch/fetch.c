@@ -124,13 +124,52 @@ static void emit(json_t *line) {
 
 static json_t *id_json(const char *id) { return json_string(id); }
 
+/* A URL as it may be shown: a password in its userinfo becomes "***". The
+ * caller frees the copy. Header values never reach the output at all. */
+static char *redact_url(const char *url) {
+  char *copy = strdup(url);
+  if (copy == NULL)
+    return NULL;
+  char *auth = strstr(copy, "://");
+  if (auth == NULL)
+    return copy;
+  auth += 3;
+  size_t alen = strcspn(auth, "/?#");
+  char *at = NULL;
+  for (size_t i = 0; i < alen; i++)
+    if (auth[i] == '@')
+      at = auth + i;
+  char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+  if (colon == NULL)
+    return copy;
+  size_t tail = strlen(at) + 1;
+  char *out = malloc((size_t)(colon + 1 - copy) + 3 + tail);
+  if (out == NULL) {
+    free(copy);
+    return NULL;
+  }
+  size_t head = (size_t)(colon + 1 - copy);
+  memcpy(out, copy, head);
+  memcpy(out + head, "***", 3);
+  memcpy(out + head + 3, at, tail);
+  free(copy);
+  return out;
+}
+
+static json_t *url_json(const char *url) {
+  char *r = redact_url(url);
+  json_t *j = json_string(r != NULL ? r : "");
+  free(r);
+  return j != NULL ? j : json_null(); /* json_string refuses invalid UTF-8: keep the line valid */
+}
+
 static void invalid_line(size_t line, const char *id, const char *url, const char *why) {
   fprintf(stderr, "salvo-fetch: input line %zu: %s\n", line, why);
   char num[32];
   snprintf(num, sizeof(num), "%zu", line);
   json_t *o = json_object();
   json_object_set_new(o, "id", id_json(id ? id : num));
-  json_object_set_new(o, "url", url ? json_string(url) : json_null());
+  json_object_set_new(o, "url", url ? url_json(url) : json_null());
   json_object_set_new(o, "method", json_null());
   json_object_set_new(o, "outcome", json_string("failed"));
   json_object_set_new(o, "status", json_null());
@@ -178,7 +217,7 @@ static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
   const char *outcome = outcome_of(r);
   json_t *o = json_object();
   json_object_set_new(o, "id", id_json(it->id));
-  json_object_set_new(o, "url", json_string(it->url));
+  json_object_set_new(o, "url", url_json(it->url));
   json_object_set_new(o, "method", json_string(it->method));
   json_object_set_new(o, "outcome", json_string(outcome));
   json_object_set_new(o, "status", r->status ? json_integer(r->status) : json_null());
@@ -296,7 +335,9 @@ static void build(const spec_t *sp, size_t line) {
   salvo_request_t *req = NULL;
   int rc = salvo_request_new(g.engine, m, sp->url, &req);
   if (rc != 0) {
-    snprintf(why, sizeof(why), "invalid method \"%s\" or URL \"%s\"", m, sp->url);
+    char *shown = redact_url(sp->url);
+    snprintf(why, sizeof(why), "invalid method \"%s\" or URL \"%s\"", m, shown ? shown : "");
+    free(shown);
     invalid_line(line, sp->id, sp->url, why);
     return;
   }
@@ -729,7 +770,8 @@ int main(int argc, char **argv) {
     case 'H': {
       const char *colon = strchr(optarg, ':');
       if (colon == NULL || colon == optarg)
-        die_usage("-H needs 'Name: value', got '%s'", optarg);
+        die_usage("-H needs 'Name: value'%s; the argument has no name before a colon (not shown: it may "
+                  "hold a secret)", "");
       char *name = strndup(optarg, (size_t)(colon - optarg));
       const char *value = colon + 1;
       while (*value == ' ' || *value == '\t')

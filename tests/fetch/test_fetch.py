@@ -232,6 +232,23 @@ def test_hedge_answers_a_stalled_request_from_the_second_attempt(srv):
     check(o["attempts"] == 2 and "hedges 1" in err, "%s / %s" % (o["attempts"], err[-400:]))
 
 
+def test_secrets_never_reach_the_output(srv):
+    port = srv.ports["http"]
+    url = "http://user:pw-s3cret@127.0.0.1:%d/ok" % port
+    lines = json.dumps({"id": "a", "url": url, "headers": {"Cookie": "sid=s3cret-cookie"}}) + "\n"
+    lines += json.dumps({"id": "b", "url": "http://u:pw-s3cret@[::zz]/", "headers": {}}) + "\n"
+    rc, out, err = run(["-H", "Authorization: Bearer s3cret-token", "-H",
+                        "Proxy-Authorization: Basic s3cret-proxy", "-i", "-"], stdin=lines)
+    text = json.dumps(out) + err
+    check(len(out) == 2, "%d results" % len(out))
+    for secret in ["s3cret-token", "s3cret-cookie", "s3cret-proxy", "pw-s3cret"]:
+        check(secret not in text, "%s leaked: %s" % (secret, text[:600]))
+    a = [o for o in out if o["id"] == "a"][0]
+    check(a["url"] == "http://user:***@127.0.0.1:%d/ok" % port and a["outcome"] == "ok", str(a))
+    p = subprocess.run([FETCH, "-H", "Bearer s3cret-token", srv.base], capture_output=True, text=True)
+    check(p.returncode == 2 and "s3cret" not in p.stderr and "-H" in p.stderr, p.stderr)
+
+
 def test_demo_runs_and_reports_everything(srv):
     p = subprocess.run([FETCH, "--no-progress", "--demo"], capture_output=True, text=True, timeout=120)
     check(p.returncode == 0, "demo exit %d: %s" % (p.returncode, p.stderr[-300:]))
