@@ -1,6 +1,7 @@
 /* One attempt: easy handle setup, transfer callbacks, the attempt's own
  * timers (idle and attempt timeout) and the classification of its outcome. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,6 +205,11 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
   (void)data;
   salvo__slot_t *slot = userdata;
   touch(slot);
+  slot->header_bytes += size * n;
+  if (slot->header_bytes > slot->engine->max_header_size) {
+    slot->stop_reason = SALVO_EPROTO; /* the request's detail says why */
+    return 0;
+  }
   if (!slot->responded) {
     slot->responded = 1;
     salvo_request_t *req = slot->req;
@@ -320,6 +326,7 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   slot->req = req;
   slot->sent = 0;
   slot->responded = 0;
+  slot->header_bytes = 0;
   slot->sends = 0;
   slot->stop_reason = 0;
   slot->upload_seen = 0;

@@ -29,6 +29,8 @@ void salvo_engine_opts_init(salvo_engine_opts_t *opts) {
   opts->max_streams = 100;
   opts->http_version = SALVO_HTTP_AUTO;
   opts->max_body_size = (size_t)64 * 1024 * 1024;
+  opts->max_redirects = 5;
+  opts->max_header_size = 64 * 1024;
   salvo_timeouts_init(&opts->timeouts);
   salvo_retry_policy_init(&opts->retry);
   salvo_host_policy_init(&opts->hosts);
@@ -342,7 +344,7 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   }
   if (opts->max_in_flight == 0 || opts->max_connections < 0 || opts->max_host_connections < 0 ||
       opts->max_streams < 1 || opts->http_version < SALVO_HTTP_AUTO ||
-      opts->http_version > SALVO_HTTP_2 || opts->max_body_size == 0)
+      opts->http_version > SALVO_HTTP_2 || opts->max_body_size == 0 || opts->max_header_size == 0)
     return SALVO_EINVAL;
   if (opts->ca_file != NULL && access(opts->ca_file, R_OK) != 0)
     return SALVO_EINVAL;
@@ -358,6 +360,10 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   engine->loop = loop;
   engine->max_in_flight = opts->max_in_flight;
   engine->max_body_size = opts->max_body_size;
+  engine->max_header_size = opts->max_header_size;
+  engine->follow_redirects = opts->follow_redirects != 0;
+  engine->max_redirects = opts->max_redirects;
+  engine->redirect_allow_downgrade = opts->redirect_allow_downgrade != 0;
   engine->http_version = opts->http_version;
   engine->insecure = opts->insecure_skip_verify != 0;
   engine->timeouts = opts->timeouts;

@@ -27,7 +27,8 @@
   X(SALVO_EINTERNAL, "internal_error", "internal error in libcurl or libuv")                \
   X(SALVO_ERETRYAFTER, "retry_after_too_long", "server asked to wait longer than allowed")  \
   X(SALVO_ECIRCUIT, "circuit_open", "the host's circuit breaker is open")                   \
-  X(SALVO_ERATELIMIT, "rate_limited", "the host's rate limit would pass the deadline")
+  X(SALVO_ERATELIMIT, "rate_limited", "the host's rate limit would pass the deadline")       \
+  X(SALVO_EREDIRECT, "redirect_refused", "a redirect salvo will not follow")
 
 const char *salvo_err_name(int err) {
   if (err == 0)

@@ -9,7 +9,7 @@
 
 /* "scheme://host:port" from a URL libcurl already accepted: the authority
  * without userinfo, lower-cased, with the default port when none is given. */
-static size_t host_key(const char *url, int is_https, char *out, size_t cap) {
+size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap) {
   const char *a = strstr(url, "://");
   a = a != NULL ? a + 3 : url;
   size_t alen = strcspn(a, "/?#");
@@ -80,7 +80,7 @@ static void host_timer_cb(uv_timer_t *timer) {
 
 salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_https) {
   char key[sizeof(((salvo_host_stats_t *)0)->host)];
-  size_t n = host_key(url, is_https, key, sizeof(key));
+  size_t n = salvo__host_key(url, is_https, key, sizeof(key));
   uint64_t hash = fnv1a(key, n);
   if (engine->table_size != 0) {
     for (salvo__host_t *h = engine->host_table[hash & (engine->table_size - 1)]; h != NULL;

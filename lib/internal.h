@@ -172,6 +172,7 @@ typedef struct salvo__slot_s {
   uint64_t timer_due_ms;    /* when the timer is armed for, 0 = not armed */
   int sent;                 /* PREREQFUNCTION ran: the request is being sent */
   int responded;            /* the header callback ran: a response is coming */
+  size_t header_bytes;      /* response header bytes of this attempt */
   unsigned attempt_no;      /* the request's attempt number this slot carries */
   unsigned sends;           /* times PREREQFUNCTION ran: libcurl replays count too */
   int configured;           /* the options that never change are set on the easy handle */
@@ -213,6 +214,10 @@ struct salvo_engine_s {
 
   /* copied options */
   size_t max_in_flight;
+  size_t max_header_size;
+  int follow_redirects;
+  unsigned max_redirects;
+  int redirect_allow_downgrade;
   size_t max_body_size;
   salvo_http_version_t http_version;
   int insecure;
@@ -260,6 +265,11 @@ struct salvo_request_s {
   int idempotent;                  /* may be retried after reaching the server */
   salvo_timeouts_t timeouts;
   size_t max_body_size;
+  int follow_redirects;
+  unsigned redirects;        /* hops followed */
+  int cross_origin;          /* a redirect left the first origin: no Authorization, Cookie, Proxy-Authorization */
+  char *url_owned;           /* the URL after a redirect (req->url points here), else NULL */
+  char rid[37];              /* the request id, the same on every attempt and hop */
   salvo_data_cb data_cb;
   salvo_done_cb done_cb;
   void *user_data;
@@ -298,6 +308,8 @@ struct salvo_request_s {
 void salvo__engine_pump(salvo_engine_t *engine);
 /* host.c */
 salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_https);
+/* "scheme://host:port" of a URL libcurl accepted; returns its length. */
+size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap);
 void salvo__host_mark_ready(salvo__host_t *host);
 void salvo__host_event(salvo_engine_t *engine, salvo__host_t *host, int type);
 void salvo__hosts_free(salvo_engine_t *engine);
@@ -379,6 +391,8 @@ int salvo__valid_header_value(const char *value, size_t len);
 /* Returns 0 and sets *is_https (and *out, the parsed URL the caller frees
  * with curl_url_cleanup(), unless out is NULL), or SALVO_EINVAL / SALVO_ENOMEM. */
 int salvo__parse_url(const char *url, int *is_https, CURLU **out);
+/* |url| with a userinfo password shown as "***", cut to |cap|. */
+void salvo__redact_url(const char *url, char *out, size_t cap);
 /* Splits "Name: value"; returns 0 or SALVO_EINVAL. Output points into |line|. */
 int salvo__split_header_line(const char *line, const char **name, size_t *name_len,
                              const char **value, size_t *value_len);

@@ -48,6 +48,7 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   req->timeouts = engine->timeouts;
   req->policy = &engine->retry;
   req->max_body_size = engine->max_body_size;
+  req->follow_redirects = engine->follow_redirects;
   salvo__list_init(&req->node);
   salvo__list_init(&req->cancel_node);
   salvo__list_init(&req->arm_node);
@@ -142,6 +143,13 @@ int salvo_request_set_data_cb(salvo_request_t *req, salvo_data_cb cb) {
   return 0;
 }
 
+int salvo_request_set_follow_redirects(salvo_request_t *req, int follow) {
+  if (req == NULL || req->state != SALVO__NEW)
+    return SALVO_EINVAL;
+  req->follow_redirects = follow != 0;
+  return 0;
+}
+
 int salvo_request_set_max_body_size(salvo_request_t *req, size_t max) {
   if (req == NULL || req->state != SALVO__NEW)
     return SALVO_EINVAL;
@@ -168,6 +176,7 @@ static void free_request(salvo_request_t *req) {
   free(req->resp_body);
   curl_slist_free_all(req->user_headers);
   free(req->headers); /* one block: nodes and lines */
+  free(req->url_owned);
   scratch_t *s = (scratch_t *)req->header_scratch;
   while (s != NULL) {
     scratch_t *next = s->next;
@@ -222,15 +231,24 @@ typedef struct {
   int type_off;
 } header_plan_t;
 
+/* Credentials that stay with the origin they were given for. */
+static int is_secret(const char *line, size_t name_len) {
+  return (name_len == 13 && strncasecmp(line, "Authorization", 13) == 0) ||
+         (name_len == 6 && strncasecmp(line, "Cookie", 6) == 0) ||
+         (name_len == 19 && strncasecmp(line, "Proxy-Authorization", 19) == 0);
+}
+
 static void hb_fill(salvo_request_t *req, const header_plan_t *plan, header_block_t *b) {
   const struct curl_slist *l;
   for (l = req->engine->default_headers; l != NULL; l = l->next) {
     size_t name_len = strcspn(l->data, ":;");
-    if (!salvo__header_has_name(req->user_headers, l->data, name_len))
+    if (!salvo__header_has_name(req->user_headers, l->data, name_len) &&
+        !(req->cross_origin && is_secret(l->data, name_len)))
       hb_add(b, l->data, strlen(l->data), "", 0);
   }
   for (l = req->user_headers; l != NULL; l = l->next)
-    hb_add(b, l->data, strlen(l->data), "", 0);
+    if (!(req->cross_origin && is_secret(l->data, strcspn(l->data, ":;"))))
+      hb_add(b, l->data, strlen(l->data), "", 0);
   if (plan->rid[0] != '\0') {
     const char *rid = req->policy->request_id_header;
     size_t rlen = strlen(rid);
@@ -259,8 +277,11 @@ static int build_headers(salvo_request_t *req) {
   plan.rid[0] = '\0';
   plan.key[0] = '\0';
   const char *rid = req->policy->request_id_header;
-  if (rid[0] != '\0' && !has_header(req, rid, strlen(rid)))
-    salvo__uuid4(req->engine, plan.rid);
+  if (rid[0] != '\0' && !has_header(req, rid, strlen(rid))) {
+    if (req->rid[0] == '\0') /* a redirect keeps the id */
+      salvo__uuid4(req->engine, req->rid);
+    memcpy(plan.rid, req->rid, sizeof(plan.rid));
+  }
   int is_post_or_patch = strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0;
   if (req->policy->idempotency_key_auto && is_post_or_patch &&
       !has_header(req, "Idempotency-Key", 15))
@@ -564,12 +585,109 @@ static salvo_attempt_record_t *add_record(salvo_request_t *req) {
   return r;
 }
 
+/* A 3xx with a Location, when redirects are followed: 1 if the request now
+ * points at the next hop, 0 if there is nothing to follow (no Location), -1
+ * if salvo refuses to follow; |why| says which. */
+static int follow_redirect(salvo_request_t *req, long status, char *why, size_t why_len) {
+  salvo_engine_t *engine = req->engine;
+  struct curl_header *h = NULL;
+  if (curl_easy_header(req->slot->easy, "Location", 0, CURLH_HEADER, -1, &h) != CURLHE_OK ||
+      h->value[0] == '\0')
+    return 0;
+  if (req->redirects >= engine->max_redirects) {
+    snprintf(why, why_len, "redirect refused: more than %u hops", engine->max_redirects);
+    return -1;
+  }
+  /* Resolve the Location against the current URL (relative references too). */
+  CURLU *u = curl_url_dup(req->curlu);
+  char *next = NULL, *scheme = NULL;
+  if (u == NULL || curl_url_set(u, CURLUPART_URL, h->value, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_URL, &next, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+    curl_url_cleanup(u);
+    snprintf(why, why_len, "redirect refused: Location is not a URL");
+    return -1;
+  }
+  int https = strcmp(scheme, "https") == 0;
+  int ok = https || strcmp(scheme, "http") == 0;
+  curl_free(scheme);
+  if (!ok) {
+    snprintf(why, why_len, "redirect refused: only http and https are followed");
+  } else if (req->is_https && !https && !engine->redirect_allow_downgrade) {
+    snprintf(why, why_len, "redirect refused: https to http (redirect_allow_downgrade is off)");
+    ok = 0;
+  }
+  if (!ok || strlen(next) > 8000) {
+    if (ok)
+      snprintf(why, why_len, "redirect refused: Location longer than 8000 bytes");
+    curl_free(next);
+    curl_url_cleanup(u);
+    return -1;
+  }
+  char a[sizeof(((salvo_host_stats_t *)0)->host)], b[sizeof(a)];
+  salvo__host_key(req->url, req->is_https, a, sizeof(a));
+  salvo__host_key(next, https, b, sizeof(b));
+  char *copy = strdup(next);
+  curl_free(next);
+  salvo__host_t *host = strcmp(a, b) == 0 ? req->host : salvo__host_get(engine, copy, https);
+  if (copy == NULL || host == NULL) {
+    free(copy);
+    curl_url_cleanup(u);
+    snprintf(why, why_len, "redirect refused: out of memory");
+    return -1;
+  }
+  /* The method: 307/308 keep it and the body; 303 makes anything but HEAD a
+   * GET; 301/302 make a POST a GET (RFC 9110 15.4). */
+  int to_get = (status == 303 && !req->is_head) ||
+               ((status == 301 || status == 302) && strcmp(req->method, "POST") == 0);
+  if (to_get) {
+    req->method = (char *)"GET"; /* the original lives inside the request block: nothing to free */
+    req->is_get = 1;
+    req->is_head = 0;
+    req->has_body = 0;
+    free(req->body);
+    req->body = NULL;
+    req->body_size = 0;
+  }
+  if (strcmp(a, b) != 0)
+    req->cross_origin = 1; /* once left, credentials stay off for the rest of the hops */
+  curl_url_cleanup(req->curlu);
+  req->curlu = u;
+  free(req->url_owned);
+  req->url_owned = copy;
+  req->url = copy;
+  req->is_https = https;
+  req->lane = (engine->http_version == SALVO_HTTP_AUTO && https) ||
+                      engine->http_version == SALVO_HTTP_2
+                  ? SALVO__LANE_H2
+                  : SALVO__LANE_H1;
+  if (host != req->host) {
+    req->host = host;
+    host->stats.requests++;
+    salvo__window_add(&host->budget, uv_now(engine->loop), 1, 0);
+  }
+  drop_attempt_header(req);
+  free(req->headers);
+  req->headers = req->headers_tail = NULL;
+  if (build_headers(req) != 0) {
+    snprintf(why, why_len, "redirect refused: out of memory");
+    return -1;
+  }
+  req->redirects++;
+  char shown[128];
+  salvo__redact_url(req->url, shown, sizeof(shown));
+  if (snprintf(why, why_len, "redirect %ld to %s%s", status, shown,
+               to_get ? " (now GET, without the body)" : "") < 0)
+    why[0] = '\0';
+  return 1;
+}
+
 /* After an attempt: retry after a wait, or complete. */
 static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
   salvo_engine_t *engine = req->engine;
   salvo_attempt_info_t info;
   info.method = req->method;
-  info.attempt = req->attempts;
+  info.attempt = req->attempts - req->redirects; /* hops do not use up attempts */
   info.error = outcome->error;
   info.status = outcome->error == 0 ? req->result.status : 0;
   info.reached_server = outcome->reached;
@@ -582,6 +700,46 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
   }
   salvo__host_after_attempt(req, req->slot->easy, info.error, info.status,
                             req->result.timings.total_us, req->slot->started_ms);
+  if (info.error == 0 && req->follow_redirects &&
+      (info.status == 301 || info.status == 302 || info.status == 303 || info.status == 307 ||
+       info.status == 308)) {
+    char why[160];
+    char from[128];
+    salvo__redact_url(req->url, from, sizeof(from));
+    int r = follow_redirect(req, info.status, why, sizeof(why));
+    if (r != 0) {
+      salvo_attempt_record_t *rec = add_record(req);
+      if (rec != NULL) {
+        rec->attempt = req->attempts;
+        rec->status = info.status;
+        rec->reached_server = 1;
+        rec->decision = r > 0 ? SALVO_RETRY : SALVO_STOP;
+        rec->retry_after_ms = -1;
+        rec->sends = req->slot->sends;
+        snprintf(rec->reason, sizeof(rec->reason), "%.120s", why);
+        if (req->policy->event_cb != NULL)
+          req->policy->event_cb(req, rec, req->policy->event_data);
+      }
+      if (r < 0) {
+        req->result.stop_reason = SALVO_STOP_NOT_RETRYABLE;
+        req->stop_set = 1;
+        req->result.retry_after_ms = -1;
+        snprintf(req->detail, sizeof(req->detail), "%.120s (from %.100s)", why, from);
+        salvo__request_complete(req, SALVO_EREDIRECT);
+        return;
+      }
+      /* The next hop goes to the head of its host's queue, like a retry with no wait. */
+      free(req->resp_body);
+      req->resp_body = NULL;
+      req->resp_cap = req->resp_len = 0;
+      salvo__engine_put_slot(engine, req->slot);
+      req->slot = NULL;
+      salvo__list_remove(&req->node);
+      salvo__request_enqueue(req, 1);
+      salvo__engine_schedule(engine);
+      return;
+    }
+  }
   uint64_t now = uv_now(engine->loop);
   salvo__decision_t d;
   salvo__retry_decide(req->policy, &info, req->data_cb != NULL ? req->resp_len : 0, now,
@@ -631,7 +789,7 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
 
   salvo_attempt_record_t *rec = add_record(req);
   if (rec != NULL) {
-    rec->attempt = info.attempt;
+    rec->attempt = req->slot->attempt_no;
     rec->error = info.error;
     rec->status = req->result.status;
     rec->reached_server = info.reached_server;
@@ -803,7 +961,10 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
   r->timings.tls_us = appconnect > 0 ? us_between(connect, appconnect) : 0;
   r->timings.ttfb_us = (uint64_t)(starttransfer > 0 ? starttransfer : 0);
   r->timings.total_us = (uv_hrtime() - slot->started_ns) / 1000;
-  if (outcome.error != 0 && slot->stop_reason == 0 && slot->errbuf[0] != '\0')
+  if (slot->stop_reason == SALVO_EPROTO)
+    snprintf(req->detail, sizeof(req->detail),
+             "response headers larger than max_header_size (%zu bytes)", engine->max_header_size);
+  else if (outcome.error != 0 && slot->stop_reason == 0 && slot->errbuf[0] != '\0')
     snprintf(req->detail, sizeof(req->detail), "%s", slot->errbuf);
   else if (outcome.error != 0 && slot->stop_reason == 0)
     snprintf(req->detail, sizeof(req->detail), "%s", curl_easy_strerror(rc));
@@ -853,6 +1014,7 @@ void salvo__request_complete(salvo_request_t *req, int error) {
   }
   r->history = req->history;
   r->history_len = req->history_len_internal;
+  r->redirects = req->redirects;
   if (req->data_cb == NULL) {
     if (req->resp_body != NULL)
       req->resp_body[req->resp_len] = '\0';

@@ -1,4 +1,5 @@
 /* Input checks on what callers hand us: methods, header lines, URLs. Pure. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -110,4 +111,23 @@ int salvo__parse_url(const char *url, int *is_https, CURLU **out) {
   else
     curl_url_cleanup(u);
   return 0;
+}
+
+void salvo__redact_url(const char *url, char *out, size_t cap) {
+  /* A password in the userinfo becomes "***"; the rest is cut to fit. */
+  const char *auth = strstr(url, "://");
+  const char *colon = NULL, *at = NULL;
+  if (auth != NULL) {
+    auth += 3;
+    size_t alen = strcspn(auth, "/?#");
+    for (size_t i = 0; i < alen; i++)
+      if (auth[i] == '@')
+        at = auth + i;
+    if (at != NULL)
+      colon = memchr(auth, ':', (size_t)(at - auth));
+  }
+  if (colon == NULL)
+    snprintf(out, cap, "%s", url);
+  else
+    snprintf(out, cap, "%.*s***%s", (int)(colon + 1 - url), url, at);
 }

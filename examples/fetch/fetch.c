@@ -38,6 +38,8 @@ static const char usage[] =
     "      --breaker            circuit breaker: 5 failures in a row or 50% of 20 open it for 5 s\n"
     "      --hedge MS|p95       second attempt for idempotent requests with no answer after MS\n"
     "      --cacert FILE  --insecure (prints a warning)\n"
+    "  -L, --location           follow redirects (off by default)   --max-redirects N (5)\n"
+    "      --redirect-allow-downgrade   follow https -> http redirects too\n"
     "  -o, --output-dir DIR     save each body as DIR/<id>\n"
     "      --shard K/N          take only the K-th of every N input lines (1-based)\n"
     "      --progress | --no-progress   (default: progress on stderr when it is a terminal)\n"
@@ -225,6 +227,10 @@ static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
   json_object_set_new(o, "attempts", json_integer(r->attempts));
   json_object_set_new(o, "elapsed_ms", ms(r->elapsed_us));
   json_object_set_new(o, "bytes", json_integer((json_int_t)r->body_len));
+  if (r->redirects > 0 && req != NULL) {
+    json_object_set_new(o, "redirects", json_integer(r->redirects));
+    json_object_set_new(o, "final_url", url_json(salvo_request_url(req)));
+  }
   json_object_set_new(o, "http_version",
                       r->http_version == 20   ? json_string("2")
                       : r->http_version == 11 ? json_string("1.1")
@@ -712,7 +718,7 @@ enum {
   O_MAX_ATTEMPTS, O_BACKOFF_BASE, O_BACKOFF_MAX, O_JITTER, O_RETRY_STATUS, O_RETRY_ANY,
   O_RETRY_METHODS, O_RA_MAX, O_NO_RA, O_IDEM, O_SEED, O_RATE, O_CACERT, O_INSECURE, O_SHARD,
   O_PROGRESS, O_NO_PROGRESS, O_DEMO, O_BURST, O_ADAPTIVE, O_NO_PAUSE, O_BUDGET, O_BUDGET_FLOOR,
-  O_BREAKER, O_HEDGE
+  O_BREAKER, O_HEDGE, O_MAX_REDIRECTS, O_ALLOW_DOWNGRADE
 };
 
 int main(int argc, char **argv) {
@@ -749,6 +755,9 @@ int main(int argc, char **argv) {
       {"retry-budget", required_argument, NULL, O_BUDGET},
       {"retry-budget-floor", required_argument, NULL, O_BUDGET_FLOOR},
       {"breaker", no_argument, NULL, O_BREAKER}, {"hedge", required_argument, NULL, O_HEDGE},
+      {"location", no_argument, NULL, 'L'},
+      {"max-redirects", required_argument, NULL, O_MAX_REDIRECTS},
+      {"redirect-allow-downgrade", no_argument, NULL, O_ALLOW_DOWNGRADE},
       {NULL, 0, NULL, 0}};
   salvo_engine_opts_init(&g.opts);
   hist_init(&g.latency);
@@ -759,7 +768,7 @@ int main(int argc, char **argv) {
   static int demo;
   size_t max_in_flight = 64;
   int opt;
-  while ((opt = getopt_long(argc, argv, "i:X:H:d:c:o:h", longopts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "i:X:H:d:c:o:hL", longopts, NULL)) != -1) {
     switch (opt) {
     case 'i':
       input_path = optarg;
@@ -891,6 +900,15 @@ int main(int argc, char **argv) {
       break;
     case O_BUDGET_FLOOR:
       g.opts.hosts.budget_floor = real("--retry-budget-floor", optarg, 1e6);
+      break;
+    case 'L':
+      g.opts.follow_redirects = 1;
+      break;
+    case O_MAX_REDIRECTS:
+      g.opts.max_redirects = (unsigned)num("--max-redirects", optarg, 100);
+      break;
+    case O_ALLOW_DOWNGRADE:
+      g.opts.redirect_allow_downgrade = 1;
       break;
     case O_BREAKER:
       g.opts.hosts.breaker = 1;

@@ -69,8 +69,10 @@ typedef enum {
   SALVO_EINTERNAL = -23,      /* unexpected libcurl/libuv failure; see detail */
   SALVO_ERETRYAFTER = -24,    /* server asked to wait longer than retry_after_max_ms */
   SALVO_ECIRCUIT = -25,       /* the host's circuit is open: failed fast, nothing sent */
-  SALVO_ERATELIMIT = -26      /* the host's rate limit or pause would hold it past its deadline
+  SALVO_ERATELIMIT = -26,     /* the host's rate limit or pause would hold it past its deadline
                                  or queue timeout: nothing sent */
+  SALVO_EREDIRECT = -27       /* a redirect salvo will not follow: too many hops, https to http,
+                                 a scheme other than http(s), or a Location it cannot parse */
 } salvo_error_t;
 
 /* One bit per error class, for salvo_retry_policy_t.retry_errors. */
@@ -351,6 +353,17 @@ typedef struct {
   const char *user_agent;      /* NULL = "salvo/VERSION" */
   const char *const *default_headers; /* NULL-terminated "Name: value" lines sent on every request (NULL) */
   size_t max_body_size;        /* buffered or streamed response body cap, bytes (64 MiB) */
+  size_t max_header_size;      /* response header block cap per attempt, bytes; past it the attempt
+                                  ends with SALVO_EPROTO (64 KiB; libcurl's own limit is 100 KB) */
+  /* Redirects (off by default). When followed: at most max_redirects hops;
+   * 307/308 keep the method and body; 303 turns anything but HEAD into GET,
+   * and 301/302 turn POST into GET, without the body; Authorization, Cookie
+   * and Proxy-Authorization are dropped once the origin (scheme, host, port)
+   * changes; https to http is refused unless allowed. Each hop is an attempt
+   * with its own record, but does not count against max_attempts. */
+  int follow_redirects;        /* (0) */
+  unsigned max_redirects;      /* (5) */
+  int redirect_allow_downgrade;/* (0) */
   salvo_timeouts_t timeouts;   /* engine-wide defaults, see salvo_timeouts_init() */
   salvo_retry_policy_t retry;  /* engine-wide default, see salvo_retry_policy_init() */
   salvo_host_policy_t hosts;   /* every host's protection, see salvo_host_policy_init() */
@@ -439,6 +452,7 @@ typedef struct {
   int64_t retry_after_ms;  /* with SALVO_ERETRYAFTER: the wait the server named; else -1 */
   const salvo_attempt_record_t *history; /* one record per attempt, oldest first */
   size_t history_len;      /* == attempts */
+  unsigned redirects;      /* redirects followed; salvo_request_url() is then the final URL */
 } salvo_result_t;
 
 typedef void (*salvo_done_cb)(salvo_request_t *req, const salvo_result_t *result,
@@ -486,6 +500,8 @@ SALVO_EXTERN int salvo_request_set_retry_policy(salvo_request_t *req, const salv
 
 /** Overrides the engine's max_body_size for this request. */
 SALVO_EXTERN int salvo_request_set_max_body_size(salvo_request_t *req, size_t max);
+/** Follows redirects (1) or not (0) for this request, whatever the engine's default. */
+SALVO_EXTERN int salvo_request_set_follow_redirects(salvo_request_t *req, int follow);
 
 /**
  * Submits the request. From a 0 return on, the engine owns |req| and calls

@@ -295,6 +295,18 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
       p->ms = b;
     }
     set_body(p, "ok\n", 3);
+  } else if (sscanf(path, "/redirect/%u%c", &a, &tail) == 1) {
+    p->status = (int)a;
+    query_param(url, "to", p->location, sizeof(p->location));
+    set_body(p, "moved\n", 6);
+  } else if (sscanf(path, "/redirect-chain/%u%c", &a, &tail) == 1) {
+    if (a == 0) {
+      set_body(p, "ok\n", 3);
+    } else {
+      p->status = 302;
+      snprintf(p->location, sizeof(p->location), "/redirect-chain/%u", a - 1);
+      set_body(p, "moved\n", 6);
+    }
   } else if (sscanf(path, "/count/%127[^/]%c", key, &tail) == 1) {
     record_key(fd, key, req);
     p->kind = F_RESET;
@@ -461,14 +473,16 @@ static void h1_head(conn_t *c, int status, const char *content_length, const cha
 }
 
 static void h1_respond(conn_t *c, const fault_plan_t *p) {
-  char cl[32], extra[512] = "";
+  char cl[32], extra[1536] = "";
   snprintf(cl, sizeof(cl), "%zu", p->body_len);
   size_t n = (size_t)snprintf(extra, sizeof(extra), "Content-Type: %s\r\nX-Test: yes\r\nX-Test: last\r\n",
                               p->content_type);
   if (p->retry_after[0])
     n += (size_t)snprintf(extra + n, sizeof(extra) - n, "Retry-After: %s\r\n", p->retry_after);
   if (p->ratelimit_reset[0] && n < sizeof(extra))
-    snprintf(extra + n, sizeof(extra) - n, "RateLimit-Reset: %s\r\n", p->ratelimit_reset);
+    n += (size_t)snprintf(extra + n, sizeof(extra) - n, "RateLimit-Reset: %s\r\n", p->ratelimit_reset);
+  if (p->location[0] && n < sizeof(extra))
+    snprintf(extra + n, sizeof(extra) - n, "Location: %s\r\n", p->location);
   if (p->huge_header_kb > 0) {
     size_t hl = p->huge_header_kb * 1024;
     char *huge = malloc(hl + 16);

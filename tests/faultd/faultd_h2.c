@@ -123,7 +123,7 @@ static void respond(stream_t *st, const char *content_length) {
     content_length = cl;
   }
   char *huge = NULL;
-  nghttp2_nv nva[9];
+  nghttp2_nv nva[10];
   size_t n = 0;
   nva[n++] = (nghttp2_nv)NV(":status", status);
   nva[n++] = (nghttp2_nv)NV("content-length", content_length);
@@ -134,6 +134,8 @@ static void respond(stream_t *st, const char *content_length) {
     nva[n++] = (nghttp2_nv)NV("retry-after", p->retry_after);
   if (p->ratelimit_reset[0])
     nva[n++] = (nghttp2_nv)NV("ratelimit-reset", p->ratelimit_reset);
+  if (p->location[0])
+    nva[n++] = (nghttp2_nv)NV("location", p->location);
   if (p->huge_header_kb > 0) {
     huge = malloc(p->huge_header_kb * 1024 + 1);
     memset(huge, 'h', p->huge_header_kb * 1024);

@@ -35,6 +35,7 @@ typedef struct {
   unsigned bytes;
   char retry_after[128];  /* "" = none */
   char ratelimit_reset[64]; /* RateLimit-Reset value, "" = none */
+  char location[512];     /* Location value, "" = none */
   size_t huge_header_kb;  /* 0 = none */
   char *body;             /* malloc()ed, or NULL */
   size_t body_len;

@@ -249,6 +249,18 @@ def test_secrets_never_reach_the_output(srv):
     check(p.returncode == 2 and "s3cret" not in p.stderr and "-H" in p.stderr, p.stderr)
 
 
+def test_redirects_only_with_location_and_reported(srv):
+    url = srv.base + "/redirect-chain/2"
+    rc, out, _ = run([url])
+    check(out[0]["status"] == 302 and "redirects" not in out[0], "off by default: %s" % out[0])
+    rc, out, _ = run(["-L", "http://u:pw-s3cret@127.0.0.1:%d/redirect-chain/2" % srv.ports["http"]])
+    o = out[0]
+    check(rc == 0 and o["status"] == 200 and o["redirects"] == 2, str(o))
+    check(o["final_url"].endswith("/redirect-chain/0") and "s3cret" not in json.dumps(o), str(o))
+    rc, out, _ = run(["-L", "--max-redirects", "1", url])
+    check(rc == 1 and out[0]["error"] == "redirect_refused", str(out[0]))
+
+
 def test_demo_runs_and_reports_everything(srv):
     p = subprocess.run([FETCH, "--no-progress", "--demo"], capture_output=True, text=True, timeout=120)
     check(p.returncode == 0, "demo exit %d: %s" % (p.returncode, p.stderr[-300:]))
