@@ -211,29 +211,6 @@ static int64_t reset_ms(CURL *easy, const salvo_host_policy_t *p, int64_t now_un
   return -1;
 }
 
-int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_unix_ms) {
-  const char *v = value;
-  while (*v == ' ' || *v == '\t')
-    v++;
-  if (*v < '0' || *v > '9')
-    return -1;
-  int64_t n = 0;
-  for (; *v >= '0' && *v <= '9'; v++) {
-    if (n > (INT64_MAX / 1000 - 9) / 10)
-      return INT64_MAX; /* absurdly far */
-    n = n * 10 + (*v - '0');
-  }
-  while (*v == ' ' || *v == '\t')
-    v++;
-  if (*v != '\0')
-    return -1;
-  if (n > epoch_above) {
-    int64_t at = n * 1000;
-    return at > now_unix_ms ? at - now_unix_ms : 0;
-  }
-  return n * 1000;
-}
-
 /* After every attempt: latency, the breaker, AIMD and host pauses. */
 void salvo__host_after_attempt(salvo_request_t *req, CURL *easy, int error, long status,
                                uint64_t attempt_us, uint64_t sent_at_ms) {

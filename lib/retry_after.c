@@ -42,3 +42,28 @@ int64_t salvo__retry_after_parse(const char *value, int64_t now_unix_ms) {
   int64_t wait = (int64_t)when * 1000 - now_unix_ms;
   return wait > 0 ? wait : 0; /* a date in the past means now */
 }
+
+/* RateLimit-Reset / X-RateLimit-Reset: delta seconds, or a Unix time when
+ * the value is above |epoch_above|. */
+int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_unix_ms) {
+  const char *v = value;
+  while (*v == ' ' || *v == '\t')
+    v++;
+  if (*v < '0' || *v > '9')
+    return -1;
+  int64_t n = 0;
+  for (; *v >= '0' && *v <= '9'; v++) {
+    if (n > (INT64_MAX / 1000 - 9) / 10)
+      return INT64_MAX; /* absurdly far */
+    n = n * 10 + (*v - '0');
+  }
+  while (*v == ' ' || *v == '\t')
+    v++;
+  if (*v != '\0')
+    return -1;
+  if (n > epoch_above) {
+    int64_t at = n * 1000;
+    return at > now_unix_ms ? at - now_unix_ms : 0;
+  }
+  return n * 1000;
+}

@@ -16,6 +16,7 @@
 
 #include "faultd.h"
 #include "histogram.h"
+#include "input.h"
 
 static const char usage[] =
     "usage: salvo-fetch [OPTIONS] [URL ...]\n"
@@ -370,69 +371,23 @@ static void build(const spec_t *sp, size_t line) {
 
 /* One input line (or command-line URL). */
 static void take(const char *text, size_t line) {
-  spec_t sp;
-  memset(&sp, 0, sizeof(sp));
-  sp.method = g.method;
-  snprintf(sp.id, sizeof(sp.id), "%zu", line);
-  while (isspace((unsigned char)*text))
-    text++;
-  if (*text != '{') { /* a bare URL */
-    size_t n = strlen(text);
-    while (n > 0 && isspace((unsigned char)text[n - 1]))
-      n--;
-    if (n == 0)
-      return; /* blank lines are skipped, but keep their number */
-    char *url = strndup(text, n);
-    sp.url = url;
-    build(&sp, line);
-    free(url);
-    return;
-  }
-  json_error_t err;
-  json_t *obj = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+  fetch_spec_t in;
   char why[512];
-  if (obj == NULL || !json_is_object(obj)) {
-    snprintf(why, sizeof(why), "column %d: %s", obj ? 1 : err.column,
-             obj ? "not a JSON object" : err.text);
-    invalid_line(line, NULL, NULL, why);
-    json_decref(obj);
-    return;
+  int r = fetch_parse_line(text, line, &in, why, sizeof(why));
+  if (r < 0) {
+    invalid_line(line, in.obj != NULL ? in.id : NULL, in.url, why);
+  } else if (r > 0) {
+    spec_t sp;
+    memset(&sp, 0, sizeof(sp));
+    snprintf(sp.id, sizeof(sp.id), "%s", in.id);
+    sp.url = in.url;
+    sp.method = in.method != NULL ? in.method : g.method;
+    sp.headers = in.headers;
+    sp.body = in.body;
+    sp.body_len = in.body_len;
+    build(&sp, line);
   }
-  json_t *id = json_object_get(obj, "id");
-  json_t *url = json_object_get(obj, "url");
-  json_t *method = json_object_get(obj, "method");
-  json_t *headers = json_object_get(obj, "headers");
-  json_t *body = json_object_get(obj, "body");
-  if (json_is_string(id))
-    snprintf(sp.id, sizeof(sp.id), "%s", json_string_value(id));
-  else if (json_is_integer(id))
-    snprintf(sp.id, sizeof(sp.id), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-  const char *problem = NULL;
-  if (id != NULL && !json_is_string(id) && !json_is_integer(id) && !json_is_null(id))
-    problem = "\"id\" must be a string or an integer";
-  else if (!json_is_string(url))
-    problem = "\"url\" is missing or not a string";
-  else if (method != NULL && !json_is_string(method))
-    problem = "\"method\" must be a string";
-  else if (headers != NULL && !json_is_object(headers))
-    problem = "\"headers\" must be an object of strings";
-  else if (body != NULL && !json_is_string(body))
-    problem = "\"body\" must be a string";
-  if (problem != NULL) {
-    invalid_line(line, sp.id, json_string_value(url), problem);
-    json_decref(obj);
-    return;
-  }
-  sp.url = json_string_value(url);
-  if (method)
-    sp.method = json_string_value(method);
-  sp.headers = headers;
-  if (body) {
-    sp.body = json_string_value(body);
-    sp.body_len = json_string_length(body);
-  }
-  build(&sp, line);
-  json_decref(obj);
+  fetch_spec_free(&in);
 }
 
 /* ------------------------------------------------------------ feeding */

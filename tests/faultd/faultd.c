@@ -339,6 +339,14 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     p->status = 404;
     set_body(p, "no such fault\n", 14);
   }
+  if (p->status < 100 || p->status > 999) {
+    /* found by fuzz_faultd_plan (/status/5, ?status=5020, /redirect/32): a
+     * status line no client can read. Refuse the request instead. */
+    p->kind = F_RESPOND;
+    p->status = 400;
+    free(p->body);
+    set_body(p, "status must be 100..999\n", 24);
+  }
   if (!req->is_h2 && (p->kind == F_H2_RST_REFUSED || p->kind == F_H2_RST_INTERNAL)) {
     p->kind = F_RESPOND; /* HTTP/2-only faults answer 400 on HTTP/1.1 */
     p->status = 400;

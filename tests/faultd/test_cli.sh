@@ -29,6 +29,9 @@ done
 http=$(echo "$line" | sed 's/.*"http":\([0-9]*\).*/\1/')
 "$get" "http://127.0.0.1:$http/ok" | grep -q "status 200" || fail "/ok did not answer 200"
 "$get" "http://127.0.0.1:$http/status/503" | grep -q "status 503" || fail "/status/503"
+# found by fuzz_faultd_plan: a status outside 100..999 is refused, not sent
+"$get" "http://127.0.0.1:$http/status/5" | grep -q "status 400" || fail "/status/5 is not a 400"
+"$get" "http://127.0.0.1:$http/random/100/1?status=5020" | grep -q "status 400" || fail "?status=5020 is not a 400"
 "$get" "http://127.0.0.1:$http/counters" | grep -q "status 200" || fail "/counters"
 start=$(date +%s)
 kill -TERM $pid

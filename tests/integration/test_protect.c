@@ -424,6 +424,8 @@ static void hedge_50ms(salvo_engine_opts_t *o) {
 }
 
 Test(protect, hedging_cuts_p99_when_five_percent_of_requests_stall) {
+  if (getenv("SALVO_UNDER_VALGRIND") != NULL)
+    cr_skip_test("its latency bounds are for native speed, not valgrind's");
   /* 5% of the server's answers take 1 s (the same ones for the same seed). */
   start_engine(no_hedge);
   memset(hd, 0, sizeof(hd));
@@ -482,6 +484,8 @@ Test(protect, hedging_never_touches_a_request_that_is_not_idempotent) {
 }
 
 Test(protect, one_host_can_have_its_own_policy) {
+  if (getenv("SALVO_UNDER_VALGRIND") != NULL)
+    cr_skip_test("its latency bounds are for native speed, not valgrind's");
   start_engine(NULL);
   salvo_host_policy_t slow;
   salvo_host_policy_init(&slow);
