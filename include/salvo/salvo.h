@@ -13,6 +13,12 @@
  * this header, including salvo_request_submit(), salvo_request_cancel() and
  * salvo_engine_close(). salvo defers what cannot run inside libcurl's own
  * callbacks; none of them ever calls a done callback before returning.
+ *
+ * Reading order: errors (classes and names), engine (timeouts), retry (the
+ * policy and its decision), per-host protection (rate limits, pauses, retry
+ * budget, circuit breaker, hedging, host stats), engine options and life,
+ * request (build, submit, cancel, result, response headers). README.md has
+ * the same with examples and the tables of defaults.
  */
 #ifndef SALVO_H
 #define SALVO_H
