@@ -143,7 +143,9 @@ static void respond(stream_t *st, const char *content_length) {
     nva[n++] = (nghttp2_nv)NV("x-huge", huge);
   }
   nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
-  nghttp2_submit_response(st->h->session, st->id, nva, n, &prd);
+  /* a response to HEAD has no body */
+  nghttp2_submit_response(st->h->session, st->id, nva, n,
+                          strcmp(st->req.method, "HEAD") == 0 ? NULL : &prd);
   free(huge); /* nghttp2 copies header fields */
 }
 
