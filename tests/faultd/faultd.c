@@ -166,6 +166,8 @@ static void query_param(const char *url, const char *name, char *out, size_t out
   }
 }
 
+#define FAULTD_MAX_BYTES (256u * 1024 * 1024)
+
 static void set_body(fault_plan_t *p, const char *data, size_t len) {
   p->body = malloc(len + 1);
   memcpy(p->body, data, len);
@@ -241,15 +243,27 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     p->kind = F_TRUNCATE_HANG;
   } else if (strcmp(path, "/overlong") == 0) {
     p->kind = F_OVERLONG;
+  } else if (sscanf(path, "/huge-headers/%u%c", &a, &tail) == 1 && a > 4096) {
+    p->status = 400; /* the same overflow as /bytes, for KB * 1024 */
+    set_body(p, "at most 4096 KB\n", 16);
   } else if (sscanf(path, "/huge-headers/%u%c", &a, &tail) == 1) {
     p->huge_header_kb = a;
     set_body(p, "ok\n", 3);
   } else if (strcmp(path, "/bad-chunk") == 0) {
     p->kind = F_BAD_CHUNK;
+  } else if (sscanf(path, "/bytes/%u%c", &a, &tail) == 1 && a > FAULTD_MAX_BYTES) {
+    /* found by fuzz_faultd_plan: /bytes/4294967295 wrapped malloc(a + 1) to 1 byte */
+    p->status = 400;
+    set_body(p, "at most 256 MiB\n", 16);
   } else if (sscanf(path, "/bytes/%u%c", &a, &tail) == 1) {
-    p->body = malloc(a + 1);
-    memset(p->body, 'x', a);
-    p->body_len = a;
+    p->body = malloc((size_t)a + 1);
+    if (p->body == NULL) {
+      p->status = 503;
+      set_body(p, "out of memory\n", 14);
+    } else {
+      memset(p->body, 'x', a);
+      p->body_len = a;
+    }
   } else if (strcmp(path, "/headers") == 0) {
     set_body(p, req->headers, req->headers_len);
   } else if (strcmp(path, "/echo") == 0) {

@@ -32,6 +32,9 @@ http=$(echo "$line" | sed 's/.*"http":\([0-9]*\).*/\1/')
 # found by fuzz_faultd_plan: a status outside 100..999 is refused, not sent
 "$get" "http://127.0.0.1:$http/status/5" | grep -q "status 400" || fail "/status/5 is not a 400"
 "$get" "http://127.0.0.1:$http/random/100/1?status=5020" | grep -q "status 400" || fail "?status=5020 is not a 400"
+# found by fuzz_faultd_plan: sizes that overflowed an allocation are refused
+"$get" "http://127.0.0.1:$http/bytes/4294967295" | grep -q "status 400" || fail "/bytes/4294967295 is not a 400"
+"$get" "http://127.0.0.1:$http/huge-headers/4194304" | grep -q "status 400" || fail "/huge-headers/4194304 is not a 400"
 "$get" "http://127.0.0.1:$http/counters" | grep -q "status 200" || fail "/counters"
 # Found by the soak test: a HEAD response carried a body, which the next
 # response on the connection then started with. Nothing may follow the headers.
