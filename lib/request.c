@@ -12,6 +12,14 @@ typedef struct scratch_s {
   char data[];
 } scratch_t;
 
+/* Transfers that may multiplex over HTTP/2 go through their own multi handle. */
+static int lane_for(const salvo_engine_t *engine, int is_https) {
+  return (engine->http_version == SALVO_HTTP_AUTO && is_https) ||
+                 engine->http_version == SALVO_HTTP_2
+             ? SALVO__LANE_H2
+             : SALVO__LANE_H1;
+}
+
 int salvo_request_new(salvo_engine_t *engine, const char *method, const char *url,
                       salvo_request_t **out) {
   if (engine == NULL || out == NULL || !salvo__valid_method(method))
@@ -36,10 +44,7 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   memcpy(req->url, url, ulen + 1);
   req->engine = engine;
   req->is_https = is_https;
-  req->lane = (engine->http_version == SALVO_HTTP_AUTO && is_https) ||
-                      engine->http_version == SALVO_HTTP_2
-                  ? SALVO__LANE_H2
-                  : SALVO__LANE_H1;
+  req->lane = lane_for(engine, is_https);
   req->is_get = strcmp(method, "GET") == 0;
   req->is_head = strcmp(method, "HEAD") == 0;
   /* Methods whose semantics carry a body send Content-Length: 0 when empty. */
@@ -661,10 +666,7 @@ static int follow_redirect(salvo_request_t *req, long status, char *why, size_t 
   req->url_owned = copy;
   req->url = copy;
   req->is_https = https;
-  req->lane = (engine->http_version == SALVO_HTTP_AUTO && https) ||
-                      engine->http_version == SALVO_HTTP_2
-                  ? SALVO__LANE_H2
-                  : SALVO__LANE_H1;
+  req->lane = lane_for(engine, https);
   if (host != req->host) {
     req->host = host;
     host->stats.requests++;
