@@ -158,6 +158,8 @@ void salvo__host_event(salvo_engine_t *engine, salvo__host_t *host, int type) {
 static void host_closed_cb(uv_handle_t *handle) {
   salvo__host_t *host = SALVO__CONTAINER_OF((uv_timer_t *)handle, salvo__host_t, timer);
   salvo_engine_t *engine = handle->data;
+  free(host->lat_all);
+  free(host->lat_recent);
   free(host);
   salvo__engine_handle_closed(engine);
 }
@@ -221,13 +223,20 @@ void salvo__host_after_attempt(salvo_request_t *req, CURL *easy, int error, long
   host->stats.attempts++;
 
   if (error == 0 && status > 0) {
-    salvo__lat_add(&host->lat_all, attempt_us);
-    if (now - host->lat_rotated_ms >= 10000) {
-      host->lat_prev = host->lat_cur;
-      memset(&host->lat_cur, 0, sizeof(host->lat_cur));
-      host->lat_rotated_ms = now;
+    if (host->lat_all == NULL)
+      host->lat_all = calloc(1, sizeof(*host->lat_all));
+    if (host->lat_all != NULL) /* out of memory: stats go without latency */
+      salvo__lat_add(host->lat_all, attempt_us);
+    if (p->hedge_p95 && host->lat_recent == NULL)
+      host->lat_recent = calloc(2, sizeof(*host->lat_recent));
+    if (host->lat_recent != NULL) {
+      if (now - host->lat_rotated_ms >= 10000) {
+        host->lat_recent[1] = host->lat_recent[0];
+        memset(&host->lat_recent[0], 0, sizeof(host->lat_recent[0]));
+        host->lat_rotated_ms = now;
+      }
+      salvo__lat_add(&host->lat_recent[0], attempt_us);
     }
-    salvo__lat_add(&host->lat_cur, attempt_us);
   }
 
   if (error != SALVO_ECANCELED && error != SALVO_EDEADLINE) {
@@ -286,17 +295,21 @@ int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i, salvo_host_s
   out->queued = 0;
   for (const salvo__list_t *n = h->queue.next; n != &h->queue; n = n->next)
     out->queued++;
-  out->p50_us = salvo__lat_pct(&h->lat_all, 0.50);
-  out->p90_us = salvo__lat_pct(&h->lat_all, 0.90);
-  out->p99_us = salvo__lat_pct(&h->lat_all, 0.99);
-  out->max_us = h->lat_all.max;
+  if (h->lat_all != NULL) {
+    out->p50_us = salvo__lat_pct(h->lat_all, 0.50);
+    out->p90_us = salvo__lat_pct(h->lat_all, 0.90);
+    out->p99_us = salvo__lat_pct(h->lat_all, 0.99);
+    out->max_us = h->lat_all->max;
+  } else {
+    out->p50_us = out->p90_us = out->p99_us = out->max_us = 0;
+  }
   return 0;
 }
 
 /* The hedge delay for this host: its running p95 when asked for and known. */
 uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_policy_t *p) {
-  if (p->hedge_p95) {
-    const salvo__lat_t *l = host->lat_prev.count >= 20 ? &host->lat_prev : &host->lat_cur;
+  if (p->hedge_p95 && host->lat_recent != NULL) {
+    const salvo__lat_t *l = host->lat_recent[1].count >= 20 ? &host->lat_recent[1] : &host->lat_recent[0];
     if (l->count >= 20) {
       uint64_t ms = (salvo__lat_pct(l, 0.95) + 999) / 1000;
       return ms > 0 ? ms : 1;

@@ -124,8 +124,10 @@ typedef struct salvo__host_s {
   salvo__window_t budget;      /* a = requests, b = retries and hedges */
   salvo__window_t sends;       /* a = attempts sent in the last second: AIMD's starting rate */
   salvo__breaker_t breaker;
-  salvo__lat_t lat_all;        /* every response, for stats */
-  salvo__lat_t lat_cur, lat_prev; /* the last two 10 s periods, for the hedge delay */
+  /* Latency records, made on first need (2.2 KB each): a batch over many
+   * hosts should not pay for them up front. */
+  salvo__lat_t *lat_all;       /* every response, for stats; NULL until the first */
+  salvo__lat_t *lat_recent;    /* [0] this 10 s period, [1] the last; only with hedge_p95 */
   uint64_t lat_rotated_ms;
   salvo_host_stats_t stats;    /* counters; the live fields are filled on demand */
 } salvo__host_t;
