@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -942,6 +943,9 @@ int faultd_start(uv_loop_t *loop, const faultd_opts_t *opts, faultd_t **out, con
     *error = "faultd listens on loopback only (127.0.0.1 or ::1)";
     return -EINVAL;
   }
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+    signal(SIGPIPE, SIG_IGN); /* a peer's close must not kill the server's process */
   faultd_t *fd = calloc(1, sizeof(*fd));
   fd->loop = loop;
   fd->refused_fd = -1;

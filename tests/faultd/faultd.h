@@ -59,7 +59,10 @@ typedef struct {
 } faultd_opts_t;
 
 void faultd_opts_init(faultd_opts_t *opts);
-/* Returns 0, or a negative errno-style code; *error names the problem. */
+/* Returns 0, or a negative errno-style code; *error names the problem.
+ * If SIGPIPE still has its default action, it is set to ignored: a client
+ * that closes while a reply is being written would otherwise kill the
+ * process that runs the server (a test's own process, in-process). */
 int faultd_start(uv_loop_t *loop, const faultd_opts_t *opts, faultd_t **out, const char **error);
 int faultd_port(const faultd_t *fd, faultd_port_t which);
 const char *faultd_port_name(faultd_port_t which);

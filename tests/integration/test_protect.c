@@ -165,7 +165,7 @@ Test(protect, adaptive_rate_converges_on_the_servers_rate_with_few_429s) {
   unsigned limited = faultd_key_limited(srv, "aimd");
   int ok = 0;
   for (int i = 0; i < RL_N; i++)
-    ok += rl[i].status == 200;
+    ok += rl[i].error == 0 && rl[i].status == 200;
   const salvo_host_stats_t *st = host_stats(base);
   cr_log_info("adaptive: %u 429s of %d, %.2f s, %.0f ok/s, rate now %.1f/s", limited, RL_N, secs,
               ok / secs, st->rate);
@@ -263,13 +263,16 @@ Test(protect, token_bucket_paces_a_host_and_a_hopeless_wait_has_its_own_class) {
   for (int i = 0; i < 21; i++) {
     limited += late[i].error == SALVO_ERATELIMIT && late[i].stop == SALVO_STOP_RATE_LIMIT &&
                late[i].attempts == 0;
-    ok += late[i].status == 200;
-    /* one let through a moment before its deadline can run out of time in flight */
+    ok += late[i].error == 0 && late[i].status == 200;
+    /* one let through a moment before its deadline can run out of time in flight, even
+     * after its 200 status line arrived (status 200, error deadline_exceeded) */
     late_sent += late[i].error == SALVO_EDEADLINE && late[i].attempts == 1;
   }
   cr_assert(ok + late_sent >= 4 && ok + late_sent <= 9,
             "about 300 ms worth at 20/s went out (%d ok, %d out of time in flight)", ok, late_sent);
-  cr_assert_leq(late_sent, 1, "at most the last one let through ran out of time (%d)", late_sent);
+  /* the last one or two let through (with 50 ms or less left) may not finish in
+   * time on a slow machine; one let through early enough always does */
+  cr_assert_leq(late_sent, 2, "at most the last two let through ran out of time (%d)", late_sent);
   cr_assert_eq(ok + late_sent + limited, 21,
                "the rest ended as rate_limited without an attempt (%d ok, %d late, %d limited)", ok,
                late_sent, limited);
