@@ -34,6 +34,7 @@ void salvo_engine_opts_init(salvo_engine_opts_t *opts) {
   salvo_timeouts_init(&opts->timeouts);
   salvo_retry_policy_init(&opts->retry);
   salvo_host_policy_init(&opts->hosts);
+  opts->max_hosts = 10000;
 }
 
 static void fill_random(void *buf, size_t len) {
@@ -371,11 +372,13 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   engine->host_policy = opts->hosts;
   engine->host_event_cb = opts->host_event_cb;
   engine->host_event_data = opts->host_event_data;
+  engine->max_hosts = opts->max_hosts;
   if (opts->retry.seed != 0)
     engine->rng = opts->retry.seed;
   else
     fill_random(&engine->rng, sizeof(engine->rng));
   salvo__list_init(&engine->ready);
+  salvo__list_init(&engine->idle_hosts);
   salvo__list_init(&engine->unarmed);
   salvo__list_init(&engine->waiting);
   salvo__list_init(&engine->running);
@@ -564,4 +567,6 @@ void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stat
   stats->waiting = 0;
   for (const salvo__list_t *n = engine->waiting.next; n != &engine->waiting; n = n->next)
     stats->waiting++;
+  stats->hosts = engine->nhosts;
+  stats->hosts_evicted = engine->hosts_evicted;
 }

@@ -78,6 +78,48 @@ static void host_timer_cb(uv_timer_t *timer) {
   salvo__engine_pump(engine);
 }
 
+static void host_closed_cb(uv_handle_t *handle);
+
+static int evictable(const salvo__host_t *h, uint64_t now) {
+  return h->live == 0 && !h->pinned && !uv_is_active((const uv_handle_t *)&h->timer) &&
+         h->bucket.paused_until_ms <= now && h->breaker.state == SALVO_CIRCUIT_CLOSED;
+}
+
+/* The least recently used idle host that holds nothing worth keeping, taken
+ * out of the table; NULL if none. Paused hosts and open circuits go to the
+ * back of the idle list: they are worth keeping until they clear. A few are
+ * looked at, not all: past that the engine keeps one host more. */
+static salvo__host_t *evict_one(salvo_engine_t *engine) {
+  uint64_t now = uv_now(engine->loop);
+  for (int tries = 0; tries < 8 && !salvo__list_empty(&engine->idle_hosts); tries++) {
+    salvo__host_t *h = SALVO__CONTAINER_OF(engine->idle_hosts.next, salvo__host_t, idle_node);
+    salvo__list_remove(&h->idle_node);
+    if (!evictable(h, now)) {
+      if (!h->pinned)
+        salvo__list_push_back(&engine->idle_hosts, &h->idle_node);
+      continue;
+    }
+    salvo__host_t **p = &engine->host_table[h->hash & (engine->table_size - 1)];
+    while (*p != h)
+      p = &(*p)->hnext;
+    *p = h->hnext;
+    engine->hosts_evicted++;
+    uv_close((uv_handle_t *)&h->timer, host_closed_cb);
+    return h;
+  }
+  return NULL;
+}
+
+void salvo__host_ref(salvo__host_t *host) {
+  if (host->live++ == 0 && salvo__list_linked(&host->idle_node))
+    salvo__list_remove(&host->idle_node);
+}
+
+void salvo__host_unref(salvo_engine_t *engine, salvo__host_t *host) {
+  if (--host->live == 0 && !host->pinned)
+    salvo__list_push_back(&engine->idle_hosts, &host->idle_node);
+}
+
 salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_https) {
   char key[sizeof(((salvo_host_stats_t *)0)->host)];
   size_t n = salvo__host_key(url, is_https, key, sizeof(key));
@@ -101,11 +143,16 @@ salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_h
   salvo__host_t *h = calloc(1, sizeof(*h));
   if (h == NULL)
     return NULL;
+  /* Past max_hosts, the new host takes an evicted one's index. */
+  salvo__host_t *gone = NULL;
+  if (engine->max_hosts != 0 && engine->nhosts >= engine->max_hosts)
+    gone = evict_one(engine);
   memcpy(h->stats.host, key, n + 1);
   h->hash = hash;
-  h->index = engine->nhosts;
+  h->index = gone != NULL ? gone->index : engine->nhosts;
   salvo__list_init(&h->queue);
   salvo__list_init(&h->ready_node);
+  salvo__list_init(&h->idle_node);
   uint64_t now = uv_now(engine->loop);
   h->policy = engine->host_policy;
   salvo__bucket_init(&h->bucket, &h->policy, now);
@@ -117,7 +164,12 @@ salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_h
   h->timer.data = engine;
   h->timer_inited = 1;
   engine->live_handles++;
-  engine->hosts[engine->nhosts++] = h;
+  if (gone != NULL)
+    engine->hosts[h->index] = h;
+  else
+    engine->hosts[engine->nhosts++] = h;
+  /* idle until a request takes it (salvo__host_ref) */
+  salvo__list_push_back(&engine->idle_hosts, &h->idle_node);
   size_t k = (size_t)(hash & (engine->table_size - 1));
   h->hnext = engine->host_table[k];
   engine->host_table[k] = h;
@@ -327,6 +379,9 @@ int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
   salvo__host_t *h = salvo__host_get(engine, origin, is_https);
   if (h == NULL)
     return SALVO_ENOMEM;
+  h->pinned = 1; /* a policy of its own is never forgotten */
+  if (salvo__list_linked(&h->idle_node))
+    salvo__list_remove(&h->idle_node);
   uint64_t now = uv_now(engine->loop);
   int windows_changed = policy->budget_window_ms != h->policy.budget_window_ms ||
                         policy->breaker_window_ms != h->policy.breaker_window_ms;

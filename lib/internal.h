@@ -129,6 +129,9 @@ typedef struct salvo__host_s {
   salvo__lat_t *lat_all;       /* every response, for stats; NULL until the first */
   salvo__lat_t *lat_recent;    /* [0] this 10 s period, [1] the last; only with hedge_p95 */
   uint64_t lat_rotated_ms;
+  unsigned live;               /* its requests from submit to done: it stays while > 0 */
+  int pinned;                  /* has a policy of its own: never evicted */
+  salvo__list_t idle_node;     /* in engine->idle_hosts while live == 0, least recent first */
   salvo_host_stats_t stats;    /* counters; the live fields are filled on demand */
 } salvo__host_t;
 
@@ -202,6 +205,9 @@ struct salvo_engine_s {
   salvo__host_t **hosts;    /* by index, order of first use */
   size_t nhosts, hosts_cap;
   salvo__host_t **host_table; /* hash table, chained */
+  salvo__list_t idle_hosts; /* hosts with no live request, eviction candidates first */
+  size_t max_hosts;         /* 0 = no cap */
+  uint64_t hosts_evicted;
   size_t table_size;        /* power of two */
   salvo_host_policy_t host_policy;
   salvo_host_event_cb host_event_cb;
@@ -313,6 +319,9 @@ salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_h
 /* "scheme://host:port" of a URL libcurl accepted; returns its length. */
 size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap);
 void salvo__host_mark_ready(salvo__host_t *host);
+/* A request holds its host from submit (or redirect) to done. */
+void salvo__host_ref(salvo__host_t *host);
+void salvo__host_unref(salvo_engine_t *engine, salvo__host_t *host);
 void salvo__host_event(salvo_engine_t *engine, salvo__host_t *host, int type);
 void salvo__hosts_free(salvo_engine_t *engine);
 void salvo__host_block(salvo__host_t *host, uint64_t wait_ms);

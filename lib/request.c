@@ -475,6 +475,7 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
     salvo__list_push_back(&engine->unarmed, &req->arm_node);
   req->done_cb = done_cb;
   req->user_data = user_data;
+  salvo__host_ref(req->host);
   req->host->stats.requests++;
   salvo__window_add(&req->host->budget, now, 1, 0);
   salvo__request_enqueue(req, 0);
@@ -668,6 +669,8 @@ static int follow_redirect(salvo_request_t *req, long status, char *why, size_t 
   req->is_https = https;
   req->lane = lane_for(engine, https);
   if (host != req->host) {
+    salvo__host_ref(host);
+    salvo__host_unref(engine, req->host);
     req->host = host;
     host->stats.requests++;
     salvo__window_add(&host->budget, uv_now(engine->loop), 1, 0);
@@ -1003,6 +1006,7 @@ void salvo__request_complete(salvo_request_t *req, int error) {
       hs->failures++;
       hs->by_error[error == 0 ? 0 : (unsigned)(-error) % 32]++;
     }
+    salvo__host_unref(engine, req->host); /* nothing below uses it */
   }
   if (req->timer_inited)
     uv_timer_stop(&req->timer);

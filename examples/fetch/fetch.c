@@ -77,6 +77,7 @@ static struct {
   int has_body;
   const char *output_dir;
   salvo_host_stats_t *hosts; /* snapshot taken when the engine closes */
+  uint64_t hosts_evicted;    /* idle hosts the engine forgot (past its max_hosts) */
   size_t nhosts;
   size_t in_engine;          /* submitted, not yet done */
   size_t total_seen;         /* results printed */
@@ -475,6 +476,9 @@ static void close_engine(void) {
   for (size_t i = 0; g.hosts != NULL && i < n; i++)
     if (salvo_engine_host_stats(g.engine, i, &g.hosts[g.nhosts]) == 0)
       g.nhosts++;
+  salvo_engine_stats_t es;
+  salvo_engine_stats(g.engine, &es);
+  g.hosts_evicted = es.hosts_evicted;
   salvo_engine_close(g.engine, NULL, NULL);
 }
 
@@ -527,6 +531,9 @@ static void summary(void) {
   }
   if (nh > 50)
     fprintf(stderr, "    ... and %zu more hosts\n", nh - 50);
+  if (g.hosts_evicted > 0)
+    fprintf(stderr, "    (%llu idle hosts were forgotten along the way to keep at most %zu)\n",
+            (unsigned long long)g.hosts_evicted, g.opts.max_hosts);
 }
 
 /* SIGINT: take no more input, cancel what is in flight; every result still prints. */

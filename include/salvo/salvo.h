@@ -342,9 +342,11 @@ typedef struct {
 SALVO_EXTERN int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
                                               const salvo_host_policy_t *policy);
 
-/** Number of hosts the engine has seen. */
+/** Number of hosts the engine keeps state for (at most about opts.max_hosts). */
 SALVO_EXTERN size_t salvo_engine_host_count(const salvo_engine_t *engine);
-/** Stats of host |i| (0 <= i < count, in order of first use). SALVO_EINVAL if out of range. */
+/** Stats of host |i| (0 <= i < count), in order of first use, except that a
+ * host that takes an evicted one's place takes its index too. Indexes hold
+ * until the loop runs again. SALVO_EINVAL if out of range. */
 SALVO_EXTERN int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i,
                                          salvo_host_stats_t *out);
 
@@ -375,6 +377,13 @@ typedef struct {
   salvo_host_policy_t hosts;   /* every host's protection, see salvo_host_policy_init() */
   salvo_host_event_cb host_event_cb; /* circuit, pause and rate events; NULL = none (NULL) */
   void *host_event_data;
+  /* Hosts the engine keeps state for. Past it, a new host takes the place of
+   * the least recently used idle one: no request of its own live (queued,
+   * waiting or in flight), not paused, circuit closed, no policy of its own.
+   * That host's stats and learned rate are forgotten (salvo_engine_stats()
+   * counts it in hosts_evicted). If none is idle, the engine keeps more.
+   * A host takes about 1.5 KB, 3.7 KB once it has answered. 0 = no cap (10000) */
+  size_t max_hosts;
 } salvo_engine_opts_t;
 
 /** Fills *opts with the documented defaults. Always use it before setting fields. */
@@ -415,6 +424,8 @@ typedef struct {
   size_t queued;               /* requests now waiting for a slot */
   size_t waiting;              /* requests now in backoff before their next attempt */
   size_t in_flight;            /* transfers now on the multi handle */
+  size_t hosts;                /* hosts the engine keeps state for now */
+  uint64_t hosts_evicted;      /* idle hosts forgotten to stay within max_hosts */
 } salvo_engine_stats_t;
 
 SALVO_EXTERN void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stats);

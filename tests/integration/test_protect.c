@@ -548,3 +548,116 @@ Test(protect, hedge_delay_follows_the_hosts_p95_once_known) {
   cr_assert_lt(later.elapsed_us, 500000, "answered by the hedge (%llu us)",
                (unsigned long long)later.elapsed_us);
 }
+
+/* ------------------------------------------------------- host eviction */
+
+/* Each extra host is a salvo-faultd of its own (plain HTTP only), so each
+ * has its own port on 127.0.0.1. */
+#define EV_HOSTS 60
+#define EV_WAVE 10
+static faultd_t *extra[EV_HOSTS];
+static char extra_base[EV_HOSTS][64];
+
+static void start_extra(int n) {
+  faultd_opts_t fo;
+  faultd_opts_init(&fo);
+  for (int p = 0; p < FAULTD_PORTS; p++)
+    fo.port[p] = p == FAULTD_PORT_HTTP ? 0 : -1;
+  for (int i = 0; i < n; i++) {
+    cr_assert_eq(faultd_start(&loop, &fo, &extra[i], NULL), 0);
+    snprintf(extra_base[i], sizeof(extra_base[i]), "http://127.0.0.1:%d",
+             faultd_port(extra[i], FAULTD_PORT_HTTP));
+  }
+}
+
+static void stop_extra(int n) {
+  for (int i = 0; i < n; i++)
+    faultd_close(extra[i]);
+}
+
+static int has_host(const char *b) {
+  salvo_host_stats_t st;
+  for (size_t i = 0; i < salvo_engine_host_count(engine); i++) {
+    cr_assert_eq(salvo_engine_host_stats(engine, i, &st), 0);
+    if (strcmp(st.host, b) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+static void ten_hosts(salvo_engine_opts_t *o) { o->max_hosts = 10; }
+
+Test(protect, idle_hosts_past_max_hosts_are_forgotten_least_recent_first) {
+  start_extra(EV_HOSTS);
+  start_engine(ten_hosts);
+  static pout_t o[EV_HOSTS];
+  memset(o, 0, sizeof(o));
+  /* waves of 10 new hosts, each wave after the last one ended */
+  for (int w = 0; w < EV_HOSTS; w += EV_WAVE) {
+    for (int i = w; i < w + EV_WAVE; i++)
+      submit(extra_base[i], "/ok", &o[i]);
+    run_until(o + w, EV_WAVE);
+    cr_assert_leq(salvo_engine_host_count(engine), 10, "after hosts %d..%d: %zu hosts kept", w,
+                  w + EV_WAVE - 1, salvo_engine_host_count(engine));
+  }
+  for (int i = 0; i < EV_HOSTS; i++) {
+    cr_assert_eq(o[i].status, 200, "host %d", i);
+    cr_assert_eq(faultd_count(extra[i], "/ok"), 1, "host %d's server counted one", i);
+  }
+  salvo_engine_stats_t es;
+  salvo_engine_stats(engine, &es);
+  cr_assert_eq(es.hosts, 10);
+  cr_assert_eq(es.hosts_evicted, EV_HOSTS - 10);
+  for (int i = 0; i < EV_HOSTS; i++)
+    cr_assert_eq(has_host(extra_base[i]), i >= EV_HOSTS - 10, "host %d kept: the last 10 are", i);
+
+  /* A host that comes back starts afresh, and takes the least recent's place. */
+  pout_t again = {0};
+  submit(extra_base[0], "/ok", &again);
+  run_until(&again, 1);
+  cr_assert_eq(again.status, 200);
+  cr_assert(has_host(extra_base[0]) && !has_host(extra_base[EV_HOSTS - 10]));
+  cr_assert_eq(host_stats(extra_base[0])->requests, 1, "its old counts are gone");
+  stop_extra(EV_HOSTS);
+}
+
+static void three_hosts(salvo_engine_opts_t *o) {
+  o->max_hosts = 3;
+  o->retry.max_attempts = 1;
+}
+
+Test(protect, busy_paused_and_own_policy_hosts_are_never_forgotten) {
+  start_extra(6);
+  start_engine(three_hosts);
+  /* host 0: a policy of its own; host 1: paused by a 429 for 5 s; host 2: busy */
+  salvo_host_policy_t own;
+  salvo_host_policy_init(&own);
+  own.rate = 1000;
+  cr_assert_eq(salvo_engine_set_host_policy(engine, extra_base[0], &own), 0);
+  pout_t p0 = {0}, p1 = {0}, busy = {0};
+  submit(extra_base[0], "/ok", &p0);
+  submit(extra_base[1], "/status/429?retry-after=5", &p1);
+  run_until(&p0, 1);
+  run_until(&p1, 1);
+  cr_assert_eq(events[SALVO_HOST_PAUSED], 1);
+  submit(extra_base[2], "/sleep/2000", &busy);
+  /* Three new hosts, one after another: none of the three above can go, so
+   * the engine keeps more than max_hosts; each new one, once idle, can. */
+  for (int i = 3; i < 6; i++) {
+    pout_t n = {0};
+    submit(extra_base[i], "/ok", &n);
+    run_until(&n, 1);
+    cr_assert_eq(n.status, 200);
+    cr_assert(has_host(extra_base[0]), "the host with its own policy stays");
+    cr_assert(has_host(extra_base[1]), "the paused host stays");
+    cr_assert(has_host(extra_base[2]), "the busy host stays");
+  }
+  salvo_engine_stats_t es;
+  salvo_engine_stats(engine, &es);
+  cr_assert_eq(es.hosts_evicted, 2, "hosts 3 and 4 made way for 4 and 5");
+  cr_assert_eq(es.hosts, 4);
+  cr_assert_gt(host_stats(extra_base[1])->paused_ms, 1000, "its pause is remembered");
+  run_until(&busy, 1);
+  cr_assert_eq(busy.status, 200);
+  stop_extra(6);
+}
