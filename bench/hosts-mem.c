@@ -15,6 +15,8 @@
 #include <salvo/salvo.h>
 #include <uv.h>
 
+#include "rss.h"
+
 #define WAVE 64
 
 typedef struct {
@@ -77,18 +79,6 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
-static long rss_kb(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long kb = -1;
-  while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-    if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-      break;
-  if (f != NULL)
-    fclose(f);
-  return kb;
-}
-
 static size_t done, ok;
 
 static void done_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
@@ -140,7 +130,7 @@ int main(int argc, char **argv) {
       uv_run(&loop, UV_RUN_ONCE);
   }
   done = ok = 0;
-  long before = rss_kb();
+  long before = salvo_tool_rss_kb();
   uint64_t t0 = uv_hrtime();
   for (size_t w = 0; w < nhosts; w += WAVE) {
     size_t end = w + WAVE < nhosts ? w + WAVE : nhosts;
@@ -155,7 +145,7 @@ int main(int argc, char **argv) {
       uv_run(&loop, UV_RUN_ONCE);
   }
   double secs = (double)(uv_hrtime() - t0) / 1e9;
-  long after = rss_kb();
+  long after = salvo_tool_rss_kb();
   salvo_engine_stats_t es;
   salvo_engine_stats(engine, &es);
   printf("hosts %zu  max_hosts %zu  ok %zu  %.0f req/s  rss +%.1f MB (%.2f KB per host)  kept %zu  "

@@ -22,6 +22,8 @@
 #include <jansson.h>
 #include <salvo/salvo.h>
 
+#include "rss.h"
+
 static const char *faultd_path;
 static uv_loop_t loop;
 static salvo_engine_t *engine;
@@ -54,18 +56,6 @@ static const struct {
     {"POST", "/random/20/10?status=503", 1}, {"PATCH", "/random/15/11?fault=reset", 1},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
-
-static long rss_kb(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long kb = -1;
-  while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-      break;
-  if (f != NULL)
-    fclose(f);
-  return kb;
-}
 
 static int fd_count(void) {
   DIR *d = opendir("/proc/self/fd");
@@ -173,10 +163,10 @@ Test(soak, a_hundred_thousand_requests_under_faults, .timeout = 1200, .fini = st
       submit_one(submitted);
     uv_run(&loop, UV_RUN_ONCE);
     if (rss_warm == 0 && completed >= warm)
-      rss_warm = rss_kb();
+      rss_warm = salvo_tool_rss_kb();
   }
   double secs = (double)(uv_hrtime() - t0) / 1e9;
-  long rss_end = rss_kb();
+  long rss_end = salvo_tool_rss_kb();
 
   salvo_request_t *creq;
   char url[128];
