@@ -7,20 +7,9 @@
 #include <curl/curl.h>
 #include <salvo/salvo.h>
 
+#include "fixture.h"
 #include "harness.h"
-#include "faultd.h"
 
-static uv_loop_t loop;
-static faultd_t *srv;
-static salvo_engine_t *engine;
-static int engine_closed;
-static char base[64];
-
-static void on_engine_closed(salvo_engine_t *e, void *ud) {
-  (void)e;
-  (void)ud;
-  engine_closed++;
-}
 
 /* The engine suite checks what one attempt does; retries have their own. */
 static void start_engine(const salvo_engine_opts_t *given) {
@@ -33,22 +22,6 @@ static void start_engine(const salvo_engine_opts_t *given) {
   cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
 }
 
-static void setup(void) {
-  cr_assert_eq(uv_loop_init(&loop), 0);
-  cr_assert_eq(faultd_start(&loop, NULL, &srv, NULL), 0);
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_HTTP));
-  engine = NULL;
-  engine_closed = 0;
-}
-
-static void teardown(void) {
-  if (engine != NULL && !engine_closed)
-    salvo_engine_close(engine, on_engine_closed, NULL);
-  faultd_close(srv);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_assert_eq(engine_closed, 1, "close callback ran %d times", engine_closed);
-  cr_assert_eq(uv_loop_close(&loop), 0, "handles left open on the loop");
-}
 
 static void run_until_done(outcome_t *o, size_t n) {
   for (;;) {
@@ -69,7 +42,7 @@ static char *url(const char *path) {
   return buf[k];
 }
 
-TestSuite(engine, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(engine, .init = fixture_setup, .fini = fixture_teardown, .timeout = 60);
 
 Test(engine, get_returns_status_body_headers_and_version) {
   start_engine(NULL);
@@ -323,8 +296,8 @@ Test(engine, close_cancels_everything_and_leaves_the_loop_clean) {
   uint64_t t0 = uv_hrtime();
   while (faultd_count(srv, "/hang") < 20 && ms_since(t0) < 5000)
     uv_run(&loop, UV_RUN_ONCE);
-  salvo_engine_close(engine, on_engine_closed, NULL);
-  salvo_engine_close(engine, on_engine_closed, NULL); /* twice is a no-op */
+  salvo_engine_close(engine, on_closed, NULL);
+  salvo_engine_close(engine, on_closed, NULL); /* twice is a no-op */
   outcome_t late = {0};
   salvo_request_t *req;
   cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
@@ -536,7 +509,7 @@ static int close_from_data(salvo_request_t *req, const char *data, size_t len, v
   (void)len;
   (void)ud;
   if (inside_calls++ == 0)
-    salvo_engine_close(salvo_request_engine(req), on_engine_closed, NULL);
+    salvo_engine_close(salvo_request_engine(req), on_closed, NULL);
   return 0;
 }
 

@@ -9,14 +9,9 @@
 #include <criterion/criterion.h>
 #include <salvo/salvo.h>
 
-#include "faultd.h"
+#include "fixture.h"
 #include "harness.h"
 
-static uv_loop_t loop;
-static faultd_t *srv;
-static salvo_engine_t *engine;
-static int engine_closed;
-static char base[64], tls_base[64], dead_base[64];
 
 typedef struct {
   int calls;
@@ -39,33 +34,12 @@ static void on_event(salvo_engine_t *e, const salvo_host_event_t *ev, void *ud) 
     fprintf(stderr, "event %d rate %.2f until %llu\n", ev->type, ev->rate, (unsigned long long)ev->until_ms);
 }
 
-static void on_closed(salvo_engine_t *e, void *ud) {
-  (void)e;
-  (void)ud;
-  engine_closed++;
-}
-
 static void setup(void) {
-  cr_assert_eq(uv_loop_init(&loop), 0);
-  cr_assert_eq(faultd_start(&loop, NULL, &srv, NULL), 0);
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_HTTP));
-  snprintf(tls_base, sizeof(tls_base), "https://127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_TLS));
-  snprintf(dead_base, sizeof(dead_base), "http://127.0.0.1:%d",
-           faultd_port(srv, FAULTD_PORT_REFUSED));
-  engine = NULL;
-  engine_closed = 0;
+  fixture_setup();
   memset(events, 0, sizeof(events));
 }
 
-static void teardown(void) {
-  if (engine != NULL && !engine_closed)
-    salvo_engine_close(engine, on_closed, NULL);
-  faultd_close(srv);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_assert_eq(uv_loop_close(&loop), 0, "handles left open on the loop");
-}
-
-TestSuite(protect, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(protect, .init = setup, .fini = fixture_teardown, .timeout = 120);
 
 static void start_engine(void (*tweak)(salvo_engine_opts_t *)) {
   salvo_engine_opts_t opts;
@@ -149,10 +123,7 @@ Test(protect, adaptive_rate_converges_on_the_servers_rate_with_few_429s) {
   run_until(rl, RL_N);
   unsigned blind = faultd_key_limited(srv, "blind");
   cr_assert_gt(blind, RL_N / 2, "without a limit most are refused (%u 429s)", blind);
-  salvo_engine_close(engine, on_closed, NULL);
-  while (!engine_closed)
-    uv_run(&loop, UV_RUN_ONCE);
-  engine_closed = 0;
+  fixture_close_engine();
 
   /* ...with it, the client finds the rate and few are refused. */
   start_engine(adaptive);
@@ -442,10 +413,7 @@ Test(protect, hedging_cuts_p99_when_five_percent_of_requests_stall) {
     submit(base, "/slow-some/5/1000/7", &hd[i]);
   run_until(hd, HEDGE_N);
   uint64_t without = p99_ms(hd, HEDGE_N);
-  salvo_engine_close(engine, on_closed, NULL);
-  while (!engine_closed)
-    uv_run(&loop, UV_RUN_ONCE);
-  engine_closed = 0;
+  fixture_close_engine();
 
   start_engine(hedge_50ms);
   memset(hd, 0, sizeof(hd));

@@ -7,15 +7,9 @@
 #include <criterion/criterion.h>
 #include <salvo/salvo.h>
 
-#include "faultd.h"
+#include "fixture.h"
 #include "harness.h"
 
-static uv_loop_t loop;
-static faultd_t *srv;
-static salvo_engine_t *engine;
-static int engine_closed;
-static char base[64], tls_base[64];
-static int http_port;
 
 typedef struct {
   int calls;
@@ -28,31 +22,7 @@ typedef struct {
   char detail[256];
 } rout_t;
 
-static void on_closed(salvo_engine_t *e, void *ud) {
-  (void)e;
-  (void)ud;
-  engine_closed++;
-}
-
-static void setup(void) {
-  cr_assert_eq(uv_loop_init(&loop), 0);
-  cr_assert_eq(faultd_start(&loop, NULL, &srv, NULL), 0);
-  http_port = faultd_port(srv, FAULTD_PORT_HTTP);
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", http_port);
-  snprintf(tls_base, sizeof(tls_base), "https://127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_TLS));
-  engine = NULL;
-  engine_closed = 0;
-}
-
-static void teardown(void) {
-  if (engine != NULL && !engine_closed)
-    salvo_engine_close(engine, on_closed, NULL);
-  faultd_close(srv);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_assert_eq(uv_loop_close(&loop), 0, "handles left open on the loop");
-}
-
-TestSuite(redirect, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(redirect, .init = fixture_setup, .fini = fixture_teardown, .timeout = 60);
 
 static void start(int follow, int allow_downgrade) {
   salvo_engine_opts_t opts;
@@ -159,7 +129,8 @@ Test(redirect, credentials_stay_with_their_origin) {
   cr_assert(strstr(same.body, "Bearer tok") && strstr(same.body, "sid=1") && strstr(same.body, "Basic pp"),
             "same origin keeps them: %s", same.body);
   char path[128];
-  snprintf(path, sizeof(path), "/redirect/302?to=http://localhost:%d/headers", http_port);
+  snprintf(path, sizeof(path), "/redirect/302?to=http://localhost:%d/headers",
+           faultd_port(srv, FAULTD_PORT_HTTP));
   rout_t other = fetch("GET", at(base, path), NULL, secrets);
   cr_assert_eq(other.status, 200, "%s %s", salvo_err_name(other.error), other.detail);
   cr_assert_null(strstr(other.body, "Bearer tok"), "Authorization crossed origins: %s", other.body);
@@ -170,16 +141,14 @@ Test(redirect, credentials_stay_with_their_origin) {
 
 Test(redirect, https_to_http_is_refused_unless_allowed) {
   char path[128];
-  snprintf(path, sizeof(path), "/redirect/302?to=http://127.0.0.1:%d/ok", http_port);
+  snprintf(path, sizeof(path), "/redirect/302?to=http://127.0.0.1:%d/ok",
+           faultd_port(srv, FAULTD_PORT_HTTP));
   start(1, 0);
   rout_t o = fetch("GET", at(tls_base, path), NULL, NULL);
   cr_assert_eq(o.error, SALVO_EREDIRECT);
   cr_assert(strstr(o.detail, "https to http") != NULL, "%s", o.detail);
   cr_assert_eq(faultd_count(srv, "/ok"), 0);
-  salvo_engine_close(engine, on_closed, NULL);
-  while (!engine_closed)
-    uv_run(&loop, UV_RUN_ONCE);
-  engine_closed = 0;
+  fixture_close_engine();
   start(1, 1);
   o = fetch("GET", at(tls_base, path), NULL, NULL);
   cr_assert_eq(o.status, 200, "allowed: %s", salvo_err_name(o.error));

@@ -6,14 +6,8 @@
 #include <criterion/criterion.h>
 #include <salvo/salvo.h>
 
+#include "fixture.h"
 #include "harness.h"
-#include "faultd.h"
-
-static uv_loop_t loop;
-static faultd_t *srv;
-static salvo_engine_t *engine;
-static int engine_closed;
-static char base[64];
 
 typedef struct {
   outcome_t o;
@@ -24,29 +18,7 @@ typedef struct {
   char body[512];
 } retry_outcome_t;
 
-static void on_closed(salvo_engine_t *e, void *ud) {
-  (void)e;
-  (void)ud;
-  engine_closed++;
-}
-
-static void setup(void) {
-  cr_assert_eq(uv_loop_init(&loop), 0);
-  cr_assert_eq(faultd_start(&loop, NULL, &srv, NULL), 0);
-  snprintf(base, sizeof(base), "http://127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_HTTP));
-  engine = NULL;
-  engine_closed = 0;
-}
-
-static void teardown(void) {
-  if (engine != NULL && !engine_closed)
-    salvo_engine_close(engine, on_closed, NULL);
-  faultd_close(srv);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_assert_eq(uv_loop_close(&loop), 0, "handles left open on the loop");
-}
-
-TestSuite(retry, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(retry, .init = fixture_setup, .fini = fixture_teardown, .timeout = 60);
 
 /* Engine with a fast, reproducible policy: no jitter, 20 ms base. */
 static void start_engine(void (*tweak)(salvo_engine_opts_t *)) {
