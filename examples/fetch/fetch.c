@@ -38,6 +38,7 @@ static const char usage[] =
     "      --retry-budget R (0.2)  --retry-budget-floor N (10/s)   retries <= R x requests + N/s; 0 = off\n"
     "      --breaker            circuit breaker: 5 failures in a row or 50% of 20 open it for 5 s\n"
     "      --hedge MS|p95       second attempt for idempotent requests with no answer after MS\n"
+    "      --max-hosts N (10000)  hosts to keep state for; past it idle ones are forgotten (0 = all)\n"
     "      --cacert FILE  --insecure (prints a warning)\n"
     "  -L, --location           follow redirects (off by default)   --max-redirects N (5)\n"
     "      --redirect-allow-downgrade   follow https -> http redirects too\n"
@@ -680,7 +681,7 @@ enum {
   O_MAX_ATTEMPTS, O_BACKOFF_BASE, O_BACKOFF_MAX, O_JITTER, O_RETRY_STATUS, O_RETRY_ANY,
   O_RETRY_METHODS, O_RA_MAX, O_NO_RA, O_IDEM, O_SEED, O_RATE, O_CACERT, O_INSECURE, O_SHARD,
   O_PROGRESS, O_NO_PROGRESS, O_DEMO, O_BURST, O_ADAPTIVE, O_NO_PAUSE, O_BUDGET, O_BUDGET_FLOOR,
-  O_BREAKER, O_HEDGE, O_MAX_REDIRECTS, O_ALLOW_DOWNGRADE
+  O_BREAKER, O_HEDGE, O_MAX_REDIRECTS, O_ALLOW_DOWNGRADE, O_MAX_HOSTS
 };
 
 int main(int argc, char **argv) {
@@ -720,6 +721,7 @@ int main(int argc, char **argv) {
       {"location", no_argument, NULL, 'L'},
       {"max-redirects", required_argument, NULL, O_MAX_REDIRECTS},
       {"redirect-allow-downgrade", no_argument, NULL, O_ALLOW_DOWNGRADE},
+      {"max-hosts", required_argument, NULL, O_MAX_HOSTS},
       {NULL, 0, NULL, 0}};
   salvo_engine_opts_init(&g.opts);
   hist_init(&g.latency);
@@ -871,6 +873,9 @@ int main(int argc, char **argv) {
       break;
     case O_ALLOW_DOWNGRADE:
       g.opts.redirect_allow_downgrade = 1;
+      break;
+    case O_MAX_HOSTS:
+      g.opts.max_hosts = (size_t)num("--max-hosts", optarg, 100000000);
       break;
     case O_BREAKER:
       g.opts.hosts.breaker = 1;

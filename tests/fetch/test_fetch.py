@@ -222,6 +222,23 @@ def test_breaker_fails_a_dead_host_fast_and_the_summary_shows_each_host(srv):
     check("circuit open (failed fast %d)" % len(fast) in err, err[-800:])
 
 
+def test_max_hosts_forgets_idle_hosts_and_every_request_still_completes(srv):
+    # Four hosts: two names for each of two ports. Each new host comes once the
+    # one before last has no request left in the engine, so it can be forgotten.
+    a = "http://127.0.0.1:%d/ok" % srv.ports["http"]
+    b = "http://localhost:%d/ok" % srv.ports["http"]
+    c = "https://127.0.0.1:%d/ok" % srv.ports["tls"]
+    d = "https://localhost:%d/ok" % srv.ports["tls"]
+    urls = [a] + [b] * 6 + [c] * 6 + [d]
+    rc, out, err = run(["--cacert", srv.ports["cert"], "--max-hosts", "1", "-c", "1"] + urls)
+    check(rc == 0 and len(out) == 14, "rc %d, %d results" % (rc, len(out)))
+    check(all(o["outcome"] == "ok" for o in out), "all ok")
+    check("2 idle hosts were forgotten" in err, err[-600:])
+    check("http://127.0.0.1:%d\n" % srv.ports["http"] not in err, "the first host is gone: " + err[-600:])
+    rc, out, err = run(["--max-hosts", "many", a])
+    check(rc == 2 and "--max-hosts" in err and out == [], "a bad --max-hosts is a usage error: %s" % err)
+
+
 def test_hedge_answers_a_stalled_request_from_the_second_attempt(srv):
     # /slow-some/50/3000/2: with seed 2 the 1st request to the path stalls 3 s, the 2nd does not.
     url = srv.base + "/slow-some/50/3000/2"
