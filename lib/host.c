@@ -103,6 +103,10 @@ static salvo__host_t *evict_one(salvo_engine_t *engine) {
     while (*p != h)
       p = &(*p)->hnext;
     *p = h->hnext;
+    /* The ready list drops a host lazily once its queue is empty (a
+     * canceled or timed-out request): it may still be on it. */
+    if (salvo__list_linked(&h->ready_node))
+      salvo__list_remove(&h->ready_node);
     engine->hosts_evicted++;
     uv_close((uv_handle_t *)&h->timer, host_closed_cb);
     return h;

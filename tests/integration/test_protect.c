@@ -629,3 +629,34 @@ Test(protect, busy_paused_and_own_policy_hosts_are_never_forgotten) {
   cr_assert_eq(busy.status, 200);
   stop_extra(6);
 }
+
+static void one_slot_one_host(salvo_engine_opts_t *o) {
+  o->max_hosts = 1;
+  o->max_in_flight = 1;
+  o->retry.max_attempts = 1;
+}
+
+Test(protect, a_host_forgotten_right_after_its_queue_was_canceled_is_not_served_again) {
+  start_extra(3);
+  start_engine(one_slot_one_host);
+  pout_t busy = {0}, canceled = {0}, next = {0};
+  submit(extra_base[0], "/sleep/300", &busy); /* holds the only slot */
+  char url[128];
+  snprintf(url, sizeof(url), "%s/ok", extra_base[1]);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0);
+  cr_assert_eq(salvo_request_submit(req, done_cb, &canceled), 0);
+  for (int i = 0; i < 5; i++)
+    uv_run(&loop, UV_RUN_NOWAIT); /* host 1 now waits its turn, its request queued */
+  salvo_request_cancel(req);
+  run_until(&canceled, 1);
+  cr_assert_eq(canceled.error, SALVO_ECANCELED);
+  submit(extra_base[2], "/ok", &next); /* host 1 is idle: it makes way for host 2 */
+  run_until(&busy, 1);
+  run_until(&next, 1);
+  cr_assert_eq(busy.status, 200);
+  cr_assert_eq(next.status, 200);
+  cr_assert(!has_host(extra_base[1]), "host 1 was forgotten");
+  cr_assert_eq(faultd_count(extra[1], "/ok"), 0, "its canceled request was never sent");
+  stop_extra(3);
+}
