@@ -37,6 +37,7 @@ struct conn_s {
   int field_is;           /* 1 X-Request-ID, 2 Idempotency-Key */
   char field[64];
   int stalled;            /* HTTP/1.1: ignore input from now on */
+  int reset_after;        /* end_after_answer(): RST rather than FIN */
   unsigned drip_left;
 };
 
@@ -224,6 +225,14 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     p->kind = F_SLEEP;
     p->ms = a;
     set_body(p, "slept\n", 6);
+  } else if (strcmp(path, "/close-after-answer") == 0 || strcmp(path, "/reset-after-answer") == 0) {
+    /* Servers that end kept-alive connections: the answer, then a close (or
+     * an RST), with "Connection: close" only when ?announce=1. */
+    char param[8];
+    query_param(url, "announce", param, sizeof(param));
+    p->end_after = path[1] == 'c' ? 1 : 2;
+    p->announce_close = strcmp(param, "1") == 0;
+    set_body(p, "ok\n", 3);
   } else if (strcmp(path, "/hang") == 0) {
     p->kind = F_HANG;
   } else if (strcmp(path, "/close") == 0) {
@@ -505,7 +514,9 @@ static void h1_respond(conn_t *c, const fault_plan_t *p) {
   if (p->ratelimit_reset[0] && n < sizeof(extra))
     n += (size_t)snprintf(extra + n, sizeof(extra) - n, "RateLimit-Reset: %s\r\n", p->ratelimit_reset);
   if (p->location[0] && n < sizeof(extra))
-    snprintf(extra + n, sizeof(extra) - n, "Location: %s\r\n", p->location);
+    n += (size_t)snprintf(extra + n, sizeof(extra) - n, "Location: %s\r\n", p->location);
+  if (p->announce_close && n < sizeof(extra))
+    snprintf(extra + n, sizeof(extra) - n, "Connection: close\r\n");
   if (p->huge_header_kb > 0) {
     size_t hl = p->huge_header_kb * 1024;
     char *huge = malloc(hl + 16);
@@ -543,11 +554,39 @@ static void h1_drip_tick(uv_timer_t *t) {
     uv_timer_stop(t);
 }
 
+static void end_after_answer_cb(uv_write_t *req, int status) {
+  conn_t *c = req->data;
+  (void)status;
+  free(req);
+  faultd__conn_close(c, c->reset_after);
+}
+
+/* Ends the connection once the answer is on the wire: an RST sent while the
+ * answer still waited in libuv's queue would drop it. */
+static void end_after_answer(conn_t *c, int reset) {
+  c->stalled = 1; /* nothing after this answer is read */
+  c->reset_after = reset;
+  if (c->ssl == NULL && c->tcp.write_queue_size == 0) {
+    faultd__conn_close(c, reset);
+    return;
+  }
+  /* An empty write completes after every write queued before it. */
+  uv_write_t *w = malloc(sizeof(*w));
+  w->data = c;
+  uv_buf_t b = uv_buf_init(NULL, 0);
+  if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, end_after_answer_cb) != 0) {
+    free(w);
+    faultd__conn_close(c, reset);
+  }
+}
+
 static void h1_execute(conn_t *c, fault_plan_t *p) {
   char cl[32];
   switch (p->kind) {
   case F_RESPOND:
     h1_respond(c, p);
+    if (p->end_after != 0)
+      end_after_answer(c, p->end_after == 2);
     break;
   case F_SLEEP:
     c->stalled = 1; /* one request at a time: nothing else until it answers */

@@ -6,6 +6,9 @@
  *   /ok                            200, body "ok\n"
  *   /status/CODE?retry-after=V     status CODE, Retry-After V sent verbatim (%20 = space)
  *   /sleep/MS                      200 after MS
+ *   /close-after-answer?announce=1 200 "ok", then close the connection (FIN); with announce=1
+ *                                  the answer says "Connection: close", without it nothing warns
+ *   /reset-after-answer?announce=1 the same, ending with an RST (HTTP/1.1; HTTP/2 answers 200)
  *   /hang                          read the request, never answer
  *   /close                         read the request, close without a response
  *   /reset                         read the request, close with RST

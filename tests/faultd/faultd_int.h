@@ -41,6 +41,8 @@ typedef struct {
   size_t body_len;
   const char *content_type;
   unsigned goaway_after;  /* /h2/goaway-after/N: 0 = no */
+  int end_after;          /* HTTP/1.1: after the answer, 1 = close, 2 = reset (RST) */
+  int announce_close;     /* send "Connection: close" with the answer */
 } fault_plan_t;
 
 /* One request as read off the wire. */
