@@ -175,24 +175,48 @@ static inline void touch(salvo__slot_t *slot) {
   slot->last_activity_ms = uv_now(slot->engine->loop);
 }
 
+/* libcurl sends a request again by itself, within one attempt, when a reused
+ * connection died before any response byte (HTTP/1.1 and HTTP/2) or an
+ * HTTP/2 stream was refused (REFUSED_STREAM, GOAWAY). salvo decides:
+ * - the server's TCP acknowledged nothing of the last send (conn.c): its
+ *   application cannot have read it, so sending again is safe for any method
+ *   and puts no load on it; allowed (libcurl itself stops after 5);
+ * - else, once per attempt, for an idempotent request, counted against the
+ *   host's retry budget like a retry;
+ * - else the attempt ends with what the last send got: closed without a
+ *   response (a refused HTTP/2 stream: http2_error). */
+static int allow_resend(salvo__slot_t *slot) {
+  salvo_request_t *req = slot->req;
+  int h2 = slot->lane == &slot->engine->lanes[SALVO__LANE_H2];
+  if (slot->unread)
+    return 1;
+  slot->stop_reason = h2 ? SALVO_EHTTP2 : SALVO_ECLOSED;
+  if (!req->idempotent || slot->resent_read)
+    return 0;
+  if (!salvo__host_allow_resend(req->host, uv_now(slot->engine->loop)))
+    return 0;
+  slot->resent_read = 1;
+  slot->stop_reason = 0;
+  return 1;
+}
+
 static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port,
                      int local_port) {
   (void)primary_ip;
   (void)local_ip;
   (void)primary_port;
-  (void)local_port;
   salvo__slot_t *slot = clientp;
-  /* libcurl replays a request by itself when a reused connection returns
-   * nothing (and on HTTP/2 REFUSED_STREAM or GOAWAY). The first send may
-   * have been acted on, so a request that is not idempotent is never sent
-   * twice: it ends as closed without a response, which is what the first
-   * send got. */
-  if (slot->sends > 0 && !slot->req->idempotent) {
-    slot->stop_reason = SALVO_ECLOSED;
-    return CURL_PREREQFUNC_ABORT;
+  if (slot->sends > 0) {
+    slot->dirty = 1; /* libcurl counted a reconnect on this handle */
+    if (!allow_resend(slot))
+      return CURL_PREREQFUNC_ABORT;
+    slot->engine->stats.resends++;
+    slot->req->host->stats.resends++;
   }
   slot->sends++;
   slot->req->sends++;
+  slot->local_port = local_port;
+  slot->unread = 0;
   /* The connection is up and the request is about to be written: from here
    * the request may reach the server, and the idle clock runs. */
   slot->sent = 1;
@@ -306,6 +330,8 @@ static int setup_once(salvo__slot_t *slot) {
   SETOPT(CURLOPT_HEADERDATA, slot);
   SETOPT(CURLOPT_PREREQFUNCTION, prereq_cb);
   SETOPT(CURLOPT_PREREQDATA, slot);
+  SETOPT(CURLOPT_CLOSESOCKETFUNCTION, salvo__conn_close_cb);
+  SETOPT(CURLOPT_CLOSESOCKETDATA, engine);
   SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
   SETOPT(CURLOPT_XFERINFODATA, slot);
   SETOPT(CURLOPT_SSL_VERIFYPEER, engine->insecure ? 0L : 1L);
@@ -321,9 +347,21 @@ static int setup_once(salvo__slot_t *slot) {
 int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   salvo_engine_t *engine = slot->engine;
   CURL *easy = slot->easy;
+  if (slot->dirty) {
+    /* libcurl keeps a count of reconnects per handle and fails the sixth
+     * ("Connection died, tried 5 times") however long ago the others were;
+     * only curl_easy_reset() clears it. Reset a handle that made one, or
+     * whose last transfer failed (a reconnect may have failed with it). */
+    curl_easy_reset(slot->easy);
+    slot->configured = 0;
+    slot->dirty = 0;
+  }
   if (!slot->configured && setup_once(slot) != 0)
     return SALVO_EINTERNAL;
   slot->req = req;
+  slot->unread = 0;
+  slot->resent_read = 0;
+  slot->local_port = 0;
   slot->sent = 0;
   slot->responded = 0;
   slot->header_bytes = 0;
@@ -340,6 +378,10 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
    * parsing the string again (~5k instructions per request). */
   SETOPT(CURLOPT_CURLU, req->curlu);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)req->timeouts.connect_ms);
+  /* A host that closes kept-alive connections without saying so may close
+   * one just as a request goes out on it; a request that may not be sent
+   * twice takes a fresh one there. */
+  SETOPT(CURLOPT_FRESH_CONNECT, !req->idempotent && req->host->closes_silently ? 1L : 0L);
   SETOPT(CURLOPT_MAXFILESIZE_LARGE,
          (curl_off_t)(req->max_body_size < (size_t)INT64_MAX ? req->max_body_size : 0));
 

@@ -112,16 +112,19 @@ static void poll_cb(uv_poll_t *poll, int status, int events) {
   salvo__socket_t *ctx = SALVO__CONTAINER_OF(poll, salvo__socket_t, poll);
   int flags = 0;
   if (status < 0) {
-    /* libuv stopped the handle (POLLERR/POLLHUP): tell libcurl, which will
-     * find the error when it reads, and watch again below if it still wants to. */
-    flags = CURL_CSELECT_ERR;
+    /* libuv stopped the handle (POLLERR/POLLHUP, reported as an error).
+     * Not CURL_CSELECT_ERR: libcurl 7.88 then fails the transfer with
+     * "select/poll returned error" and skips its own recovery (a reused
+     * connection that died is retried on a fresh one; a response already in
+     * the socket buffer before an RST is still read). Report what libcurl
+     * asked for, so it finds out itself through recv/send. */
+    events = ctx->want;
     ctx->armed = 0;
-  } else {
-    if (events & UV_READABLE)
-      flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-      flags |= CURL_CSELECT_OUT;
   }
+  if (events & UV_READABLE)
+    flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE)
+    flags |= CURL_CSELECT_OUT;
   socket_action(ctx->lane, ctx->fd, flags);
   /* ctx is freed only in its close callback, so it is still valid here. */
   if (!ctx->closing && ctx->want != 0 && ctx->armed != ctx->want) {
@@ -131,11 +134,17 @@ static void poll_cb(uv_poll_t *poll, int status, int events) {
 }
 
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-  (void)easy;
   salvo__lane_t *lane = userp;
   salvo_engine_t *engine = lane->engine;
   salvo__socket_t *ctx = socketp;
   if (what == CURL_POLL_REMOVE) {
+    /* An HTTP/1.1 transfer that got its response hands the connection back
+     * to libcurl's pool: note what the server has acknowledged so far. */
+    salvo__slot_t *slot = NULL;
+    if (easy != NULL && lane == &engine->lanes[SALVO__LANE_H1] &&
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&slot) == CURLE_OK && slot != NULL &&
+        slot->req != NULL && slot->responded)
+      salvo__conn_idle(engine, fd, slot->req->host->hash);
     if (ctx != NULL) {
       ctx->want = 0;
       socket_close(ctx);
@@ -329,6 +338,7 @@ void salvo__engine_schedule(salvo_engine_t *engine) {
 /* ------------------------------------------------------------ life */
 
 static void engine_free(salvo_engine_t *engine) {
+  salvo__conns_free(&engine->conns);
   free(engine->ca_file);
   free(engine->user_agent);
   curl_slist_free_all(engine->default_headers);

@@ -270,6 +270,28 @@ static int64_t reset_ms(CURL *easy, const salvo_host_policy_t *p, int64_t now_un
 }
 
 /* After every attempt: latency, the breaker, AIMD and host pauses. */
+/* A kept-alive connection to the host with this hash closed without
+ * warning. Hosts are found by hash only: a colliding host learns it too,
+ * which costs it fresh connections for its non-idempotent requests, nothing else. */
+void salvo__host_saw_silent_close(salvo_engine_t *engine, uint64_t hash) {
+  if (engine->table_size == 0)
+    return;
+  for (salvo__host_t *h = engine->host_table[hash & (engine->table_size - 1)]; h != NULL;
+       h = h->hnext)
+    if (h->hash == hash)
+      h->closes_silently = 1;
+}
+
+int salvo__host_allow_resend(salvo__host_t *host, uint64_t now) {
+  if (!salvo__budget_allows(&host->budget, &host->policy, now)) {
+    host->stats.budget_refused++;
+    return 0;
+  }
+  salvo__window_add(&host->budget, now, 0, 1);
+  salvo__window_add(&host->sends, now, 1, 0);
+  return 1;
+}
+
 void salvo__host_after_attempt(salvo_request_t *req, CURL *easy, int error, long status,
                                uint64_t attempt_us, uint64_t sent_at_ms) {
   salvo__host_t *host = req->host;

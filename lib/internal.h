@@ -131,6 +131,8 @@ typedef struct salvo__host_s {
   uint64_t lat_rotated_ms;
   unsigned live;               /* its requests from submit to done: it stays while > 0 */
   int pinned;                  /* has a policy of its own: never evicted */
+  int closes_silently;         /* closed a kept-alive connection without "Connection: close":
+                                  its non-idempotent requests go on fresh connections */
   salvo__list_t idle_node;     /* in engine->idle_hosts while live == 0, least recent first */
   salvo_host_stats_t stats;    /* counters; the live fields are filled on demand */
 } salvo__host_t;
@@ -162,6 +164,31 @@ typedef struct salvo__socket_s {
   salvo__list_t node; /* in engine->sockets */
 } salvo__socket_t;
 
+/* conn.c: what the server's TCP acknowledged, per socket libcurl pooled. */
+typedef struct {
+  int known;              /* the socket went idle after a response and was read then */
+  uint64_t acked;         /* bytes the server's TCP had acknowledged then */
+  uint32_t data_segs_out; /* data segments sent by then */
+  uint32_t segs_in;       /* segments received by then */
+  int closed;             /* the server had already closed or reset it by then */
+  uint64_t host_hash;     /* whose connection it is */
+} salvo__conn_mark_t;
+
+typedef struct {
+  salvo__conn_mark_t *idle; /* by fd, while libcurl keeps the socket in its pool */
+  size_t cap;
+} salvo__conns_t;
+
+/* Pure: 1 if nothing sent on a connection since it went idle (|idle|) can
+ * have been read by the server, given the counters when it closed: nothing
+ * was sent, or the server had closed first and acknowledged none of it. */
+int salvo__conn_unread(const salvo__conn_mark_t *idle, int fin, uint64_t acked,
+                       uint32_t data_segs_out);
+
+void salvo__conn_idle(salvo_engine_t *engine, curl_socket_t fd, uint64_t host_hash);
+int salvo__conn_close_cb(void *clientp, curl_socket_t fd);
+void salvo__conns_free(salvo__conns_t *conns);
+
 /* A reusable transfer slot: one easy handle and its attempt timer. Slots are
  * pooled by the engine so handles (and their caches) are reused. */
 typedef struct salvo__slot_s {
@@ -180,6 +207,10 @@ typedef struct salvo__slot_s {
   size_t header_bytes;      /* response header bytes of this attempt */
   unsigned attempt_no;      /* the request's attempt number this slot carries */
   unsigned sends;           /* times PREREQFUNCTION ran: libcurl replays count too */
+  int local_port;           /* of the connection the latest send went out on */
+  int unread;               /* the server's TCP acknowledged nothing of the latest send (conn.c) */
+  int resent_read;          /* libcurl resent a send the server may have read (once per attempt) */
+  int dirty;                /* libcurl's per-handle state may carry over: reset before reuse */
   int configured;           /* the options that never change are set on the easy handle */
   int stop_reason;          /* SALVO_EIDLE, SALVO_EBODYLIMIT, ... set by salvo, 0 = none */
   uint64_t upload_seen;     /* bytes uploaded at the last progress callback */
@@ -217,6 +248,7 @@ struct salvo_engine_s {
   salvo__list_t cancels;    /* requests whose cancel is pending */
   salvo__list_t slot_cancels; /* hedge attempts that lost the race, to end from the loop */
   salvo__list_t sockets;    /* watched sockets */
+  salvo__conns_t conns;     /* conn.c */
   salvo__slot_t *free_slots;
   size_t slots_total;
 
@@ -325,6 +357,10 @@ void salvo__host_unref(salvo_engine_t *engine, salvo__host_t *host);
 void salvo__host_event(salvo_engine_t *engine, salvo__host_t *host, int type);
 void salvo__hosts_free(salvo_engine_t *engine);
 void salvo__host_block(salvo__host_t *host, uint64_t wait_ms);
+/* libcurl is about to send a request again by itself: 1 if the host's retry
+ * budget allows it (it is then counted like a retry), else 0. */
+int salvo__host_allow_resend(salvo__host_t *host, uint64_t now);
+void salvo__host_saw_silent_close(salvo_engine_t *engine, uint64_t hash);
 uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_policy_t *p);
 /* RateLimit-Reset value: ms to wait, -1 if not a number, INT64_MAX if absurdly far. */
 int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_unix_ms);

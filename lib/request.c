@@ -834,6 +834,20 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
   salvo__request_complete(req, d.final_error);
 }
 
+/* Classifies how an attempt ended. A send the server's TCP never
+ * acknowledged did not reach the server (conn.c). A handle whose transfer
+ * failed is reset before its next use (attempt.c). */
+static salvo__outcome_t attempt_outcome(salvo__slot_t *slot, CURLcode rc, long os_errno,
+                                        curl_off_t pretransfer) {
+  salvo__outcome_t out =
+      salvo__classify(rc, os_errno, slot->stop_reason, slot->sent, (int64_t)pretransfer);
+  if (slot->unread && !slot->responded && (out.error == SALVO_ECLOSED || out.error == SALVO_ERESET))
+    out.reached = 0;
+  if (out.error != 0)
+    slot->dirty = 1;
+  return out;
+}
+
 /* One of two running attempts ends without deciding the request; the other
  * goes on. It gets a record saying why. */
 static void drop_attempt(salvo_request_t *req, salvo__slot_t *slot, CURLcode rc, const char *why) {
@@ -848,8 +862,7 @@ static void drop_attempt(salvo_request_t *req, salvo__slot_t *slot, CURLcode rc,
   curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(slot->easy, CURLINFO_OS_ERRNO, &os_errno);
   curl_easy_getinfo(slot->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
-  salvo__outcome_t out =
-      salvo__classify(rc, os_errno, slot->stop_reason, slot->sent, (int64_t)pretransfer);
+  salvo__outcome_t out = attempt_outcome(slot, rc, os_errno, pretransfer);
   salvo__host_after_attempt(req, slot->easy, out.error, out.error == 0 ? status : 0,
                             (uv_hrtime() - slot->started_ns) / 1000, slot->started_ms);
   salvo_attempt_record_t *rec = add_record(req);
@@ -944,8 +957,7 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
 
   /* A short write count makes libcurl report CURLE_WRITE_ERROR; the real
    * reason is the one salvo recorded. */
-  salvo__outcome_t outcome = salvo__classify(rc, os_errno, slot->stop_reason, slot->sent,
-                                             (int64_t)pretransfer);
+  salvo__outcome_t outcome = attempt_outcome(slot, rc, os_errno, pretransfer);
   /* libcurl says PARTIAL_FILE when an HTTP/2 connection dies under a stream
    * that had no response yet: nothing was truncated, it closed. */
   if (outcome.error == SALVO_ETRUNCATED && status == 0)

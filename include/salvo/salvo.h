@@ -330,6 +330,9 @@ typedef struct {
   uint64_t paused_ms;         /* how much longer the host is paused, 0 = not paused */
   size_t queued;              /* requests of this host now waiting in its queue */
   uint64_t p50_us, p90_us, p99_us, max_us; /* latency of requests that got a response */
+  uint64_t resends;           /* sends libcurl made again within an attempt (a reused connection
+                                 that died, an HTTP/2 stream refused); those the server may have
+                                 read spent retry budget */
 } salvo_host_stats_t;
 
 /**
@@ -420,6 +423,8 @@ typedef struct {
   uint64_t completed;          /* done callbacks called */
   uint64_t attempts;           /* transfers started */
   uint64_t retries;            /* attempts scheduled after a failed one */
+  uint64_t resends;            /* requests libcurl sent again within an attempt (see
+                                  salvo_attempt_record_t.sends) */
   uint64_t connections_opened; /* new connections libcurl made (sum of CURLINFO_NUM_CONNECTS) */
   size_t queued;               /* requests now waiting for a slot */
   size_t waiting;              /* requests now in backoff before their next attempt */
