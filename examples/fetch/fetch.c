@@ -26,7 +26,11 @@ static const char usage[] =
     "  -i, --input FILE         requests, one per line ('-' = stdin): a bare URL, or a JSON object\n"
     "                           {\"id\":..., \"url\":..., \"method\":..., \"headers\":{...}, \"body\":\"...\"}\n"
     "  -X, --method M   -H, --header 'Name: value' (repeatable)   -d, --data STR   --data-file FILE\n"
-    "  -c, --concurrency N      requests in flight (64)\n"
+    "  -c, --concurrency N      requests in flight (64; fewer if the open-file limit or the body budget\n"
+    "                           cannot hold them: stderr says so)\n"
+    "      --max-body-size BYTES       a response body's cap, K/M/G suffixes (4M); past it: body_too_large\n"
+    "      --max-buffered-bytes BYTES  all bodies held at once (256M): at most this / --max-body-size\n"
+    "                           requests in the engine at a time\n"
     "      --max-host-connections N   --http1.1 | --http2\n"
     "      --connect-timeout MS (3100)  --idle-timeout MS (10000)  --attempt-timeout MS (0 = off)\n"
     "      --deadline MS (30000)        --queue-timeout MS (0 = off)\n"
@@ -45,12 +49,13 @@ static const char usage[] =
     "      --cacert FILE  --insecure (prints a warning)\n"
     "  -L, --location           follow redirects (off by default)   --max-redirects N (5)\n"
     "      --redirect-allow-downgrade   follow https -> http redirects too\n"
-    "  -o, --output-dir DIR     save each body as DIR/<id>\n"
+    "  -o, --output-dir DIR     save each ok body whole as DIR/<id> (via DIR/<id>.part); a later line\n"
+    "                           whose id takes the same file name fails with duplicate_id\n"
     "      --shard K/N          take only the K-th of every N input lines (1-based)\n"
     "      --progress | --no-progress   (default: progress on stderr when it is a terminal)\n"
     "      --demo               run against a built-in local fault server (no network needed)\n"
     "Results: one JSON object per request on stdout. Exit 0 if all are ok, 1 if not, 2 on usage\n"
-    "errors, 130 on SIGINT. --demo exits 0 when every request completed exactly once (its failures\n"
+    "errors or input that cannot be read, 130 on SIGINT. --demo exits 0 when every request completed exactly once (its failures\n"
     "are on purpose).\n";
 
 /* ------------------------------------------------------------ state */
