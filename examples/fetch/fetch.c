@@ -2,12 +2,14 @@
  * See usage[] and the README for the contract. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,13 +19,18 @@
 #include "faultd.h"
 #include "histogram.h"
 #include "input.h"
+#include "reader.h"
 
 static const char usage[] =
     "usage: salvo-fetch [OPTIONS] [URL ...]\n"
     "  -i, --input FILE         requests, one per line ('-' = stdin): a bare URL, or a JSON object\n"
     "                           {\"id\":..., \"url\":..., \"method\":..., \"headers\":{...}, \"body\":\"...\"}\n"
     "  -X, --method M   -H, --header 'Name: value' (repeatable)   -d, --data STR   --data-file FILE\n"
-    "  -c, --concurrency N      requests in flight (64)\n"
+    "  -c, --concurrency N      requests in flight (64; fewer if the open-file limit or the body budget\n"
+    "                           cannot hold them: stderr says so)\n"
+    "      --max-body-size BYTES       a response body's cap, K/M/G suffixes (4M); past it: body_too_large\n"
+    "      --max-buffered-bytes BYTES  all bodies held at once (256M): at most this / --max-body-size\n"
+    "                           requests in the engine at a time\n"
     "      --max-host-connections N   --http1.1 | --http2\n"
     "      --connect-timeout MS (3100)  --idle-timeout MS (10000)  --attempt-timeout MS (0 = off)\n"
     "      --deadline MS (30000)        --queue-timeout MS (0 = off)\n"
@@ -42,12 +49,13 @@ static const char usage[] =
     "      --cacert FILE  --insecure (prints a warning)\n"
     "  -L, --location           follow redirects (off by default)   --max-redirects N (5)\n"
     "      --redirect-allow-downgrade   follow https -> http redirects too\n"
-    "  -o, --output-dir DIR     save each body as DIR/<id>\n"
+    "  -o, --output-dir DIR     save each ok body whole as DIR/<id> (via DIR/<id>.part); a later line\n"
+    "                           whose id takes the same file name fails with duplicate_id\n"
     "      --shard K/N          take only the K-th of every N input lines (1-based)\n"
     "      --progress | --no-progress   (default: progress on stderr when it is a terminal)\n"
     "      --demo               run against a built-in local fault server (no network needed)\n"
     "Results: one JSON object per request on stdout. Exit 0 if all are ok, 1 if not, 2 on usage\n"
-    "errors, 130 on SIGINT. --demo exits 0 when every request completed exactly once (its failures\n"
+    "errors or input that cannot be read, 130 on SIGINT. --demo exits 0 when every request completed exactly once (its failures\n"
     "are on purpose).\n";
 
 /* ------------------------------------------------------------ state */
@@ -65,7 +73,9 @@ static struct {
   uv_loop_t *loop;
   salvo_engine_t *engine;
   salvo_engine_opts_t opts;
-  FILE *input;
+  fetch_reader_t *reader;    /* -i, read through the loop; NULL once it ended */
+  const char *input_path;
+  int input_error;           /* the input could not be read to its end: exit 2 */
   int input_done;
   size_t line;
   size_t shard_k, shard_n;
@@ -77,6 +87,9 @@ static struct {
   size_t body_len;
   int has_body;
   const char *output_dir;
+  json_t *names;             /* -o: file name -> line that claimed it */
+  size_t max_body_size;      /* --max-body-size */
+  size_t body_slots;         /* --max-buffered-bytes / --max-body-size: requests in the engine at once */
   salvo_host_stats_t *hosts; /* snapshot taken when the engine closes */
   uint64_t hosts_evicted;    /* idle hosts the engine forgot (past its max_hosts) */
   size_t nhosts;
@@ -97,6 +110,15 @@ static struct {
 } g;
 
 static void feed(void);
+
+/* Response bodies: each at most DEFAULT_MAX_BODY, all of them together at
+ * most DEFAULT_MAX_BUFFERED: 64 requests at a time with the defaults. */
+#define DEFAULT_MAX_BODY ((size_t)4 << 20)
+#define DEFAULT_MAX_BUFFERED ((size_t)256 << 20)
+
+/* Longest input line: a JSON line may carry a request body. */
+#define MAX_LINE (64u * 1024 * 1024)
+#define MAX_LINE_TEXT "67108864"
 
 static double hist_pct(const histogram_t *h, double p) {
   return (double)hist_percentile_us(h, p) / 1000.0;
@@ -127,85 +149,125 @@ static void emit(json_t *line) {
   g.total_seen++;
 }
 
-static json_t *id_json(const char *id) { return json_string(id); }
-
-/* A URL as it may be shown: a password in its userinfo becomes "***". The
- * caller frees the copy. Header values never reach the output at all. */
-static char *redact_url(const char *url) {
-  char *copy = strdup(url);
-  if (copy == NULL)
-    return NULL;
-  char *auth = strstr(copy, "://");
-  if (auth == NULL)
-    return copy;
-  auth += 3;
-  size_t alen = strcspn(auth, "/?#");
-  char *at = NULL;
-  for (size_t i = 0; i < alen; i++)
-    if (auth[i] == '@')
-      at = auth + i;
-  char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-  if (colon == NULL)
-    return copy;
-  size_t tail = strlen(at) + 1;
-  char *out = malloc((size_t)(colon + 1 - copy) + 3 + tail);
-  if (out == NULL) {
-    free(copy);
-    return NULL;
+/* An id is valid UTF-8 once jansson parsed it, but never leave the key out. */
+static json_t *id_json(const char *id, size_t line) {
+  json_t *j = json_stringn(id, strlen(id));
+  if (j == NULL) {
+    char num[32];
+    snprintf(num, sizeof(num), "%zu", line);
+    j = json_string(num);
   }
-  size_t head = (size_t)(colon + 1 - copy);
-  memcpy(out, copy, head);
-  memcpy(out + head, "***", 3);
-  memcpy(out + head + 3, at, tail);
-  free(copy);
-  return out;
+  return j;
 }
 
-static json_t *url_json(const char *url) {
-  char *r = redact_url(url);
-  json_t *j = json_string(r != NULL ? r : "");
+/* A URL as it may be shown: its userinfo as "***" (see fetch_redact_url()).
+ * Header values never reach the output at all. */
+static json_t *url_json(const char *url, int parsed) {
+  char *r = fetch_redact_url(url, parsed);
+  json_t *j = r != NULL ? json_string(r) : NULL;
   free(r);
   return j != NULL ? j : json_null(); /* json_string refuses invalid UTF-8: keep the line valid */
 }
 
-static void invalid_line(size_t line, const char *id, const char *url, const char *why) {
-  fprintf(stderr, "salvo-fetch: input line %zu: %s\n", line, why);
+/* Free text from the library or the input, as it may be shown: URLs in it
+ * redacted. Escaping for the terminal is stderr's business (warn()). */
+static json_t *text_json(const char *text) {
+  char *r = fetch_redact_text(text);
+  json_t *j = r != NULL ? json_string(r) : NULL;
+  free(r);
+  return j != NULL ? j : json_string("(not shown)");
+}
+
+/* One line on stderr; |text| may come from the input: escaped, URLs redacted. */
+static void warn(const char *prefix, const char *text) {
+  char *redacted = fetch_redact_text(text);
+  char *shown = redacted != NULL ? fetch_escape(redacted) : NULL;
+  fprintf(stderr, "salvo-fetch: %s%s\n", prefix, shown != NULL ? shown : "(not shown)");
+  free(redacted);
+  free(shown);
+}
+
+static void count_error(const char *name) {
+  json_object_set_new(g.by_error, name,
+                      json_integer(json_integer_value(json_object_get(g.by_error, name)) + 1));
+}
+
+/* A line that is not sent: bad input (error "invalid_input"), or an id whose
+ * file another line has (error "duplicate_id"). */
+static void refuse_line(size_t line, const char *id, const char *url, const char *error,
+                        const char *why) {
+  char prefix[64];
+  snprintf(prefix, sizeof(prefix), "input line %zu: ", line);
+  warn(prefix, why);
   char num[32];
   snprintf(num, sizeof(num), "%zu", line);
   json_t *o = json_object();
-  json_object_set_new(o, "id", id_json(id ? id : num));
-  json_object_set_new(o, "url", url ? url_json(url) : json_null());
+  json_object_set_new(o, "id", id_json(id ? id : num, line));
+  json_object_set_new(o, "url", url ? url_json(url, 0) : json_null());
   json_object_set_new(o, "method", json_null());
   json_object_set_new(o, "outcome", json_string("failed"));
   json_object_set_new(o, "status", json_null());
-  json_object_set_new(o, "error", json_string("invalid_input"));
-  json_object_set_new(o, "detail", json_string(why));
+  json_object_set_new(o, "error", json_string(error));
+  json_object_set_new(o, "detail", text_json(why));
   json_object_set_new(o, "attempts", json_integer(0));
   json_object_set_new(o, "history", json_array());
   emit(o);
   g.failed++;
-  json_object_set_new(g.by_error, "invalid_input",
-                      json_integer(json_integer_value(json_object_get(g.by_error, "invalid_input")) + 1));
+  count_error(error);
 }
 
-static void save_body(const item_t *it, const salvo_result_t *r) {
-  /* The id names the file: keep it to a safe alphabet. */
-  char name[256];
-  size_t n = 0;
-  for (const char *p = it->id; *p && n < sizeof(name) - 1; p++)
-    name[n++] = (isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.') ? *p : '_';
-  name[n] = '\0';
-  if (n == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-    snprintf(name, sizeof(name), "line-%zu", it->line);
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/%s", g.output_dir, name);
-  FILE *f = fopen(path, "wb");
-  if (f == NULL) {
-    fprintf(stderr, "salvo-fetch: cannot write %s: %s\n", path, strerror(errno));
-    return;
+static void invalid_line(size_t line, const char *id, const char *url, const char *why) {
+  refuse_line(line, id, url, "invalid_input", why);
+}
+
+static int write_all(int fd, const char *data, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -1;
+    data += n;
+    len -= (size_t)n;
   }
-  fwrite(r->body, 1, r->body_len, f);
-  fclose(f);
+  return 0;
+}
+
+/* A complete body goes to DIR/<name>.part, then is renamed to DIR/<name>:
+ * a file under its final name is always whole. Returns 0, or -1 with the
+ * reason in |why|. */
+static int save_body(const item_t *it, const char *body, size_t len, char *why, size_t why_len) {
+  char name[FETCH_NAME_MAX];
+  fetch_file_name(it->id, it->line, name);
+  size_t plen = strlen(g.output_dir) + 1 + strlen(name) + 1;
+  char *path = malloc(plen), *part = malloc(plen + 5);
+  if (path == NULL || part == NULL) {
+    free(path);
+    free(part);
+    snprintf(why, why_len, "cannot save the body: out of memory");
+    return -1;
+  }
+  snprintf(path, plen, "%s/%s", g.output_dir, name);
+  snprintf(part, plen + 5, "%s.part", path);
+  int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  int ok = fd >= 0 && write_all(fd, body, len) == 0;
+  int saved_errno = errno;
+  if (fd >= 0 && close(fd) != 0 && ok) {
+    ok = 0;
+    saved_errno = errno;
+  }
+  if (ok && rename(part, path) != 0) {
+    ok = 0;
+    saved_errno = errno;
+  }
+  if (!ok) {
+    if (fd >= 0)
+      unlink(part);
+    snprintf(why, why_len, "cannot save the body to %.4000s: %s", part, strerror(saved_errno));
+  }
+  free(path);
+  free(part);
+  return ok ? 0 : -1;
 }
 
 static void item_free(item_t *it) {
@@ -215,24 +277,46 @@ static void item_free(item_t *it) {
   free(it);
 }
 
-static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
-  (void)req;
-  item_t *it = ud;
-  g.in_engine--;
-  const char *outcome = outcome_of(r);
+static json_t *history_json(const salvo_result_t *r) {
+  json_t *history = json_array();
+  for (size_t i = 0; i < r->history_len; i++) {
+    const salvo_attempt_record_t *h = &r->history[i];
+    json_t *e = json_object();
+    json_object_set_new(e, "attempt", json_integer(h->attempt));
+    if (h->error)
+      json_object_set_new(e, "error", json_string(salvo_err_name(h->error)));
+    else
+      json_object_set_new(e, "status", json_integer(h->status));
+    json_object_set_new(e, "reached_server", json_boolean(h->reached_server));
+    json_object_set_new(e, "decision", json_string(h->decision == SALVO_RETRY ? "retry" : "stop"));
+    json_object_set_new(e, "reason", text_json(h->reason));
+    json_object_set_new(e, "wait_ms", json_integer((json_int_t)h->wait_ms));
+    json_array_append_new(history, e);
+  }
+  return history;
+}
+
+/* The result line of a request that ran. |save_error|: the body came whole
+ * but could not be saved (-o), which makes the outcome "failed". */
+static json_t *result_json(salvo_request_t *req, const item_t *it, const salvo_result_t *r,
+                           const char *outcome, const char *file, const char *save_error) {
   json_t *o = json_object();
-  json_object_set_new(o, "id", id_json(it->id));
-  json_object_set_new(o, "url", url_json(it->url));
+  json_object_set_new(o, "id", id_json(it->id, it->line));
+  json_object_set_new(o, "url", url_json(it->url, 1));
   json_object_set_new(o, "method", json_string(it->method));
   json_object_set_new(o, "outcome", json_string(outcome));
   json_object_set_new(o, "status", r->status ? json_integer(r->status) : json_null());
-  json_object_set_new(o, "error", r->error ? json_string(salvo_err_name(r->error)) : json_null());
+  json_object_set_new(o, "error", save_error != NULL ? json_string("save_failed")
+                                  : r->error      ? json_string(salvo_err_name(r->error))
+                                                  : json_null());
   json_object_set_new(o, "attempts", json_integer(r->attempts));
   json_object_set_new(o, "elapsed_ms", ms(r->elapsed_us));
   json_object_set_new(o, "bytes", json_integer((json_int_t)r->body_len));
+  if (file != NULL)
+    json_object_set_new(o, "file", json_string(file));
   if (r->redirects > 0 && req != NULL) {
     json_object_set_new(o, "redirects", json_integer(r->redirects));
-    json_object_set_new(o, "final_url", url_json(salvo_request_url(req)));
+    json_object_set_new(o, "final_url", url_json(salvo_request_url(req), 1));
   }
   json_object_set_new(o, "http_version",
                       r->http_version == 20   ? json_string("2")
@@ -247,26 +331,20 @@ static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
   json_object_set_new(o, "stop_reason", json_string(salvo_stop_reason_name(r->stop_reason)));
   if (r->error == SALVO_ERETRYAFTER)
     json_object_set_new(o, "retry_after_ms", json_integer(r->retry_after_ms));
-  if (r->detail[0])
-    json_object_set_new(o, "detail", json_string(r->detail));
-  json_t *history = json_array();
-  for (size_t i = 0; i < r->history_len; i++) {
-    const salvo_attempt_record_t *h = &r->history[i];
-    json_t *e = json_object();
-    json_object_set_new(e, "attempt", json_integer(h->attempt));
-    if (h->error)
-      json_object_set_new(e, "error", json_string(salvo_err_name(h->error)));
-    else
-      json_object_set_new(e, "status", json_integer(h->status));
-    json_object_set_new(e, "reached_server", json_boolean(h->reached_server));
-    json_object_set_new(e, "decision", json_string(h->decision == SALVO_RETRY ? "retry" : "stop"));
-    json_object_set_new(e, "reason", json_string(h->reason));
-    json_object_set_new(e, "wait_ms", json_integer((json_int_t)h->wait_ms));
-    json_array_append_new(history, e);
+  if (save_error != NULL) {
+    json_object_set_new(o, "detail", text_json(save_error));
+  } else if (r->error == SALVO_EBODYLIMIT) {
+    char d[128];
+    snprintf(d, sizeof(d), "the body is larger than --max-body-size (%zu bytes)", g.max_body_size);
+    json_object_set_new(o, "detail", json_string(d));
+  } else if (r->detail[0]) {
+    json_object_set_new(o, "detail", text_json(r->detail));
   }
-  json_object_set_new(o, "history", history);
-  emit(o);
+  json_object_set_new(o, "history", history_json(r));
+  return o;
+}
 
+static void count_outcome(const salvo_result_t *r, const char *outcome) {
   if (strcmp(outcome, "ok") == 0)
     g.ok++;
   else if (strcmp(outcome, "http_error") == 0)
@@ -275,34 +353,64 @@ static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
     g.canceled++;
   else
     g.failed++;
-  if (r->error) {
-    const char *name = salvo_err_name(r->error);
-    json_object_set_new(g.by_error, name,
-                        json_integer(json_integer_value(json_object_get(g.by_error, name)) + 1));
-  }
+  if (r->error)
+    count_error(salvo_err_name(r->error));
   if (r->attempts > 1) {
     g.retried_requests++;
     g.retries += r->attempts - 1;
   }
   hist_add(&g.latency, r->elapsed_us);
-  if (g.output_dir && r->body != NULL && r->status > 0)
-    save_body(it, r);
+}
+
+static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  item_t *it = ud;
+  g.in_engine--;
+  const char *outcome = outcome_of(r);
+  /* -o: only an ok, whole body is saved; anything else leaves no file. */
+  char name[FETCH_NAME_MAX], why[4096 + 256];
+  const char *file = NULL, *save_error = NULL;
+  if (g.output_dir != NULL && strcmp(outcome, "ok") == 0 && r->body != NULL) {
+    if (save_body(it, r->body, r->body_len, why, sizeof(why)) == 0) {
+      fetch_file_name(it->id, it->line, name);
+      file = name;
+    } else {
+      save_error = why;
+      outcome = "failed";
+      warn("", why);
+      count_error("save_failed");
+    }
+  }
+  emit(result_json(req, it, r, outcome, file, save_error));
+  count_outcome(r, outcome);
   item_free(it);
   feed();
 }
 
 /* ------------------------------------------------------------ input */
 
+/* A header name from the input is shown only if it is a token: a "name" that
+ * is not may be a whole "Authorization: Bearer ..." line pasted in. */
+static int is_token(const char *s) {
+  if (*s == '\0')
+    return 0;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) || (unsigned char)*s >= 0x80)
+      if (strchr("!#$%&'*+-.^_`|~", *s) == NULL)
+        return 0;
+  return 1;
+}
+
 static int apply_headers(salvo_request_t *req, json_t *headers, char *why, size_t why_len) {
   const char *name;
   json_t *v;
   json_object_foreach(headers, name, v) {
+    const char *shown = is_token(name) && strlen(name) <= 64 ? name : "(name not shown: not a token)";
     if (!json_is_string(v)) {
-      snprintf(why, why_len, "header %s: value is not a string", name);
+      snprintf(why, why_len, "header %s: value is not a string", shown);
       return -1;
     }
     if (salvo_request_add_header(req, name, json_string_value(v)) != 0) {
-      snprintf(why, why_len, "header %s: invalid name or value (CR, LF, NUL?)", name);
+      snprintf(why, why_len, "header %s: invalid name or value (CR, LF, NUL?)", shown);
       return -1;
     }
   }
@@ -329,13 +437,30 @@ static void schedule(item_t *it) { submit_now(it); }
 
 /* What one input line asks for. */
 typedef struct {
-  char id[256];
+  const char *id;
   const char *url;
   const char *method;
   json_t *headers;   /* borrowed, or NULL */
   const char *body;  /* NULL = none */
   size_t body_len;
 } spec_t;
+
+/* Why salvo_request_new() refused: the method, or the URL (shown redacted). */
+static void explain_new(const char *url, char *why, size_t why_len) {
+  salvo_request_t *probe = NULL;
+  if (salvo_request_new(g.engine, "GET", url, &probe) == 0) {
+    salvo_request_free(probe);
+    snprintf(why, why_len, "invalid method: not an HTTP token (not shown)");
+    return;
+  }
+  char *shown = fetch_redact_url(url, 0);
+  snprintf(why, why_len, "invalid URL \"%.300s%s\" (absolute http:// or https:// URLs only%s)",
+           shown ? shown : "", shown && strlen(shown) > 300 ? "..." : "",
+           strchr(url, '@') != NULL ? "; '/', '?', '#' and '@' in a user name or password must be "
+                                      "percent-encoded"
+                                    : "");
+  free(shown);
+}
 
 /* Builds, checks and schedules one request; reports bad input as a result line. */
 static void build(const spec_t *sp, size_t line) {
@@ -344,9 +469,7 @@ static void build(const spec_t *sp, size_t line) {
   salvo_request_t *req = NULL;
   int rc = salvo_request_new(g.engine, m, sp->url, &req);
   if (rc != 0) {
-    char *shown = redact_url(sp->url);
-    snprintf(why, sizeof(why), "invalid method \"%s\" or URL \"%s\"", m, shown ? shown : "");
-    free(shown);
+    explain_new(sp->url, why, sizeof(why));
     invalid_line(line, sp->id, sp->url, why);
     return;
   }
@@ -357,18 +480,44 @@ static void build(const spec_t *sp, size_t line) {
     rc = salvo_request_set_body(req, sp->body, sp->body_len);
   else if (rc == 0 && g.has_body)
     rc = salvo_request_set_body(req, g.body, g.body_len);
-  if (rc != 0) {
+  item_t *it = rc == 0 ? calloc(1, sizeof(*it)) : NULL;
+  if (it != NULL) {
+    it->line = line;
+    it->id = strdup(sp->id);
+    it->url = strdup(sp->url);
+    it->method = strdup(m);
+    it->req = req;
+  }
+  if (it == NULL || it->id == NULL || it->url == NULL || it->method == NULL) {
+    if (it != NULL)
+      item_free(it);
     salvo_request_free(req);
     invalid_line(line, sp->id, sp->url, why);
     return;
   }
-  item_t *it = calloc(1, sizeof(*it));
-  it->line = line;
-  it->id = strdup(sp->id);
-  it->url = strdup(sp->url);
-  it->method = strdup(m);
-  it->req = req;
   schedule(it);
+}
+
+/* -o: the file names an id takes (DIR/<name> and DIR/<name>.part) are its
+ * own for the whole run; a later line whose id maps to a taken name is
+ * refused (error "duplicate_id") rather than overwrite the other's body. */
+static int claim_name(const char *id, size_t line, char *why, size_t why_len) {
+  char name[FETCH_NAME_MAX + 8];
+  fetch_file_name(id, line, name);
+  size_t len = strlen(name);
+  json_t *first = json_object_get(g.names, name);
+  snprintf(name + len, sizeof(name) - len, ".part");
+  if (first == NULL)
+    first = json_object_get(g.names, name);
+  if (first != NULL) {
+    snprintf(why, why_len, "-o: its id saves to the same file as line %" JSON_INTEGER_FORMAT "'s",
+             json_integer_value(first));
+    return -1;
+  }
+  json_object_set_new(g.names, name, json_integer((json_int_t)line));
+  name[len] = '\0';
+  json_object_set_new(g.names, name, json_integer((json_int_t)line));
+  return 0;
 }
 
 /* One input line (or command-line URL). */
@@ -377,11 +526,13 @@ static void take(const char *text, size_t line) {
   char why[512];
   int r = fetch_parse_line(text, line, &in, why, sizeof(why));
   if (r < 0) {
-    invalid_line(line, in.obj != NULL ? in.id : NULL, in.url, why);
+    invalid_line(line, in.id_given ? in.id : NULL, in.url, why);
+  } else if (r > 0 && g.output_dir != NULL && claim_name(in.id, line, why, sizeof(why)) != 0) {
+    refuse_line(line, in.id, in.url, "duplicate_id", why);
   } else if (r > 0) {
     spec_t sp;
     memset(&sp, 0, sizeof(sp));
-    snprintf(sp.id, sizeof(sp.id), "%s", in.id);
+    sp.id = in.id;
     sp.url = in.url;
     sp.method = in.method != NULL ? in.method : g.method;
     sp.headers = in.headers;
@@ -394,51 +545,77 @@ static void take(const char *text, size_t line) {
 
 /* ------------------------------------------------------------ feeding */
 
-/* Reads input only while there is room: memory stays flat however long the
- * input is. */
-static void feed(void) {
-  size_t room_for = g.opts.max_in_flight * 4;
+/* Requests in the engine at most: a few times the concurrency so hosts that
+ * wait (rate, pauses) do not idle the others, no more than the body budget
+ * allows (requests in backoff keep their buffer), and with a rate, no more
+ * than half a deadline's worth (the deadline runs from submit). */
+static size_t room_for(void) {
+  size_t room = g.opts.max_in_flight * 4;
   if (g.opts.hosts.rate > 0 && g.opts.timeouts.deadline_ms > 0) {
-    /* Requests wait for the host's rate in the engine, and their deadline
-     * runs from submit: hand over no more than half a deadline's worth. */
     double ahead = g.opts.hosts.rate * (double)g.opts.timeouts.deadline_ms / 2000.0;
-    if (ahead < (double)room_for)
-      room_for = ahead < 1 ? 1 : (size_t)ahead;
+    if (ahead < (double)room)
+      room = ahead < 1 ? 1 : (size_t)ahead;
   }
-  while (!g.input_done && !g.closing && g.in_engine < room_for) {
-    if (g.cli_next < g.cli_nurls) {
-      g.line++;
-      take(g.cli_urls[g.cli_next++], g.line);
-      continue;
-    }
-    if (g.input == NULL) {
-      g.input_done = 1;
-      break;
-    }
-    static char *buf;
-    static size_t cap;
-    ssize_t n = getline(&buf, &cap, g.input);
-    if (n < 0) {
-      g.input_done = 1;
-      if (g.input != stdin)
-        fclose(g.input);
-      g.input = NULL;
-      free(buf);
-      buf = NULL;
-      cap = 0;
-      break;
-    }
+  return room < g.body_slots ? room : g.body_slots;
+}
+
+static void input_ended(void) {
+  int err = fetch_reader_error(g.reader);
+  if (err != 0) {
+    g.input_error = 1;
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "-i: cannot read past line %zu of ", g.line);
+    char msg[4096 + 128];
+    snprintf(msg, sizeof(msg), "'%s': %s", g.input_path, uv_strerror(err));
+    warn(prefix, msg);
+  }
+  fetch_reader_close(g.reader);
+  g.reader = NULL;
+  g.input_done = 1;
+}
+
+/* One line from the reader, or 0 if none is ready. */
+static int next_line(size_t room) {
+  char *text;
+  size_t n;
+  if (g.in_engine >= room)
+    return 0;
+  int r = fetch_reader_next(g.reader, &text, &n);
+  if (r == FETCH_LINE_NONE)
+    return 0;
+  if (r == FETCH_LINE_END) {
+    input_ended();
+    return 0;
+  }
+  g.line++;
+  if (g.shard_n > 1 && (g.line - 1) % g.shard_n != g.shard_k - 1)
+    return 1;
+  if (r == FETCH_LINE_TOO_LONG)
+    invalid_line(g.line, NULL, NULL, "the line is longer than " MAX_LINE_TEXT " bytes");
+  else if (strlen(text) != n)
+    invalid_line(g.line, NULL, NULL, "the line contains a NUL byte");
+  else
+    take(text, g.line);
+  return 1;
+}
+
+/* Takes input only while there is room: memory stays flat however long the
+ * input is, and reading pauses meanwhile. Called when a line may be ready
+ * and whenever a request ends. */
+static void feed(void) {
+  size_t room = room_for();
+  while (!g.closing && g.cli_next < g.cli_nurls && g.in_engine < room) {
     g.line++;
-    if (g.shard_n > 1 && (g.line - 1) % g.shard_n != g.shard_k - 1)
-      continue;
-    if (n > 0 && buf[n - 1] == '\n')
-      buf[--n] = '\0';
-    if (strlen(buf) != (size_t)n) {
-      invalid_line(g.line, NULL, NULL, "the line contains a NUL byte");
-      continue;
-    }
-    take(buf, g.line);
+    take(g.cli_urls[g.cli_next++], g.line);
   }
+  if (g.cli_next < g.cli_nurls)
+    return; /* command-line URLs come first */
+  if (g.reader == NULL)
+    g.input_done = 1;
+  while (!g.closing && g.reader != NULL && next_line(room))
+    ;
+  if (g.reader != NULL)
+    fetch_reader_want(g.reader, !g.closing && g.in_engine < room);
   if (g.input_done && g.in_engine == 0 && !g.closing) {
     g.closing = 1;
     close_engine();
@@ -448,6 +625,12 @@ static void feed(void) {
     if (g.demo_server)
       faultd_close(g.demo_server);
   }
+}
+
+static void on_input(fetch_reader_t *reader, void *user_data) {
+  (void)reader;
+  (void)user_data;
+  feed();
 }
 
 /* ------------------------------------------------------------ progress */
@@ -545,6 +728,8 @@ static void on_sigint(uv_signal_t *sig, int signum) {
     return;
   g.interrupted = 1;
   g.input_done = 1;
+  fetch_reader_close(g.reader); /* a producer that is still writing is not waited for */
+  g.reader = NULL;
   fprintf(stderr, "\nsalvo-fetch: interrupted: canceling %zu requests\n", g.in_engine);
   g.closing = 1;
   close_engine();
@@ -676,12 +861,80 @@ static char *read_file(const char *path, size_t *len) {
   return buf;
 }
 
+/* A size in bytes, with an optional K, M or G (powers of 1024). */
+static size_t bytes(const char *opt, const char *arg) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(arg, &end, 10);
+  int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20 : *end == 'G' || *end == 'g' ? 30 : 0;
+  if (shift != 0)
+    end++;
+  if (*arg == '\0' || arg[0] == '-' || *end != '\0' || errno != 0 || v == 0 ||
+      v > (SIZE_MAX >> 1) >> shift) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "%s needs a size in bytes (> 0; K, M, G suffixes), got '%%s'", opt);
+    die_usage(msg, arg);
+  }
+  return (size_t)v << shift;
+}
+
+/* Each request in flight holds a socket, and while its host name resolves,
+ * libcurl's resolver holds a socket pair: count 2 descriptors a request, and
+ * keep some for the loop, the input, the output files and libcurl. */
+#define FDS_PER_REQUEST 2
+#define FDS_SPARE 32
+
+/* The concurrency the open-file limit allows: the soft limit is raised
+ * toward the hard one first; if that is not enough, say so and run fewer. */
+static size_t fit_fd_limit(size_t want) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return want;
+  rlim_t need = (rlim_t)want * FDS_PER_REQUEST + FDS_SPARE;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+    struct rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+      rl = raised;
+  }
+  size_t fit = want;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+    fit = rl.rlim_cur > FDS_SPARE + FDS_PER_REQUEST ? (size_t)(rl.rlim_cur - FDS_SPARE) / FDS_PER_REQUEST : 1;
+    fprintf(stderr,
+            "salvo-fetch: -c %zu needs about %llu open files, but the limit (ulimit -n) is %llu "
+            "(hard limit %llu): running %zu requests at a time instead\n",
+            want, (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+            rl.rlim_max == RLIM_INFINITY ? 0ULL : (unsigned long long)rl.rlim_max, fit);
+  }
+  /* Idle connections kept for reuse hold descriptors too: cap them with the rest. */
+  size_t conns = rl.rlim_cur == RLIM_INFINITY ? 0 : (size_t)(rl.rlim_cur - FDS_SPARE) / FDS_PER_REQUEST;
+  if (conns > 0 && (g.opts.max_connections == 0 || (size_t)g.opts.max_connections > conns))
+    g.opts.max_connections = (long)conns;
+  return fit;
+}
+
+/* Bodies are buffered whole (a body streamed to a callback would not be
+ * retried), so every request in the engine may come to hold max_body bytes,
+ * also while it waits to retry: at most max_buffered / max_body of them. */
+static size_t fit_memory(size_t want, size_t max_body, size_t max_buffered) {
+  if (max_body > max_buffered)
+    die_usage("--max-body-size is larger than --max-buffered-bytes%s", "");
+  g.body_slots = max_buffered / max_body;
+  if (g.body_slots >= want)
+    return want;
+  fprintf(stderr,
+          "salvo-fetch: %zu bodies of up to %zu bytes (--max-body-size) fit in --max-buffered-bytes "
+          "%zu: running %zu requests at a time instead of %zu\n",
+          g.body_slots, max_body, max_buffered, g.body_slots, want);
+  return g.body_slots;
+}
+
 enum {
   O_DATA_FILE = 256, O_MAX_HOST, O_H1, O_H2, O_CONNECT, O_IDLE, O_ATTEMPT, O_DEADLINE, O_QUEUE,
   O_MAX_ATTEMPTS, O_BACKOFF_BASE, O_BACKOFF_MAX, O_JITTER, O_RETRY_STATUS, O_RETRY_ANY,
   O_RETRY_METHODS, O_RA_MAX, O_NO_RA, O_IDEM, O_SEED, O_RATE, O_CACERT, O_INSECURE, O_SHARD,
   O_PROGRESS, O_NO_PROGRESS, O_DEMO, O_BURST, O_ADAPTIVE, O_NO_PAUSE, O_BUDGET, O_BUDGET_FLOOR,
-  O_BREAKER, O_HEDGE, O_MAX_REDIRECTS, O_ALLOW_DOWNGRADE, O_MAX_HOSTS
+  O_BREAKER, O_HEDGE, O_MAX_REDIRECTS, O_ALLOW_DOWNGRADE, O_MAX_HOSTS, O_MAX_BODY, O_MAX_BUFFERED
 };
 
 int main(int argc, char **argv) {
@@ -722,6 +975,8 @@ int main(int argc, char **argv) {
       {"max-redirects", required_argument, NULL, O_MAX_REDIRECTS},
       {"redirect-allow-downgrade", no_argument, NULL, O_ALLOW_DOWNGRADE},
       {"max-hosts", required_argument, NULL, O_MAX_HOSTS},
+      {"max-body-size", required_argument, NULL, O_MAX_BODY},
+      {"max-buffered-bytes", required_argument, NULL, O_MAX_BUFFERED},
       {NULL, 0, NULL, 0}};
   salvo_engine_opts_init(&g.opts);
   hist_init(&g.latency);
@@ -731,6 +986,7 @@ int main(int argc, char **argv) {
   int progress = isatty(2);
   static int demo;
   size_t max_in_flight = 64;
+  size_t max_body = DEFAULT_MAX_BODY, max_buffered = DEFAULT_MAX_BUFFERED;
   int opt;
   while ((opt = getopt_long(argc, argv, "i:X:H:d:c:o:hL", longopts, NULL)) != -1) {
     switch (opt) {
@@ -877,6 +1133,12 @@ int main(int argc, char **argv) {
     case O_MAX_HOSTS:
       g.opts.max_hosts = (size_t)num("--max-hosts", optarg, 100000000);
       break;
+    case O_MAX_BODY:
+      max_body = bytes("--max-body-size", optarg);
+      break;
+    case O_MAX_BUFFERED:
+      max_buffered = bytes("--max-buffered-bytes", optarg);
+      break;
     case O_BREAKER:
       g.opts.hosts.breaker = 1;
       break;
@@ -938,7 +1200,9 @@ int main(int argc, char **argv) {
     die_usage("%s", "nothing to fetch: give URLs, -i FILE, or --demo");
   signal(SIGPIPE, SIG_IGN);
   g.loop = uv_default_loop();
-  g.opts.max_in_flight = max_in_flight;
+  g.opts.max_in_flight = fit_memory(fit_fd_limit(max_in_flight), max_body, max_buffered);
+  g.opts.max_body_size = g.max_body_size = max_body;
+  g.names = json_object();
 
   char demo_path[64] = "";
   if (demo) {
@@ -954,14 +1218,14 @@ int main(int argc, char **argv) {
       fprintf(stderr, "(result lines are not shown on a terminal: add '> results.jsonl' to keep them)\n");
   }
   if (input_path != NULL) {
-    if (strcmp(input_path, "-") == 0) {
-      g.input = stdin;
-    } else {
-      g.input = fopen(input_path, "r");
-      if (g.input == NULL) {
-        fprintf(stderr, "salvo-fetch: -i: cannot read '%s': %s\n", input_path, strerror(errno));
-        return 2;
-      }
+    g.input_path = strcmp(input_path, "-") == 0 ? "stdin" : input_path;
+    int err = fetch_reader_open(g.loop, input_path, MAX_LINE, on_input, NULL, &g.reader);
+    if (err != 0) {
+      char msg[4096 + 128];
+      snprintf(msg, sizeof(msg), "'%s': %s", g.input_path,
+               err == UV_EINVAL ? "not a file, pipe, socket or terminal" : uv_strerror(err));
+      warn("-i: cannot read ", msg);
+      return 2;
     }
   }
   if (demo_path[0])
@@ -988,9 +1252,14 @@ int main(int argc, char **argv) {
   summary();
   json_decref(g.headers);
   json_decref(g.by_error);
+  json_decref(g.names);
   free(g.body);
+  free(g.hosts);
+  uv_loop_close(g.loop);
   if (g.interrupted)
     return 130;
+  if (g.input_error)
+    return 2;
   if (demo) /* its failures are on purpose: 0 means every request ended exactly once */
     return g.total_seen == g.line ? 0 : 1;
   return g.ok == g.total_seen ? 0 : 1;

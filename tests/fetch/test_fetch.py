@@ -261,7 +261,7 @@ def test_secrets_never_reach_the_output(srv):
     for secret in ["s3cret-token", "s3cret-cookie", "s3cret-proxy", "pw-s3cret"]:
         check(secret not in text, "%s leaked: %s" % (secret, text[:600]))
     a = [o for o in out if o["id"] == "a"][0]
-    check(a["url"] == "http://user:***@127.0.0.1:%d/ok" % port and a["outcome"] == "ok", str(a))
+    check(a["url"] == "http://***@127.0.0.1:%d/ok" % port and a["outcome"] == "ok", str(a))
     p = subprocess.run([FETCH, "-H", "Bearer s3cret-token", srv.base], capture_output=True, text=True)
     check(p.returncode == 2 and "s3cret" not in p.stderr and "-H" in p.stderr, p.stderr)
 
@@ -319,6 +319,187 @@ def test_memory_stays_flat_with_input_size(srv):
     small, big = peak_rss_kb(2000), peak_rss_kb(40000)
     print("  peak RSS: %d KiB for 2,000 lines, %d KiB for 40,000" % (small, big))
     check(big < small + 8 * 1024, "RSS grew with input: %d -> %d KiB" % (small, big))
+
+
+def read_line_within(stream, seconds):
+    """One line from a pipe, or None if none came within |seconds|."""
+    import select
+    r, _, _ = select.select([stream], [], [], seconds)
+    return stream.readline() if r else None
+
+
+def test_a_slow_producer_does_not_stall_requests_already_read(srv):
+    # Line 1, then 3 s of silence, then line 2: line 1's result must come during the silence.
+    p = subprocess.Popen([FETCH, "--no-progress", "-i", "-"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    t = time.time()
+    p.stdin.write(json.dumps({"id": "first", "url": srv.base + "/ok"}) + "\n")
+    p.stdin.flush()
+    first = read_line_within(p.stdout, 2.0)
+    took = time.time() - t
+    time.sleep(max(0.0, 3.0 - (time.time() - t)))
+    p.stdin.write(json.dumps({"id": "second", "url": srv.base + "/ok"}) + "\n")
+    p.stdin.close()
+    rest = p.stdout.read()
+    p.wait(timeout=20)
+    check(first is not None, "no result within 2 s of the first line, while the producer paused")
+    check(json.loads(first)["id"] == "first" and took < 2.0, "first result after %.2f s" % took)
+    check(p.returncode == 0 and [json.loads(l)["id"] for l in rest.splitlines()] == ["second"],
+          "rc %d, rest %r" % (p.returncode, rest))
+    # SIGINT in the pause: out at once with 130, the first result printed.
+    p = subprocess.Popen([FETCH, "--no-progress", "-i", "-"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    p.stdin.write(json.dumps({"id": "only", "url": srv.base + "/ok"}) + "\n")
+    p.stdin.flush()
+    first = read_line_within(p.stdout, 2.0)
+    t = time.time()
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    waited = time.time() - t
+    p.stdin.close()
+    check(first is not None and json.loads(first)["id"] == "only", "first result: %r" % first)
+    check(p.returncode == 130 and waited < 1.5, "rc %s after %.2f s" % (p.returncode, waited))
+
+
+def test_unreadable_input_exits_2(srv):
+    with tempfile.TemporaryDirectory() as d:
+        p = subprocess.run([FETCH, "--no-progress", "-i", d], capture_output=True, text=True, timeout=20)
+        check(p.returncode == 2 and "directory" in p.stderr.lower() and d in p.stderr,
+              "-i DIR: rc %d, %s" % (p.returncode, p.stderr))
+        check(p.stdout == "", "no results for an unreadable input")
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            p = subprocess.run([FETCH, "--no-progress", "-i", "-"], stdin=fd, capture_output=True,
+                               text=True, timeout=20)
+        finally:
+            os.close(fd)
+        check(p.returncode == 2 and "directory" in p.stderr.lower(), "stdin a directory: rc %d, %s"
+              % (p.returncode, p.stderr))
+    p = subprocess.run([FETCH, "--no-progress", "-i", "/nonexistent/urls.txt"], capture_output=True,
+                       text=True, timeout=20)
+    check(p.returncode == 2 and "/nonexistent/urls.txt" in p.stderr, p.stderr)
+
+
+def test_long_ids_are_kept_whole_or_refused(srv):
+    base = "x" * 250
+    ids = [base + "-one", base + "-two", "\u00e9" * 200, "\u20ac" * 1365 + "ab"]  # 400 and 4097 bytes
+    lines = [json.dumps({"id": i, "url": srv.base + "/ok"}) for i in ids[:3]]
+    lines.append(json.dumps({"id": "y" * 4096, "url": srv.base + "/ok"}))
+    lines.append(json.dumps({"id": ids[3], "url": srv.base + "/ok"}))
+    with tempfile.TemporaryDirectory() as d:
+        rc, out, err = run(["-o", d, "-i", "-"], stdin="\n".join(lines) + "\n")
+        check(len(out) == 5 and all("id" in o for o in out), "%d results" % len(out))
+        by_id = {o["id"]: o for o in out}
+        for i in ids[:3] + ["y" * 4096]:
+            check(i in by_id and by_id[i]["outcome"] == "ok", "id of %d bytes kept whole" % len(i.encode()))
+        refused = by_id.get("5")
+        check(refused is not None and refused["error"] == "invalid_input" and "4096" in refused["detail"],
+              "an id over 4096 bytes is refused under its line number: %s" % list(by_id)[-1][:40])
+        files = os.listdir(d)
+        check(len(files) == 4 and all(len(f) <= 200 for f in files), "files: %s" % files)
+        check(sorted(by_id[i]["file"] for i in ids[:3] + ["y" * 4096]) == sorted(files), "file keys")
+
+
+def test_stderr_escapes_control_characters(srv):
+    lines = ["not a url \x1b[2J\x1b]0;owned\x07 \r\x7f\x01 \u009b",
+             json.dumps({"url": srv.base + "/ok", "headers": {"X-\x1b[31m": "v"}}),
+             json.dumps({"url": "ftp://127.0.0.1/\x1b[1m\r"})]
+    rc, out, err = run(["-i", "-"], stdin="\n".join(lines) + "\n")
+    check(len(out) == 3 and all(o["error"] == "invalid_input" for o in out), str(out))
+    for c in ["\x1b", "\r", "\x7f", "\x01", "\x07", "\u009b"]:
+        check(c not in err, "raw %r on stderr: %r" % (c, err[:400]))
+    check("\\x1b[2J" in err and "\\r" in err and "\\x7f" in err, "escaped: %r" % err[:400])
+
+
+def test_secrets_in_odd_urls_and_malformed_lines_never_reach_the_output(srv):
+    port = srv.ports["http"]
+    lines = [
+        "http://user:pw#s3cret-hash@127.0.0.1:%d/ok" % port,
+        "http://user:pw/s3cret-slash@127.0.0.1:%d/ok" % port,
+        "http://user:pw?s3cret-query@127.0.0.1:%d/ok" % port,
+        json.dumps({"id": "tok", "url": "http://s3cret-token@127.0.0.1:%d/ok" % port}),
+        '{"id": "m", "url": "%s/ok", "headers": {"Authorization": "Bearer s3cret-bearer' % srv.base,
+        '{"id": "m2", "headers": {"Authorization": "Bearer s3cret-bearer2"}, "url": 7,}',
+        json.dumps({"id": "r", "url": "http://u:s3cret-redirect@127.0.0.1:%d/redirect-chain/1" % port}),
+    ]
+    rc, out, err = run(["-L", "-i", "-"], stdin="\n".join(lines) + "\n")
+    text = json.dumps(out) + err
+    check(len(out) == len(lines), "%d results" % len(out))
+    for secret in ["s3cret-hash", "s3cret-slash", "s3cret-query", "s3cret-token", "s3cret-bearer",
+                   "s3cret-redirect", "Bearer"]:
+        check(secret not in text, "%s leaked: %s" % (secret, text[:1500]))
+    tok = [o for o in out if o["id"] == "tok"][0]
+    check(tok["outcome"] == "ok" and tok["url"] == "http://***@127.0.0.1:%d/ok" % port, str(tok))
+    check("line 5" in err and "column" in err, "a malformed line is named by line and column: %s" % err)
+
+
+def test_output_dir_saves_only_whole_ok_bodies_and_never_overwrites(srv):
+    with tempfile.TemporaryDirectory() as d:
+        lines = [{"id": "trunc", "url": srv.base + "/truncate"},
+                 {"id": "big", "url": srv.base + "/bytes/5000"},
+                 {"id": "missing", "url": srv.base + "/status/404"},
+                 {"id": "dup", "url": srv.base + "/bytes/7"},
+                 {"id": "dup", "url": srv.base + "/bytes/9"},
+                 {"id": "a/b", "url": srv.base + "/bytes/3"},
+                 {"id": "a_b", "url": srv.base + "/bytes/4"},
+                 {"id": "ok", "url": srv.base + "/bytes/11"}]
+        rc, out, err = run(["-o", d, "-c", "1", "--max-attempts", "1", "--max-body-size", "1000", "-i", "-"],
+                           stdin="".join(json.dumps(l) + "\n" for l in lines))
+        check(rc == 1 and len(out) == len(lines), "rc %d, %d results" % (rc, len(out)))
+        errors = [(o["id"], o["error"]) for o in out]
+        check(("trunc", "truncated_body") in errors and ("big", "body_too_large") in errors, str(errors))
+        check(("dup", "duplicate_id") in errors and ("a_b", "duplicate_id") in errors, str(errors))
+        check(sorted(os.listdir(d)) == ["a_b", "dup", "ok"], "files: %s" % os.listdir(d))
+        check(os.path.getsize(os.path.join(d, "dup")) == 7, "the first 'dup' is kept")
+        check(os.path.getsize(os.path.join(d, "a_b")) == 3, "'a/b' kept its file")
+        saved = {o["id"]: o.get("file") for o in out if o["outcome"] == "ok"}
+        check(saved == {"dup": "dup", "a/b": "a_b", "ok": "ok"}, str(saved))
+
+
+def test_body_caps_bound_memory_and_concurrency(srv):
+    t = time.time()
+    rc, out, err = run(["--max-body-size", "1M", "--max-buffered-bytes", "4M"] +
+                       [srv.base + "/sleep/300"] * 12)
+    took = time.time() - t
+    check(rc == 0 and len(out) == 12, "rc %d, %d results" % (rc, len(out)))
+    check("4 requests at a time" in err, "the lowered concurrency is named: %s" % err[:300])
+    check(took >= 0.85, "12 x 300 ms, 4 at a time, took %.2f s" % took)
+    rc, out, err = run(["--max-body-size", "1000", srv.base + "/bytes/1001", srv.base + "/bytes/1000"])
+    check(sorted((o["error"] or "") for o in out) == ["", "body_too_large"], str(out))
+    p = subprocess.run([FETCH, "--max-body-size", "2M", "--max-buffered-bytes", "1M", srv.base],
+                       capture_output=True, text=True, timeout=20)
+    check(p.returncode == 2 and "--max-body-size" in p.stderr, p.stderr)
+    if not os.path.exists("/usr/bin/time") or "ASAN_OPTIONS" in os.environ:
+        return
+    # 24 bodies of 40 MB at once: capped at 2 MiB each, 8 MiB in all.
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", FETCH, "--no-progress", "-c", "24", "--max-attempts", "1",
+                        "--max-body-size", "2M", "--max-buffered-bytes", "8M"] + [srv.base + "/bytes/40000000"] * 24,
+                       capture_output=True, text=True, timeout=120)
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    rss = int(p.stderr.strip().splitlines()[-1])
+    print("  peak RSS: %d KiB for 24 bodies of 40 MB capped at 2 MiB" % rss)
+    check(len(out) == 24 and all(o["error"] == "body_too_large" for o in out), str(out[:2]))
+    check(rss < 64 * 1024, "peak RSS %d KiB" % rss)
+
+
+def test_concurrency_fits_the_open_file_limit(srv):
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        for i in range(1500):
+            f.write(json.dumps({"id": "f%d" % i, "url": srv.base + "/sleep/20"}) + "\n")
+        path = f.name
+    try:
+        p = subprocess.run(["bash", "-c", 'ulimit -n 256 && exec "$0" --no-progress -c 10000 -i "$1"', FETCH, path],
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        os.unlink(path)
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    check(p.returncode == 0 and len(out) == 1500, "rc %d, %d results, %s" % (p.returncode, len(out), p.stderr[-500:]))
+    check(all(o["outcome"] == "ok" for o in out), "every request ok")
+    check("ulimit -n" in p.stderr and "256" in p.stderr, "the limit is named: %s" % p.stderr[:300])
 
 
 def main():

@@ -1,6 +1,7 @@
 /* libFuzzer target: salvo-fetch's input lines, then what salvo-fetch does
  * with a parsed line short of sending it: make the request, add its headers
- * and body. Nothing accepted may crash or leak; the result is -1, 0 or 1. */
+ * and body; and what may be shown of the line (redacted, escaped, as a file
+ * name). Nothing accepted may crash or leak; the result is -1, 0 or 1. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   memcpy(s, data, size);
   s[size] = '\0';
+  /* What may be shown of any text: never longer than it can be, always a string. */
+  char *shown = fetch_redact_url(s, 0), *parsed = fetch_redact_url(s, 1);
+  char *text = fetch_redact_text(s), *escaped = fetch_escape(s);
+  if (shown == NULL || parsed == NULL || text == NULL || escaped == NULL)
+    abort();
+  for (const char *p = escaped; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      abort(); /* a control character reached the terminal */
+  char name[FETCH_NAME_MAX];
+  fetch_file_name(s, 7, name);
+  if (strlen(name) > 200 || strchr(name, '/') != NULL || strcmp(name, "..") == 0)
+    abort();
+  free(shown);
+  free(parsed);
+  free(text);
+  free(escaped);
   fetch_spec_t sp;
   char why[512];
   int r = fetch_parse_line(s, 7, &sp, why, sizeof(why));
   if (r < -1 || r > 1)
+    abort();
+  if (sp.id == NULL || strlen(sp.id) > FETCH_ID_MAX)
     abort();
   if (r == 1) {
     if (sp.url == NULL || (sp.headers != NULL && !json_is_object(sp.headers)))
