@@ -445,6 +445,9 @@ int salvo__split_header_line(const char *line, const char **name, size_t *name_l
                              const char **value, size_t *value_len);
 /* Builds the curl header line for name/value ("Name;" for an empty value). */
 char *salvo__header_line(const char *name, size_t name_len, const char *value, size_t value_len);
+/* Why a caller may not set this header (a framing or hop-by-hop field), or
+ * NULL if it may. Host is checked against the URL by the request. */
+const char *salvo__header_reserved(const char *name, size_t len);
 int salvo__header_has_name(const struct curl_slist *list, const char *name, size_t name_len);
 
 #endif /* SALVO_INTERNAL_H */

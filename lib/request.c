@@ -61,10 +61,29 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   return 0;
 }
 
+/* A Host header must name the URL's own authority: "host" or "host:port". */
+static int host_matches(const salvo_request_t *req, const char *value, size_t len) {
+  char *host = NULL, *port = NULL;
+  int ok = 0;
+  if (curl_url_get(req->curlu, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+    size_t hlen = strlen(host);
+    int has_port = curl_url_get(req->curlu, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK;
+    if (len == hlen)
+      ok = strncasecmp(value, host, hlen) == 0;
+    else if (has_port && len == hlen + 1 + strlen(port) && value[hlen] == ':')
+      ok = strncasecmp(value, host, hlen) == 0 && strncmp(value + hlen + 1, port, strlen(port)) == 0;
+  }
+  curl_free(host);
+  curl_free(port);
+  return ok;
+}
+
 static int add_header(salvo_request_t *req, const char *name, size_t name_len, const char *value,
                       size_t value_len) {
   if (req->state != SALVO__NEW || !salvo__valid_header_name(name, name_len) ||
-      !salvo__valid_header_value(value, value_len))
+      !salvo__valid_header_value(value, value_len) || salvo__header_reserved(name, name_len))
+    return SALVO_EINVAL;
+  if (name_len == 4 && strncasecmp(name, "Host", 4) == 0 && !host_matches(req, value, value_len))
     return SALVO_EINVAL;
   char *line = salvo__header_line(name, name_len, value, value_len);
   if (line == NULL)
@@ -236,9 +255,11 @@ typedef struct {
   int type_off;
 } header_plan_t;
 
-/* Credentials that stay with the origin they were given for. */
+/* Credentials that stay with the origin they were given for, and Host,
+ * which names it. */
 static int is_secret(const char *line, size_t name_len) {
-  return (name_len == 13 && strncasecmp(line, "Authorization", 13) == 0) ||
+  return (name_len == 4 && strncasecmp(line, "Host", 4) == 0) ||
+         (name_len == 13 && strncasecmp(line, "Authorization", 13) == 0) ||
          (name_len == 6 && strncasecmp(line, "Cookie", 6) == 0) ||
          (name_len == 19 && strncasecmp(line, "Proxy-Authorization", 19) == 0);
 }

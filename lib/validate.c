@@ -131,3 +131,30 @@ void salvo__redact_url(const char *url, char *out, size_t cap) {
   else
     snprintf(out, cap, "%.*s***%s", (int)(colon + 1 - url), url, at);
 }
+
+/* Framing and hop-by-hop fields are salvo's (and libcurl's) to write: given
+ * by a caller they could frame a second request on the wire (Content-Length:
+ * 0 before a body) or change what the connection does. */
+const char *salvo__header_reserved(const char *name, size_t len) {
+  static const struct {
+    const char *name;
+    const char *why;
+  } reserved[] = {
+      {"Content-Length", "salvo frames the body itself"},
+      {"Transfer-Encoding", "salvo frames the body itself"},
+      {"TE", "a hop-by-hop field"},
+      {"Trailer", "salvo sends no trailers"},
+      {"Connection", "a hop-by-hop field; salvo manages connections"},
+      {"Keep-Alive", "a hop-by-hop field; salvo manages connections"},
+      {"Proxy-Connection", "a hop-by-hop field; salvo manages connections"},
+      {"Upgrade", "salvo does not switch protocols"},
+  };
+  for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+    if (strlen(reserved[i].name) == len && strncasecmp(name, reserved[i].name, len) == 0)
+      return reserved[i].why;
+  return NULL;
+}
+
+const char *salvo_header_reserved(const char *name) {
+  return name != NULL ? salvo__header_reserved(name, strlen(name)) : NULL;
+}

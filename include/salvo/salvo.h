@@ -496,11 +496,26 @@ SALVO_EXTERN int salvo_request_new(salvo_engine_t *engine, const char *method, c
  * Adds a header, "Name" and "value" given apart; both are copied. A header the
  * engine adds by default (User-Agent, a default header) is replaced when the
  * request sets the same name. An empty value sends the header empty.
+ *
+ * The wire framing is always salvo's: Content-Length, Transfer-Encoding, TE,
+ * Trailer, Connection, Keep-Alive, Proxy-Connection and Upgrade are refused
+ * (salvo_header_reserved() says why), and Host only if it names the URL's own
+ * host (and port). A Host header is dropped, like credentials, when a
+ * redirect leaves the origin.
+ *
  * Returns 0, SALVO_ENOMEM, or SALVO_EINVAL: empty or non-token name, CR, LF
- * or NUL in the value, or the request was already submitted.
+ * or NUL in the value, a reserved name, a Host that is not the URL's, or
+ * the request was already submitted.
  */
 SALVO_EXTERN int salvo_request_add_header(salvo_request_t *req, const char *name,
                                           const char *value);
+
+/**
+ * Why a caller may not set header |name| ("salvo frames the body itself",
+ * ...), or NULL if it may (Host: see salvo_request_add_header()). The string
+ * is static. Also applies to opts.default_headers, where Host is refused too.
+ */
+SALVO_EXTERN const char *salvo_header_reserved(const char *name);
 
 /** Same as salvo_request_add_header() with one "Name: value" line. */
 SALVO_EXTERN int salvo_request_add_header_line(salvo_request_t *req, const char *line);

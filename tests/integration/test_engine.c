@@ -594,3 +594,45 @@ Test(engine, a_reused_handle_carries_nothing_from_the_previous_request) {
   cr_assert_str_eq(seq_retry_after[7], "-", "no Retry-After left over from the 503");
   cr_assert_str_eq(seq_body[7], "200 ok\n");
 }
+
+/* Framing and hop-by-hop headers are salvo's: a caller's "Content-Length: 0"
+ * before a body would put a second request on the wire. */
+Test(engine, caller_framing_headers_are_refused_and_the_wire_keeps_salvos_framing) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  const char *bad_defaults[] = {"Content-Length: 0", NULL};
+  opts.default_headers = bad_defaults;
+  salvo_engine_t *e = NULL;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &e), SALVO_EINVAL, "a framing default header");
+  const char *host_default[] = {"Host: 127.0.0.1", NULL};
+  opts.default_headers = host_default;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &e), SALVO_EINVAL, "Host cannot fit every URL");
+  start_engine(NULL);
+
+  static const char *reserved[] = {"Content-Length", "content-length", "Transfer-Encoding",
+                                   "TE", "Trailer", "Connection", "CONNECTION", "Keep-Alive",
+                                   "Proxy-Connection", "Upgrade"};
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "POST", url("/echo"), &req), 0);
+  for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+    cr_assert_eq(salvo_request_add_header(req, reserved[i], "0"), SALVO_EINVAL, "%s", reserved[i]);
+    char line[64];
+    snprintf(line, sizeof(line), "%s: chunked", reserved[i]);
+    cr_assert_eq(salvo_request_add_header_line(req, line), SALVO_EINVAL, "%s", line);
+    cr_assert_not_null(salvo_header_reserved(reserved[i]), "%s has a reason", reserved[i]);
+  }
+  cr_assert_null(salvo_header_reserved("X-Content-Length"));
+  cr_assert_null(salvo_header_reserved(NULL));
+  char host[64];
+  snprintf(host, sizeof(host), "127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_HTTP));
+  cr_assert_eq(salvo_request_add_header(req, "Host", "other.invalid"), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_add_header(req, "Host", "127.0.0.1:1"), SALVO_EINVAL, "wrong port");
+  cr_assert_eq(salvo_request_add_header(req, "host", host), 0, "the URL's own authority");
+  cr_assert_eq(salvo_request_set_body(req, "hello world", 11), 0);
+  outcome_t o = {0};
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o), 0);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.status, 200, "%s", salvo_err_name(o.error));
+  cr_assert_str_eq(o.body, "POST 11", "the server read the whole body as one request");
+  cr_assert_eq(faultd_count(srv, "/echo"), 1, "one request on the wire, not two");
+}
