@@ -1,6 +1,7 @@
 /* One attempt: easy handle setup, transfer callbacks, the attempt's own
  * timers (idle and attempt timeout) and the classification of its outcome. */
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,13 @@ salvo__outcome_t salvo__classify(CURLcode rc, long os_errno, int stop_reason, in
     out.reached = 0;
     return out;
   case CURLE_COULDNT_CONNECT:
-    out.error = os_errno == ECONNREFUSED || os_errno == 0 ? SALVO_ECONNREFUSED : SALVO_ECONNECT;
+    /* socket() or connect() failing for want of a local resource is not
+     * the host's doing: its own class, never a host failure. */
+    out.error = os_errno == EMFILE || os_errno == ENFILE || os_errno == ENOBUFS ||
+                        os_errno == ENOMEM || os_errno == EADDRNOTAVAIL
+                    ? SALVO_ELOCAL
+                : os_errno == ECONNREFUSED || os_errno == 0 ? SALVO_ECONNREFUSED
+                                                            : SALVO_ECONNECT;
     out.reached = 0;
     return out;
   case CURLE_SSL_CONNECT_ERROR:
@@ -306,6 +313,19 @@ static int xferinfo_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl
   return 0;
 }
 
+/* libcurl's own socket() failure leaves no errno behind (7.88 returns
+ * CURLE_COULDNT_CONNECT and nothing else), which made "out of file
+ * descriptors" look like "connection refused". */
+static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *address) {
+  (void)purpose;
+  salvo__slot_t *slot = clientp;
+  curl_socket_t fd = socket(address->family, address->socktype, address->protocol);
+  if (fd == CURL_SOCKET_BAD)
+    slot->local_errno = errno;
+  return fd;
+}
+
 #define SETOPT(opt, val)                                      \
   do {                                                        \
     if (curl_easy_setopt(easy, opt, val) != CURLE_OK)         \
@@ -330,6 +350,8 @@ static int setup_once(salvo__slot_t *slot) {
   SETOPT(CURLOPT_HEADERDATA, slot);
   SETOPT(CURLOPT_PREREQFUNCTION, prereq_cb);
   SETOPT(CURLOPT_PREREQDATA, slot);
+  SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+  SETOPT(CURLOPT_OPENSOCKETDATA, slot);
   SETOPT(CURLOPT_CLOSESOCKETFUNCTION, salvo__conn_close_cb);
   SETOPT(CURLOPT_CLOSESOCKETDATA, engine);
   SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
@@ -361,6 +383,7 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   slot->req = req;
   slot->unread = 0;
   slot->resent_read = 0;
+  slot->local_errno = 0;
   slot->local_port = 0;
   slot->sent = 0;
   slot->responded = 0;

@@ -28,7 +28,8 @@
   X(SALVO_ERETRYAFTER, "retry_after_too_long", "server asked to wait longer than allowed")  \
   X(SALVO_ECIRCUIT, "circuit_open", "the host's circuit breaker is open")                   \
   X(SALVO_ERATELIMIT, "rate_limited", "the host's rate limit would pass the deadline")       \
-  X(SALVO_EREDIRECT, "redirect_refused", "a redirect salvo will not follow")
+  X(SALVO_EREDIRECT, "redirect_refused", "a redirect salvo will not follow")                \
+  X(SALVO_ELOCAL, "local_resource", "out of a local resource (file descriptors, ports, buffers)")
 
 const char *salvo_err_name(int err) {
   if (err == 0)

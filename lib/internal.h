@@ -209,6 +209,7 @@ typedef struct salvo__slot_s {
   unsigned sends;           /* times PREREQFUNCTION ran: libcurl replays count too */
   int local_port;           /* of the connection the latest send went out on */
   int unread;               /* the server's TCP acknowledged nothing of the latest send (conn.c) */
+  int local_errno;          /* socket() failed with this errno, 0 = it did not */
   int resent_read;          /* libcurl resent a send the server may have read (once per attempt) */
   int dirty;                /* libcurl's per-handle state may carry over: reset before reuse */
   int configured;           /* the options that never change are set on the easy handle */

@@ -860,6 +860,8 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
  * failed is reset before its next use (attempt.c). */
 static salvo__outcome_t attempt_outcome(salvo__slot_t *slot, CURLcode rc, long os_errno,
                                         curl_off_t pretransfer) {
+  if (rc == CURLE_COULDNT_CONNECT && slot->local_errno != 0)
+    os_errno = slot->local_errno; /* no socket at all: libcurl says nothing of why */
   salvo__outcome_t out =
       salvo__classify(rc, os_errno, slot->stop_reason, slot->sent, (int64_t)pretransfer);
   if (slot->unread && !slot->responded && (out.error == SALVO_ECLOSED || out.error == SALVO_ERESET))

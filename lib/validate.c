@@ -26,9 +26,13 @@ int salvo__valid_method(const char *method) {
   return method != NULL && valid_token(method, strlen(method));
 }
 
-int salvo__valid_header_name(const char *name, size_t len) { return valid_token(name, len); }
+int salvo__valid_header_name(const char *name, size_t len) {
+  return len <= 256 && valid_token(name, len);
+}
 
 int salvo__valid_header_value(const char *value, size_t len) {
+  if (len > SALVO_MAX_HEADER_LINE_SIZE)
+    return 0;
   /* RFC 9110 §5.5: field values never carry CR, LF or NUL; other controls
    * except HTAB are rejected too, as nghttp2 does. */
   for (size_t i = 0; i < len; i++) {
@@ -89,7 +93,7 @@ int salvo__header_has_name(const struct curl_slist *list, const char *name, size
 }
 
 int salvo__parse_url(const char *url, int *is_https, CURLU **out) {
-  if (url == NULL || *url == '\0')
+  if (url == NULL || *url == '\0' || strnlen(url, SALVO_MAX_URL_SIZE + 1) > SALVO_MAX_URL_SIZE)
     return SALVO_EINVAL;
   /* The scheme by hand (no allocation), the rest by libcurl's parser, which
    * also refuses a missing host. No CURLU_GUESS_SCHEME: a URL must say what it is. */

@@ -77,9 +77,16 @@ typedef enum {
   SALVO_ECIRCUIT = -25,       /* the host's circuit is open: failed fast, nothing sent */
   SALVO_ERATELIMIT = -26,     /* the host's rate limit or pause would hold it past its deadline
                                  or queue timeout: nothing sent */
-  SALVO_EREDIRECT = -27       /* a redirect salvo will not follow: too many hops, https to http,
+  SALVO_EREDIRECT = -27,      /* a redirect salvo will not follow: too many hops, https to http,
                                  a scheme other than http(s), or a Location it cannot parse */
+  SALVO_ELOCAL = -28          /* this machine ran out of something (file descriptors, local ports,
+                                 socket buffers): nothing was sent, and it is not the host's fault */
 } salvo_error_t;
+
+/* Longest URL and longest header value a caller may give (a header name
+ * may have 256 bytes); longer ones are SALVO_EINVAL, never SALVO_ENOMEM. */
+#define SALVO_MAX_URL_SIZE (64 * 1024)
+#define SALVO_MAX_HEADER_LINE_SIZE (64 * 1024)
 
 /* One bit per error class, for salvo_retry_policy_t.retry_errors. */
 #define SALVO_ERRBIT(err) (UINT64_C(1) << (unsigned)(-(err)))

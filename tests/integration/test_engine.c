@@ -2,6 +2,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -635,4 +637,62 @@ Test(engine, caller_framing_headers_are_refused_and_the_wire_keeps_salvos_framin
   cr_assert_eq(o.status, 200, "%s", salvo_err_name(o.error));
   cr_assert_str_eq(o.body, "POST 11", "the server read the whole body as one request");
   cr_assert_eq(faultd_count(srv, "/echo"), 1, "one request on the wire, not two");
+}
+
+/* Out of file descriptors is this machine's problem: its own class, nothing
+ * sent, and the host's circuit stays closed even with a hair trigger. */
+Test(engine, running_out_of_file_descriptors_is_local_not_the_hosts_fault) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.hosts.breaker = 1;
+  opts.hosts.breaker_consecutive = 1;
+  opts.retry.max_attempts = 1;
+  start_engine(&opts);
+  outcome_t warm = {0};
+  submit_to(engine, "GET", url("/ok"), NULL, &warm);
+  run_until_done(&warm, 1);
+  cr_assert_eq(warm.status, 200);
+  struct rlimit old;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int top = 0;
+  for (int fd = 0; fd < 4096; fd++)
+    if (fcntl(fd, F_GETFD) != -1)
+      top = fd;
+  struct rlimit low = {(rlim_t)top + 1, old.rlim_max};
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  static outcome_t o[5];
+  for (int i = 0; i < 5; i++)
+    submit_to(engine, "GET", url("/ok"), NULL, &o[i]);
+  run_until_done(o, 5);
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  int local = 0;
+  for (int i = 0; i < 5; i++) {
+    local += o[i].error == SALVO_ELOCAL;
+    cr_assert(o[i].error == SALVO_ELOCAL || o[i].status == 200, "request %d: %s (%s)", i,
+              salvo_err_name(o[i].error), o[i].detail);
+    if (o[i].error == SALVO_ELOCAL)
+      cr_assert_eq(o[i].reached, 0);
+  }
+  cr_assert_geq(local, 1, "with no descriptor left, a new connection cannot be made");
+  salvo_host_stats_t st;
+  cr_assert_eq(salvo_engine_host_stats(engine, 0, &st), 0);
+  cr_assert_eq(st.circuit, SALVO_CIRCUIT_CLOSED, "the circuit opened on a local failure");
+  cr_assert_eq(st.circuit_rejected, 0);
+}
+
+Test(engine, oversized_urls_and_headers_are_invalid_input) {
+  start_engine(NULL);
+  size_t n = 1024 * 1024; /* 1 MB, as the issue tried */
+  char *big = malloc(n + 1);
+  int k = snprintf(big, n + 1, "%s/ok?q=", base);
+  memset(big + k, 'a', n - (size_t)k);
+  big[n] = '\0';
+  salvo_request_t *req = NULL;
+  cr_assert_eq(salvo_request_new(engine, "GET", big, &req), SALVO_EINVAL, "a URL over the limit");
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
+  cr_assert_eq(salvo_request_add_header(req, "X-Big", big + k), SALVO_EINVAL, "a value over the limit");
+  big[k + 1000] = '\0';
+  cr_assert_eq(salvo_request_add_header(req, "X-Fine", big + k), 0, "a 1000-byte value is fine");
+  salvo_request_free(req);
+  free(big);
 }
