@@ -364,6 +364,15 @@ static int setup_once(salvo__slot_t *slot) {
   return 0;
 }
 
+static int goes_direct(const salvo_engine_t *engine, const salvo_request_t *req) {
+  char *host = NULL;
+  int direct = 0;
+  if (curl_url_get(req->curlu, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+    direct = salvo__no_proxy_match(engine->no_proxy, host);
+  curl_free(host);
+  return direct;
+}
+
 /* Everything a request may change is set on every attempt, "off" values
  * included, so nothing of the previous request on this handle survives. */
 int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
@@ -401,6 +410,14 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
    * parsing the string again (~5k instructions per request). */
   SETOPT(CURLOPT_CURLU, req->curlu);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)req->timeouts.connect_ms);
+  /* The proxy is salvo's choice, never the environment's: "" switches
+   * libcurl's own reading of http_proxy, ALL_PROXY and NO_PROXY off. */
+  const char *proxy = req->is_https ? engine->proxy_https : engine->proxy_http;
+  if (proxy != NULL && engine->no_proxy != NULL && goes_direct(engine, req))
+    proxy = NULL;
+  slot->via_proxy = proxy != NULL;
+  SETOPT(CURLOPT_PROXY, proxy != NULL ? proxy : "");
+  SETOPT(CURLOPT_NOPROXY, "");
   /* A host that closes kept-alive connections without saying so may close
    * one just as a request goes out on it; a request that may not be sent
    * twice takes a fresh one there. */

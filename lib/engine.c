@@ -339,10 +339,67 @@ void salvo__engine_schedule(salvo_engine_t *engine) {
 
 static void engine_free(salvo_engine_t *engine) {
   salvo__conns_free(&engine->conns);
+  free(engine->proxy_http);
+  free(engine->proxy_https);
+  free(engine->no_proxy);
   free(engine->ca_file);
   free(engine->user_agent);
   curl_slist_free_all(engine->default_headers);
   free(engine);
+}
+
+/* "" is unset, as curl takes it. */
+static const char *env(const char *a, const char *b) {
+  const char *v = getenv(a);
+  if ((v == NULL || *v == '\0') && b != NULL)
+    v = getenv(b);
+  return v != NULL && *v != '\0' ? v : NULL;
+}
+
+static int valid_proxy(const char *proxy) {
+  if (proxy == NULL)
+    return 1;
+  if (strlen(proxy) > SALVO_MAX_URL_SIZE)
+    return 0;
+  CURLU *u = curl_url();
+  if (u == NULL)
+    return 0;
+  int ok = curl_url_set(u, CURLUPART_URL, proxy, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) ==
+           CURLUE_OK;
+  curl_url_cleanup(u);
+  return ok;
+}
+
+static int dup_or_null(const char *s, char **out) {
+  *out = NULL;
+  if (s == NULL || *s == '\0')
+    return 0;
+  *out = strdup(s);
+  return *out != NULL ? 0 : SALVO_ENOMEM;
+}
+
+/* opts.proxy for every request, or, with proxy_from_env, curl's variables:
+ * http_proxy (lower case only, as curl: HTTP_PROXY can be set by a CGI
+ * request), HTTPS_PROXY, ALL_PROXY, NO_PROXY. */
+static int copy_proxies(salvo_engine_t *engine, const salvo_engine_opts_t *opts) {
+  const char *http = opts->proxy, *https = opts->proxy, *no_proxy = opts->no_proxy;
+  if (opts->proxy == NULL && opts->proxy_from_env) {
+    const char *all = env("ALL_PROXY", "all_proxy");
+    http = env("http_proxy", NULL);
+    https = env("HTTPS_PROXY", "https_proxy");
+    if (http == NULL)
+      http = all;
+    if (https == NULL)
+      https = all;
+    if (no_proxy == NULL)
+      no_proxy = env("NO_PROXY", "no_proxy");
+  }
+  if (!valid_proxy(http) || !valid_proxy(https))
+    return SALVO_EINVAL;
+  if (dup_or_null(http, &engine->proxy_http) != 0 || dup_or_null(https, &engine->proxy_https) != 0 ||
+      dup_or_null(no_proxy, &engine->no_proxy) != 0)
+    return SALVO_ENOMEM;
+  return 0;
 }
 
 int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_engine_t **out) {
@@ -398,7 +455,10 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
   engine->h2c_supported = info->version_num >= 0x080000;
 
-  int rc = SALVO_ENOMEM;
+  int rc = copy_proxies(engine, opts);
+  if (rc != 0)
+    goto fail;
+  rc = SALVO_ENOMEM;
   if (opts->ca_file != NULL && (engine->ca_file = strdup(opts->ca_file)) == NULL)
     goto fail;
   if (opts->user_agent != NULL) {
@@ -474,6 +534,9 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   if (engine->insecure)
     fprintf(stderr, "salvo: WARNING: TLS certificate verification is DISABLED for this engine; "
                     "any server can impersonate any host\n");
+  if (env("SSLKEYLOGFILE", NULL) != NULL) /* libcurl's OpenSSL backend honours it */
+    fprintf(stderr, "salvo: WARNING: SSLKEYLOGFILE is set: libcurl writes the TLS secrets of "
+                    "every connection to that file\n");
   *out = engine;
   return 0;
 

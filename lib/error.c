@@ -29,7 +29,8 @@
   X(SALVO_ECIRCUIT, "circuit_open", "the host's circuit breaker is open")                   \
   X(SALVO_ERATELIMIT, "rate_limited", "the host's rate limit would pass the deadline")       \
   X(SALVO_EREDIRECT, "redirect_refused", "a redirect salvo will not follow")                \
-  X(SALVO_ELOCAL, "local_resource", "out of a local resource (file descriptors, ports, buffers)")
+  X(SALVO_ELOCAL, "local_resource", "out of a local resource (file descriptors, ports, buffers)") \
+  X(SALVO_EPROXY, "proxy_failure", "the proxy could not be reached or refused the request")
 
 const char *salvo_err_name(int err) {
   if (err == 0)

@@ -210,6 +210,7 @@ typedef struct salvo__slot_s {
   int local_port;           /* of the connection the latest send went out on */
   int unread;               /* the server's TCP acknowledged nothing of the latest send (conn.c) */
   int local_errno;          /* socket() failed with this errno, 0 = it did not */
+  int via_proxy;            /* this attempt goes through a proxy */
   int resent_read;          /* libcurl resent a send the server may have read (once per attempt) */
   int dirty;                /* libcurl's per-handle state may carry over: reset before reuse */
   int configured;           /* the options that never change are set on the easy handle */
@@ -265,6 +266,9 @@ struct salvo_engine_s {
   int h2c_supported;        /* libcurl >= 8.0 */
   char *ca_file;
   char *user_agent;
+  char *proxy_http;         /* proxy for http:// URLs, NULL = none */
+  char *proxy_https;        /* proxy for https:// URLs, NULL = none */
+  char *no_proxy;           /* hosts that go direct, NULL = none */
   struct curl_slist *default_headers; /* validated "Name: value" lines */
   salvo_timeouts_t timeouts;
   salvo_retry_policy_t retry;
@@ -449,6 +453,8 @@ char *salvo__header_line(const char *name, size_t name_len, const char *value, s
 /* Why a caller may not set this header (a framing or hop-by-hop field), or
  * NULL if it may. Host is checked against the URL by the request. */
 const char *salvo__header_reserved(const char *name, size_t len);
+/* 1 if |host| is in a NO_PROXY-style |list| (see validate.c). */
+int salvo__no_proxy_match(const char *list, const char *host);
 int salvo__header_has_name(const struct curl_slist *list, const char *name, size_t name_len);
 
 #endif /* SALVO_INTERNAL_H */

@@ -862,6 +862,18 @@ static salvo__outcome_t attempt_outcome(salvo__slot_t *slot, CURLcode rc, long o
                                         curl_off_t pretransfer) {
   if (rc == CURLE_COULDNT_CONNECT && slot->local_errno != 0)
     os_errno = slot->local_errno; /* no socket at all: libcurl says nothing of why */
+  long tunnel = 0; /* the proxy's answer to CONNECT, 0 if none was asked */
+  if (slot->via_proxy && rc != CURLE_OK)
+    curl_easy_getinfo(slot->easy, CURLINFO_HTTP_CONNECTCODE, &tunnel);
+  if (slot->via_proxy && slot->stop_reason == 0 && slot->local_errno == 0 &&
+      (rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_COULDNT_CONNECT || rc == CURLE_PROXY ||
+       (tunnel != 0 && (tunnel < 200 || tunnel > 299)))) {
+    /* the proxy could not be reached, or would not open the tunnel: the
+     * target was never asked, and is not to blame */
+    salvo__outcome_t proxied = {SALVO_EPROXY, 0};
+    slot->dirty = 1;
+    return proxied;
+  }
   salvo__outcome_t out =
       salvo__classify(rc, os_errno, slot->stop_reason, slot->sent, (int64_t)pretransfer);
   if (slot->unread && !slot->responded && (out.error == SALVO_ECLOSED || out.error == SALVO_ERESET))

@@ -162,3 +162,37 @@ const char *salvo__header_reserved(const char *name, size_t len) {
 const char *salvo_header_reserved(const char *name) {
   return name != NULL ? salvo__header_reserved(name, strlen(name)) : NULL;
 }
+
+/* curl's NO_PROXY convention: a comma-separated list of host names, each
+ * matching itself and its subdomains (a leading dot is ignored), or "*" for
+ * every host. Compared without case; IP addresses match exactly (no CIDR). */
+int salvo__no_proxy_match(const char *list, const char *host) {
+  if (list == NULL || host == NULL)
+    return 0;
+  size_t hlen = strlen(host);
+  if (hlen > 1 && host[0] == '[' && host[hlen - 1] == ']') { /* an IPv6 literal from a URL */
+    host++;
+    hlen -= 2;
+  }
+  const char *p = list;
+  while (*p != '\0') {
+    while (*p == ' ' || *p == ',')
+      p++;
+    size_t n = strcspn(p, ", ");
+    const char *entry = p;
+    p += n;
+    if (n == 0)
+      continue;
+    if (n == 1 && entry[0] == '*')
+      return 1;
+    if (entry[0] == '.') {
+      entry++;
+      n--;
+    }
+    if (n == 0 || n > hlen)
+      continue;
+    if (strncasecmp(host + hlen - n, entry, n) == 0 && (n == hlen || host[hlen - n - 1] == '.'))
+      return 1;
+  }
+  return 0;
+}

@@ -79,8 +79,10 @@ typedef enum {
                                  or queue timeout: nothing sent */
   SALVO_EREDIRECT = -27,      /* a redirect salvo will not follow: too many hops, https to http,
                                  a scheme other than http(s), or a Location it cannot parse */
-  SALVO_ELOCAL = -28          /* this machine ran out of something (file descriptors, local ports,
+  SALVO_ELOCAL = -28,         /* this machine ran out of something (file descriptors, local ports,
                                  socket buffers): nothing was sent, and it is not the host's fault */
+  SALVO_EPROXY = -29          /* the proxy could not be resolved or reached, or refused the
+                                 tunnel: nothing reached the target, and it is not the host's fault */
 } salvo_error_t;
 
 /* Longest URL and longest header value a caller may give (a header name
@@ -368,6 +370,17 @@ typedef struct {
   salvo_http_version_t http_version; /* SALVO_HTTP_AUTO */
   const char *ca_file;         /* PEM bundle of trusted CAs; NULL = system store (NULL) */
   int insecure_skip_verify;    /* 1 disables TLS verification and warns on stderr (0) */
+  /* Proxies. The library ignores the environment (http_proxy, HTTPS_PROXY,
+   * ALL_PROXY, NO_PROXY) unless proxy_from_env is 1: a daemon's environment
+   * should not decide where its credentials go. A proxy that cannot be
+   * reached or refuses is SALVO_EPROXY, never the target host's failure. */
+  const char *proxy;           /* "http://[user:pass@]host:port" (or socks5h://...) for every request;
+                                  NULL = none (NULL) */
+  const char *no_proxy;        /* comma-separated hosts (and their subdomains) that go direct, "*" =
+                                  all; NULL = none (NULL) */
+  int proxy_from_env;          /* 1: where proxy is NULL, take it as curl does: http_proxy for http,
+                                  HTTPS_PROXY/https_proxy for https, else ALL_PROXY/all_proxy;
+                                  NO_PROXY/no_proxy where no_proxy is NULL (0) */
   const char *user_agent;      /* NULL = "salvo/VERSION" */
   const char *const *default_headers; /* NULL-terminated "Name: value" lines sent on every request (NULL) */
   size_t max_body_size;        /* buffered or streamed response body cap, bytes (64 MiB) */

@@ -94,7 +94,11 @@ void faultd__record(faultd_t *fd, const freq_t *req) {
     bump(fd->idempotency_keys, req->idem_key);
   if (req->body_len > 0)
     fd->bodies++;
+  if (req->proxied)
+    fd->proxied++;
 }
+
+unsigned faultd_proxied(const faultd_t *fd) { return fd->proxied; }
 
 unsigned faultd_count(const faultd_t *fd, const char *prefix) {
   if (prefix[0] == '\0')
@@ -125,8 +129,9 @@ unsigned faultd_key_count(const faultd_t *fd, const char *key, unsigned *ids, un
 }
 
 char *faultd_counters_json(const faultd_t *fd) {
-  json_t *doc = json_pack("{s:i, s:i, s:i, s:O, s:O, s:O, s:O, s:O}", "requests", fd->total,
-                          "connections", fd->connections, "bodies_received", fd->bodies, "paths",
+  json_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:O, s:O, s:O, s:O, s:O}", "requests", fd->total,
+                          "connections", fd->connections, "bodies_received", fd->bodies,
+                          "proxied", fd->proxied, "paths",
                           fd->paths, "methods", fd->methods, "keys", fd->keys, "request_ids",
                           fd->request_ids, "idempotency_keys", fd->idempotency_keys);
   char *s = json_dumps(doc, JSON_SORT_KEYS | JSON_COMPACT);
@@ -140,7 +145,7 @@ void faultd_counters_reset(faultd_t *fd) {
   json_object_clear(fd->keys);
   json_object_clear(fd->request_ids);
   json_object_clear(fd->idempotency_keys);
-  fd->total = fd->bodies = 0;
+  fd->total = fd->bodies = fd->proxied = 0;
 }
 
 /* ------------------------------------------------------------ plans */
@@ -214,7 +219,13 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
   unsigned a = 0, b = 0, c = 0;
   char tail;
 
-  if (strcmp(path, "/ok") == 0) {
+  if (strcmp(req->method, "CONNECT") == 0) {
+    /* as a proxy it forwards nothing and opens no tunnel */
+    p->status = 403;
+    p->end_after = 1;
+    p->announce_close = 1;
+    set_body(p, "no tunnels\n", 11);
+  } else if (strcmp(path, "/ok") == 0) {
     set_body(p, "ok\n", 3);
   } else if (sscanf(path, "/status/%u%c", &a, &tail) == 1) {
     p->status = (int)a;
@@ -716,6 +727,16 @@ static int on_message_complete(http_parser *hp) {
   conn_t *c = hp->data;
   snprintf(c->req.method, sizeof(c->req.method), "%s",
            http_method_str((enum http_method)hp->method));
+  /* "GET http://host:port/path" is a request to a proxy: serve the path as
+   * if asked directly, and count it as proxied. */
+  if (strncasecmp(c->req.url, "http://", 7) == 0 || strncasecmp(c->req.url, "https://", 8) == 0) {
+    char *slash = strchr(strstr(c->req.url, "://") + 3, '/');
+    if (slash != NULL)
+      memmove(c->req.url, slash, strlen(slash) + 1);
+    else
+      strcpy(c->req.url, "/");
+    c->req.proxied = 1;
+  }
   faultd__record(c->fd, &c->req);
   fault_plan_t plan;
   faultd__plan(c->fd, &c->req, &plan);

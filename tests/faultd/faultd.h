@@ -32,6 +32,8 @@
  *   /h2/rst/refused, /h2/rst/internal  HTTP/2: RST_STREAM with that code
  *   /h2/stall                      HTTP/2: this stream stalls, the others flow
  *   /counters, /counters/reset     what was received, as JSON
+ * As a proxy (HTTP/1.1 port): "GET http://any/PATH" is served as PATH and counted as
+ * proxied; CONNECT is refused with 403 and a close.
  * Faults by port, before any request is read: see faultd_port_t. */
 #ifndef SALVO_FAULTD_H
 #define SALVO_FAULTD_H
@@ -74,6 +76,8 @@ const char *faultd_cert_file(const faultd_t *fd);
 /* Requests received whose path starts with |prefix| ("" = all). */
 unsigned faultd_count(const faultd_t *fd, const char *prefix);
 unsigned faultd_connections(const faultd_t *fd);
+/* Requests asked of it as a proxy (absolute-form URL). */
+unsigned faultd_proxied(const faultd_t *fd);
 /* 429s /ratelimit/RATE/KEY answered for KEY. */
 unsigned faultd_key_limited(const faultd_t *fd, const char *key);
 /* Requests seen for a /fail-until or /count KEY, and how many distinct

@@ -55,6 +55,7 @@ typedef struct {
   char headers[4096];     /* "name: value\n" lines, for /headers */
   size_t headers_len;
   int is_h2;
+  int proxied;            /* asked in absolute form, as of a proxy */
 } freq_t;
 
 typedef struct conn_s conn_t;
@@ -81,6 +82,7 @@ struct faultd_s {
   json_t *idempotency_keys;
   unsigned total;
   unsigned bodies;        /* requests that carried a body */
+  unsigned proxied;       /* requests asked of it as a proxy (absolute-form URL) */
 };
 
 /* faultd.c */

@@ -696,3 +696,110 @@ Test(engine, oversized_urls_and_headers_are_invalid_input) {
   salvo_request_free(req);
   free(big);
 }
+
+/* Proxies: salvo-faultd serves "GET http://any/PATH" as PATH (counting it as
+ * proxied) and refuses CONNECT, so it stands in for a proxy on loopback. */
+static int host_circuit_closed(void) {
+  salvo_host_stats_t st;
+  for (size_t i = 0; i < salvo_engine_host_count(engine); i++) {
+    cr_assert_eq(salvo_engine_host_stats(engine, i, &st), 0);
+    if (st.circuit != SALVO_CIRCUIT_CLOSED)
+      return 0;
+  }
+  return 1;
+}
+
+Test(engine, the_library_ignores_proxy_variables_unless_asked) {
+  setenv("http_proxy", base, 1);
+  setenv("HTTPS_PROXY", base, 1);
+  setenv("ALL_PROXY", base, 1);
+  start_engine(NULL);
+  salvo_request_t *req;
+  outcome_t o = {0};
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/headers"), &req), 0);
+  cr_assert_eq(salvo_request_add_header(req, "Authorization", "Bearer s3cret-token"), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o), 0);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.status, 200);
+  cr_assert_eq(faultd_proxied(srv), 0, "the token went to the proxy named in the environment");
+
+  fixture_close_engine();
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.proxy_from_env = 1;
+  start_engine(&opts);
+  outcome_t via = {0};
+  char to_dead[128];
+  snprintf(to_dead, sizeof(to_dead), "%s/ok", dead_base);
+  submit_to(engine, "GET", to_dead, NULL, &via);
+  run_until_done(&via, 1);
+  cr_assert_eq(via.status, 200, "%s (%s)", salvo_err_name(via.error), via.detail);
+  cr_assert_eq(faultd_proxied(srv), 1, "proxy_from_env = 1 takes http_proxy, as curl does");
+}
+
+Test(engine, an_explicit_proxy_no_proxy_and_proxy_failures) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.proxy = "http://[::1";
+  salvo_engine_t *e = NULL;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &e), SALVO_EINVAL, "a proxy that is not a URL");
+
+  char to_dead[128];
+  snprintf(to_dead, sizeof(to_dead), "%s/ok", dead_base);
+  opts.proxy = base;
+  start_engine(&opts);
+  outcome_t via = {0};
+  submit_to(engine, "GET", to_dead, NULL, &via);
+  run_until_done(&via, 1);
+  cr_assert_eq(via.status, 200, "through the proxy: %s (%s)", salvo_err_name(via.error), via.detail);
+  cr_assert_eq(faultd_proxied(srv), 1);
+
+  fixture_close_engine();
+  opts.no_proxy = "localhost, 127.0.0.1";
+  opts.retry.max_attempts = 1;
+  start_engine(&opts);
+  outcome_t direct = {0};
+  submit_to(engine, "GET", to_dead, NULL, &direct);
+  run_until_done(&direct, 1);
+  cr_assert_eq(direct.error, SALVO_ECONNREFUSED, "no_proxy: direct, and refused: %s",
+               salvo_err_name(direct.error));
+  cr_assert_eq(faultd_proxied(srv), 1);
+
+  /* the proxy is down: its failure, not the target's, even with a hair-trigger breaker */
+  fixture_close_engine();
+  faultd_counters_reset(srv);
+  opts.proxy = dead_base;
+  opts.no_proxy = NULL;
+  opts.retry.max_attempts = 2;
+  opts.retry.backoff_base_ms = 1;
+  opts.hosts.breaker = 1;
+  opts.hosts.breaker_consecutive = 1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0); /* start_engine() allows 1 attempt */
+  outcome_t down[3];
+  memset(down, 0, sizeof(down));
+  for (int i = 0; i < 3; i++)
+    submit_to(engine, "GET", url("/ok"), NULL, &down[i]);
+  run_until_done(down, 3);
+  for (int i = 0; i < 3; i++) {
+    cr_assert_eq(down[i].error, SALVO_EPROXY, "%s (%s)", salvo_err_name(down[i].error),
+                 down[i].detail);
+    cr_assert_eq(down[i].reached, 0);
+    cr_assert_eq(down[i].attempts, 2, "retried: the target was never asked (%u attempts, %s, %s)",
+                 down[i].attempts, down[i].detail, salvo_stop_reason_name(down[i].stop));
+  }
+  cr_assert(host_circuit_closed(), "the target's circuit opened on the proxy's failure");
+  cr_assert_eq(faultd_count(srv, "/ok"), 0);
+
+  /* a proxy that will not open a tunnel for https */
+  fixture_close_engine();
+  opts.proxy = base;
+  opts.ca_file = faultd_cert_file(srv);
+  start_engine(&opts);
+  outcome_t tunnel = {0};
+  char tls_ok[128];
+  snprintf(tls_ok, sizeof(tls_ok), "%s/ok", tls_base);
+  submit_to(engine, "GET", tls_ok, NULL, &tunnel);
+  run_until_done(&tunnel, 1);
+  cr_assert_eq(tunnel.error, SALVO_EPROXY, "%s (%s)", salvo_err_name(tunnel.error), tunnel.detail);
+  cr_assert(host_circuit_closed());
+}

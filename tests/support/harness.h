@@ -21,6 +21,7 @@ typedef struct {
   uint64_t elapsed_us;
   char header[128];    /* value of X-Test if any */
   char detail[256];
+  int stop;            /* salvo_stop_reason_t */
   int *done_counter;   /* incremented on every completion, if set */
 } outcome_t;
 
@@ -35,6 +36,7 @@ static inline void record_cb(salvo_request_t *req, const salvo_result_t *r, void
   o->http_version = r->http_version;
   o->body_len = r->body_len;
   o->elapsed_us = r->elapsed_us;
+  o->stop = (int)r->stop_reason;
   snprintf(o->detail, sizeof(o->detail), "%s", r->detail);
   if (r->body != NULL)
     snprintf(o->body, sizeof(o->body), "%s", r->body);

@@ -76,3 +76,19 @@ Test(validate, urls) {
   curl_free(host);
   curl_url_cleanup(parsed);
 }
+
+Test(validate, no_proxy_lists_match_hosts_and_their_subdomains) {
+  cr_assert(salvo__no_proxy_match("*", "anything.test"));
+  cr_assert(salvo__no_proxy_match("example.com", "example.com"));
+  cr_assert(salvo__no_proxy_match("example.com", "API.Example.COM"), "subdomain, any case");
+  cr_assert(salvo__no_proxy_match(".example.com", "api.example.com"), "a leading dot is ignored");
+  cr_assert(salvo__no_proxy_match(".example.com", "example.com"));
+  cr_assert_not(salvo__no_proxy_match("example.com", "badexample.com"), "not a suffix of a label");
+  cr_assert_not(salvo__no_proxy_match("api.example.com", "example.com"));
+  cr_assert(salvo__no_proxy_match("localhost, 127.0.0.1", "127.0.0.1"), "spaces and commas");
+  cr_assert_not(salvo__no_proxy_match("127.0.0.1", "127.0.0.10"));
+  cr_assert(salvo__no_proxy_match("::1", "[::1]"), "an IPv6 literal as a URL gives it");
+  cr_assert_not(salvo__no_proxy_match("", "example.com"));
+  cr_assert_not(salvo__no_proxy_match(",,", "example.com"));
+  cr_assert_not(salvo__no_proxy_match(NULL, "example.com"));
+}
