@@ -47,6 +47,8 @@ static const char usage[] =
     "      --hedge MS|p95       second attempt for idempotent requests with no answer after MS\n"
     "      --max-hosts N (10000)  hosts to keep state for; past it idle ones are forgotten (0 = all)\n"
     "      --cacert FILE  --insecure (prints a warning)\n"
+    "      --proxy URL ('' = none)  --noproxy HOSTS (comma-separated, '*' = all); by default\n"
+    "                           http_proxy, HTTPS_PROXY, ALL_PROXY and NO_PROXY apply, as in curl\n"
     "  -L, --location           follow redirects (off by default)   --max-redirects N (5)\n"
     "      --redirect-allow-downgrade   follow https -> http redirects too\n"
     "  -o, --output-dir DIR     save each ok body whole as DIR/<id> (via DIR/<id>.part); a later line\n"
@@ -101,6 +103,7 @@ static struct {
   uint64_t start_ns;
   int progress;
   int quiet_results;         /* --demo on a terminal */
+  int proxy_flag;            /* --proxy was given */
   int interrupted;
   int closing;
   uv_timer_t progress_timer;
@@ -666,6 +669,47 @@ static void close_engine(void) {
   salvo_engine_close(g.engine, NULL, NULL);
 }
 
+/* Which proxy the requests went through, and why; userinfo never shown. */
+static void proxy_line(const char *scheme, const char *proxy, const char *from) {
+  char *shown = fetch_redact_url(proxy, 0);
+  fprintf(stderr, "  proxy for %s: %s (%s)\n", scheme, shown != NULL ? shown : "***", from);
+  free(shown);
+}
+
+static const char *env_nonempty(const char *name) {
+  const char *v = getenv(name);
+  return v != NULL && *v != '\0' ? v : NULL;
+}
+
+static void proxy_summary(void) {
+  if (g.opts.proxy != NULL) {
+    proxy_line("http and https", g.opts.proxy, "--proxy");
+  } else if (g.opts.proxy_from_env) {
+    const char *all_name = env_nonempty("ALL_PROXY") ? "ALL_PROXY" : "all_proxy";
+    const char *all = env_nonempty(all_name);
+    const char *http = env_nonempty("http_proxy");
+    const char *https_name = env_nonempty("HTTPS_PROXY") ? "HTTPS_PROXY" : "https_proxy";
+    const char *https = env_nonempty(https_name);
+    if (http != NULL || all != NULL)
+      proxy_line("http", http ? http : all, http ? "http_proxy" : all_name);
+    if (https != NULL || all != NULL)
+      proxy_line("https", https ? https : all, https ? https_name : all_name);
+    if (http == NULL && https == NULL && all == NULL)
+      return;
+  } else {
+    fprintf(stderr, "  proxy: none (--proxy '')\n");
+    return;
+  }
+  const char *no_proxy = g.opts.no_proxy;
+  if (no_proxy == NULL && g.opts.proxy_from_env)
+    no_proxy = env_nonempty("NO_PROXY") ? env_nonempty("NO_PROXY") : env_nonempty("no_proxy");
+  if (no_proxy != NULL) {
+    char *shown = fetch_escape(no_proxy);
+    fprintf(stderr, "  direct (no proxy) for: %s\n", shown != NULL ? shown : "?");
+    free(shown);
+  }
+}
+
 static void summary(void) {
   double secs = (double)(uv_hrtime() - g.start_ns) / 1e9;
   fprintf(stderr, "\nsalvo-fetch: %zu requests in %.2f s (%.0f req/s)\n", g.total_seen, secs,
@@ -680,6 +724,7 @@ static void summary(void) {
     fprintf(stderr, "    %-22s %8" JSON_INTEGER_FORMAT "\n", name, json_integer_value(v));
   }
   fprintf(stderr, "  retries: %zu, on %zu requests\n", g.retries, g.retried_requests);
+  proxy_summary();
   fprintf(stderr, "  latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", hist_pct(&g.latency, 50),
           hist_pct(&g.latency, 90), hist_pct(&g.latency, 99), (double)g.latency.max_us / 1000.0);
   size_t nh = g.nhosts;
@@ -691,8 +736,8 @@ static void summary(void) {
             h.host, (unsigned long long)h.requests, (unsigned long long)h.successes,
             (unsigned long long)h.failures, (unsigned long long)h.attempts,
             (unsigned long long)h.retries, (unsigned long long)h.hedges);
-    fprintf(stderr, "      429s %llu  budget refused %llu  circuit %s (failed fast %llu)  rate %s",
-            (unsigned long long)h.limited, (unsigned long long)h.budget_refused,
+    fprintf(stderr, "      resends %llu  429s %llu  budget refused %llu  circuit %s (failed fast %llu)  rate %s",
+            (unsigned long long)h.resends, (unsigned long long)h.limited, (unsigned long long)h.budget_refused,
             salvo_circuit_name(h.circuit), (unsigned long long)h.circuit_rejected,
             h.rate > 0 ? "" : "unlimited");
     if (h.rate > 0)
@@ -932,7 +977,7 @@ static size_t fit_memory(size_t want, size_t max_body, size_t max_buffered) {
 enum {
   O_DATA_FILE = 256, O_MAX_HOST, O_H1, O_H2, O_CONNECT, O_IDLE, O_ATTEMPT, O_DEADLINE, O_QUEUE,
   O_MAX_ATTEMPTS, O_BACKOFF_BASE, O_BACKOFF_MAX, O_JITTER, O_RETRY_STATUS, O_RETRY_ANY,
-  O_RETRY_METHODS, O_RA_MAX, O_NO_RA, O_IDEM, O_SEED, O_RATE, O_CACERT, O_INSECURE, O_SHARD,
+  O_RETRY_METHODS, O_RA_MAX, O_NO_RA, O_IDEM, O_SEED, O_RATE, O_CACERT, O_INSECURE, O_PROXY, O_NOPROXY, O_SHARD,
   O_PROGRESS, O_NO_PROGRESS, O_DEMO, O_BURST, O_ADAPTIVE, O_NO_PAUSE, O_BUDGET, O_BUDGET_FLOOR,
   O_BREAKER, O_HEDGE, O_MAX_REDIRECTS, O_ALLOW_DOWNGRADE, O_MAX_HOSTS, O_MAX_BODY, O_MAX_BUFFERED
 };
@@ -962,6 +1007,7 @@ int main(int argc, char **argv) {
       {"idempotency-key", required_argument, NULL, O_IDEM},
       {"seed", required_argument, NULL, O_SEED}, {"rate", required_argument, NULL, O_RATE},
       {"cacert", required_argument, NULL, O_CACERT}, {"insecure", no_argument, NULL, O_INSECURE},
+      {"proxy", required_argument, NULL, O_PROXY}, {"noproxy", required_argument, NULL, O_NOPROXY},
       {"output-dir", required_argument, NULL, 'o'}, {"shard", required_argument, NULL, O_SHARD},
       {"progress", no_argument, NULL, O_PROGRESS}, {"no-progress", no_argument, NULL, O_NO_PROGRESS},
       {"demo", no_argument, NULL, O_DEMO}, {"help", no_argument, NULL, 'h'},
@@ -979,6 +1025,7 @@ int main(int argc, char **argv) {
       {"max-buffered-bytes", required_argument, NULL, O_MAX_BUFFERED},
       {NULL, 0, NULL, 0}};
   salvo_engine_opts_init(&g.opts);
+  g.opts.proxy_from_env = 1; /* a command-line tool follows curl: http_proxy, HTTPS_PROXY, ... */
   hist_init(&g.latency);
   g.headers = json_object();
   g.by_error = json_object();
@@ -1160,6 +1207,14 @@ int main(int argc, char **argv) {
       break;
     case O_INSECURE:
       g.opts.insecure_skip_verify = 1;
+      break;
+    case O_PROXY: /* "" = no proxy, whatever the environment says */
+      g.opts.proxy = optarg[0] != '\0' ? optarg : NULL;
+      g.opts.proxy_from_env = 0;
+      g.proxy_flag = 1;
+      break;
+    case O_NOPROXY:
+      g.opts.no_proxy = optarg;
       break;
     case 'o': {
       struct stat st;

@@ -502,6 +502,45 @@ def test_concurrency_fits_the_open_file_limit(srv):
     check("ulimit -n" in p.stderr and "256" in p.stderr, "the limit is named: %s" % p.stderr[:300])
 
 
+def run_env(args, env_extra, stdin=None, timeout=60):
+    env = dict(os.environ)
+    for k in ["http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY",
+              "no_proxy"]:
+        env.pop(k, None)
+    env.update(env_extra)
+    p = subprocess.run([FETCH, "--no-progress"] + args, input=stdin, capture_output=True,
+                       text=True, timeout=timeout, env=env)
+    return p.returncode, [json.loads(l) for l in p.stdout.splitlines()], p.stderr
+
+
+def test_proxies_follow_curl_and_never_show_their_password(srv):
+    # salvo-faultd serves "GET http://any/PATH" as PATH, as a proxy would, and counts it
+    proxy = "http://puser:Pr0xySecret@127.0.0.1:%d" % srv.ports["http"]
+    dead = "http://127.0.0.1:%d/ok" % srv.ports["refused"]
+    reset = subprocess.run([FETCH, "--no-progress", srv.base + "/counters/reset"],
+                                  capture_output=True, text=True)
+    check(reset.returncode == 0, reset.stderr)
+    rc, out, err = run_env(["--max-attempts", "1", dead], {"http_proxy": proxy})
+    check(rc == 0 and out[0]["outcome"] == "ok", "through http_proxy: %s" % out)
+    check("proxy for http: http://***@127.0.0.1:%d (http_proxy)" % srv.ports["http"] in err, err)
+    rc, out, err2 = run_env(["--max-attempts", "1", "--noproxy", "127.0.0.1", dead],
+                            {"http_proxy": proxy})
+    check(rc == 1 and out[0]["error"] == "connect_refused", "--noproxy goes direct: %s" % out)
+    rc, out, err3 = run_env(["--max-attempts", "1", "--proxy", "", dead], {"ALL_PROXY": proxy})
+    check(rc == 1 and out[0]["error"] == "connect_refused", "--proxy '' goes direct: %s" % out)
+    check("proxy: none" in err3, err3)
+    rc, out, err4 = run_env(["--max-attempts", "2", "--backoff-base", "1", "--breaker",
+                             "--proxy", "http://127.0.0.1:%d" % srv.ports["refused"],
+                             srv.base + "/ok"], {})
+    check(rc == 1 and out[0]["error"] == "proxy_failure" and out[0]["attempts"] == 2,
+          "a dead proxy is its own failure, retried: %s" % out)
+    check("circuit closed" in err4, "the target's circuit stays closed: " + err4[-600:])
+    body = fetch_body(srv.base)
+    check(json.loads(body)["proxied"] == 1, "the server saw one proxied request: " + body)
+    for text in (err, err2, err3, err4, json.dumps(out)):
+        check("Pr0xySecret" not in text and "puser" not in text, "a proxy password leaked: " + text)
+
+
 def main():
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
     passed = failed = 0
