@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
@@ -232,13 +233,49 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
   return CURL_PREREQFUNC_OK;
 }
 
+/* RFC 9112 §6.3: Content-Length values that disagree (in one field, "5, 2",
+ * or in several) are an unrecoverable framing error. libcurl 7.88 takes the
+ * last one and calls a shorter body complete. Returns 0, or -1 on conflict. */
+static int check_content_length(salvo__slot_t *slot, const char *data, size_t len) {
+  if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+    slot->content_length = -1; /* a new response (after a 1xx): its own framing */
+    return 0;
+  }
+  if (len < 15 || strncasecmp(data, "content-length:", 15) != 0)
+    return 0;
+  const char *p = data + 15, *end = data + len;
+  while (p < end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+      p++;
+    if (p >= end || *p == '\r' || *p == '\n')
+      break;
+    int64_t v = 0;
+    const char *digits = p;
+    while (p < end && *p >= '0' && *p <= '9' && v < INT64_MAX / 10)
+      v = v * 10 + (*p++ - '0');
+    if (p == digits)
+      return 0; /* not a number: libcurl's own parser refuses it */
+    if (slot->content_length >= 0 && slot->content_length != v)
+      return -1;
+    slot->content_length = v;
+    while (p < end && *p != ',')
+      p++;
+  }
+  return 0;
+}
+
 static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
-  (void)data;
   salvo__slot_t *slot = userdata;
   touch(slot);
   slot->header_bytes += size * n;
   if (slot->header_bytes > slot->engine->max_header_size) {
-    slot->stop_reason = SALVO_EPROTO; /* the request's detail says why */
+    slot->stop_reason = SALVO_EPROTO;
+    slot->proto_detail = "response headers larger than max_header_size";
+    return 0;
+  }
+  if (check_content_length(slot, data, size * n) != 0) {
+    slot->stop_reason = SALVO_EPROTO;
+    slot->proto_detail = "Content-Length values that disagree (RFC 9112 6.3)";
     return 0;
   }
   if (!slot->responded) {
@@ -393,6 +430,8 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   slot->unread = 0;
   slot->resent_read = 0;
   slot->local_errno = 0;
+  slot->content_length = -1;
+  slot->proto_detail = NULL;
   slot->local_port = 0;
   slot->sent = 0;
   slot->responded = 0;

@@ -211,6 +211,8 @@ typedef struct salvo__slot_s {
   int unread;               /* the server's TCP acknowledged nothing of the latest send (conn.c) */
   int local_errno;          /* socket() failed with this errno, 0 = it did not */
   int via_proxy;            /* this attempt goes through a proxy */
+  int64_t content_length;   /* the response's Content-Length so far, -1 = none */
+  const char *proto_detail; /* why salvo called the response malformed (static), or NULL */
   int resent_read;          /* libcurl resent a send the server may have read (once per attempt) */
   int dirty;                /* libcurl's per-handle state may carry over: reset before reuse */
   int configured;           /* the options that never change are set on the easy handle */

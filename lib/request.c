@@ -855,6 +855,32 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
   salvo__request_complete(req, d.final_error);
 }
 
+/* Malformed responses, which libcurl 7.88 reports with the codes of
+ * transport failures; its message, or the lane, tells them apart. Sets the
+ * detail and returns 1 if the response was malformed. */
+static int malformed(salvo__slot_t *slot, CURLcode rc) {
+  int h2 = slot->req->lane == SALVO__LANE_H2; /* slot->lane is NULL once off the multi */
+  const char *why = NULL;
+  if (rc == CURLE_RECV_ERROR && slot->responded && strstr(slot->errbuf, "chunked-encoding"))
+    why = "broken chunked encoding";
+  else if (rc == CURLE_RECV_ERROR && strstr(slot->errbuf, "nghttp2_session_mem_recv()"))
+    why = "malformed HTTP/2 framing from the server";
+  else if (rc == CURLE_HTTP2_STREAM &&
+           (strstr(slot->errbuf, "PROTOCOL_ERROR") || strstr(slot->errbuf, "COMPRESSION_ERROR") ||
+            strstr(slot->errbuf, "FRAME_SIZE_ERROR")))
+    why = "HTTP/2 stream reset for a protocol error (a malformed response, or its Content-Length)";
+  else if (rc == CURLE_GOT_NOTHING && h2)
+    /* the session ended with this stream unanswered and not reset: nghttp2
+     * ended it for a frame it could not accept (undecodable headers, a
+     * PUSH_PROMISE, a header block over its limits), or the server did */
+    why = "the HTTP/2 session ended without answering this stream (a malformed frame from the "
+          "server, or its GOAWAY)";
+  if (why == NULL)
+    return 0;
+  slot->proto_detail = why;
+  return 1;
+}
+
 /* Classifies how an attempt ended. A send the server's TCP never
  * acknowledged did not reach the server (conn.c). A handle whose transfer
  * failed is reset before its next use (attempt.c). */
@@ -876,6 +902,10 @@ static salvo__outcome_t attempt_outcome(salvo__slot_t *slot, CURLcode rc, long o
   }
   salvo__outcome_t out =
       salvo__classify(rc, os_errno, slot->stop_reason, slot->sent, (int64_t)pretransfer);
+  /* libcurl reports broken chunked encoding as a receive error, the same
+   * code as a reset: the words in its message are the only difference. */
+  if (slot->stop_reason == 0 && malformed(slot, rc))
+    out.error = SALVO_EPROTO;
   if (slot->unread && !slot->responded && (out.error == SALVO_ECLOSED || out.error == SALVO_ERESET))
     out.reached = 0;
   if (out.error != 0)
@@ -1017,9 +1047,14 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
   r->timings.tls_us = appconnect > 0 ? us_between(connect, appconnect) : 0;
   r->timings.ttfb_us = (uint64_t)(starttransfer > 0 ? starttransfer : 0);
   r->timings.total_us = (uv_hrtime() - slot->started_ns) / 1000;
-  if (slot->stop_reason == SALVO_EPROTO)
-    snprintf(req->detail, sizeof(req->detail),
-             "response headers larger than max_header_size (%zu bytes)", engine->max_header_size);
+  if (slot->stop_reason == SALVO_EPROTO && slot->proto_detail != NULL &&
+      strstr(slot->proto_detail, "max_header_size") != NULL)
+    snprintf(req->detail, sizeof(req->detail), "%s (%zu bytes)", slot->proto_detail,
+             engine->max_header_size);
+  else if (outcome.error == SALVO_EPROTO && slot->proto_detail != NULL && slot->errbuf[0] != '\0')
+    snprintf(req->detail, sizeof(req->detail), "%s: %.160s", slot->proto_detail, slot->errbuf);
+  else if (outcome.error == SALVO_EPROTO && slot->proto_detail != NULL)
+    snprintf(req->detail, sizeof(req->detail), "%s", slot->proto_detail);
   else if (outcome.error != 0 && slot->stop_reason == 0 && slot->errbuf[0] != '\0')
     snprintf(req->detail, sizeof(req->detail), "%s", slot->errbuf);
   else if (outcome.error != 0 && slot->stop_reason == 0)

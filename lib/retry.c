@@ -19,7 +19,7 @@ void salvo_retry_policy_init(salvo_retry_policy_t *p) {
                     SALVO_ERRBIT(SALVO_ERESET) | SALVO_ERRBIT(SALVO_ETRUNCATED) |
                     SALVO_ERRBIT(SALVO_EIDLE) | SALVO_ERRBIT(SALVO_EATTEMPT) |
                     SALVO_ERRBIT(SALVO_EHTTP2) | SALVO_ERRBIT(SALVO_ELOCAL) |
-                    SALVO_ERRBIT(SALVO_EPROXY);
+                    SALVO_ERRBIT(SALVO_EPROXY) | SALVO_ERRBIT(SALVO_EPROTO);
   static const int idempotent_only[] = {408, 500, 502, 504, 0};
   static const int any_method[] = {429, 503, 0};
   memcpy(p->retry_statuses, idempotent_only, sizeof(idempotent_only));

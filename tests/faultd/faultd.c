@@ -359,6 +359,18 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     p->kind = F_H2_RST_REFUSED;
   } else if (strcmp(path, "/h2/rst/internal") == 0) {
     p->kind = F_H2_RST_INTERNAL;
+  } else if (strcmp(path, "/h2/hpack-garbage") == 0) {
+    p->kind = F_H2_HPACK_GARBAGE;
+  } else if (strcmp(path, "/h2/continuation-flood") == 0) {
+    p->kind = F_H2_CONTINUATION_FLOOD;
+  } else if (strcmp(path, "/h2/push-promise") == 0) {
+    p->kind = F_H2_PUSH_PROMISE;
+  } else if (strcmp(path, "/content-length-conflict") == 0) {
+    char param[8];
+    query_param(url, "one-field", param, sizeof(param));
+    p->kind = F_CL_CONFLICT;
+    p->bytes = strcmp(param, "1") == 0; /* 1: both values in one field */
+    set_body(p, "hello", 5);
   } else if (strcmp(path, "/h2/stall") == 0) {
     p->kind = F_HEADERS_STALL;
   } else if (strcmp(path, "/counters") == 0) {
@@ -382,7 +394,9 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     free(p->body);
     set_body(p, "status must be 100..999\n", 24);
   }
-  if (!req->is_h2 && (p->kind == F_H2_RST_REFUSED || p->kind == F_H2_RST_INTERNAL)) {
+  if (!req->is_h2 && (p->kind == F_H2_RST_REFUSED || p->kind == F_H2_RST_INTERNAL ||
+                      p->kind == F_H2_HPACK_GARBAGE || p->kind == F_H2_CONTINUATION_FLOOD ||
+                      p->kind == F_H2_PUSH_PROMISE)) {
     p->kind = F_RESPOND; /* HTTP/2-only faults answer 400 on HTTP/1.1 */
     p->status = 400;
     free(p->body);
@@ -649,8 +663,16 @@ static void h1_execute(conn_t *c, fault_plan_t *p) {
     faultd__conn_write(c, "5\r\nhello\r\nZZZ\r\nnot a chunk\r\n", 27);
     c->stalled = 1;
     break;
+  case F_CL_CONFLICT:
+    h1_head(c, 200, NULL,
+            p->bytes ? "Content-Length: 5, 2\r\n" : "Content-Length: 5\r\nContent-Length: 2\r\n");
+    faultd__conn_write(c, p->body, p->body_len);
+    break;
   case F_H2_RST_REFUSED:
   case F_H2_RST_INTERNAL:
+  case F_H2_HPACK_GARBAGE:
+  case F_H2_CONTINUATION_FLOOD:
+  case F_H2_PUSH_PROMISE:
     break; /* made a 400 by faultd__plan */
   }
 }

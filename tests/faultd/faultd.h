@@ -31,6 +31,11 @@
  *   /h2/goaway-after/N             HTTP/2: GOAWAY after N requests on the connection
  *   /h2/rst/refused, /h2/rst/internal  HTTP/2: RST_STREAM with that code
  *   /h2/stall                      HTTP/2: this stream stalls, the others flow
+ *   /h2/hpack-garbage              HTTP/2: a HEADERS frame whose header block does not decode
+ *   /h2/continuation-flood         HTTP/2: HEADERS, then 2,000 CONTINUATION frames, never ending
+ *   /h2/push-promise               HTTP/2: a PUSH_PROMISE (the client disabled push)
+ *   /content-length-conflict?one-field=1  200 with Content-Length 5 and 2 (two fields, or one
+ *                                  field "5, 2"), body "hello"; over HTTP/2 two fields
  *   /counters, /counters/reset     what was received, as JSON
  * As a proxy (HTTP/1.1 port): "GET http://any/PATH" is served as PATH and counted as
  * proxied; CONNECT is refused with 403 and a close.

@@ -136,6 +136,8 @@ static void respond(stream_t *st, const char *content_length) {
     nva[n++] = (nghttp2_nv)NV("ratelimit-reset", p->ratelimit_reset);
   if (p->location[0])
     nva[n++] = (nghttp2_nv)NV("location", p->location);
+  if (p->kind == F_CL_CONFLICT)
+    nva[n++] = (nghttp2_nv)NV("content-length", "2");
   if (p->huge_header_kb > 0) {
     huge = malloc(p->huge_header_kb * 1024 + 1);
     memset(huge, 'h', p->huge_header_kb * 1024);
@@ -171,6 +173,51 @@ static void start_timer(stream_t *st, uv_timer_cb cb, uint64_t ms, uint64_t repe
   fd->open_handles++;
   st->timer->data = st;
   uv_timer_start(st->timer, cb, ms, repeat);
+}
+
+/* Writes one frame as it is, past nghttp2 (whose own output goes first): for
+ * frames no well-behaved server sends. */
+static void raw_frame(h2_t *h, uint8_t type, uint8_t flags, int32_t id, const void *payload,
+                      size_t len) {
+  unsigned char hd[9] = {(unsigned char)(len >> 16), (unsigned char)(len >> 8), (unsigned char)len,
+                         type, flags, (unsigned char)((uint32_t)id >> 24 & 0x7f),
+                         (unsigned char)(id >> 16), (unsigned char)(id >> 8), (unsigned char)id};
+  faultd__conn_write(h->c, hd, sizeof(hd));
+  if (len > 0)
+    faultd__conn_write(h->c, payload, len);
+}
+
+enum { FRAME_HEADERS = 1, FRAME_PUSH_PROMISE = 5, FRAME_CONTINUATION = 9 };
+enum { FLAG_END_HEADERS = 4 };
+
+static void malformed(stream_t *st) {
+  h2_t *h = st->h;
+  nghttp2_session_send(h->session); /* what nghttp2 has queued goes first */
+  switch (st->plan.kind) {
+  case F_H2_HPACK_GARBAGE: {
+    /* an indexed field with an index far past any table */
+    static const unsigned char block[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+    raw_frame(h, FRAME_HEADERS, FLAG_END_HEADERS, st->id, block, sizeof(block));
+    break;
+  }
+  case F_H2_CONTINUATION_FLOOD: {
+    static const unsigned char status[] = {0x88}; /* :status 200 */
+    /* "x-f: y", a literal field without indexing, in every CONTINUATION */
+    static const unsigned char field[] = {0x00, 0x03, 'x', '-', 'f', 0x01, 'y'};
+    raw_frame(h, FRAME_HEADERS, 0, st->id, status, sizeof(status));
+    for (int i = 0; i < 2000; i++)
+      raw_frame(h, FRAME_CONTINUATION, 0, st->id, field, sizeof(field));
+    break;
+  }
+  case F_H2_PUSH_PROMISE: {
+    /* promised stream 2; :method GET, :path /, :scheme https */
+    static const unsigned char payload[] = {0, 0, 0, 2, 0x82, 0x84, 0x87};
+    raw_frame(h, FRAME_PUSH_PROMISE, FLAG_END_HEADERS, st->id, payload, sizeof(payload));
+    break;
+  }
+  default:
+    break;
+  }
 }
 
 /* The whole request is in: carry out its plan. Returns -1 to drop the connection. */
@@ -233,6 +280,15 @@ static int handle(stream_t *st) {
     break;
   case F_H2_RST_INTERNAL:
     nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    break;
+  case F_H2_HPACK_GARBAGE:
+  case F_H2_CONTINUATION_FLOOD:
+  case F_H2_PUSH_PROMISE:
+    malformed(st);
+    break;
+  case F_CL_CONFLICT:
+    p->status = 200;
+    respond(st, "5"); /* a second content-length field follows (respond's extra) */
     break;
   }
   if (p->goaway_after > 0 && h->requests >= p->goaway_after && !h->goaway_sent) {
@@ -336,7 +392,13 @@ h2_t *faultd__h2_new(conn_t *c, unsigned max_streams) {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-  nghttp2_session_server_new(&h->session, cbs, h);
+  nghttp2_option *opt;
+  nghttp2_option_new(&opt);
+  /* /huge-headers/KB must really send its header block: nghttp2 refuses to
+   * send one over 64 KB by default, and the client then waited forever. */
+  nghttp2_option_set_max_send_header_block_length(opt, 16 * 1024 * 1024);
+  nghttp2_session_server_new2(&h->session, cbs, h, opt);
+  nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams}};
   nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, iv, 1);

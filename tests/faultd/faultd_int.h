@@ -26,6 +26,10 @@ typedef enum {
   F_BAD_CHUNK,
   F_H2_RST_REFUSED,
   F_H2_RST_INTERNAL,
+  F_H2_HPACK_GARBAGE,      /* a HEADERS frame whose block does not decode */
+  F_H2_CONTINUATION_FLOOD, /* HEADERS, then CONTINUATION frames that never end the block */
+  F_H2_PUSH_PROMISE,       /* a PUSH_PROMISE, which the client disabled */
+  F_CL_CONFLICT,           /* Content-Length 5 and 2 (two fields, or "5, 2" in one) */
 } fault_kind_t;
 
 typedef struct {

@@ -10,9 +10,10 @@
 static const int retried_errors[] = {SALVO_EDNS,   SALVO_ECONNREFUSED, SALVO_ECONNECT,
                                      SALVO_ECONNTIMEOUT, SALVO_ETLS, SALVO_ECLOSED,
                                      SALVO_ERESET, SALVO_ETRUNCATED,  SALVO_EIDLE,
-                                     SALVO_EATTEMPT, SALVO_EHTTP2};
+                                     SALVO_EATTEMPT, SALVO_EHTTP2, SALVO_EPROTO,
+                                     SALVO_ELOCAL, SALVO_EPROXY};
 static const int never_retried_errors[] = {SALVO_ETLSVERIFY, SALVO_EINVAL,    SALVO_EBODYLIMIT,
-                                           SALVO_EPROTO,     SALVO_EABORTED,  SALVO_ENOMEM,
+                                           SALVO_EABORTED,  SALVO_ENOMEM,
                                            SALVO_EINTERNAL,  SALVO_ENOTSUP,   SALVO_ECLOSING,
                                            SALVO_ERETRYAFTER, SALVO_ECANCELED, SALVO_EDEADLINE,
                                            SALVO_EQUEUE};
