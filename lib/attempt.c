@@ -387,6 +387,11 @@ static int setup_once(salvo__slot_t *slot) {
   SETOPT(CURLOPT_HEADERDATA, slot);
   SETOPT(CURLOPT_PREREQFUNCTION, prereq_cb);
   SETOPT(CURLOPT_PREREQDATA, slot);
+  /* The proxy is salvo's choice, never the environment's: "" switches
+   * libcurl's own reading of http_proxy, ALL_PROXY and NO_PROXY off. */
+  SETOPT(CURLOPT_NOPROXY, "");
+  if (engine->proxy_http == NULL && engine->proxy_https == NULL)
+    SETOPT(CURLOPT_PROXY, "");
   SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
   SETOPT(CURLOPT_OPENSOCKETDATA, slot);
   SETOPT(CURLOPT_CLOSESOCKETFUNCTION, salvo__conn_close_cb);
@@ -449,14 +454,12 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
    * parsing the string again (~5k instructions per request). */
   SETOPT(CURLOPT_CURLU, req->curlu);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)req->timeouts.connect_ms);
-  /* The proxy is salvo's choice, never the environment's: "" switches
-   * libcurl's own reading of http_proxy, ALL_PROXY and NO_PROXY off. */
   const char *proxy = req->is_https ? engine->proxy_https : engine->proxy_http;
   if (proxy != NULL && engine->no_proxy != NULL && goes_direct(engine, req))
     proxy = NULL;
   slot->via_proxy = proxy != NULL;
-  SETOPT(CURLOPT_PROXY, proxy != NULL ? proxy : "");
-  SETOPT(CURLOPT_NOPROXY, "");
+  if (engine->proxy_http != NULL || engine->proxy_https != NULL)
+    SETOPT(CURLOPT_PROXY, proxy != NULL ? proxy : ""); /* else set once: setup_once() */
   /* A host that closes kept-alive connections without saying so may close
    * one just as a request goes out on it; a request that may not be sent
    * twice takes a fresh one there. */

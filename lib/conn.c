@@ -44,7 +44,7 @@ void salvo__conns_free(salvo__conns_t *conns) {
 void salvo__conn_idle(salvo_engine_t *engine, curl_socket_t fd, uint64_t host_hash) {
   salvo__conns_t *conns = &engine->conns;
   salvo__tcp_t tcp;
-  if (fd < 0 || salvo__tcp_read(fd, &tcp) != 0)
+  if (fd < 0 || salvo__tcp_read(fd, 0, &tcp) != 0)
     return;
   if (tcp.closed) /* the answer came without "Connection: close", then the close */
     salvo__host_saw_silent_close(engine, host_hash);
@@ -111,7 +111,7 @@ int salvo__conn_close_cb(void *clientp, curl_socket_t fd) {
   }
   salvo__tcp_t tcp;
   int port;
-  if (idle.known && salvo__tcp_read(fd, &tcp) == 0 && (port = local_port(fd)) > 0) {
+  if (idle.known && salvo__tcp_read(fd, 1, &tcp) == 0 && (port = local_port(fd)) > 0) {
     salvo__slot_t *slot = sender_on(engine, port);
     if (slot != NULL || tcp.closed)
       salvo__host_saw_silent_close(engine, idle.host_hash); /* a pooled connection died */

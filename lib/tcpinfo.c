@@ -17,7 +17,7 @@
 /* The kernel's TCP states (include/net/tcp_states.h; not in the uapi headers). */
 enum { STATE_CLOSE = 7, STATE_CLOSE_WAIT = 8 };
 
-int salvo__tcp_read(int fd, salvo__tcp_t *out) {
+int salvo__tcp_read(int fd, int closing, salvo__tcp_t *out) {
   memset(out, 0, sizeof(*out));
 #if defined(__linux__) && defined(TCP_INFO)
   struct tcp_info info;
@@ -35,7 +35,8 @@ int salvo__tcp_read(int fd, salvo__tcp_t *out) {
    * which is harmless on a socket that is idle or being closed. */
   int err = 0;
   socklen_t elen = sizeof(err);
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+  if (closing && info.tcpi_state == STATE_CLOSE &&
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
     err = 0;
   out->peer_fin = info.tcpi_state == STATE_CLOSE_WAIT ||
                   (info.tcpi_state == STATE_CLOSE && err == EPIPE);
