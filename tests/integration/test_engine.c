@@ -699,6 +699,11 @@ Test(engine, oversized_urls_and_headers_are_invalid_input) {
 
 /* Proxies: salvo-faultd serves "GET http://any/PATH" as PATH (counting it as
  * proxied) and refuses CONNECT, so it stands in for a proxy on loopback. */
+static void get_once(const char *u, outcome_t *o) {
+  submit_to(engine, "GET", u, NULL, o);
+  run_until_done(o, 1);
+}
+
 static int host_circuit_closed(void) {
   salvo_host_stats_t st;
   for (size_t i = 0; i < salvo_engine_host_count(engine); i++) {
@@ -731,8 +736,7 @@ Test(engine, the_library_ignores_proxy_variables_unless_asked) {
   outcome_t via = {0};
   char to_dead[128];
   snprintf(to_dead, sizeof(to_dead), "%s/ok", dead_base);
-  submit_to(engine, "GET", to_dead, NULL, &via);
-  run_until_done(&via, 1);
+  get_once(to_dead, &via);
   cr_assert_eq(via.status, 200, "%s (%s)", salvo_err_name(via.error), via.detail);
   cr_assert_eq(faultd_proxied(srv), 1, "proxy_from_env = 1 takes http_proxy, as curl does");
 }
@@ -749,8 +753,7 @@ Test(engine, an_explicit_proxy_no_proxy_and_proxy_failures) {
   opts.proxy = base;
   start_engine(&opts);
   outcome_t via = {0};
-  submit_to(engine, "GET", to_dead, NULL, &via);
-  run_until_done(&via, 1);
+  get_once(to_dead, &via);
   cr_assert_eq(via.status, 200, "through the proxy: %s (%s)", salvo_err_name(via.error), via.detail);
   cr_assert_eq(faultd_proxied(srv), 1);
 
@@ -759,8 +762,7 @@ Test(engine, an_explicit_proxy_no_proxy_and_proxy_failures) {
   opts.retry.max_attempts = 1;
   start_engine(&opts);
   outcome_t direct = {0};
-  submit_to(engine, "GET", to_dead, NULL, &direct);
-  run_until_done(&direct, 1);
+  get_once(to_dead, &direct);
   cr_assert_eq(direct.error, SALVO_ECONNREFUSED, "no_proxy: direct, and refused: %s",
                salvo_err_name(direct.error));
   cr_assert_eq(faultd_proxied(srv), 1);
@@ -798,8 +800,7 @@ Test(engine, an_explicit_proxy_no_proxy_and_proxy_failures) {
   outcome_t tunnel = {0};
   char tls_ok[128];
   snprintf(tls_ok, sizeof(tls_ok), "%s/ok", tls_base);
-  submit_to(engine, "GET", tls_ok, NULL, &tunnel);
-  run_until_done(&tunnel, 1);
+  get_once(tls_ok, &tunnel);
   cr_assert_eq(tunnel.error, SALVO_EPROXY, "%s (%s)", salvo_err_name(tunnel.error), tunnel.detail);
   cr_assert(host_circuit_closed());
 }
