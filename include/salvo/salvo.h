@@ -182,8 +182,12 @@ typedef struct {
   salvo_decision_t decision;
   uint64_t wait_ms;        /* wait before the next attempt; 0 when stopping */
   int64_t retry_after_ms;  /* Retry-After the server sent, -1 if none */
-  unsigned sends;          /* times this attempt went on the wire: libcurl replays a request on a
-                              reused connection that returned nothing, idempotent ones only */
+  unsigned sends;          /* times this attempt went on the wire. libcurl sends a request again
+                              by itself when a reused connection died before any answer or an
+                              HTTP/2 stream was refused. salvo allows that when the server's TCP
+                              acknowledged nothing of the last send (its application cannot have
+                              read it; libcurl stops after 5), else once per attempt, idempotent
+                              requests only, against the host's retry budget */
   char reason[128];        /* the decision in words: "not retried: POST reached the server ..." */
 } salvo_attempt_record_t;
 

@@ -487,3 +487,34 @@ Test(faults, an_oversized_http2_header_block_ends_at_once) {
   cr_assert_lt(o.elapsed_us / 1000, 5000, "took %lu ms: it waited", (unsigned long)(o.elapsed_us / 1000));
   finish();
 }
+
+/* libcurl answers REFUSED_STREAM by sending again by itself, up to 5 times
+ * per transfer: one GET reached the server 24 times over 4 attempts. salvo
+ * allows one such resend per attempt, counts it, and charges the host's retry
+ * budget for it. */
+Test(faults, refused_streams_are_resent_once_per_attempt_and_counted) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 4;
+  opts.retry.backoff_base_ms = 1;
+  opts.retry.jitter = SALVO_JITTER_NONE;
+  start(&opts, NULL);
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/h2/rst/refused", faultd_port(srv, FAULTD_PORT_TLS));
+  outcome_t o = {0};
+  submit_to(engine, "GET", url, NULL, &o);
+  run_all(&o, 1);
+  unsigned arrived = faultd_count(srv, "/h2/rst/refused");
+  cr_assert_eq(o.attempts, 4, "%u attempts (%s)", o.attempts, o.detail);
+  cr_assert_leq(arrived, 2 * o.attempts, "the server saw %u sends for %u attempts", arrived,
+                o.attempts);
+  cr_assert_eq(arrived, o.sends, "the server saw %u, salvo reports %u", arrived, o.sends);
+  salvo_host_stats_t st;
+  cr_assert_eq(salvo_engine_host_stats(engine, 0, &st), 0);
+  cr_assert_eq(st.resends, o.sends - o.attempts, "host stats: %llu resends",
+               (unsigned long long)st.resends);
+  salvo_engine_stats_t es;
+  salvo_engine_stats(engine, &es);
+  cr_assert_eq(es.resends, st.resends);
+  finish();
+}
