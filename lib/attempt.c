@@ -189,19 +189,29 @@ static inline void touch(salvo__slot_t *slot) {
  * - the server's TCP acknowledged nothing of the last send (conn.c): its
  *   application cannot have read it, so sending again is safe for any method
  *   and puts no load on it; allowed (libcurl itself stops after 5);
- * - else, once per attempt, for an idempotent request, counted against the
- *   host's retry budget like a retry;
+ * - a kept-alive HTTP/1.x connection the server closed under the send (a
+ *   stale connection, not a failing server): allowed for an idempotent
+ *   request, without spending retry budget;
+ * - else (a refused stream, a dead HTTP/2 connection) once per attempt, for
+ *   an idempotent request, counted against the host's retry budget;
  * - else the attempt ends with what the last send got: closed without a
  *   response (a refused HTTP/2 stream: http2_error). */
 static int allow_resend(salvo__slot_t *slot) {
   salvo_request_t *req = slot->req;
-  int h2 = slot->lane == &slot->engine->lanes[SALVO__LANE_H2];
   if (slot->unread)
     return 1;
-  slot->stop_reason = h2 ? SALVO_EHTTP2 : SALVO_ECLOSED;
-  if (!req->idempotent || slot->resent_read)
+  /* a kept-alive connection the server closed under the send: a stale
+   * connection, not a failing server, so no retry budget is spent on it */
+  int stale = slot->conn_closed;
+  slot->stop_reason = !stale && salvo__host_speaks_h2(req->host, req->lane) ? SALVO_EHTTP2
+                                                                           : SALVO_ECLOSED;
+  if (!req->idempotent)
     return 0;
-  if (!salvo__host_allow_resend(req->host, uv_now(slot->engine->loop)))
+  if (stale) { /* each pooled connection may have died the same way: libcurl stops after 5 */
+    slot->stop_reason = 0;
+    return 1;
+  }
+  if (slot->resent_read || !salvo__host_allow_resend(req->host, uv_now(slot->engine->loop)))
     return 0;
   slot->resent_read = 1;
   slot->stop_reason = 0;
@@ -210,9 +220,7 @@ static int allow_resend(salvo__slot_t *slot) {
 
 static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port,
                      int local_port) {
-  (void)primary_ip;
   (void)local_ip;
-  (void)primary_port;
   salvo__slot_t *slot = clientp;
   if (slot->sends > 0) {
     slot->dirty = 1; /* libcurl counted a reconnect on this handle */
@@ -224,7 +232,10 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
   slot->sends++;
   slot->req->sends++;
   slot->local_port = local_port;
+  slot->peer_port = primary_port;
+  snprintf(slot->peer_ip, sizeof(slot->peer_ip), "%s", primary_ip != NULL ? primary_ip : "");
   slot->unread = 0;
+  slot->conn_closed = 0;
   /* The connection is up and the request is about to be written: from here
    * the request may reach the server, and the idle clock runs. */
   slot->sent = 1;
@@ -434,6 +445,8 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   slot->req = req;
   slot->unread = 0;
   slot->resent_read = 0;
+  slot->conn_closed = 0;
+  slot->session_ended = 0;
   slot->local_errno = 0;
   slot->content_length = -1;
   slot->proto_detail = NULL;
@@ -463,7 +476,8 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   /* A host that closes kept-alive connections without saying so may close
    * one just as a request goes out on it; a request that may not be sent
    * twice takes a fresh one there. */
-  SETOPT(CURLOPT_FRESH_CONNECT, !req->idempotent && req->host->closes_silently ? 1L : 0L);
+  SETOPT(CURLOPT_FRESH_CONNECT,
+         !req->idempotent && salvo__host_wants_fresh(req->host, slot->started_ms) ? 1L : 0L);
   SETOPT(CURLOPT_MAXFILESIZE_LARGE,
          (curl_off_t)(req->max_body_size < (size_t)INT64_MAX ? req->max_body_size : 0));
 

@@ -23,16 +23,19 @@
 #include "internal.h"
 #include "tcpinfo.h"
 
-static int local_port(curl_socket_t fd) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof(ss);
-  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-    return -1;
-  if (ss.ss_family == AF_INET)
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-  if (ss.ss_family == AF_INET6)
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-  return -1;
+/* A connection's ports and peer address, to find the attempt whose send
+ * went out on it: Linux may give two connections to different peers the
+ * same local port. */
+typedef struct {
+  int local_port;
+  int peer_port;
+  char peer_ip[48];
+} endpoints_t;
+
+static int same_connection(const salvo__slot_t *s, int local_port, int peer_port,
+                           const char *peer_ip) {
+  return s->local_port == local_port && s->peer_port == peer_port &&
+         strcmp(s->peer_ip, peer_ip) == 0;
 }
 
 void salvo__conns_free(salvo__conns_t *conns) {
@@ -41,7 +44,8 @@ void salvo__conns_free(salvo__conns_t *conns) {
   conns->cap = 0;
 }
 
-void salvo__conn_idle(salvo_engine_t *engine, curl_socket_t fd, uint64_t host_hash) {
+void salvo__conn_idle(salvo_engine_t *engine, curl_socket_t fd, const salvo__slot_t *slot) {
+  uint64_t host_hash = slot->req->host->hash;
   salvo__conns_t *conns = &engine->conns;
   salvo__tcp_t tcp;
   if (fd < 0 || salvo__tcp_read(fd, 0, &tcp) != 0)
@@ -60,7 +64,12 @@ void salvo__conn_idle(salvo_engine_t *engine, curl_socket_t fd, uint64_t host_ha
     conns->idle = p;
     conns->cap = cap;
   }
+  /* its ends as the send that just got its answer went out on it: the
+   * socket may be reset already, and then has no peer to ask for */
   salvo__conn_mark_t *m = &conns->idle[i];
+  m->local_port = slot->local_port;
+  m->peer_port = slot->peer_port;
+  memcpy(m->peer_ip, slot->peer_ip, sizeof(m->peer_ip));
   m->known = 1;
   m->acked = tcp.acked;
   m->data_segs_out = tcp.data_segs_out;
@@ -84,20 +93,40 @@ int salvo__conn_unread(const salvo__conn_mark_t *idle, int fin, uint64_t acked,
   return fin && acked == idle->acked;
 }
 
-/* The attempt whose latest send went out on local port |port| and has no
- * response yet, on the HTTP/1.1 lane (an HTTP/2 connection carries many). */
-static salvo__slot_t *sender_on(salvo_engine_t *engine, int port) {
+/* The attempt whose latest send went out on this connection and has no
+ * response yet. Only asked of connections seen idle after an HTTP/1.x
+ * answer, which carry one transfer at a time. */
+static salvo__slot_t *sender_on(salvo_engine_t *engine, const endpoints_t *e) {
   for (salvo__list_t *n = engine->running.next; n != &engine->running; n = n->next) {
     salvo_request_t *req = SALVO__CONTAINER_OF(n, salvo_request_t, node);
     salvo__slot_t *cand[2] = {req->slot, req->hedge};
     for (int k = 0; k < 2; k++) {
       salvo__slot_t *s = cand[k];
-      if (s != NULL && s->sent && !s->responded && s->local_port == port &&
-          s->lane == &engine->lanes[SALVO__LANE_H1])
+      if (s != NULL && s->sent && !s->responded &&
+          same_connection(s, e->local_port, e->peer_port, e->peer_ip))
         return s;
     }
   }
   return NULL;
+}
+
+void salvo__conn_session_ended(salvo_engine_t *engine, const salvo__slot_t *dead) {
+  if (dead->local_port <= 0)
+    return;
+  for (salvo__list_t *n = engine->running.next; n != &engine->running; n = n->next) {
+    salvo_request_t *req = SALVO__CONTAINER_OF(n, salvo_request_t, node);
+    salvo__slot_t *cand[2] = {req->slot, req->hedge};
+    for (int k = 0; k < 2; k++) {
+      salvo__slot_t *s = cand[k];
+      if (s == NULL || s == dead || !s->sent || s->stop_reason != 0 || s->lane == NULL ||
+          !same_connection(s, dead->local_port, dead->peer_port, dead->peer_ip))
+        continue;
+      s->stop_reason = SALVO_ECLOSED;
+      if (!salvo__list_linked(&s->cancel_node))
+        salvo__list_push_back(&engine->slot_cancels, &s->cancel_node);
+      salvo__engine_schedule(engine);
+    }
+  }
 }
 
 int salvo__conn_close_cb(void *clientp, curl_socket_t fd) {
@@ -110,13 +139,16 @@ int salvo__conn_close_cb(void *clientp, curl_socket_t fd) {
     memset(&conns->idle[fd], 0, sizeof(conns->idle[fd])); /* the number will be reused */
   }
   salvo__tcp_t tcp;
-  int port;
-  if (idle.known && salvo__tcp_read(fd, 1, &tcp) == 0 && (port = local_port(fd)) > 0) {
-    salvo__slot_t *slot = sender_on(engine, port);
+  if (idle.known && salvo__tcp_read(fd, 1, &tcp) == 0) {
+    endpoints_t e = {idle.local_port, idle.peer_port, ""};
+    memcpy(e.peer_ip, idle.peer_ip, sizeof(e.peer_ip));
+    salvo__slot_t *slot = sender_on(engine, &e);
     if (slot != NULL || tcp.closed)
       salvo__host_saw_silent_close(engine, idle.host_hash); /* a pooled connection died */
-    if (slot != NULL)
+    if (slot != NULL) {
+      slot->conn_closed = 1;
       slot->unread = salvo__conn_unread(&idle, tcp.peer_fin, tcp.acked, tcp.data_segs_out);
+    }
   }
   return close(fd);
 }

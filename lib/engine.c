@@ -138,13 +138,17 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   salvo_engine_t *engine = lane->engine;
   salvo__socket_t *ctx = socketp;
   if (what == CURL_POLL_REMOVE) {
-    /* An HTTP/1.1 transfer that got its response hands the connection back
-     * to libcurl's pool: note what the server has acknowledged so far. */
+    /* An HTTP/1.x transfer that got its response hands the connection back
+     * to libcurl's pool (on either lane: ALPN may choose HTTP/1.1): note
+     * what the server has acknowledged so far. */
     salvo__slot_t *slot = NULL;
-    if (easy != NULL && lane == &engine->lanes[SALVO__LANE_H1] &&
+    long version = 0;
+    if (easy != NULL &&
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&slot) == CURLE_OK && slot != NULL &&
-        slot->req != NULL && slot->responded)
-      salvo__conn_idle(engine, fd, slot->req->host->hash);
+        slot->req != NULL && slot->responded &&
+        curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
+        (version == CURL_HTTP_VERSION_1_1 || version == CURL_HTTP_VERSION_1_0))
+      salvo__conn_idle(engine, fd, slot); /* HTTP/1.x: one transfer at a time */
     if (ctx != NULL) {
       ctx->want = 0;
       socket_close(ctx);

@@ -272,14 +272,28 @@ static int64_t reset_ms(CURL *easy, const salvo_host_policy_t *p, int64_t now_un
 /* After every attempt: latency, the breaker, AIMD and host pauses. */
 /* A kept-alive connection to the host with this hash closed without
  * warning. Hosts are found by hash only: a colliding host learns it too,
- * which costs it fresh connections for its non-idempotent requests, nothing else. */
+ * which costs it fresh connections for a while, nothing else. */
 void salvo__host_saw_silent_close(salvo_engine_t *engine, uint64_t hash) {
   if (engine->table_size == 0)
     return;
+  uint64_t now = uv_now(engine->loop);
   for (salvo__host_t *h = engine->host_table[hash & (engine->table_size - 1)]; h != NULL;
        h = h->hnext)
     if (h->hash == hash)
-      h->closes_silently = 1;
+      h->silent_close_ms = now != 0 ? now : 1;
+}
+
+int salvo__host_wants_fresh(const salvo__host_t *host, uint64_t now) {
+  return host->silent_close_ms != 0 && now - host->silent_close_ms < 60000;
+}
+
+void salvo__host_saw_version(salvo__host_t *host, int version) {
+  if (version != 0)
+    host->http_version = version;
+}
+
+int salvo__host_speaks_h2(const salvo__host_t *host, int lane) {
+  return lane == SALVO__LANE_H2 && host->http_version != 11 && host->http_version != 10;
 }
 
 int salvo__host_allow_resend(salvo__host_t *host, uint64_t now) {

@@ -131,8 +131,11 @@ typedef struct salvo__host_s {
   uint64_t lat_rotated_ms;
   unsigned live;               /* its requests from submit to done: it stays while > 0 */
   int pinned;                  /* has a policy of its own: never evicted */
-  int closes_silently;         /* closed a kept-alive connection without "Connection: close":
-                                  its non-idempotent requests go on fresh connections */
+  uint64_t silent_close_ms;    /* loop time it last closed a kept-alive connection without
+                                  "Connection: close" (0 = never): for a minute after, its
+                                  non-idempotent requests go on fresh connections */
+  int http_version;            /* of its last response: 10, 11, 20; 0 = none yet. Over TLS, ALPN
+                                  decides: the HTTP/2 lane may carry HTTP/1.1 connections */
   salvo__list_t idle_node;     /* in engine->idle_hosts while live == 0, least recent first */
   salvo_host_stats_t stats;    /* counters; the live fields are filled on demand */
 } salvo__host_t;
@@ -164,6 +167,8 @@ typedef struct salvo__socket_s {
   salvo__list_t node; /* in engine->sockets */
 } salvo__socket_t;
 
+struct salvo__slot_s;
+
 /* conn.c: what the server's TCP acknowledged, per socket libcurl pooled. */
 typedef struct {
   int known;              /* the socket went idle after a response and was read then */
@@ -172,6 +177,9 @@ typedef struct {
   uint32_t segs_in;       /* segments received by then */
   int closed;             /* the server had already closed or reset it by then */
   uint64_t host_hash;     /* whose connection it is */
+  int local_port;         /* its ends, read while it is connected (a reset socket has no */
+  int peer_port;          /* peer to ask for) */
+  char peer_ip[48];
 } salvo__conn_mark_t;
 
 typedef struct {
@@ -185,7 +193,11 @@ typedef struct {
 int salvo__conn_unread(const salvo__conn_mark_t *idle, int fin, uint64_t acked,
                        uint32_t data_segs_out);
 
-void salvo__conn_idle(salvo_engine_t *engine, curl_socket_t fd, uint64_t host_hash);
+void salvo__conn_idle(salvo_engine_t *engine, curl_socket_t fd, const struct salvo__slot_s *slot);
+/* An HTTP/2 session ended under |dead| without answering it: the other
+ * streams on that connection will not be answered either (libcurl 7.88 leaves
+ * them waiting); end them from the loop as closed without a response. */
+void salvo__conn_session_ended(salvo_engine_t *engine, const struct salvo__slot_s *dead);
 int salvo__conn_close_cb(void *clientp, curl_socket_t fd);
 void salvo__conns_free(salvo__conns_t *conns);
 
@@ -207,7 +219,11 @@ typedef struct salvo__slot_s {
   size_t header_bytes;      /* response header bytes of this attempt */
   unsigned attempt_no;      /* the request's attempt number this slot carries */
   unsigned sends;           /* times PREREQFUNCTION ran: libcurl replays count too */
-  int local_port;           /* of the connection the latest send went out on */
+  int local_port;           /* the connection the latest send went out on: local port, */
+  int peer_port;            /* peer port */
+  char peer_ip[48];         /* and peer address, as libcurl gives it */
+  int conn_closed;          /* conn.c saw that connection close under this send */
+  int session_ended;        /* its HTTP/2 session ended under it, unanswered */
   int unread;               /* the server's TCP acknowledged nothing of the latest send (conn.c) */
   int local_errno;          /* socket() failed with this errno, 0 = it did not */
   int via_proxy;            /* this attempt goes through a proxy */
@@ -368,6 +384,11 @@ void salvo__host_block(salvo__host_t *host, uint64_t wait_ms);
  * budget allows it (it is then counted like a retry), else 0. */
 int salvo__host_allow_resend(salvo__host_t *host, uint64_t now);
 void salvo__host_saw_silent_close(salvo_engine_t *engine, uint64_t hash);
+/* 1 while the host's recent silent closes call for fresh connections. */
+int salvo__host_wants_fresh(const salvo__host_t *host, uint64_t now);
+void salvo__host_saw_version(salvo__host_t *host, int version);
+/* 1 if the request's connection to its host speaks HTTP/2, as far as is known. */
+int salvo__host_speaks_h2(const salvo__host_t *host, int lane);
 uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_policy_t *p);
 /* RateLimit-Reset value: ms to wait, -1 if not a number, INT64_MAX if absurdly far. */
 int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_unix_ms);

@@ -859,22 +859,28 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
  * transport failures; its message, or the lane, tells them apart. Sets the
  * detail and returns 1 if the response was malformed. */
 static int malformed(salvo__slot_t *slot, CURLcode rc) {
-  int h2 = slot->req->lane == SALVO__LANE_H2; /* slot->lane is NULL once off the multi */
+  /* ALPN decides, not the lane: the host's answers say what it speaks */
+  int h2 = salvo__host_speaks_h2(slot->req->host, slot->req->lane) && !slot->conn_closed;
   const char *why = NULL;
-  if (rc == CURLE_RECV_ERROR && slot->responded && strstr(slot->errbuf, "chunked-encoding"))
+  if (rc == CURLE_RECV_ERROR && slot->responded && strstr(slot->errbuf, "chunked-encoding")) {
     why = "broken chunked encoding";
-  else if (rc == CURLE_RECV_ERROR && strstr(slot->errbuf, "nghttp2_session_mem_recv()"))
+  } else if (rc == CURLE_RECV_ERROR && strstr(slot->errbuf, "nghttp2_session_mem_recv()")) {
     why = "malformed HTTP/2 framing from the server";
-  else if (rc == CURLE_HTTP2_STREAM &&
-           (strstr(slot->errbuf, "PROTOCOL_ERROR") || strstr(slot->errbuf, "COMPRESSION_ERROR") ||
-            strstr(slot->errbuf, "FRAME_SIZE_ERROR")))
+    slot->session_ended = 1;
+  } else if (rc == CURLE_HTTP2_STREAM && (strstr(slot->errbuf, "PROTOCOL_ERROR") ||
+                                          strstr(slot->errbuf, "COMPRESSION_ERROR") ||
+                                          strstr(slot->errbuf, "FRAME_SIZE_ERROR"))) {
     why = "HTTP/2 stream reset for a protocol error (a malformed response, or its Content-Length)";
-  else if (rc == CURLE_GOT_NOTHING && h2)
+    /* COMPRESSION_ERROR is only ever a connection error: the session is gone */
+    slot->session_ended = strstr(slot->errbuf, "COMPRESSION_ERROR") != NULL;
+  } else if (rc == CURLE_GOT_NOTHING && h2) {
     /* the session ended with this stream unanswered and not reset: nghttp2
      * ended it for a frame it could not accept (undecodable headers, a
      * PUSH_PROMISE, a header block over its limits), or the server did */
     why = "the HTTP/2 session ended without answering this stream (a malformed frame from the "
           "server, or its GOAWAY)";
+    slot->session_ended = 1;
+  }
   if (why == NULL)
     return 0;
   slot->proto_detail = why;
@@ -1035,6 +1041,8 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
     snprintf(slot->errbuf, sizeof(slot->errbuf),
              "response headers larger than libcurl accepts (100 KB)");
   }
+  if (slot->session_ended) /* its other streams would wait for their timers */
+    salvo__conn_session_ended(engine, slot);
   salvo_result_t *r = &req->result;
   r->status = status;
   r->reached_server = outcome.reached;
@@ -1042,6 +1050,7 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
                     : version == CURL_HTTP_VERSION_1_1 ? 11
                     : version == CURL_HTTP_VERSION_1_0 ? 10
                                                        : 0;
+  salvo__host_saw_version(req->host, r->http_version);
   r->timings.dns_us = (uint64_t)(namelookup > 0 ? namelookup : 0);
   r->timings.connect_us = connect > 0 ? us_between(namelookup, connect) : 0;
   r->timings.tls_us = appconnect > 0 ? us_between(connect, appconnect) : 0;

@@ -916,9 +916,11 @@ static void on_connection(uv_stream_t *server, int status) {
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned inlen, void *arg) {
   (void)ssl;
-  (void)arg;
-  static const unsigned char prefs[] = "\x02h2\x08http/1.1";
-  if (SSL_select_next_proto((unsigned char **)out, outlen, prefs, sizeof(prefs) - 1, in, inlen) ==
+  static const unsigned char both[] = "\x02h2\x08http/1.1";
+  static const unsigned char h1[] = "\x08http/1.1";
+  int h1_only = arg != NULL; /* --no-h2: a TLS server that speaks HTTP/1.1 only */
+  if (SSL_select_next_proto((unsigned char **)out, outlen, h1_only ? h1 : both,
+                            h1_only ? sizeof(h1) - 1 : sizeof(both) - 1, in, inlen) ==
       OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_OK;
   return SSL_TLSEXT_ERR_NOACK; /* no ALPN match: HTTP/1.1 */
@@ -1041,7 +1043,7 @@ int faultd_start(uv_loop_t *loop, const faultd_opts_t *opts, faultd_t **out, con
 
   if (opts->port[FAULTD_PORT_TLS] >= 0) {
     fd->ssl_ctx = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_set_alpn_select_cb(fd->ssl_ctx, alpn_select, NULL);
+    SSL_CTX_set_alpn_select_cb(fd->ssl_ctx, alpn_select, opts->no_h2 ? (void *)fd : NULL);
     if (opts->cert_file != NULL) {
       snprintf(fd->cert_file, sizeof(fd->cert_file), "%s", opts->cert_file);
       if (SSL_CTX_use_certificate_chain_file(fd->ssl_ctx, opts->cert_file) != 1 ||

@@ -66,6 +66,7 @@ typedef struct {
   const char *key_file;
   const char *cert_out;   /* where to write the generated certificate (PEM); NULL = a temp file */
   unsigned h2_max_streams;/* SETTINGS_MAX_CONCURRENT_STREAMS (100) */
+  int no_h2;              /* the TLS port offers http/1.1 only by ALPN (0) */
 } faultd_opts_t;
 
 void faultd_opts_init(faultd_opts_t *opts);

@@ -21,6 +21,7 @@ static const char usage[] =
     "  --cert-out FILE       where to write the generated certificate for clients to trust\n"
     "  --h2-max-streams N    SETTINGS_MAX_CONCURRENT_STREAMS (100)\n"
     "  --no-by-port          do not open the by-port fault listeners\n"
+    "  --no-h2               the TLS port speaks HTTP/1.1 only (ALPN offers http/1.1 alone)\n"
     "  --lifetime SECONDS    stop after this long (600); SIGTERM and SIGINT stop it too\n"
     "  -h, --help            this text\n"
     "\n"
@@ -80,6 +81,7 @@ int main(int argc, char **argv) {
       {"key", required_argument, NULL, 'k'},      {"cert-out", required_argument, NULL, 'o'},
       {"h2-max-streams", required_argument, NULL, 'm'},
       {"no-by-port", no_argument, NULL, 'n'},     {"lifetime", required_argument, NULL, 'l'},
+      {"no-h2", no_argument, NULL, '1'},
       {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -111,6 +113,9 @@ int main(int argc, char **argv) {
       break;
     case 'l':
       lifetime = number("--lifetime", optarg, 1, 30L * 24 * 3600);
+      break;
+    case '1':
+      opts.no_h2 = 1;
       break;
     case 'h':
       fputs(usage, stdout);

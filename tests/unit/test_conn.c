@@ -1,11 +1,19 @@
 /* conn.c's rule: can the server have read what was sent on a connection
  * since its last response? Pure: counters in, answer out. */
+#include <string.h>
+
 #include <criterion/criterion.h>
 
 #include "internal.h"
 
 static salvo__conn_mark_t idle(uint64_t acked, uint32_t segs_out, int closed) {
-  salvo__conn_mark_t m = {1, acked, segs_out, 4, closed, 0};
+  salvo__conn_mark_t m;
+  memset(&m, 0, sizeof(m));
+  m.known = 1;
+  m.acked = acked;
+  m.data_segs_out = segs_out;
+  m.segs_in = 4;
+  m.closed = closed;
   return m;
 }
 
@@ -39,6 +47,7 @@ Test(conn, a_connection_already_closed_when_it_went_idle) {
 }
 
 Test(conn, a_socket_never_seen_idle_is_assumed_read) {
-  salvo__conn_mark_t m = {0, 0, 0, 0, 0, 0};
+  salvo__conn_mark_t m;
+  memset(&m, 0, sizeof(m));
   cr_assert_eq(salvo__conn_unread(&m, 1, 0, 1), 0);
 }
