@@ -382,21 +382,22 @@ static int dup_or_null(const char *s, char **out) {
   return *out != NULL ? 0 : SALVO_ENOMEM;
 }
 
-/* opts.proxy for every request, or, with proxy_from_env, curl's variables:
- * http_proxy (lower case only, as curl: HTTP_PROXY can be set by a CGI
- * request), HTTPS_PROXY, ALL_PROXY, NO_PROXY. */
+/* opts.proxy for every request, or, with proxy_from_env, curl's variables,
+ * in curl's order: http_proxy (lower case only: HTTP_PROXY can be set by a
+ * CGI request), https_proxy or HTTPS_PROXY, all_proxy or ALL_PROXY,
+ * no_proxy or NO_PROXY. */
 static int copy_proxies(salvo_engine_t *engine, const salvo_engine_opts_t *opts) {
   const char *http = opts->proxy, *https = opts->proxy, *no_proxy = opts->no_proxy;
   if (opts->proxy == NULL && opts->proxy_from_env) {
-    const char *all = env("ALL_PROXY", "all_proxy");
+    const char *all = env("all_proxy", "ALL_PROXY");
     http = env("http_proxy", NULL);
-    https = env("HTTPS_PROXY", "https_proxy");
+    https = env("https_proxy", "HTTPS_PROXY");
     if (http == NULL)
       http = all;
     if (https == NULL)
       https = all;
     if (no_proxy == NULL)
-      no_proxy = env("NO_PROXY", "no_proxy");
+      no_proxy = env("no_proxy", "NO_PROXY");
   }
   if (!valid_proxy(http) || !valid_proxy(https))
     return SALVO_EINVAL;

@@ -1,8 +1,11 @@
 /* Request lifecycle: build, submit, queue, attempt, complete exactly once. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -68,8 +71,13 @@ static int host_matches(const salvo_request_t *req, const char *value, size_t le
   if (curl_url_get(req->curlu, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
     size_t hlen = strlen(host);
     int has_port = curl_url_get(req->curlu, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK;
+    /* the port may be left out only where the URL leaves it out (the
+     * scheme's own); "host" for http://host:8080/ names another origin */
+    char *given = NULL;
+    int explicit = curl_url_get(req->curlu, CURLUPART_PORT, &given, 0) == CURLUE_OK;
+    curl_free(given);
     if (len == hlen)
-      ok = strncasecmp(value, host, hlen) == 0;
+      ok = !explicit && strncasecmp(value, host, hlen) == 0;
     else if (has_port && len == hlen + 1 + strlen(port) && value[hlen] == ':')
       ok = strncasecmp(value, host, hlen) == 0 && strncmp(value + hlen + 1, port, strlen(port)) == 0;
   }
@@ -135,6 +143,14 @@ int salvo_request_set_timeouts(salvo_request_t *req, const salvo_timeouts_t *t) 
   return 0;
 }
 
+/* A header name the policy writes on every attempt: a token, and not one of
+ * the framing or hop-by-hop fields, nor Host (salvo_request_add_header()). */
+static int policy_header_ok(const char *name) {
+  size_t len = strlen(name);
+  return salvo__valid_header_name(name, len) && salvo__header_reserved(name, len) == NULL &&
+         !(len == 4 && strncasecmp(name, "Host", 4) == 0);
+}
+
 int salvo__retry_policy_check(const salvo_retry_policy_t *p) {
   if (p->max_attempts < 1 || p->jitter < SALVO_JITTER_FULL || p->jitter > SALVO_JITTER_NONE ||
       !(p->backoff_multiplier >= 1.0 && p->backoff_multiplier <= 1e6) ||
@@ -142,10 +158,8 @@ int salvo__retry_policy_check(const salvo_retry_policy_t *p) {
       memchr(p->request_id_header, '\0', sizeof(p->request_id_header)) == NULL ||
       memchr(p->attempt_header, '\0', sizeof(p->attempt_header)) == NULL)
     return SALVO_EINVAL;
-  if ((p->request_id_header[0] != '\0' &&
-       !salvo__valid_header_name(p->request_id_header, strlen(p->request_id_header))) ||
-      (p->attempt_header[0] != '\0' &&
-       !salvo__valid_header_name(p->attempt_header, strlen(p->attempt_header))))
+  if ((p->request_id_header[0] != '\0' && !policy_header_ok(p->request_id_header)) ||
+      (p->attempt_header[0] != '\0' && !policy_header_ok(p->attempt_header)))
     return SALVO_EINVAL;
   return 0;
 }
@@ -296,6 +310,17 @@ static int has_header(const salvo_request_t *req, const char *name, size_t len) 
          salvo__header_has_name(req->engine->default_headers, name, len);
 }
 
+/* An Idempotency-Key with a value: an empty one ("Name;" in libcurl's
+ * spelling) names no operation the server could recognise. */
+static int has_key(const salvo_request_t *req) {
+  const struct curl_slist *lists[2] = {req->user_headers, req->engine->default_headers};
+  for (int i = 0; i < 2; i++)
+    for (const struct curl_slist *l = lists[i]; l != NULL; l = l->next)
+      if (strncasecmp(l->data, "Idempotency-Key:", 16) == 0 && l->data[16 + strspn(l->data + 16, " \t")] != '\0')
+        return 1;
+  return 0;
+}
+
 static int build_headers(salvo_request_t *req) {
   header_plan_t plan;
   /* The same request id and idempotency key on every attempt, so the
@@ -313,7 +338,7 @@ static int build_headers(salvo_request_t *req) {
       !has_header(req, "Idempotency-Key", 15))
     salvo__uuid4(req->engine, plan.key);
   req->idempotent = salvo__method_in_list(req->policy->idempotent_methods, req->method) ||
-                    plan.key[0] != '\0' || has_header(req, "Idempotency-Key", 15);
+                    plan.key[0] != '\0' || has_key(req);
   /* No "Expect: 100-continue" round trip: it costs a wait (1 s when the
    * server ignores it) and muddies whether the body was sent. libcurl
    * labels POSTFIELDS as a form unless told otherwise; the caller's body is
@@ -800,9 +825,11 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     }
   }
 
-  if (d.decision == SALVO_RETRY && !forced) {
+  if (d.decision == SALVO_RETRY && !forced && info.error != SALVO_ELOCAL &&
+      info.error != SALVO_EPROXY) {
     /* The host's retry budget: when a host fails hard, retries may not
-     * multiply its load. */
+     * multiply its load. Failures of this machine or of the proxy put none
+     * on it. */
     salvo__host_t *host = req->host;
     if (!salvo__budget_allows(&host->budget, &host->policy, now)) {
       host->stats.budget_refused++;
@@ -855,6 +882,34 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
   salvo__request_complete(req, d.final_error);
 }
 
+/* Whose failure was it, the proxy's or the target's? Over a tunnel (https),
+ * everything before the tunnel was open is the proxy's, and nothing of the
+ * request had left. Through a forward proxy (http), a connection that failed
+ * without any response is the proxy's, and it may have forwarded the
+ * request; the target's own failures come back as the proxy's 502 or 504. */
+static int proxy_failed(salvo__slot_t *slot, CURLcode rc, salvo__outcome_t *out) {
+  long tunnel = 0, status = 0; /* the proxy's answer to CONNECT, 0 if none came */
+  curl_easy_getinfo(slot->easy, CURLINFO_HTTP_CONNECTCODE, &tunnel);
+  curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+  int tunnel_open = tunnel >= 200 && tunnel <= 299;
+  int theirs = rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_PROXY ||
+               (tunnel != 0 && !tunnel_open);
+  if (!theirs && slot->req->is_https)
+    theirs = !tunnel_open && !slot->sent;
+  else if (!theirs)
+    theirs = status == 0 &&
+             (out->error == SALVO_ECONNREFUSED || out->error == SALVO_ECONNECT ||
+              out->error == SALVO_ECONNTIMEOUT || out->error == SALVO_EDNS ||
+              out->error == SALVO_ECLOSED || out->error == SALVO_ERESET ||
+              out->error == SALVO_EPROTO || out->error == SALVO_ETLS);
+  if (!theirs)
+    return 0;
+  out->error = SALVO_EPROXY;
+  if (slot->req->is_https)
+    out->reached = 0;
+  return 1;
+}
+
 /* Malformed responses, which libcurl 7.88 reports with the codes of
  * transport failures; its message, or the lane, tells them apart. Sets the
  * detail and returns 1 if the response was malformed. */
@@ -894,20 +949,23 @@ static salvo__outcome_t attempt_outcome(salvo__slot_t *slot, CURLcode rc, long o
                                         curl_off_t pretransfer) {
   if (rc == CURLE_COULDNT_CONNECT && slot->local_errno != 0)
     os_errno = slot->local_errno; /* no socket at all: libcurl says nothing of why */
-  long tunnel = 0; /* the proxy's answer to CONNECT, 0 if none was asked */
-  if (slot->via_proxy && rc != CURLE_OK)
-    curl_easy_getinfo(slot->easy, CURLINFO_HTTP_CONNECTCODE, &tunnel);
-  if (slot->via_proxy && slot->stop_reason == 0 && slot->local_errno == 0 &&
-      (rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_COULDNT_CONNECT || rc == CURLE_PROXY ||
-       (tunnel != 0 && (tunnel < 200 || tunnel > 299)))) {
-    /* the proxy could not be reached, or would not open the tunnel: the
-     * target was never asked, and is not to blame */
-    salvo__outcome_t proxied = {SALVO_EPROXY, 0};
-    slot->dirty = 1;
-    return proxied;
+  if (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CRL_BADFILE) {
+    /* OpenSSL could not open the CA file: out of descriptors, most likely */
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (probe < 0 && (errno == EMFILE || errno == ENFILE)) {
+      rc = CURLE_COULDNT_CONNECT;
+      os_errno = errno;
+    } else if (probe >= 0) {
+      close(probe);
+    }
   }
   salvo__outcome_t out =
       salvo__classify(rc, os_errno, slot->stop_reason, slot->sent, (int64_t)pretransfer);
+  if (slot->via_proxy && slot->stop_reason == 0 && slot->local_errno == 0 && rc != CURLE_OK &&
+      proxy_failed(slot, rc, &out)) {
+    slot->dirty = 1;
+    return out;
+  }
   /* libcurl reports broken chunked encoding as a receive error, the same
    * code as a reset: the words in its message are the only difference. */
   if (slot->stop_reason == 0 && malformed(slot, rc))

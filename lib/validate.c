@@ -1,4 +1,5 @@
 /* Input checks on what callers hand us: methods, header lines, URLs. Pure. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,17 +164,53 @@ const char *salvo_header_reserved(const char *name) {
   return name != NULL ? salvo__header_reserved(name, strlen(name)) : NULL;
 }
 
-/* curl's NO_PROXY convention: a comma-separated list of host names, each
- * matching itself and its subdomains (a leading dot is ignored), or "*" for
- * every host. Compared without case; IP addresses match exactly (no CIDR). */
+/* Does IP literal |host| fall in |entry| ("10.0.0.1", "10.0.0.0/8", "::1",
+ * "fd00::/8")? */
+static int ip_in(const unsigned char *host, int family, const char *entry, size_t n) {
+  char text[64];
+  if (n == 0 || n >= sizeof(text))
+    return 0;
+  memcpy(text, entry, n);
+  text[n] = '\0';
+  char *slash = strchr(text, '/');
+  int max = family == AF_INET ? 32 : 128, bits = max;
+  if (slash != NULL) {
+    *slash = '\0';
+    char *end;
+    long b = strtol(slash + 1, &end, 10);
+    if (*end != '\0' || b < 0 || b > max)
+      return 0;
+    bits = (int)b;
+  }
+  unsigned char net[16];
+  if (inet_pton(family, text, net) != 1)
+    return 0;
+  for (int i = 0; i < bits; i++) {
+    unsigned char mask = (unsigned char)(0x80 >> (i % 8));
+    if ((host[i / 8] & mask) != (net[i / 8] & mask))
+      return 0;
+  }
+  return 1;
+}
+
+/* curl's NO_PROXY convention: a comma-separated list, "*" for every host. A
+ * host name matches an entry naming it or a domain it is in (a leading dot
+ * is ignored); an IP address matches an address or a CIDR range, never by
+ * suffix. Compared without case. */
 int salvo__no_proxy_match(const char *list, const char *host) {
   if (list == NULL || host == NULL)
     return 0;
   size_t hlen = strlen(host);
-  if (hlen > 1 && host[0] == '[' && host[hlen - 1] == ']') { /* an IPv6 literal from a URL */
-    host++;
+  char bare[64];
+  if (hlen > 1 && host[0] == '[' && host[hlen - 1] == ']' && hlen - 2 < sizeof(bare)) {
+    memcpy(bare, host + 1, hlen - 2); /* an IPv6 literal as a URL gives it */
+    bare[hlen - 2] = '\0';
+    host = bare;
     hlen -= 2;
   }
+  unsigned char ip[16];
+  int family = inet_pton(AF_INET, host, ip) == 1 ? AF_INET
+               : inet_pton(AF_INET6, host, ip) == 1 ? AF_INET6 : 0;
   const char *p = list;
   while (*p != '\0') {
     while (*p == ' ' || *p == ',')
@@ -185,6 +222,15 @@ int salvo__no_proxy_match(const char *list, const char *host) {
       continue;
     if (n == 1 && entry[0] == '*')
       return 1;
+    if (entry[0] == '[' && n > 2 && entry[n - 1] == ']') {
+      entry++;
+      n -= 2;
+    }
+    if (family != 0) {
+      if (ip_in(ip, family, entry, n))
+        return 1;
+      continue;
+    }
     if (entry[0] == '.') {
       entry++;
       n--;

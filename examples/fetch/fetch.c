@@ -1,6 +1,7 @@
 /* salvo-fetch: fetch many URLs, reliably; one JSON line per request out.
  * See usage[] and the README for the contract. */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -413,7 +415,13 @@ static int apply_headers(salvo_request_t *req, json_t *headers, char *why, size_
       return -1;
     }
     if (salvo_request_add_header(req, name, json_string_value(v)) != 0) {
-      snprintf(why, why_len, "header %s: invalid name or value (CR, LF, NUL?)", shown);
+      const char *reserved = salvo_header_reserved(name);
+      if (reserved != NULL)
+        snprintf(why, why_len, "header %s: not accepted: %s", shown, reserved);
+      else if (strcasecmp(name, "Host") == 0)
+        snprintf(why, why_len, "header %s: must name the URL's own host (and port)", shown);
+      else
+        snprintf(why, why_len, "header %s: invalid name or value (CR, LF, NUL?)", shown);
       return -1;
     }
   }
@@ -931,11 +939,24 @@ static size_t bytes(const char *opt, const char *arg) {
 
 /* The concurrency the open-file limit allows: the soft limit is raised
  * toward the hard one first; if that is not enough, say so and run fewer. */
+/* Descriptors the process holds already (inherited ones included). */
+static rlim_t fds_open(void) {
+  rlim_t n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL)
+    return 0;
+  while (readdir(d) != NULL)
+    n++;
+  closedir(d);
+  return n > 3 ? n - 3 : 0; /* ".", ".." and the directory's own descriptor */
+}
+
 static size_t fit_fd_limit(size_t want) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
     return want;
-  rlim_t need = (rlim_t)want * FDS_PER_REQUEST + FDS_SPARE;
+  rlim_t spare = FDS_SPARE + fds_open();
+  rlim_t need = (rlim_t)want * FDS_PER_REQUEST + spare;
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
     struct rlimit raised = rl;
     raised.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
@@ -944,7 +965,7 @@ static size_t fit_fd_limit(size_t want) {
   }
   size_t fit = want;
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
-    fit = rl.rlim_cur > FDS_SPARE + FDS_PER_REQUEST ? (size_t)(rl.rlim_cur - FDS_SPARE) / FDS_PER_REQUEST : 1;
+    fit = rl.rlim_cur > spare + FDS_PER_REQUEST ? (size_t)(rl.rlim_cur - spare) / FDS_PER_REQUEST : 1;
     fprintf(stderr,
             "salvo-fetch: -c %zu needs about %llu open files, but the limit (ulimit -n) is %llu "
             "(hard limit %llu): running %zu requests at a time instead\n",
@@ -952,7 +973,9 @@ static size_t fit_fd_limit(size_t want) {
             rl.rlim_max == RLIM_INFINITY ? 0ULL : (unsigned long long)rl.rlim_max, fit);
   }
   /* Idle connections kept for reuse hold descriptors too: cap them with the rest. */
-  size_t conns = rl.rlim_cur == RLIM_INFINITY ? 0 : (size_t)(rl.rlim_cur - FDS_SPARE) / FDS_PER_REQUEST;
+  size_t conns = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur <= spare
+                     ? 0
+                     : (size_t)(rl.rlim_cur - spare) / FDS_PER_REQUEST;
   if (conns > 0 && (g.opts.max_connections == 0 || (size_t)g.opts.max_connections > conns))
     g.opts.max_connections = (long)conns;
   return fit;
@@ -1288,7 +1311,10 @@ int main(int argc, char **argv) {
 
   int rc = salvo_engine_new(g.loop, &g.opts, &g.engine);
   if (rc != 0) {
-    fprintf(stderr, "salvo-fetch: %s\n", salvo_strerror(rc));
+    fprintf(stderr, "salvo-fetch: %s%s\n", salvo_strerror(rc),
+            rc == SALVO_EINVAL && (g.opts.proxy != NULL || g.opts.proxy_from_env)
+                ? " (is the proxy, from --proxy or http_proxy/https_proxy/all_proxy, a URL?)"
+                : "");
     return 2;
   }
   if (g.opts.insecure_skip_verify)

@@ -380,11 +380,12 @@ typedef struct {
    * reached or refuses is SALVO_EPROXY, never the target host's failure. */
   const char *proxy;           /* "http://[user:pass@]host:port" (or socks5h://...) for every request;
                                   NULL = none (NULL) */
-  const char *no_proxy;        /* comma-separated hosts (and their subdomains) that go direct, "*" =
-                                  all; NULL = none (NULL) */
+  const char *no_proxy;        /* comma-separated entries that go direct: a host name (and the
+                                  names under it), an IP address or CIDR range ("10.0.0.0/8"),
+                                  "*" = all; NULL = none (NULL) */
   int proxy_from_env;          /* 1: where proxy is NULL, take it as curl does: http_proxy for http,
-                                  HTTPS_PROXY/https_proxy for https, else ALL_PROXY/all_proxy;
-                                  NO_PROXY/no_proxy where no_proxy is NULL (0) */
+                                  https_proxy/HTTPS_PROXY for https, else all_proxy/ALL_PROXY;
+                                  no_proxy/NO_PROXY where no_proxy is NULL (0) */
   const char *user_agent;      /* NULL = "salvo/VERSION" */
   const char *const *default_headers; /* NULL-terminated "Name: value" lines sent on every request (NULL) */
   size_t max_body_size;        /* buffered or streamed response body cap, bytes (64 MiB) */

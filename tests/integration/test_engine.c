@@ -629,6 +629,8 @@ Test(engine, caller_framing_headers_are_refused_and_the_wire_keeps_salvos_framin
   snprintf(host, sizeof(host), "127.0.0.1:%d", faultd_port(srv, FAULTD_PORT_HTTP));
   cr_assert_eq(salvo_request_add_header(req, "Host", "other.invalid"), SALVO_EINVAL);
   cr_assert_eq(salvo_request_add_header(req, "Host", "127.0.0.1:1"), SALVO_EINVAL, "wrong port");
+  cr_assert_eq(salvo_request_add_header(req, "Host", "127.0.0.1"), SALVO_EINVAL,
+               "the URL names a port: a Host without it names another origin");
   cr_assert_eq(salvo_request_add_header(req, "host", host), 0, "the URL's own authority");
   cr_assert_eq(salvo_request_set_body(req, "hello world", 11), 0);
   outcome_t o = {0};
@@ -803,4 +805,89 @@ Test(engine, an_explicit_proxy_no_proxy_and_proxy_failures) {
   get_once(tls_ok, &tunnel);
   cr_assert_eq(tunnel.error, SALVO_EPROXY, "%s (%s)", salvo_err_name(tunnel.error), tunnel.detail);
   cr_assert(host_circuit_closed());
+}
+
+/* A proxy that answers but is broken (closes at once, or talks garbage) is
+ * the proxy's failure too, never the target's: over a tunnel nothing of the
+ * request left, so even a POST is retried. */
+Test(engine, a_broken_proxy_is_the_proxys_failure) {
+  static const faultd_port_t broken[] = {FAULTD_PORT_CLOSE_ON_ACCEPT,
+                                         FAULTD_PORT_GARBAGE_ON_ACCEPT};
+  for (size_t b = 0; b < 2; b++) {
+    char proxy[64];
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", faultd_port(srv, broken[b]));
+    salvo_engine_opts_t opts;
+    salvo_engine_opts_init(&opts);
+    opts.proxy = proxy;
+    opts.ca_file = faultd_cert_file(srv);
+    opts.timeouts.connect_ms = 1000; /* a proxy that talks garbage is never "connected" */
+    opts.retry.max_attempts = 2;
+    opts.retry.backoff_base_ms = 1;
+    opts.hosts.breaker = 1;
+    opts.hosts.breaker_consecutive = 1;
+    cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+    outcome_t o[2];
+    memset(o, 0, sizeof(o));
+    char tls_ok[128];
+    snprintf(tls_ok, sizeof(tls_ok), "%s/ok", tls_base);
+    salvo_request_t *req;
+    cr_assert_eq(salvo_request_new(engine, "POST", tls_ok, &req), 0);
+    cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
+    submit_to(engine, "GET", url("/ok"), NULL, &o[1]);
+    run_until_done(o, 2);
+    cr_assert_eq(o[0].error, SALVO_EPROXY, "https POST via %s: %s (%s)", faultd_port_name(broken[b]),
+                 salvo_err_name(o[0].error), o[0].detail);
+    cr_assert_eq(o[0].reached, 0);
+    cr_assert_eq(o[0].attempts, 2, "nothing left through the tunnel: a POST is retried");
+    cr_assert_eq(o[1].error, SALVO_EPROXY, "http GET via %s: %s (%s)", faultd_port_name(broken[b]),
+                 salvo_err_name(o[1].error), o[1].detail);
+    cr_assert(host_circuit_closed(), "a target's circuit opened on the proxy's failure");
+    cr_assert_eq(faultd_count(srv, "/ok"), 0);
+    fixture_close_engine();
+  }
+  engine = NULL; /* closed: nothing for the fixture to close */
+}
+
+Test(engine, policy_headers_cannot_be_framing_headers) {
+  salvo_engine_opts_t opts;
+  salvo_engine_t *e = NULL;
+  static const char *bad[] = {"Content-Length", "transfer-encoding", "Host", "Connection"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    salvo_engine_opts_init(&opts);
+    snprintf(opts.retry.attempt_header, sizeof(opts.retry.attempt_header), "%s", bad[i]);
+    cr_assert_eq(salvo_engine_new(&loop, &opts, &e), SALVO_EINVAL, "attempt_header %s", bad[i]);
+    salvo_engine_opts_init(&opts);
+    snprintf(opts.retry.request_id_header, sizeof(opts.retry.request_id_header), "%s", bad[i]);
+    cr_assert_eq(salvo_engine_new(&loop, &opts, &e), SALVO_EINVAL, "request_id_header %s", bad[i]);
+  }
+  start_engine(NULL);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
+  salvo_retry_policy_t p;
+  salvo_retry_policy_init(&p);
+  snprintf(p.attempt_header, sizeof(p.attempt_header), "Content-Length");
+  cr_assert_eq(salvo_request_set_retry_policy(req, &p), SALVO_EINVAL);
+  salvo_request_free(req);
+}
+
+/* An empty Idempotency-Key names nothing the server could deduplicate: the
+ * POST stays non-idempotent and is not retried after reaching the server. */
+Test(engine, an_empty_idempotency_key_does_not_make_a_post_retryable) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 3;
+  opts.retry.backoff_base_ms = 1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  outcome_t o[2];
+  memset(o, 0, sizeof(o));
+  const char *keys[] = {"", "k-1"};
+  for (int i = 0; i < 2; i++) {
+    salvo_request_t *req;
+    cr_assert_eq(salvo_request_new(engine, "POST", url("/close"), &req), 0);
+    cr_assert_eq(salvo_request_add_header(req, "Idempotency-Key", keys[i]), 0);
+    cr_assert_eq(salvo_request_submit(req, record_cb, &o[i]), 0);
+  }
+  run_until_done(o, 2);
+  cr_assert_eq(o[0].attempts, 1, "an empty key: %u attempts", o[0].attempts);
+  cr_assert_eq(o[1].attempts, 3, "a real key: %u attempts", o[1].attempts);
 }

@@ -88,6 +88,13 @@ Test(validate, no_proxy_lists_match_hosts_and_their_subdomains) {
   cr_assert(salvo__no_proxy_match("localhost, 127.0.0.1", "127.0.0.1"), "spaces and commas");
   cr_assert_not(salvo__no_proxy_match("127.0.0.1", "127.0.0.10"));
   cr_assert(salvo__no_proxy_match("::1", "[::1]"), "an IPv6 literal as a URL gives it");
+  cr_assert(salvo__no_proxy_match("[::1]", "[::1]"));
+  cr_assert_not(salvo__no_proxy_match("0.0.1", "127.0.0.1"), "addresses never match by suffix");
+  cr_assert_not(salvo__no_proxy_match(".0.1", "127.0.0.1"));
+  cr_assert(salvo__no_proxy_match("127.0.0.0/8", "127.0.0.1"), "CIDR, as curl 7.86+");
+  cr_assert_not(salvo__no_proxy_match("10.0.0.0/8", "127.0.0.1"));
+  cr_assert(salvo__no_proxy_match("fd00::/8", "[fd12::1]"));
+  cr_assert_not(salvo__no_proxy_match("127.0.0.0/99", "127.0.0.1"), "a bad prefix length");
   cr_assert_not(salvo__no_proxy_match("", "example.com"));
   cr_assert_not(salvo__no_proxy_match(",,", "example.com"));
   cr_assert_not(salvo__no_proxy_match(NULL, "example.com"));
