@@ -244,37 +244,6 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
   return CURL_PREREQFUNC_OK;
 }
 
-/* RFC 9112 §6.3: Content-Length values that disagree (in one field, "5, 2",
- * or in several) are an unrecoverable framing error. libcurl 7.88 takes the
- * last one and calls a shorter body complete. Returns 0, or -1 on conflict. */
-static int check_content_length(salvo__slot_t *slot, const char *data, size_t len) {
-  if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
-    slot->content_length = -1; /* a new response (after a 1xx): its own framing */
-    return 0;
-  }
-  if (len < 15 || strncasecmp(data, "content-length:", 15) != 0)
-    return 0;
-  const char *p = data + 15, *end = data + len;
-  while (p < end) {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-      p++;
-    if (p >= end || *p == '\r' || *p == '\n')
-      break;
-    int64_t v = 0;
-    const char *digits = p;
-    while (p < end && *p >= '0' && *p <= '9' && v < INT64_MAX / 10)
-      v = v * 10 + (*p++ - '0');
-    if (p == digits)
-      return 0; /* not a number: libcurl's own parser refuses it */
-    if (slot->content_length >= 0 && slot->content_length != v)
-      return -1;
-    slot->content_length = v;
-    while (p < end && *p != ',')
-      p++;
-  }
-  return 0;
-}
-
 static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
   salvo__slot_t *slot = userdata;
   touch(slot);
@@ -284,7 +253,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
     slot->proto_detail = "response headers larger than max_header_size";
     return 0;
   }
-  if (check_content_length(slot, data, size * n) != 0) {
+  if (salvo__content_length_merge(&slot->content_length, data, size * n) != 0) {
     slot->stop_reason = SALVO_EPROTO;
     slot->proto_detail = "Content-Length values that disagree (RFC 9112 6.3)";
     return 0;

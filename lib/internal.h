@@ -476,6 +476,9 @@ char *salvo__header_line(const char *name, size_t name_len, const char *value, s
 /* Why a caller may not set this header (a framing or hop-by-hop field), or
  * NULL if it may. Host is checked against the URL by the request. */
 const char *salvo__header_reserved(const char *name, size_t len);
+/* Feeds one response header line; -1 if it gives a Content-Length that
+ * disagrees with one seen before in this response (*seen, -1 = none yet). */
+int salvo__content_length_merge(int64_t *seen, const char *line, size_t len);
 /* 1 if |host| is in a NO_PROXY-style |list| (see validate.c). */
 int salvo__no_proxy_match(const char *list, const char *host);
 int salvo__header_has_name(const struct curl_slist *list, const char *name, size_t name_len);

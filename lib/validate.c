@@ -242,3 +242,35 @@ int salvo__no_proxy_match(const char *list, const char *host) {
   }
   return 0;
 }
+
+/* RFC 9112 §6.3: Content-Length values that disagree (in one field, "5, 2",
+ * or in several) are an unrecoverable framing error; libcurl 7.88 takes the
+ * last one and calls a shorter body complete. Fed every response header line
+ * in order; a status line starts a new response (after a 1xx). */
+int salvo__content_length_merge(int64_t *seen, const char *line, size_t len) {
+  if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+    *seen = -1;
+    return 0;
+  }
+  if (len < 15 || strncasecmp(line, "content-length:", 15) != 0)
+    return 0;
+  const char *p = line + 15, *end = line + len;
+  while (p < end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+      p++;
+    if (p >= end || *p == '\r' || *p == '\n')
+      break;
+    int64_t v = 0;
+    const char *digits = p;
+    while (p < end && *p >= '0' && *p <= '9' && v < INT64_MAX / 10)
+      v = v * 10 + (*p++ - '0');
+    if (p == digits)
+      return 0; /* not a number: libcurl's own parser refuses it */
+    if (*seen >= 0 && *seen != v)
+      return -1;
+    *seen = v;
+    while (p < end && *p != ',')
+      p++;
+  }
+  return 0;
+}

@@ -1,5 +1,6 @@
 /* libFuzzer target: header lines given by the user ("Name: value", as -H
- * and salvo_request_add_header_line() take them) and the URL check. Whatever
+ * and salvo_request_add_header_line() take them), the URL check, NO_PROXY
+ * lists, and Content-Length fields of a response. Whatever
  * is accepted must be safe to put on the wire: a token name, a value with no
  * CR, LF or NUL, and a composed line that says the same. */
 #include <stdint.h>
@@ -30,6 +31,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
       free(line);
     }
+  }
+  /* reserved names: a refusal always comes with its reason */
+  const char *why = salvo__header_reserved(s, strcspn(s, ":"));
+  if (why != NULL && why[0] == '\0')
+    abort();
+  /* NO_PROXY lists: the list, a newline, the host */
+  char *nl = strchr(s, '\n');
+  if (nl != NULL) {
+    *nl = '\0';
+    int m = salvo__no_proxy_match(s, nl + 1);
+    if (m != 0 && m != 1)
+      abort();
+    if (strchr(s, '*') != NULL && strcspn(s, ", ") == 1 && s[0] == '*' && !m)
+      abort(); /* "*" first matches every host */
+    *nl = '\n';
+  }
+  /* response header lines, as libcurl hands them over, for Content-Length */
+  int64_t seen = -1;
+  for (const char *line = s; *line != '\0';) {
+    size_t n = strcspn(line, "\n");
+    int64_t before = seen;
+    int r = salvo__content_length_merge(&seen, line, n + (line[n] == '\n'));
+    if (r == -1 && before < 0)
+      abort(); /* a conflict needs an earlier value */
+    line += n + (line[n] == '\n');
   }
   int https = -1;
   CURLU *u = NULL;

@@ -99,3 +99,32 @@ Test(validate, no_proxy_lists_match_hosts_and_their_subdomains) {
   cr_assert_not(salvo__no_proxy_match(",,", "example.com"));
   cr_assert_not(salvo__no_proxy_match(NULL, "example.com"));
 }
+
+static int merge_all(const char *const *lines) {
+  int64_t seen = -1;
+  for (; *lines != NULL; lines++)
+    if (salvo__content_length_merge(&seen, *lines, strlen(*lines)) != 0)
+      return -1;
+  return (int)seen;
+}
+
+Test(validate, content_length_values_must_agree) {
+  const char *one[] = {"HTTP/1.1 200 OK\r\n", "Content-Length: 5\r\n", NULL};
+  cr_assert_eq(merge_all(one), 5);
+  const char *same[] = {"HTTP/1.1 200 OK\r\n", "Content-Length: 5\r\n", "content-length: 5, 5\r\n", NULL};
+  cr_assert_eq(merge_all(same), 5, "the same value again is allowed (RFC 9112 6.3)");
+  const char *two[] = {"HTTP/1.1 200 OK\r\n", "Content-Length: 5\r\n", "Content-Length: 2\r\n", NULL};
+  cr_assert_eq(merge_all(two), -1);
+  const char *list[] = {"HTTP/1.1 200 OK\r\n", "Content-Length: 5, 2\r\n", NULL};
+  cr_assert_eq(merge_all(list), -1);
+  const char *h2[] = {"HTTP/2 200 \r\n", "content-length: 7\r\n", NULL};
+  cr_assert_eq(merge_all(h2), 7);
+  const char *interim[] = {"HTTP/1.1 100 Continue\r\n", "Content-Length: 9\r\n", "\r\n",
+                           "HTTP/1.1 200 OK\r\n", "Content-Length: 3\r\n", NULL};
+  cr_assert_eq(merge_all(interim), 3, "a new status line starts a new response");
+  const char *other[] = {"HTTP/1.1 200 OK\r\n", "Content-Lengthy: 1\r\n", "X-Content-Length: 2\r\n", NULL};
+  int64_t seen = -1;
+  for (int i = 0; other[i] != NULL; i++)
+    cr_assert_eq(salvo__content_length_merge(&seen, other[i], strlen(other[i])), 0);
+  cr_assert_eq(seen, -1, "other fields are not Content-Length");
+}
