@@ -53,8 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n = strcspn(line, "\n");
     int64_t before = seen;
     int r = salvo__content_length_merge(&seen, line, n + (line[n] == '\n'));
-    if (r == -1 && before < 0)
-      abort(); /* a conflict needs an earlier value */
+    if (r == -1 && before < 0 && memchr(line, ',', n) == NULL)
+      abort(); /* a conflict needs an earlier value, or two in this field */
     line += n + (line[n] == '\n');
   }
   int https = -1;
