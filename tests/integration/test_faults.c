@@ -469,6 +469,14 @@ Test(faults, counters_report_keys_ids_and_bodies) {
   finish();
 }
 
+/* One GET over TLS (h2 by ALPN) to |path|, run to its end. */
+static void get_tls(const char *path, outcome_t *o) {
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", faultd_port(srv, FAULTD_PORT_TLS), path);
+  submit_to(engine, "GET", url, NULL, o);
+  run_all(o, 1);
+}
+
 /* A header block past the caps ends the attempt at once over HTTP/2 too: it
  * waited for the idle timeout (salvo-faultd's nghttp2 never sent blocks over
  * 64 KB, and the client waited). */
@@ -478,11 +486,8 @@ Test(faults, an_oversized_http2_header_block_ends_at_once) {
   opts.retry.max_attempts = 1;
   opts.timeouts.idle_ms = 20000;
   start(&opts, NULL);
-  char url[128];
-  snprintf(url, sizeof(url), "https://127.0.0.1:%d/huge-headers/200", faultd_port(srv, FAULTD_PORT_TLS));
   outcome_t o = {0};
-  submit_to(engine, "GET", url, NULL, &o);
-  run_all(&o, 1);
+  get_tls("/huge-headers/200", &o);
   cr_assert_eq(o.error, SALVO_EPROTO, "%s (%s)", salvo_err_name(o.error), o.detail);
   cr_assert_lt(o.elapsed_us / 1000, 5000, "took %lu ms: it waited", (unsigned long)(o.elapsed_us / 1000));
   finish();
@@ -499,11 +504,8 @@ Test(faults, refused_streams_are_resent_once_per_attempt_and_counted) {
   opts.retry.backoff_base_ms = 1;
   opts.retry.jitter = SALVO_JITTER_NONE;
   start(&opts, NULL);
-  char url[128];
-  snprintf(url, sizeof(url), "https://127.0.0.1:%d/h2/rst/refused", faultd_port(srv, FAULTD_PORT_TLS));
   outcome_t o = {0};
-  submit_to(engine, "GET", url, NULL, &o);
-  run_all(&o, 1);
+  get_tls("/h2/rst/refused", &o);
   unsigned arrived = faultd_count(srv, "/h2/rst/refused");
   cr_assert_eq(o.attempts, 4, "%u attempts (%s)", o.attempts, o.detail);
   cr_assert_leq(arrived, 2 * o.attempts, "the server saw %u sends for %u attempts", arrived,
