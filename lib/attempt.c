@@ -1,11 +1,10 @@
 /* One attempt: easy handle setup, transfer callbacks, the attempt's own
  * timers (idle and attempt timeout) and the classification of its outcome. */
 #include <errno.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/socket.h>
 
 #include "internal.h"
 
@@ -227,7 +226,7 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
     if (!allow_resend(slot))
       return CURL_PREREQFUNC_ABORT;
     slot->engine->stats.resends++;
-    slot->req->host->stats.resends++;
+    salvo__host_count_resend(slot->req->host);
   }
   slot->sends++;
   slot->req->sends++;
@@ -244,13 +243,15 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
   return CURL_PREREQFUNC_OK;
 }
 
+const char salvo__header_cap_detail[] = "response headers larger than max_header_size";
+
 static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
   salvo__slot_t *slot = userdata;
   touch(slot);
   slot->header_bytes += size * n;
   if (slot->header_bytes > slot->engine->max_header_size) {
     slot->stop_reason = SALVO_EPROTO;
-    slot->proto_detail = "response headers larger than max_header_size";
+    slot->proto_detail = salvo__header_cap_detail;
     return 0;
   }
   if (salvo__content_length_merge(&slot->content_length, data, size * n) != 0) {

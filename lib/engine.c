@@ -497,7 +497,7 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
     size_t name_len, value_len;
     if (salvo__split_header_line(*h, &name, &name_len, &value, &value_len) != 0 ||
         salvo__header_reserved(name, name_len) != NULL ||
-        (name_len == 4 && strncasecmp(name, "Host", 4) == 0)) {
+        salvo__is_host_header(name, name_len)) {
       rc = SALVO_EINVAL;
       goto fail;
     }

@@ -269,7 +269,6 @@ static int64_t reset_ms(CURL *easy, const salvo_host_policy_t *p, int64_t now_un
   return -1;
 }
 
-/* After every attempt: latency, the breaker, AIMD and host pauses. */
 /* A kept-alive connection to the host with this hash closed without
  * warning. Hosts are found by hash only: a colliding host learns it too,
  * which costs it fresh connections for a while, nothing else. */
@@ -306,6 +305,9 @@ int salvo__host_allow_resend(salvo__host_t *host, uint64_t now) {
   return 1;
 }
 
+void salvo__host_count_resend(salvo__host_t *host) { host->stats.resends++; }
+
+/* After every attempt: latency, the breaker, AIMD and host pauses. */
 void salvo__host_after_attempt(salvo_request_t *req, CURL *easy, int error, long status,
                                uint64_t attempt_us, uint64_t sent_at_ms) {
   salvo__host_t *host = req->host;

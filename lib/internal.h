@@ -228,7 +228,8 @@ typedef struct salvo__slot_s {
   int local_errno;          /* socket() failed with this errno, 0 = it did not */
   int via_proxy;            /* this attempt goes through a proxy */
   int64_t content_length;   /* the response's Content-Length so far, -1 = none */
-  const char *proto_detail; /* why salvo called the response malformed (static), or NULL */
+  const char *proto_detail; /* why salvo called the response malformed (static), or NULL;
+                               salvo__header_cap_detail when it passed max_header_size */
   int resent_read;          /* libcurl resent a send the server may have read (once per attempt) */
   int dirty;                /* libcurl's per-handle state may carry over: reset before reuse */
   int configured;           /* the options that never change are set on the easy handle */
@@ -383,6 +384,8 @@ void salvo__host_block(salvo__host_t *host, uint64_t wait_ms);
 /* libcurl is about to send a request again by itself: 1 if the host's retry
  * budget allows it (it is then counted like a retry), else 0. */
 int salvo__host_allow_resend(salvo__host_t *host, uint64_t now);
+/* libcurl sent a request to the host again within one attempt. */
+void salvo__host_count_resend(salvo__host_t *host);
 void salvo__host_saw_silent_close(salvo_engine_t *engine, uint64_t hash);
 /* 1 while the host's recent silent closes call for fresh connections. */
 int salvo__host_wants_fresh(const salvo__host_t *host, uint64_t now);
@@ -431,6 +434,7 @@ typedef struct {
 salvo__outcome_t salvo__classify(CURLcode rc, long os_errno, int stop_reason, int sent,
                                  int64_t pretransfer_us);
 int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req);
+extern const char salvo__header_cap_detail[];
 void salvo__attempt_arm_timer(salvo__slot_t *slot);
 int salvo__slot_init_timer(salvo__slot_t *slot);
 
@@ -476,6 +480,8 @@ char *salvo__header_line(const char *name, size_t name_len, const char *value, s
 /* Why a caller may not set this header (a framing or hop-by-hop field), or
  * NULL if it may. Host is checked against the URL by the request. */
 const char *salvo__header_reserved(const char *name, size_t len);
+/* 1 if the name is Host (any case): a caller may give it only for the URL's own authority. */
+int salvo__is_host_header(const char *name, size_t len);
 /* Feeds one response header line; -1 if it gives a Content-Length that
  * disagrees with one seen before in this response (*seen, -1 = none yet). */
 int salvo__content_length_merge(int64_t *seen, const char *line, size_t len);

@@ -91,7 +91,7 @@ static int add_header(salvo_request_t *req, const char *name, size_t name_len, c
   if (req->state != SALVO__NEW || !salvo__valid_header_name(name, name_len) ||
       !salvo__valid_header_value(value, value_len) || salvo__header_reserved(name, name_len))
     return SALVO_EINVAL;
-  if (name_len == 4 && strncasecmp(name, "Host", 4) == 0 && !host_matches(req, value, value_len))
+  if (salvo__is_host_header(name, name_len) && !host_matches(req, value, value_len))
     return SALVO_EINVAL;
   char *line = salvo__header_line(name, name_len, value, value_len);
   if (line == NULL)
@@ -148,7 +148,7 @@ int salvo_request_set_timeouts(salvo_request_t *req, const salvo_timeouts_t *t) 
 static int policy_header_ok(const char *name) {
   size_t len = strlen(name);
   return salvo__valid_header_name(name, len) && salvo__header_reserved(name, len) == NULL &&
-         !(len == 4 && strncasecmp(name, "Host", 4) == 0);
+         !salvo__is_host_header(name, len);
 }
 
 int salvo__retry_policy_check(const salvo_retry_policy_t *p) {
@@ -272,7 +272,7 @@ typedef struct {
 /* Credentials that stay with the origin they were given for, and Host,
  * which names it. */
 static int is_secret(const char *line, size_t name_len) {
-  return (name_len == 4 && strncasecmp(line, "Host", 4) == 0) ||
+  return salvo__is_host_header(line, name_len) ||
          (name_len == 13 && strncasecmp(line, "Authorization", 13) == 0) ||
          (name_len == 6 && strncasecmp(line, "Cookie", 6) == 0) ||
          (name_len == 19 && strncasecmp(line, "Proxy-Authorization", 19) == 0);
@@ -1114,8 +1114,7 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
   r->timings.tls_us = appconnect > 0 ? us_between(connect, appconnect) : 0;
   r->timings.ttfb_us = (uint64_t)(starttransfer > 0 ? starttransfer : 0);
   r->timings.total_us = (uv_hrtime() - slot->started_ns) / 1000;
-  if (slot->stop_reason == SALVO_EPROTO && slot->proto_detail != NULL &&
-      strstr(slot->proto_detail, "max_header_size") != NULL)
+  if (slot->proto_detail == salvo__header_cap_detail)
     snprintf(req->detail, sizeof(req->detail), "%s (%zu bytes)", slot->proto_detail,
              engine->max_header_size);
   else if (outcome.error == SALVO_EPROTO && slot->proto_detail != NULL && slot->errbuf[0] != '\0')

@@ -160,6 +160,10 @@ const char *salvo__header_reserved(const char *name, size_t len) {
   return NULL;
 }
 
+int salvo__is_host_header(const char *name, size_t len) {
+  return len == 4 && strncasecmp(name, "Host", 4) == 0;
+}
+
 const char *salvo_header_reserved(const char *name) {
   return name != NULL ? salvo__header_reserved(name, strlen(name)) : NULL;
 }
