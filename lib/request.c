@@ -1117,7 +1117,9 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
   if (slot->proto_detail == salvo__header_cap_detail)
     snprintf(req->detail, sizeof(req->detail), "%s (%zu bytes)", slot->proto_detail,
              engine->max_header_size);
-  else if (outcome.error == SALVO_EPROTO && slot->proto_detail != NULL && slot->errbuf[0] != '\0')
+  else if (outcome.error == SALVO_EPROTO && slot->proto_detail != NULL && slot->stop_reason == 0 &&
+           slot->errbuf[0] != '\0') /* libcurl ended it: its own words follow; when salvo did,
+                                        they would only say "Failed writing header" */
     snprintf(req->detail, sizeof(req->detail), "%s: %.160s", slot->proto_detail, slot->errbuf);
   else if (outcome.error == SALVO_EPROTO && slot->proto_detail != NULL)
     snprintf(req->detail, sizeof(req->detail), "%s", slot->proto_detail);

@@ -520,3 +520,20 @@ Test(faults, refused_streams_are_resent_once_per_attempt_and_counted) {
   cr_assert_eq(es.resends, st.resends);
   finish();
 }
+
+/* Content-Length values that disagree end the attempt with salvo's reason,
+ * not libcurl's "Failed writing header" from the aborted write. */
+Test(faults, a_content_length_conflict_says_why) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1;
+  start(&opts, NULL);
+  char url[128];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/content-length-conflict", faultd_port(srv, FAULTD_PORT_HTTP));
+  outcome_t o = {0};
+  submit_to(engine, "GET", url, NULL, &o);
+  run_all(&o, 1);
+  cr_assert_eq(o.error, SALVO_EPROTO, "%s", salvo_err_name(o.error));
+  cr_assert_str_eq(o.detail, "Content-Length values that disagree (RFC 9112 6.3)");
+  finish();
+}
