@@ -262,6 +262,16 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
   if (!slot->responded) {
     slot->responded = 1;
     salvo_request_t *req = slot->req;
+    /* The first answer tells the host's protocol (ALPN decides over TLS):
+     * an HTTP/2 host may have more in flight from now on, not from when
+     * this attempt ends (it may stream, or stall, for long). */
+    long version = 0;
+    curl_easy_getinfo(slot->easy, CURLINFO_HTTP_VERSION, &version);
+    if (salvo__host_saw_version(req->host, version == CURL_HTTP_VERSION_2_0   ? 20
+                                           : version == CURL_HTTP_VERSION_1_1 ? 11
+                                           : version == CURL_HTTP_VERSION_1_0 ? 10
+                                                                              : 0))
+      salvo__engine_schedule(slot->engine); /* the pump runs from the loop */
     if (req->hedge != NULL) { /* two attempts run: the first response wins */
       if (req->winner != NULL && req->winner != slot) {
         slot->stop_reason = SALVO_ECANCELED;

@@ -266,6 +266,7 @@ int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot) {
   slot->lane = lane;
   engine->stats.attempts++;
   engine->stats.in_flight++;
+  salvo__host_attempt_added(slot->req->host, slot);
   return 0;
 }
 
@@ -277,6 +278,7 @@ void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot) {
   engine->multi_busy = 0;
   slot->lane = NULL;
   engine->stats.in_flight--;
+  salvo__host_attempt_removed(slot->host, slot);
 }
 
 /* ------------------------------------------------------------ pump */
@@ -285,14 +287,12 @@ void salvo__engine_pump(salvo_engine_t *engine) {
   if (engine->pumping || engine->multi_busy || engine->closing)
     return;
   engine->pumping = 1;
-  /* Round robin over the hosts that may send now; each admission starts
-   * the host's first request, fails it fast, or blocks the host on its timer. */
-  while (engine->stats.in_flight < engine->max_in_flight && !salvo__list_empty(&engine->ready)) {
-    salvo__host_t *host = SALVO__CONTAINER_OF(engine->ready.next, salvo__host_t, ready_node);
-    if (salvo__list_empty(&host->queue)) { /* its queued requests ended: canceled, timed out */
-      salvo__list_remove(&host->ready_node);
-      continue;
-    }
+  /* Fair share over the hosts that may send now (host.c); each admission
+   * starts the host's first request, fails it fast, or blocks the host on
+   * its timer. */
+  salvo__host_t *host;
+  while (engine->stats.in_flight < engine->max_in_flight &&
+         (host = salvo__host_next_ready(engine)) != NULL) {
     salvo_request_t *req = SALVO__CONTAINER_OF(host->queue.next, salvo_request_t, node);
     salvo__request_admit(req);
   }
@@ -342,6 +342,8 @@ void salvo__engine_schedule(salvo_engine_t *engine) {
 /* ------------------------------------------------------------ life */
 
 static void engine_free(salvo_engine_t *engine) {
+  for (int i = 0; i < SALVO__LANES; i++)
+    salvo__fair_free(&engine->lanes[i].ready);
   salvo__conns_free(&engine->conns);
   free(engine->proxy_http);
   free(engine->proxy_https);
@@ -449,7 +451,6 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
     engine->rng = opts->retry.seed;
   else
     fill_random(&engine->rng, sizeof(engine->rng));
-  salvo__list_init(&engine->ready);
   salvo__list_init(&engine->idle_hosts);
   salvo__list_init(&engine->unarmed);
   salvo__list_init(&engine->waiting);
@@ -512,9 +513,20 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   rc = SALVO_EINTERNAL;
   long h1_cap = opts->max_host_connections ? opts->max_host_connections : (long)opts->max_in_flight;
   long h2_cap = opts->max_host_connections ? opts->max_host_connections : 4;
+  engine->max_streams = opts->max_streams;
   for (int i = 0; i < SALVO__LANES; i++) {
     salvo__lane_t *lane = &engine->lanes[i];
     lane->engine = engine;
+    /* What the lane's connections carry: admission (host.c) never hands
+     * libcurl a transfer that would wait inside it for a connection. */
+    lane->host_conns = i == SALVO__LANE_H1 ? opts->max_host_connections : h2_cap;
+    lane->cap = (size_t)opts->max_connections * (i == SALVO__LANE_H2 ? (size_t)opts->max_streams : 1);
+    /* Levels past 4096 in flight share the top one (round robin there). */
+    size_t levels = opts->max_in_flight < 4096 ? opts->max_in_flight + 1 : 4097;
+    if (salvo__fair_init(&lane->ready, levels) != 0) {
+      rc = SALVO_ENOMEM;
+      goto fail_multi;
+    }
     lane->multi = curl_multi_init();
     if (lane->multi == NULL)
       goto fail_multi;

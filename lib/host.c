@@ -80,6 +80,13 @@ static void host_timer_cb(uv_timer_t *timer) {
 
 static void host_closed_cb(uv_handle_t *handle);
 
+static void unready(salvo__host_t *h) {
+  if (salvo__list_linked(&h->ready_node)) {
+    salvo_engine_t *engine = h->timer.data;
+    salvo__fair_remove(&engine->lanes[h->lane].ready, &h->ready_node, h->ready_level);
+  }
+}
+
 static int evictable(const salvo__host_t *h, uint64_t now) {
   return h->live == 0 && !h->pinned && !uv_is_active((const uv_handle_t *)&h->timer) &&
          h->bucket.paused_until_ms <= now && h->breaker.state == SALVO_CIRCUIT_CLOSED;
@@ -103,10 +110,9 @@ static salvo__host_t *evict_one(salvo_engine_t *engine) {
     while (*p != h)
       p = &(*p)->hnext;
     *p = h->hnext;
-    /* The ready list drops a host lazily once its queue is empty (a
-     * canceled or timed-out request): it may still be on it. */
-    if (salvo__list_linked(&h->ready_node))
-      salvo__list_remove(&h->ready_node);
+    /* The ready set drops a host lazily once its queue is empty (a
+     * canceled or timed-out request): it may still be in it. */
+    unready(h);
     engine->hosts_evicted++;
     uv_close((uv_handle_t *)&h->timer, host_closed_cb);
     return h;
@@ -159,6 +165,8 @@ salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_h
   salvo__list_init(&h->idle_node);
   uint64_t now = uv_now(engine->loop);
   h->policy = engine->host_policy;
+  h->lane = salvo__lane_for(engine, strncmp(key, "https:", 6) == 0);
+  salvo__limiter_init(&h->limiter, &h->policy);
   salvo__bucket_init(&h->bucket, &h->policy, now);
   salvo__window_init(&h->budget, h->policy.budget_window_ms);
   salvo__window_init(&h->sends, 1000);
@@ -180,20 +188,106 @@ salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_h
   return h;
 }
 
-/* Puts the host on the ready list if it has queued requests and is not
- * waiting for its timer. */
+int salvo__lane_for(const salvo_engine_t *engine, int is_https) {
+  return (engine->http_version == SALVO_HTTP_AUTO && is_https) ||
+                 engine->http_version == SALVO_HTTP_2
+             ? SALVO__LANE_H2
+             : SALVO__LANE_H1;
+}
+
+/* ------------------------------------------------------------ scheduling
+ *
+ * Each lane keeps its ready hosts in a fair-share set (protect.c) at the
+ * level of their in-flight count. A host is in it while it has queued
+ * requests, is not held by its timer (bucket, pause, circuit) and is below
+ * its limit; its level moves as its attempts come and go. The pump takes
+ * the host with the fewest in flight over the lanes that have room. Hosts
+ * whose queue emptied or whose limit fell are dropped when met. */
+
+unsigned salvo__host_limit(const salvo__host_t *host) {
+  const salvo_engine_t *engine = host->timer.data;
+  const salvo__lane_t *lane = &engine->lanes[host->lane];
+  /* Streams multiply only once the host is known to speak HTTP/2: before
+   * its first answer it may turn out to be HTTP/1.1 (ALPN), and libcurl
+   * would queue what its connections cannot carry. */
+  long streams = host->lane == SALVO__LANE_H2 && host->http_version == 20 ? engine->max_streams : 1;
+  unsigned adaptive = host->policy.adaptive_concurrency ? salvo__limiter_limit(&host->limiter) : 0;
+  return salvo__inflight_cap(lane->host_conns, streams, host->policy.max_in_flight, adaptive);
+}
+
+static int below_limit(const salvo__host_t *host) {
+  unsigned cap = salvo__host_limit(host);
+  return cap == 0 || host->in_flight < cap;
+}
+
+static int lane_has_room(const salvo__lane_t *lane) {
+  return lane->cap == 0 || lane->in_flight < lane->cap;
+}
+
+int salvo__host_has_room(const salvo__host_t *host) {
+  const salvo_engine_t *engine = host->timer.data;
+  return below_limit(host) && lane_has_room(&engine->lanes[host->lane]);
+}
+
 void salvo__host_mark_ready(salvo__host_t *host) {
   salvo_engine_t *engine = host->timer.data;
   if (host->blocked_until_ms != 0 || salvo__list_empty(&host->queue) ||
-      salvo__list_linked(&host->ready_node))
+      salvo__list_linked(&host->ready_node) || !below_limit(host))
     return;
-  salvo__list_push_back(&engine->ready, &host->ready_node);
+  host->ready_level = salvo__fair_add(&engine->lanes[host->lane].ready, &host->ready_node,
+                                      host->in_flight);
+}
+
+salvo__host_t *salvo__host_next_ready(salvo_engine_t *engine) {
+  for (;;) {
+    salvo__list_t *best = NULL;
+    size_t best_level = 0;
+    for (int k = 0; k < SALVO__LANES; k++) {
+      int i = (engine->lane_turn + k) % SALVO__LANES;
+      salvo__lane_t *lane = &engine->lanes[i];
+      size_t level;
+      salvo__list_t *n;
+      if (!lane_has_room(lane) || (n = salvo__fair_first(&lane->ready, &level)) == NULL)
+        continue;
+      if (best == NULL || level < best_level) {
+        best = n;
+        best_level = level;
+      }
+    }
+    if (best == NULL)
+      return NULL;
+    salvo__host_t *host = SALVO__CONTAINER_OF(best, salvo__host_t, ready_node);
+    if (salvo__list_empty(&host->queue) || !below_limit(host)) {
+      unready(host); /* its queued requests ended, or its limit fell: dropped when met */
+      continue;
+    }
+    engine->lane_turn = (host->lane + 1) % SALVO__LANES;
+    return host;
+  }
+}
+
+void salvo__host_attempt_added(salvo__host_t *host, salvo__slot_t *slot) {
+  salvo_engine_t *engine = host->timer.data;
+  slot->host = host;
+  host->in_flight++;
+  slot->host_in_flight = host->in_flight;
+  engine->lanes[host->lane].in_flight++;
+  unready(host); /* back in at the tail of the level above: round robin among equals */
+  salvo__host_mark_ready(host);
+}
+
+void salvo__host_attempt_removed(salvo__host_t *host, salvo__slot_t *slot) {
+  salvo_engine_t *engine = host->timer.data;
+  slot->host = NULL;
+  host->in_flight--;
+  engine->lanes[host->lane].in_flight--;
+  unready(host);
+  salvo__host_mark_ready(host);
 }
 
 void salvo__host_block(salvo__host_t *host, uint64_t wait_ms) {
   salvo_engine_t *engine = host->timer.data;
-  if (salvo__list_linked(&host->ready_node))
-    salvo__list_remove(&host->ready_node);
+  unready(host);
   host->blocked_until_ms = uv_now(engine->loop) + wait_ms;
   uv_timer_start(&host->timer, host_timer_cb, wait_ms, 0);
 }
@@ -208,6 +302,7 @@ void salvo__host_event(salvo_engine_t *engine, salvo__host_t *host, int type) {
   ev.until_ms = type == SALVO_HOST_CIRCUIT_OPENED ? host->breaker.open_until_ms
                 : type == SALVO_HOST_PAUSED       ? host->bucket.paused_until_ms
                                                   : 0;
+  ev.limit = salvo__host_limit(host);
   engine->host_event_cb(engine, &ev, engine->host_event_data);
 }
 
@@ -286,9 +381,12 @@ int salvo__host_wants_fresh(const salvo__host_t *host, uint64_t now) {
   return host->silent_close_ms != 0 && now - host->silent_close_ms < 60000;
 }
 
-void salvo__host_saw_version(salvo__host_t *host, int version) {
-  if (version != 0)
-    host->http_version = version;
+int salvo__host_saw_version(salvo__host_t *host, int version) {
+  if (version == 0 || version == host->http_version)
+    return 0;
+  host->http_version = version;
+  salvo__host_mark_ready(host); /* what its connections carry changed */
+  return 1;
 }
 
 int salvo__host_speaks_h2(const salvo__host_t *host, int lane) {
@@ -308,9 +406,17 @@ int salvo__host_allow_resend(salvo__host_t *host, uint64_t now) {
 void salvo__host_count_resend(salvo__host_t *host) { host->stats.resends++; }
 
 /* After every attempt: latency, the breaker, AIMD and host pauses. */
-void salvo__host_after_attempt(salvo_request_t *req, CURL *easy, int error, long status,
-                               uint64_t attempt_us, uint64_t sent_at_ms) {
+/* Signs that the host has more than it can serve: the adaptive limit falls. */
+static int overloaded(int error, long status) {
+  return (error == 0 && (status == 429 || status == 503)) || error == SALVO_EIDLE ||
+         error == SALVO_EATTEMPT || error == SALVO_ECONNTIMEOUT;
+}
+
+void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, int error,
+                               long status, uint64_t attempt_us) {
   salvo__host_t *host = req->host;
+  CURL *easy = slot->easy;
+  uint64_t sent_at_ms = slot->started_ms;
   salvo_engine_t *engine = req->engine;
   const salvo_host_policy_t *p = &host->policy;
   uint64_t now = uv_now(engine->loop);
@@ -331,6 +437,14 @@ void salvo__host_after_attempt(salvo_request_t *req, CURL *easy, int error, long
       }
       salvo__lat_add(&host->lat_recent[0], attempt_us);
     }
+  }
+
+  if (p->adaptive_concurrency && error != SALVO_ECANCELED && error != SALVO_EDEADLINE &&
+      (overloaded(error, status) || (error == 0 && status > 0)) &&
+      salvo__limiter_sample(&host->limiter, p, attempt_us, slot->host_in_flight,
+                            overloaded(error, status))) {
+    salvo__host_mark_ready(host); /* it may have room again */
+    salvo__host_event(engine, host, SALVO_HOST_LIMIT_CHANGED);
   }
 
   if (error != SALVO_ECANCELED && error != SALVO_EDEADLINE) {
@@ -389,6 +503,10 @@ int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i, salvo_host_s
   out->queued = 0;
   for (const salvo__list_t *n = h->queue.next; n != &h->queue; n = n->next)
     out->queued++;
+  out->in_flight = h->in_flight;
+  out->limit = salvo__host_limit(h);
+  out->limit_min = h->policy.adaptive_concurrency ? h->limiter.lowest : 0;
+  out->limit_max = h->policy.adaptive_concurrency ? h->limiter.highest : 0;
   if (h->lat_all != NULL) {
     out->p50_us = salvo__lat_pct(h->lat_all, 0.50);
     out->p90_us = salvo__lat_pct(h->lat_all, 0.90);
@@ -438,5 +556,8 @@ int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
   }
   if (!policy->breaker)
     salvo__breaker_init(&h->breaker, policy);
+  if (policy->adaptive_concurrency)
+    salvo__limiter_init(&h->limiter, policy); /* starts again from adaptive_initial */
+  salvo__host_mark_ready(h); /* a higher limit may let it send now; a lower one is met later */
   return 0;
 }

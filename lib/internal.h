@@ -109,13 +109,69 @@ void salvo__lat_add(salvo__lat_t *l, uint64_t us);
 uint64_t salvo__lat_pct(const salvo__lat_t *l, double q);
 int salvo__host_policy_check(const salvo_host_policy_t *p);
 
+/* Fair share: hosts ready to send, in levels by how many requests each has
+ * in flight. The next slot goes to the head of the lowest level (ties round
+ * robin: a host admitted moves to the tail of the level above). A bitmap of
+ * non-empty levels finds the lowest in a few word reads whatever the number
+ * of hosts. Holds intrusive nodes; knows nothing of hosts. */
+typedef struct {
+  salvo__list_t *level;  /* nlevels lists */
+  uint64_t *bits;        /* bit k set: level[k] is not empty */
+  size_t nlevels;        /* a node's level is capped at nlevels - 1 */
+  size_t lo;             /* no set bit in the words below this one */
+  size_t count;          /* nodes held */
+} salvo__fair_t;
+
+int salvo__fair_init(salvo__fair_t *f, size_t nlevels);
+void salvo__fair_free(salvo__fair_t *f);
+/* Adds |node| at the tail of |level|; returns the level used (capped). */
+size_t salvo__fair_add(salvo__fair_t *f, salvo__list_t *node, size_t level);
+/* Removes |node|, which was added at |level| (as returned by salvo__fair_add). */
+void salvo__fair_remove(salvo__fair_t *f, salvo__list_t *node, size_t level);
+/* The head of the lowest non-empty level and that level, or NULL. */
+salvo__list_t *salvo__fair_first(salvo__fair_t *f, size_t *level);
+
+/* The most requests a host may have in flight: 0 = no limit of its own.
+ * |conns| its connection cap (0 = none), |streams| per connection where it
+ * multiplexes (0 or 1 where it does not), |policy_max| and |adaptive| (0 =
+ * none) the configured and the adaptive limits. */
+unsigned salvo__inflight_cap(long conns, long streams, unsigned policy_max, unsigned adaptive);
+
+/* Adaptive concurrency limit (see salvo_host_policy_t.adaptive_concurrency).
+ * Samples come in windows of max(5, limit / 2) attempts; at a window's end
+ * the limit moves. */
+typedef struct {
+  double limit;
+  double floor_us;     /* no-load latency: the lowest window mean, drifting up slowly */
+  uint32_t win_n;      /* latency samples in this window */
+  double win_sum_us;
+  unsigned win_peak;   /* most in flight when an attempt of this window was sent */
+  unsigned win_drops;  /* 429s, 503s and timeouts in this window */
+  unsigned lowest, highest; /* the limit's range so far */
+  uint64_t windows;    /* windows closed */
+} salvo__limiter_t;
+
+void salvo__limiter_init(salvo__limiter_t *l, const salvo_host_policy_t *p);
+unsigned salvo__limiter_limit(const salvo__limiter_t *l);
+/* One attempt ended: |us| its latency if it got a response that is not an
+ * overload sign, |in_flight| the host's in flight when it was sent (itself
+ * included), |drop| 1 for a 429, a 503 or a timeout. Returns 1 if the limit
+ * (as salvo__limiter_limit() gives it) changed. */
+int salvo__limiter_sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uint64_t us,
+                          unsigned in_flight, int drop);
+
 /* A host: scheme + host + port. Its queue, its protection state, its stats. */
 typedef struct salvo__host_s {
   struct salvo__host_s *hnext; /* hash chain */
   uint64_t hash;
   size_t index;                /* in engine->hosts, order of first use */
   salvo__list_t queue;         /* its requests waiting for a slot: new at the tail, retries at the head */
-  salvo__list_t ready_node;    /* in engine->ready while it has queued requests it may send now */
+  salvo__list_t ready_node;    /* in its lane's ready set, at ready_level, while it has queued
+                                  requests it may send now */
+  size_t ready_level;
+  int lane;                    /* SALVO__LANE_H1 or SALVO__LANE_H2: every request of a host uses one */
+  unsigned in_flight;          /* its attempts on the wire, hedges included */
+  salvo__limiter_t limiter;    /* with policy.adaptive_concurrency */
   uv_timer_t timer;            /* wakes it when its bucket, pause or circuit allows again */
   int timer_inited;
   uint64_t blocked_until_ms;   /* 0 = not blocked */
@@ -153,6 +209,10 @@ typedef struct salvo__lane_s {
   CURLM *multi;
   uv_timer_t timer; /* libcurl's single timeout for this multi */
   int timeout_now;  /* libcurl asked for 0 ms: run it from the idle handle */
+  size_t in_flight; /* transfers on this multi */
+  size_t cap;       /* most it carries without waiting for a connection, 0 = no cap */
+  long host_conns;  /* its per-host connection cap, 0 = none */
+  salvo__fair_t ready; /* its hosts with queued requests they may send now (host.c) */
 } salvo__lane_t;
 
 enum { SALVO__LANE_H1 = 0, SALVO__LANE_H2 = 1, SALVO__LANES = 2 };
@@ -218,6 +278,8 @@ typedef struct salvo__slot_s {
   int responded;            /* the header callback ran: a response is coming */
   size_t header_bytes;      /* response header bytes of this attempt */
   unsigned attempt_no;      /* the request's attempt number this slot carries */
+  struct salvo__host_s *host; /* whose in-flight count this attempt is in, while on a lane */
+  unsigned host_in_flight;  /* the host's in flight when it was added, itself included */
   unsigned sends;           /* times PREREQFUNCTION ran: libcurl replays count too */
   int local_port;           /* the connection the latest send went out on: local port, */
   int peer_port;            /* peer port */
@@ -252,7 +314,8 @@ struct salvo_engine_s {
   salvo_engine_close_cb close_cb;
   void *close_data;
 
-  salvo__list_t ready;      /* hosts with queued requests they may send now, round robin */
+  int lane_turn;            /* the lane whose host wins a tie for the next slot */
+  long max_streams;
   salvo__list_t unarmed;    /* queued since submit, their own timer not made yet */
   salvo__host_t **hosts;    /* by index, order of first use */
   size_t nhosts, hosts_cap;
@@ -372,6 +435,17 @@ struct salvo_request_s {
 void salvo__engine_pump(salvo_engine_t *engine);
 /* host.c */
 salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_https);
+/* The lane a request to a URL of this kind goes on. */
+int salvo__lane_for(const salvo_engine_t *engine, int is_https);
+/* The next host the pump should admit from: fewest in flight, with room. NULL if none. */
+salvo__host_t *salvo__host_next_ready(salvo_engine_t *engine);
+/* An attempt of |host| goes on its lane / comes off it. */
+void salvo__host_attempt_added(salvo__host_t *host, salvo__slot_t *slot);
+void salvo__host_attempt_removed(salvo__host_t *host, salvo__slot_t *slot);
+/* 1 if the host may have one more attempt in flight (a hedge). */
+int salvo__host_has_room(const salvo__host_t *host);
+/* Its limit now (see salvo_host_stats_t.limit). */
+unsigned salvo__host_limit(const salvo__host_t *host);
 /* "scheme://host:port" of a URL libcurl accepted; returns its length. */
 size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap);
 void salvo__host_mark_ready(salvo__host_t *host);
@@ -389,14 +463,18 @@ void salvo__host_count_resend(salvo__host_t *host);
 void salvo__host_saw_silent_close(salvo_engine_t *engine, uint64_t hash);
 /* 1 while the host's recent silent closes call for fresh connections. */
 int salvo__host_wants_fresh(const salvo__host_t *host, uint64_t now);
-void salvo__host_saw_version(salvo__host_t *host, int version);
+/* A response came in HTTP |version| (10, 11, 20; 0 = unknown): 1 if that is
+ * news, and the host may then have room for more (run the pump). */
+int salvo__host_saw_version(salvo__host_t *host, int version);
 /* 1 if the request's connection to its host speaks HTTP/2, as far as is known. */
 int salvo__host_speaks_h2(const salvo__host_t *host, int lane);
 uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_policy_t *p);
 /* RateLimit-Reset value: ms to wait, -1 if not a number, INT64_MAX if absurdly far. */
 int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_unix_ms);
-void salvo__host_after_attempt(salvo_request_t *req, CURL *easy, int error, long status,
-                               uint64_t attempt_us, uint64_t sent_at_ms);
+/* After every attempt of |req| (its |slot|): latency, the breaker, AIMD,
+ * host pauses and the adaptive limit. */
+void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, int error,
+                               long status, uint64_t attempt_us);
 void salvo__engine_schedule(salvo_engine_t *engine);
 int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
 void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot);

@@ -3,6 +3,7 @@
  * Pure: the clock (loop milliseconds) and the random state come in as
  * arguments, so unit tests drive them with an injected clock. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -25,6 +26,9 @@ void salvo_host_policy_init(salvo_host_policy_t *p) {
   p->breaker_window_ms = 10000;
   p->breaker_break_ms = 5000;
   p->breaker_max_break_ms = 60000;
+  p->adaptive_initial = 10;
+  p->adaptive_min = 1;
+  p->adaptive_tolerance = 1.5;
 }
 
 int salvo__host_policy_check(const salvo_host_policy_t *p) {
@@ -33,7 +37,9 @@ int salvo__host_policy_check(const salvo_host_policy_t *p) {
       !(p->budget_ratio >= 0) || !(p->budget_floor >= 0) || p->budget_window_ms == 0 ||
       p->breaker_consecutive == 0 || !(p->breaker_ratio > 0 && p->breaker_ratio <= 1) ||
       p->breaker_window_ms == 0 || p->breaker_break_ms == 0 ||
-      p->breaker_max_break_ms < p->breaker_break_ms || p->reset_epoch_above < 0)
+      p->breaker_max_break_ms < p->breaker_break_ms || p->reset_epoch_above < 0 ||
+      !(p->adaptive_tolerance >= 1.0 && p->adaptive_tolerance <= 100.0) ||
+      (p->adaptive_max != 0 && p->adaptive_min > p->adaptive_max))
     return SALVO_EINVAL;
   return 0;
 }
@@ -288,4 +294,159 @@ uint64_t salvo__lat_pct(const salvo__lat_t *l, double q) {
     }
   }
   return l->max;
+}
+
+/* ------------------------------------------------------------ fair share */
+
+int salvo__fair_init(salvo__fair_t *f, size_t nlevels) {
+  memset(f, 0, sizeof(*f));
+  if (nlevels == 0)
+    nlevels = 1;
+  size_t words = (nlevels + 63) / 64;
+  f->level = malloc(nlevels * sizeof(*f->level));
+  f->bits = calloc(words, sizeof(*f->bits));
+  if (f->level == NULL || f->bits == NULL) {
+    salvo__fair_free(f);
+    return -1;
+  }
+  for (size_t i = 0; i < nlevels; i++)
+    salvo__list_init(&f->level[i]);
+  f->nlevels = nlevels;
+  f->lo = words;
+  return 0;
+}
+
+void salvo__fair_free(salvo__fair_t *f) {
+  free(f->level);
+  free(f->bits);
+  f->level = NULL;
+  f->bits = NULL;
+  f->nlevels = 0;
+}
+
+size_t salvo__fair_add(salvo__fair_t *f, salvo__list_t *node, size_t level) {
+  if (level >= f->nlevels)
+    level = f->nlevels - 1;
+  salvo__list_push_back(&f->level[level], node);
+  f->bits[level / 64] |= UINT64_C(1) << (level % 64);
+  if (level / 64 < f->lo)
+    f->lo = level / 64;
+  f->count++;
+  return level;
+}
+
+void salvo__fair_remove(salvo__fair_t *f, salvo__list_t *node, size_t level) {
+  salvo__list_remove(node);
+  if (salvo__list_empty(&f->level[level]))
+    f->bits[level / 64] &= ~(UINT64_C(1) << (level % 64));
+  f->count--;
+}
+
+salvo__list_t *salvo__fair_first(salvo__fair_t *f, size_t *level) {
+  size_t words = (f->nlevels + 63) / 64;
+  for (; f->lo < words; f->lo++) {
+    uint64_t w = f->bits[f->lo];
+    if (w != 0) {
+      size_t k = f->lo * 64 + (size_t)__builtin_ctzll(w);
+      *level = k;
+      return f->level[k].next;
+    }
+  }
+  return NULL;
+}
+
+unsigned salvo__inflight_cap(long conns, long streams, unsigned policy_max, unsigned adaptive) {
+  uint64_t cap = 0; /* none */
+  if (conns > 0)
+    cap = (uint64_t)conns * (uint64_t)(streams > 1 ? streams : 1);
+  if (cap > UINT32_MAX)
+    cap = UINT32_MAX;
+  if (policy_max != 0 && (cap == 0 || policy_max < cap))
+    cap = policy_max;
+  if (adaptive != 0 && (cap == 0 || adaptive < cap))
+    cap = adaptive;
+  return (unsigned)cap;
+}
+
+/* ------------------------------------------------------------ adaptive limit */
+
+static double limiter_min(const salvo_host_policy_t *p) {
+  return p->adaptive_min != 0 ? (double)p->adaptive_min : 1.0;
+}
+
+static double limiter_max(const salvo_host_policy_t *p) {
+  double hi = p->adaptive_max != 0     ? (double)p->adaptive_max
+              : p->max_in_flight != 0 ? (double)p->max_in_flight
+                                      : 1000.0;
+  return fmax(hi, limiter_min(p));
+}
+
+void salvo__limiter_init(salvo__limiter_t *l, const salvo_host_policy_t *p) {
+  memset(l, 0, sizeof(*l));
+  double start = p->adaptive_initial != 0 ? (double)p->adaptive_initial : 10.0;
+  l->limit = fmin(fmax(start, limiter_min(p)), limiter_max(p));
+  l->lowest = l->highest = salvo__limiter_limit(l);
+}
+
+unsigned salvo__limiter_limit(const salvo__limiter_t *l) {
+  return l->limit >= 1.0 ? (unsigned)l->limit : 1u;
+}
+
+/* At the end of a window:
+ * - the no-load latency (floor) is the lowest window mean seen; a window
+ *   whose attempts went out at the minimum concurrency measures it afresh
+ *   (so a host that became slower for good is learned again, rather than
+ *   starved at the minimum);
+ * - a drop (429, 503, timeout) in the window cuts the limit by a fifth;
+ * - else, with latency within tolerance x floor, the limit grows by its
+ *   square root, but only if the window used at least half of it (a limit
+ *   the host never reaches proves nothing);
+ * - else it falls halfway towards limit x tolerance x floor / latency
+ *   (at most a quarter off in one window). */
+int salvo__limiter_sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uint64_t us,
+                          unsigned in_flight, int drop) {
+  unsigned before = salvo__limiter_limit(l);
+  if (drop) {
+    l->win_drops++;
+  } else {
+    l->win_n++;
+    l->win_sum_us += (double)us;
+  }
+  if (in_flight > l->win_peak)
+    l->win_peak = in_flight;
+  double need = fmax(5.0, l->limit / 2);
+  if ((double)(l->win_n + l->win_drops) < need)
+    return 0;
+
+  double lim = l->limit;
+  double lo = limiter_min(p), hi = limiter_max(p);
+  double tol = p->adaptive_tolerance >= 1.0 ? p->adaptive_tolerance : 1.5;
+  double mean = l->win_n > 0 ? l->win_sum_us / l->win_n : 0;
+  if (l->win_n > 0) {
+    if (l->floor_us == 0 || mean < l->floor_us || (double)l->win_peak <= lo)
+      l->floor_us = mean > 1.0 ? mean : 1.0;
+  }
+  if (l->win_drops > 0) {
+    lim *= 0.8;
+  } else if (l->win_n > 0) {
+    double g = mean > 0 ? tol * l->floor_us / mean : tol;
+    if (g >= 1.0) {
+      if (2.0 * l->win_peak >= lim)
+        lim += sqrt(lim);
+    } else {
+      lim *= 0.5 + 0.5 * fmax(g, 0.5) /* halfway towards lim x g */;
+    }
+  }
+  l->limit = fmin(fmax(lim, lo), hi);
+  l->win_n = 0;
+  l->win_sum_us = 0;
+  l->win_peak = 0;
+  l->win_drops = 0;
+  l->windows++;
+  unsigned now_lim = salvo__limiter_limit(l);
+  if (now_lim < l->lowest)
+    l->lowest = now_lim;
+  if (now_lim > l->highest)
+    l->highest = now_lim;
+  return now_lim != before;
 }

@@ -16,13 +16,6 @@ typedef struct scratch_s {
 } scratch_t;
 
 /* Transfers that may multiplex over HTTP/2 go through their own multi handle. */
-static int lane_for(const salvo_engine_t *engine, int is_https) {
-  return (engine->http_version == SALVO_HTTP_AUTO && is_https) ||
-                 engine->http_version == SALVO_HTTP_2
-             ? SALVO__LANE_H2
-             : SALVO__LANE_H1;
-}
-
 int salvo_request_new(salvo_engine_t *engine, const char *method, const char *url,
                       salvo_request_t **out) {
   if (engine == NULL || out == NULL || !salvo__valid_method(method))
@@ -47,7 +40,7 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   memcpy(req->url, url, ulen + 1);
   req->engine = engine;
   req->is_https = is_https;
-  req->lane = lane_for(engine, is_https);
+  req->lane = salvo__lane_for(engine, is_https);
   req->is_get = strcmp(method, "GET") == 0;
   req->is_head = strcmp(method, "HEAD") == 0;
   /* Methods whose semantics carry a body send Content-Length: 0 when empty. */
@@ -450,9 +443,7 @@ void salvo__request_admit(salvo_request_t *req) {
   salvo__bucket_take(&host->bucket, now);
   salvo__window_add(&host->sends, now, 1, 0);
   req->probe = admit == SALVO__ADMIT_PROBE;
-  salvo__list_remove(&host->ready_node); /* back at the tail: round robin */
-  salvo__request_start(req);
-  salvo__host_mark_ready(host);
+  salvo__request_start(req); /* the host moves up a level of the fair share (host.c) */
 }
 
 static void request_timer_cb(uv_timer_t *timer) {
@@ -713,7 +704,7 @@ static int follow_redirect(salvo_request_t *req, long status, char *why, size_t 
   req->url_owned = copy;
   req->url = copy;
   req->is_https = https;
-  req->lane = lane_for(engine, https);
+  req->lane = salvo__lane_for(engine, https);
   if (host != req->host) {
     salvo__host_ref(host);
     salvo__host_unref(engine, req->host);
@@ -753,8 +744,8 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     if (curl_easy_header(req->slot->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
       info.retry_after_ms = salvo__retry_after_parse(h->value, wall_clock_ms());
   }
-  salvo__host_after_attempt(req, req->slot->easy, info.error, info.status,
-                            req->result.timings.total_us, req->slot->started_ms);
+  salvo__host_after_attempt(req, req->slot, info.error, info.status,
+                            req->result.timings.total_us);
   if (info.error == 0 && req->follow_redirects &&
       (info.status == 301 || info.status == 302 || info.status == 303 || info.status == 307 ||
        info.status == 308)) {
@@ -992,8 +983,8 @@ static void drop_attempt(salvo_request_t *req, salvo__slot_t *slot, CURLcode rc,
   curl_easy_getinfo(slot->easy, CURLINFO_OS_ERRNO, &os_errno);
   curl_easy_getinfo(slot->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
   salvo__outcome_t out = attempt_outcome(slot, rc, os_errno, pretransfer);
-  salvo__host_after_attempt(req, slot->easy, out.error, out.error == 0 ? status : 0,
-                            (uv_hrtime() - slot->started_ns) / 1000, slot->started_ms);
+  salvo__host_after_attempt(req, slot, out.error, out.error == 0 ? status : 0,
+                            (uv_hrtime() - slot->started_ns) / 1000);
   salvo_attempt_record_t *rec = add_record(req);
   if (rec != NULL) {
     rec->attempt = slot->attempt_no;
@@ -1041,8 +1032,9 @@ void salvo__request_hedge(salvo_request_t *req) {
   salvo_engine_t *engine = req->engine;
   salvo__host_t *host = req->host;
   uint64_t now = uv_now(engine->loop);
-  if (req->hedged || engine->closing || engine->stats.in_flight >= engine->max_in_flight)
-    return; /* never past max_in_flight */
+  if (req->hedged || engine->closing || engine->stats.in_flight >= engine->max_in_flight ||
+      !salvo__host_has_room(host))
+    return; /* never past max_in_flight, nor past what the host's connections carry */
   if (!salvo__budget_allows(&host->budget, &host->policy, now))
     return; /* hedges spend the retry budget */
   salvo__slot_t *slot = salvo__engine_get_slot(engine);

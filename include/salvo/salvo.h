@@ -294,6 +294,27 @@ typedef struct {
   uint64_t hedge_delay_ms;    /* 0 = off (0) */
   int hedge_p95;              /* 1: the delay is the host's running p95 once it has 20 samples,
                                  hedge_delay_ms until then (0) */
+  /* Concurrency. However many slots the engine has, a host never has more
+   * requests in flight than its connections can carry (HTTP/1.1: one per
+   * connection; HTTP/2: connections x streams), and no more than these
+   * limits; the rest wait in its queue and hold no slot. A freed slot goes
+   * to the host with queued work and the fewest requests in flight, so one
+   * slow host cannot take the slots of the others (fair share); a host
+   * alone may use them all. */
+  unsigned max_in_flight;     /* requests in flight to the host at once, hedges included;
+                                 0 = no limit of its own (0). Browsers use 6 per HTTP/1.1
+                                 host, scrapy 8: set one to be polite to servers you do not own */
+  /* Adaptive concurrency (opt-in): a latency-based limit per host, below
+   * max_in_flight. The host's no-load latency is learned; while its latency
+   * stays within adaptive_tolerance x that, the limit grows (by about the
+   * square root of itself per window of samples, only while the host uses
+   * at least half of it); when latency rises above, the limit falls in
+   * proportion; a 429, a 503 or a timeout cuts it by a fifth. */
+  int adaptive_concurrency;   /* (0) */
+  unsigned adaptive_initial;  /* the limit a host starts with (10) */
+  unsigned adaptive_min;      /* never below (1) */
+  unsigned adaptive_max;      /* never above; 0 = max_in_flight if set, else 1000 (0) */
+  double adaptive_tolerance;  /* latency up to this x the no-load latency counts as no queueing (1.5) */
 } salvo_host_policy_t;
 
 /** Fills *p with the defaults above. */
@@ -313,7 +334,8 @@ typedef enum {
   SALVO_HOST_CIRCUIT_HALF_OPEN = 2, /* one probe goes through */
   SALVO_HOST_CIRCUIT_CLOSED = 3,    /* the probe succeeded */
   SALVO_HOST_PAUSED = 4,            /* Retry-After or a rate-limit reset: until = end of the pause */
-  SALVO_HOST_RATE_CHANGED = 5       /* the adaptive rate moved down (rate = the new one) */
+  SALVO_HOST_RATE_CHANGED = 5,      /* the adaptive rate moved down (rate = the new one) */
+  SALVO_HOST_LIMIT_CHANGED = 6      /* the adaptive concurrency limit moved (limit = the new one) */
 } salvo_host_event_type_t;
 
 typedef struct {
@@ -321,6 +343,7 @@ typedef struct {
   const char *host;           /* "https://example.com:443" */
   double rate;                /* the host's rate limit after the event, 0 = none */
   uint64_t until_ms;          /* loop time (uv_now) the pause or open state ends, else 0 */
+  unsigned limit;             /* the host's concurrency limit after the event, 0 = none */
 } salvo_host_event_t;
 
 typedef void (*salvo_host_event_cb)(salvo_engine_t *engine, const salvo_host_event_t *ev,
@@ -346,6 +369,10 @@ typedef struct {
   uint64_t resends;           /* sends libcurl made again within an attempt (a reused connection
                                  that died, an HTTP/2 stream refused); those the server may have
                                  read spent retry budget */
+  size_t in_flight;           /* its attempts now on the wire, hedges included */
+  unsigned limit;             /* most it may have in flight now (its connections, max_in_flight,
+                                 the adaptive limit); 0 = only the engine's max_in_flight */
+  unsigned limit_min, limit_max; /* the lowest and highest adaptive limit so far (0 = not adaptive) */
 } salvo_host_stats_t;
 
 /**
@@ -367,10 +394,20 @@ SALVO_EXTERN int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i,
                                          salvo_host_stats_t *out);
 
 typedef struct {
-  size_t max_in_flight;        /* transfers handed to libcurl at once; the rest wait in the engine's queue (64) */
-  long max_connections;        /* total open connections, 0 = no cap (0) */
-  long max_host_connections;   /* per host; 0 = auto: max_in_flight for HTTP/1.1, 4 where HTTP/2 may multiplex (0) */
-  long max_streams;            /* HTTP/2 streams per connection (100) */
+  /* Slots: transfers on the wire at once, over all hosts. salvo hands libcurl
+   * only transfers that can go out now: a host gets at most what its
+   * connections carry (max_host_connections, x max_streams where it speaks
+   * HTTP/2; a host not yet heard from gets max_host_connections until its
+   * first answer says which), and each lane at most max_connections
+   * (x max_streams where HTTP/2 may be used). The rest wait in their
+   * host's queue, holding no slot. */
+  size_t max_in_flight;        /* slots (64) */
+  long max_connections;        /* open connections per lane (one for HTTP/1.1 only, one where HTTP/2
+                                  may be used), 0 = no cap (0) */
+  long max_host_connections;   /* per host; 0 = auto: none of its own for HTTP/1.1-only hosts, 4 where
+                                  HTTP/2 may multiplex (0) */
+  long max_streams;            /* HTTP/2 streams per connection salvo uses (100); a server that
+                                  allows fewer makes the rest wait inside libcurl */
   salvo_http_version_t http_version; /* SALVO_HTTP_AUTO */
   const char *ca_file;         /* PEM bundle of trusted CAs; NULL = system store (NULL) */
   int insecure_skip_verify;    /* 1 disables TLS verification and warns on stderr (0) */
@@ -453,7 +490,7 @@ typedef struct {
   uint64_t connections_opened; /* new connections libcurl made (sum of CURLINFO_NUM_CONNECTS) */
   size_t queued;               /* requests now waiting for a slot */
   size_t waiting;              /* requests now in backoff before their next attempt */
-  size_t in_flight;            /* transfers now on the multi handle */
+  size_t in_flight;            /* transfers now on the wire (handed to libcurl) */
   size_t hosts;                /* hosts the engine keeps state for now */
   uint64_t hosts_evicted;      /* idle hosts forgotten to stay within max_hosts */
 } salvo_engine_stats_t;

@@ -1,0 +1,305 @@
+/* Scheduling across hosts against salvo-faultd: a slow host does not starve
+ * fast ones (with and without a per-host connection cap), 100 hosts of which
+ * 5 are slow, the per-host limit, and an HTTP/2 host held to connections x
+ * streams while another host proceeds. Timing bounds are generous: these
+ * check who waits for whom, not speed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <salvo/salvo.h>
+
+#include "fixture.h"
+#include "harness.h"
+
+typedef struct {
+  int calls;
+  int error;
+  long status;
+  uint64_t elapsed_us;
+} sout_t;
+
+#define MAX_SERVERS 100
+static faultd_t *extra[MAX_SERVERS];
+static int nextra;
+
+static void setup(void) {
+  fixture_setup();
+  nextra = 0;
+}
+
+static void teardown(void) {
+  for (int i = 0; i < nextra; i++)
+    faultd_close(extra[i]);
+  fixture_teardown();
+}
+
+TestSuite(sched, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Another server on its own port (another host): plain HTTP only. */
+static int extra_server(void) {
+  faultd_opts_t o;
+  faultd_opts_init(&o);
+  for (int p = 0; p < FAULTD_PORTS; p++)
+    o.port[p] = p == FAULTD_PORT_HTTP ? 0 : -1;
+  cr_assert_lt(nextra, MAX_SERVERS);
+  cr_assert_eq(faultd_start(&loop, &o, &extra[nextra], NULL), 0);
+  return faultd_port(extra[nextra++], FAULTD_PORT_HTTP);
+}
+
+static void done_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  (void)req;
+  sout_t *o = ud;
+  o->calls++;
+  o->error = r->error;
+  o->status = r->status;
+  o->elapsed_us = r->elapsed_us;
+}
+
+static void submit(const char *url, sout_t *o) {
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0, "%s", url);
+  cr_assert_eq(salvo_request_submit(req, done_cb, o), 0);
+}
+
+/* The most in flight seen for a host, sampled every few ms. */
+static char watch_host[96];
+static size_t watch_peak, watch_engine_peak;
+static uv_timer_t watch_timer;
+
+static void watch_cb(uv_timer_t *t) {
+  (void)t;
+  salvo_engine_stats_t es;
+  salvo_engine_stats(engine, &es);
+  if (es.in_flight > watch_engine_peak)
+    watch_engine_peak = es.in_flight;
+  for (size_t i = 0; i < salvo_engine_host_count(engine); i++) {
+    salvo_host_stats_t st;
+    cr_assert_eq(salvo_engine_host_stats(engine, i, &st), 0);
+    if (strcmp(st.host, watch_host) == 0 && st.in_flight > watch_peak)
+      watch_peak = st.in_flight;
+  }
+}
+
+static void watch(const char *host) {
+  snprintf(watch_host, sizeof(watch_host), "%s", host);
+  watch_peak = watch_engine_peak = 0;
+  uv_timer_init(&loop, &watch_timer);
+  uv_timer_start(&watch_timer, watch_cb, 2, 2);
+}
+
+static void unwatch(void) {
+  uv_timer_stop(&watch_timer);
+  uv_close((uv_handle_t *)&watch_timer, NULL);
+}
+
+static void run_until(sout_t *o, size_t n) {
+  for (;;) {
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+      cr_assert_leq(o[i].calls, 1, "request %zu completed %d times", i, o[i].calls);
+      done += o[i].calls;
+    }
+    if (done == n)
+      return;
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+}
+
+static void start_engine(size_t slots, long host_conns) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.ca_file = faultd_cert_file(srv);
+  opts.max_in_flight = slots;
+  opts.max_host_connections = host_conns;
+  opts.retry.max_attempts = 1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+}
+
+/* ------------------------------------------------------ two hosts, one slow */
+
+static sout_t slow[64], fast[64];
+
+/* 64 requests to a host answering in 2 s interleaved with 64 to one that
+ * answers at once, 16 slots. Round robin over host queues let the slow host
+ * take every slot within milliseconds, and the fast requests waited up to 4 s
+ * (12 s with a cap of 4 connections per host). */
+static void two_hosts(long host_conns, int nslow) {
+  start_engine(16, host_conns);
+  char slow_url[96], fast_url[96], slow_host[64];
+  snprintf(slow_url, sizeof(slow_url), "%s/sleep/2000", base);
+  snprintf(slow_host, sizeof(slow_host), "%s", base);
+  snprintf(fast_url, sizeof(fast_url), "http://127.0.0.1:%d/ok", extra_server());
+  memset(slow, 0, sizeof(slow));
+  memset(fast, 0, sizeof(fast));
+  for (int i = 0; i < 64; i++) {
+    if (i < nslow)
+      submit(slow_url, &slow[i]);
+    submit(fast_url, &fast[i]);
+  }
+  watch(slow_host);
+  run_until(fast, 64);
+  size_t slow_peak_while_fast = watch_peak;
+  run_until(slow, (size_t)nslow);
+  unwatch();
+  uint64_t worst = 0;
+  for (int i = 0; i < 64; i++) {
+    cr_assert_eq(fast[i].status, 200, "fast %d: %s", i, salvo_err_name(fast[i].error));
+    cr_assert(i >= nslow || slow[i].status == 200, "slow %d: %s", i, salvo_err_name(slow[i].error));
+    if (fast[i].elapsed_us > worst)
+      worst = fast[i].elapsed_us;
+  }
+  cr_assert_lt(worst / 1000, 1000, "a fast request waited %lu ms behind the slow host",
+               (unsigned long)(worst / 1000));
+  size_t cap = host_conns ? (size_t)host_conns : 16;
+  cr_assert_leq(slow_peak_while_fast, cap, "the slow host had %zu in flight (cap %zu)",
+                slow_peak_while_fast, cap);
+  cr_assert_leq(watch_engine_peak, 16);
+  /* nslow x 2 s, |cap| at a time: the slow host was served in rounds */
+  uint64_t last = 0;
+  for (int i = 0; i < nslow; i++)
+    if (slow[i].elapsed_us > last)
+      last = slow[i].elapsed_us;
+  cr_assert_geq(last / 1000, ((size_t)nslow / cap) * 2000 - 500, "the slow host ended after %lu ms",
+                (unsigned long)(last / 1000));
+}
+
+Test(sched, a_slow_host_does_not_starve_a_fast_one) { two_hosts(0, 64); }
+
+/* 24 slow requests: 6 rounds of 4. Before, the 20 past the cap waited inside
+ * libcurl holding 16 slots, and the fast host had none. */
+Test(sched, nor_with_a_per_host_connection_cap) { two_hosts(4, 24); }
+
+/* ------------------------------------------------- 100 hosts, 5 slow */
+
+#define HOSTS 100
+#define PER_HOST 10
+static sout_t many[HOSTS * PER_HOST];
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+Test(sched, a_hundred_hosts_five_slow_the_fast_ones_keep_their_latency) {
+  start_engine(32, 0);
+  char url[HOSTS][96];
+  for (int h = 0; h < HOSTS; h++) {
+    int port = extra_server();
+    /* every 20th host answers in 1 s */
+    snprintf(url[h], sizeof(url[h]), "http://127.0.0.1:%d/%s", port,
+             h % 20 == 0 ? "sleep/1000" : "ok");
+  }
+  memset(many, 0, sizeof(many));
+  /* the slow hosts' requests first: the worst order for the fast ones */
+  for (int k = 0; k < PER_HOST; k++)
+    for (int h = 0; h < HOSTS; h += 20)
+      submit(url[h], &many[h * PER_HOST + k]);
+  for (int k = 0; k < PER_HOST; k++)
+    for (int h = 0; h < HOSTS; h++)
+      if (h % 20 != 0)
+        submit(url[h], &many[h * PER_HOST + k]);
+  run_until(many, HOSTS * PER_HOST);
+  static uint64_t lat[HOSTS * PER_HOST];
+  size_t n = 0;
+  for (int h = 0; h < HOSTS; h++)
+    for (int k = 0; k < PER_HOST; k++) {
+      sout_t *o = &many[h * PER_HOST + k];
+      cr_assert_eq(o->status, 200, "host %d: %s", h, salvo_err_name(o->error));
+      if (h % 20 != 0)
+        lat[n++] = o->elapsed_us;
+    }
+  qsort(lat, n, sizeof(lat[0]), cmp_u64);
+  uint64_t p99 = lat[(n * 99) / 100];
+  cr_assert_lt(p99 / 1000, 500, "fast hosts' p99 %lu ms: they waited for the slow hosts' slots",
+               (unsigned long)(p99 / 1000));
+}
+
+/* --------------------------------------------------- per-host limit */
+
+Test(sched, a_host_policy_limit_holds_and_the_stats_show_it) {
+  start_engine(32, 0);
+  salvo_host_policy_t p;
+  salvo_host_policy_init(&p);
+  p.max_in_flight = 3;
+  cr_assert_eq(salvo_engine_set_host_policy(engine, base, &p), 0);
+  char url[96], host[64];
+  snprintf(url, sizeof(url), "%s/sleep/200", base);
+  snprintf(host, sizeof(host), "%s", base);
+  static sout_t o[12];
+  memset(o, 0, sizeof(o));
+  for (int i = 0; i < 12; i++)
+    submit(url, &o[i]);
+  watch(host);
+  run_until(o, 12);
+  unwatch();
+  uint64_t last = 0;
+  for (int i = 0; i < 12; i++) {
+    cr_assert_eq(o[i].status, 200);
+    if (o[i].elapsed_us > last)
+      last = o[i].elapsed_us;
+  }
+  cr_assert_eq(watch_peak, 3, "at most 3 in flight (and it used them): %zu", watch_peak);
+  cr_assert_geq(last / 1000, 4 * 200 - 50, "12 x 200 ms, 3 at a time, ended after %lu ms",
+                (unsigned long)(last / 1000));
+  salvo_host_stats_t st;
+  for (size_t i = 0; i < salvo_engine_host_count(engine); i++) {
+    cr_assert_eq(salvo_engine_host_stats(engine, i, &st), 0);
+    if (strcmp(st.host, host) == 0)
+      break;
+  }
+  cr_assert_eq(st.limit, 3);
+  cr_assert_eq(st.in_flight, 0);
+  /* a bad policy is refused and the old one stays */
+  p.adaptive_tolerance = 0.1;
+  cr_assert_eq(salvo_engine_set_host_policy(engine, base, &p), SALVO_EINVAL);
+}
+
+/* ---------------------------------------------------------- HTTP/2 */
+
+/* One connection x 10 streams: the HTTP/2 host never has more than 10 in
+ * flight, and another host's requests go on meanwhile. */
+Test(sched, an_http2_host_is_held_to_connections_times_streams) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.ca_file = faultd_cert_file(srv);
+  opts.max_in_flight = 64;
+  opts.max_host_connections = 1;
+  opts.max_streams = 10;
+  opts.retry.max_attempts = 1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char h2_url[96], other_url[96];
+  snprintf(h2_url, sizeof(h2_url), "%s/sleep/300", tls_base);
+  snprintf(other_url, sizeof(other_url), "http://127.0.0.1:%d/sleep/20", extra_server());
+  static sout_t h2[40], other[40];
+  memset(h2, 0, sizeof(h2));
+  memset(other, 0, sizeof(other));
+  for (int i = 0; i < 40; i++)
+    submit(h2_url, &h2[i]);
+  for (int i = 0; i < 40; i++)
+    submit(other_url, &other[i]);
+  watch(tls_base);
+  run_until(other, 40);
+  uint64_t other_last = 0;
+  for (int i = 0; i < 40; i++) {
+    cr_assert_eq(other[i].status, 200);
+    if (other[i].elapsed_us > other_last)
+      other_last = other[i].elapsed_us;
+  }
+  run_until(h2, 40);
+  unwatch();
+  uint64_t last = 0;
+  for (int i = 0; i < 40; i++) {
+    cr_assert_eq(h2[i].status, 200, "%d: %s", i, salvo_err_name(h2[i].error));
+    if (h2[i].elapsed_us > last)
+      last = h2[i].elapsed_us;
+  }
+  cr_assert_leq(watch_peak, 10, "%zu in flight on 1 connection x 10 streams", watch_peak);
+  cr_assert_geq(watch_peak, 5, "it used its streams: %zu", watch_peak);
+  cr_assert_geq(last / 1000, 4 * 300 - 100, "40 x 300 ms, 10 at a time, ended after %lu ms",
+                (unsigned long)(last / 1000));
+  cr_assert_lt(other_last / 1000, 1000, "the other host waited %lu ms",
+               (unsigned long)(other_last / 1000));
+  cr_assert_eq(faultd_connections(srv), 1, "%u connections", faultd_connections(srv));
+}

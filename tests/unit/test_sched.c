@@ -1,0 +1,324 @@
+/* Scheduling across hosts, pure parts: the fair-share set (levels by
+ * requests in flight), the per-host in-flight cap, and the adaptive
+ * concurrency limit, driven by a simulated server. No I/O, no real time. */
+#include <math.h>
+
+#include <criterion/criterion.h>
+
+#include "internal.h"
+
+typedef struct {
+  salvo__list_t node;
+  size_t level;
+  int id;
+} item_t;
+
+static int first_id(salvo__fair_t *f, size_t *level) {
+  salvo__list_t *n = salvo__fair_first(f, level);
+  return n == NULL ? -1 : SALVO__CONTAINER_OF(n, item_t, node)->id;
+}
+
+Test(fair, the_lowest_level_first_and_round_robin_within_it) {
+  salvo__fair_t f;
+  cr_assert_eq(salvo__fair_init(&f, 65), 0);
+  item_t it[4];
+  for (int i = 0; i < 4; i++) {
+    salvo__list_init(&it[i].node);
+    it[i].id = i;
+  }
+  size_t level = 99;
+  cr_assert_eq(first_id(&f, &level), -1, "empty");
+  it[0].level = salvo__fair_add(&f, &it[0].node, 3);
+  it[1].level = salvo__fair_add(&f, &it[1].node, 1);
+  it[2].level = salvo__fair_add(&f, &it[2].node, 1);
+  it[3].level = salvo__fair_add(&f, &it[3].node, 7);
+  cr_assert_eq(first_id(&f, &level), 1);
+  cr_assert_eq(level, 1);
+  /* 1 is admitted: it moves to the tail of level 2; 2 is next, then 1 */
+  salvo__fair_remove(&f, &it[1].node, it[1].level);
+  it[1].level = salvo__fair_add(&f, &it[1].node, 2);
+  cr_assert_eq(first_id(&f, &level), 2);
+  salvo__fair_remove(&f, &it[2].node, it[2].level);
+  it[2].level = salvo__fair_add(&f, &it[2].node, 2);
+  cr_assert_eq(first_id(&f, &level), 1, "ties go round robin");
+  cr_assert_eq(level, 2);
+  salvo__fair_remove(&f, &it[1].node, it[1].level);
+  salvo__fair_remove(&f, &it[2].node, it[2].level);
+  cr_assert_eq(first_id(&f, &level), 0);
+  cr_assert_eq(level, 3);
+  /* a host whose attempt ended comes back below the others */
+  it[3].level = (salvo__fair_remove(&f, &it[3].node, it[3].level), salvo__fair_add(&f, &it[3].node, 0));
+  cr_assert_eq(first_id(&f, &level), 3);
+  cr_assert_eq(level, 0);
+  cr_assert_eq(f.count, 2);
+  salvo__fair_free(&f);
+}
+
+Test(fair, levels_past_one_word_and_the_top_level_cap) {
+  salvo__fair_t f;
+  cr_assert_eq(salvo__fair_init(&f, 200), 0);
+  item_t a = {.id = 1}, b = {.id = 2}, c = {.id = 3};
+  salvo__list_init(&a.node);
+  salvo__list_init(&b.node);
+  salvo__list_init(&c.node);
+  a.level = salvo__fair_add(&f, &a.node, 150);
+  b.level = salvo__fair_add(&f, &b.node, 5000);
+  cr_assert_eq(b.level, 199, "past the last level, the last one: %zu", b.level);
+  size_t level;
+  cr_assert_eq(first_id(&f, &level), 1);
+  cr_assert_eq(level, 150);
+  c.level = salvo__fair_add(&f, &c.node, 64);
+  cr_assert_eq(first_id(&f, &level), 3, "a lower word found after a higher one was searched");
+  cr_assert_eq(level, 64);
+  salvo__fair_remove(&f, &c.node, c.level);
+  salvo__fair_remove(&f, &a.node, a.level);
+  cr_assert_eq(first_id(&f, &level), 2);
+  cr_assert_eq(level, 199);
+  salvo__fair_remove(&f, &b.node, b.level);
+  cr_assert_eq(first_id(&f, &level), -1);
+  salvo__fair_free(&f);
+}
+
+Test(cap, connections_streams_policy_and_adaptive_take_the_least) {
+  cr_assert_eq(salvo__inflight_cap(0, 0, 0, 0), 0, "nothing caps it");
+  cr_assert_eq(salvo__inflight_cap(4, 1, 0, 0), 4, "HTTP/1.1: one per connection");
+  cr_assert_eq(salvo__inflight_cap(4, 100, 0, 0), 400, "HTTP/2: connections x streams");
+  cr_assert_eq(salvo__inflight_cap(1, 10, 0, 0), 10);
+  cr_assert_eq(salvo__inflight_cap(4, 100, 6, 0), 6);
+  cr_assert_eq(salvo__inflight_cap(4, 1, 6, 0), 4);
+  cr_assert_eq(salvo__inflight_cap(0, 0, 8, 0), 8);
+  cr_assert_eq(salvo__inflight_cap(0, 0, 8, 3), 3);
+  cr_assert_eq(salvo__inflight_cap(2, 1, 8, 3), 2);
+  cr_assert_eq(salvo__inflight_cap(0, 0, 0, 12), 12);
+  cr_assert_eq(salvo__inflight_cap(0x7fffffffL, 0x7fffffffL, 0, 0), UINT32_MAX, "saturates");
+}
+
+/* ------------------------------------------------- a fair-share simulation
+ *
+ * 16 slots; a slow host (2000 ms) and a fast one (1 ms), 64 requests each,
+ * all queued at t = 0. A freed slot goes to the host with the fewest in
+ * flight, as the engine's pump does. On an injected clock: every fast
+ * request ends within a few ms, and the slow host never holds more than
+ * its share while the fast one has work. */
+typedef struct {
+  item_t it;
+  unsigned in_flight, queued, cap;
+  uint64_t service_ms;
+  int linked;
+} simhost_t;
+
+static void sim_mark(salvo__fair_t *f, simhost_t *h) {
+  if (h->linked) {
+    salvo__fair_remove(f, &h->it.node, h->it.level);
+    h->linked = 0;
+  }
+  if (h->queued > 0 && (h->cap == 0 || h->in_flight < h->cap)) {
+    h->it.level = salvo__fair_add(f, &h->it.node, h->in_flight);
+    h->linked = 1;
+  }
+}
+
+static void simulate(unsigned slots, unsigned cap, uint64_t *fast_last_ms, unsigned *slow_peak) {
+  salvo__fair_t f;
+  cr_assert_eq(salvo__fair_init(&f, slots + 1), 0);
+  simhost_t h[2] = {{.queued = 64, .service_ms = 2000, .cap = cap},
+                    {.queued = 64, .service_ms = 1, .cap = cap}};
+  for (int i = 0; i < 2; i++) {
+    salvo__list_init(&h[i].it.node);
+    h[i].it.id = i;
+    sim_mark(&f, &h[i]);
+  }
+  uint64_t done_at[64];
+  int done_host[64];
+  unsigned used = 0;
+  uint64_t now = 0;
+  *fast_last_ms = 0;
+  *slow_peak = 0;
+  while (h[0].queued + h[1].queued + used > 0) {
+    size_t level;
+    salvo__list_t *n;
+    while (used < slots && (n = salvo__fair_first(&f, &level)) != NULL) {
+      simhost_t *s = SALVO__CONTAINER_OF(n, simhost_t, it.node);
+      s->queued--;
+      s->in_flight++;
+      done_at[used] = now + s->service_ms;
+      done_host[used] = s->it.id;
+      used++;
+      sim_mark(&f, s);
+    }
+    if (h[1].queued > 0 && h[0].in_flight > *slow_peak)
+      *slow_peak = h[0].in_flight;
+    unsigned k = 0; /* the next to end */
+    for (unsigned i = 1; i < used; i++)
+      if (done_at[i] < done_at[k])
+        k = i;
+    now = done_at[k];
+    simhost_t *s = &h[done_host[k]];
+    if (s->it.id == 1)
+      *fast_last_ms = now;
+    s->in_flight--;
+    done_at[k] = done_at[used - 1];
+    done_host[k] = done_host[used - 1];
+    used--;
+    sim_mark(&f, s);
+  }
+  salvo__fair_free(&f);
+}
+
+Test(fair, a_slow_host_does_not_starve_a_fast_one) {
+  uint64_t fast_last;
+  unsigned slow_peak;
+  simulate(16, 0, &fast_last, &slow_peak);
+  cr_assert_leq(fast_last, 10, "the fast host's last request ended at %lu ms",
+                (unsigned long)fast_last);
+  cr_assert_leq(slow_peak, 8, "the slow host held %u of 16 slots while the fast one had work",
+                slow_peak);
+  simulate(16, 4, &fast_last, &slow_peak);
+  cr_assert_leq(fast_last, 20, "capped at 4: the fast host's last request ended at %lu ms",
+                (unsigned long)fast_last);
+  cr_assert_leq(slow_peak, 4);
+}
+
+/* ------------------------------------------- adaptive concurrency limit */
+
+static salvo_host_policy_t adaptive(void) {
+  salvo_host_policy_t p;
+  salvo_host_policy_init(&p);
+  p.adaptive_concurrency = 1;
+  return p;
+}
+
+/* A server of capacity |cap| with a fixed service time: at |in_flight| at
+ * once, each waits its turn, so latency grows with load past capacity. */
+static uint64_t served_us(unsigned in_flight, unsigned cap, uint64_t service_us) {
+  return in_flight <= cap ? service_us : service_us * in_flight / cap;
+}
+
+/* Runs |windows| windows of a client that keeps |limit| in flight. */
+static void drive(salvo__limiter_t *l, const salvo_host_policy_t *p, int windows, unsigned cap,
+                  uint64_t service_us, unsigned *lo, unsigned *hi) {
+  *lo = UINT32_MAX;
+  *hi = 0;
+  uint64_t start = l->windows;
+  while (l->windows - start < (uint64_t)windows) {
+    unsigned in = salvo__limiter_limit(l);
+    salvo__limiter_sample(l, p, served_us(in, cap, service_us), in, 0);
+    unsigned now = salvo__limiter_limit(l);
+    if (now < *lo)
+      *lo = now;
+    if (now > *hi)
+      *hi = now;
+  }
+}
+
+Test(limiter, settles_near_the_capacity_of_the_server) {
+  salvo_host_policy_t p = adaptive();
+  salvo__limiter_t l;
+  salvo__limiter_init(&l, &p);
+  cr_assert_eq(salvo__limiter_limit(&l), 10, "starts at adaptive_initial");
+  unsigned lo, hi;
+  drive(&l, &p, 100, 20, 50000, &lo, &hi); /* settle */
+  drive(&l, &p, 200, 20, 50000, &lo, &hi);
+  /* tolerance 1.5: up to 30 in flight keeps latency within 1.5 x 50 ms */
+  cr_assert_geq(lo, 20, "it fell below what the server serves at once: %u", lo);
+  cr_assert_leq(hi, 40, "it queued far past the server's capacity: %u", hi);
+  cr_assert_leq(served_us(hi, 20, 50000), 2 * 50000, "latency at its highest %lu us",
+                (unsigned long)served_us(hi, 20, 50000));
+}
+
+Test(limiter, falls_when_latency_rises_and_a_drop_cuts_a_fifth) {
+  salvo_host_policy_t p = adaptive();
+  p.adaptive_initial = 100;
+  salvo__limiter_t l;
+  salvo__limiter_init(&l, &p);
+  /* the first windows at 10 in flight: 5 ms, the no-load latency */
+  for (int i = 0; i < 50; i++)
+    salvo__limiter_sample(&l, &p, 5000, 10, 0);
+  unsigned before = salvo__limiter_limit(&l);
+  cr_assert_eq(before, 100, "unused, it neither grew nor fell: %u", before);
+  /* latency quadruples: the limit falls */
+  for (int i = 0; i < 50; i++)
+    salvo__limiter_sample(&l, &p, 20000, 100, 0);
+  unsigned after = salvo__limiter_limit(&l);
+  cr_assert_lt(after, before, "latency x4 and the limit stayed at %u", after);
+  /* a window with a drop in it: x 0.8 */
+  double was = l.limit;
+  int changed = 0;
+  for (int i = 0; i < 4; i++)
+    changed |= salvo__limiter_sample(&l, &p, 5000, 10, 0);
+  double mid = l.limit;
+  cr_assert_eq(mid, was, "no window closed yet");
+  int need = (int)ceil(fmax(5.0, l.limit / 2));
+  for (int i = 4; i < need - 1; i++)
+    salvo__limiter_sample(&l, &p, 5000, 10, 0);
+  changed = salvo__limiter_sample(&l, &p, 0, 10, 1);
+  cr_assert(changed || salvo__limiter_limit(&l) == (unsigned)was);
+  cr_assert_float_eq(l.limit, fmax(was * 0.8, 1.0), 1e-9, "%f after %f", l.limit, was);
+}
+
+Test(limiter, an_unused_limit_does_not_grow) {
+  salvo_host_policy_t p = adaptive();
+  salvo__limiter_t l;
+  salvo__limiter_init(&l, &p);
+  for (int i = 0; i < 1000; i++)
+    salvo__limiter_sample(&l, &p, 1000, 2, 0); /* the caller sends 2 at a time */
+  cr_assert_eq(salvo__limiter_limit(&l), 10);
+}
+
+Test(limiter, bounds_hold) {
+  salvo_host_policy_t p = adaptive();
+  p.adaptive_min = 4;
+  p.adaptive_max = 16;
+  salvo__limiter_t l;
+  salvo__limiter_init(&l, &p);
+  unsigned lo, hi;
+  drive(&l, &p, 200, 1000, 1000, &lo, &hi); /* a server that never queues */
+  cr_assert_eq(hi, 16);
+  for (int i = 0; i < 500; i++)
+    salvo__limiter_sample(&l, &p, 0, 16, 1); /* nothing but drops */
+  cr_assert_eq(salvo__limiter_limit(&l), 4);
+  cr_assert_eq(l.lowest, 4);
+  cr_assert_eq(l.highest, 16);
+  p.max_in_flight = 6;
+  p.adaptive_max = 0;
+  salvo__limiter_init(&l, &p);
+  cr_assert_eq(salvo__limiter_limit(&l), 6, "max_in_flight caps the start too");
+  p.adaptive_min = 7; /* above max_in_flight: the minimum wins */
+  salvo__limiter_init(&l, &p);
+  cr_assert_eq(salvo__limiter_limit(&l), 7);
+}
+
+/* The server becomes four times slower for good: the limit falls to the
+ * minimum, where the no-load latency is measured again, and climbs back. */
+Test(limiter, learns_a_slower_server_again) {
+  salvo_host_policy_t p = adaptive();
+  salvo__limiter_t l;
+  salvo__limiter_init(&l, &p);
+  unsigned lo, hi;
+  drive(&l, &p, 100, 20, 10000, &lo, &hi); /* settle */
+  drive(&l, &p, 200, 20, 10000, &lo, &hi);
+  cr_assert_geq(lo, 15);
+  drive(&l, &p, 300, 20, 40000, &lo, &hi);
+  cr_assert_eq(lo, 1, "it fell to the minimum: %u", lo);
+  drive(&l, &p, 200, 20, 40000, &lo, &hi);
+  cr_assert_geq(lo, 15, "it stayed starved at %u", lo);
+}
+
+Test(policy, adaptive_fields_are_checked) {
+  salvo_host_policy_t p;
+  salvo_host_policy_init(&p);
+  cr_assert_eq(p.max_in_flight, 0, "no per-host limit by default");
+  cr_assert_eq(p.adaptive_concurrency, 0);
+  cr_assert_eq(p.adaptive_initial, 10);
+  cr_assert_eq(p.adaptive_min, 1);
+  cr_assert_float_eq(p.adaptive_tolerance, 1.5, 1e-12);
+  cr_assert_eq(salvo__host_policy_check(&p), 0);
+  p.adaptive_tolerance = 0.5;
+  cr_assert_eq(salvo__host_policy_check(&p), SALVO_EINVAL);
+  p.adaptive_tolerance = NAN;
+  cr_assert_eq(salvo__host_policy_check(&p), SALVO_EINVAL);
+  salvo_host_policy_init(&p);
+  p.adaptive_min = 9;
+  p.adaptive_max = 8;
+  cr_assert_eq(salvo__host_policy_check(&p), SALVO_EINVAL);
+}
