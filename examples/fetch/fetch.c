@@ -34,6 +34,11 @@ static const char usage[] =
     "      --max-buffered-bytes BYTES  all bodies held at once (256M): at most this / --max-body-size\n"
     "                           requests in the engine at a time\n"
     "      --max-host-connections N   --http1.1 | --http2\n"
+    "      --max-per-host N     requests in flight per host (0 = no limit of its own, the default:\n"
+    "                           a freed slot goes to the host with the fewest in flight, so a slow\n"
+    "                           host cannot take the others' slots; 6 to 8 is polite to servers)\n"
+    "      --adaptive-concurrency  per-host limit that falls when a host's latency rises above its\n"
+    "                           no-load latency and grows while it holds (starts at 10)\n"
     "      --connect-timeout MS (3100)  --idle-timeout MS (10000)  --attempt-timeout MS (0 = off)\n"
     "      --deadline MS (30000)        --queue-timeout MS (0 = off)\n"
     "      --max-attempts N (4)  --backoff-base MS (250)  --backoff-max MS (10000)\n"
@@ -750,6 +755,10 @@ static void summary(void) {
             h.rate > 0 ? "" : "unlimited");
     if (h.rate > 0)
       fprintf(stderr, "%.1f/s", h.rate);
+    if (h.limit_max > 0)
+      fprintf(stderr, "  in flight limit %u (adaptive, %u..%u)", h.limit, h.limit_min, h.limit_max);
+    else if (h.limit > 0)
+      fprintf(stderr, "  in flight limit %u", h.limit);
     fprintf(stderr, "\n      latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", h.p50_us / 1000.0,
             h.p90_us / 1000.0, h.p99_us / 1000.0, h.max_us / 1000.0);
     int first = 1;
@@ -1002,7 +1011,8 @@ enum {
   O_MAX_ATTEMPTS, O_BACKOFF_BASE, O_BACKOFF_MAX, O_JITTER, O_RETRY_STATUS, O_RETRY_ANY,
   O_RETRY_METHODS, O_RA_MAX, O_NO_RA, O_IDEM, O_SEED, O_RATE, O_CACERT, O_INSECURE, O_PROXY, O_NOPROXY, O_SHARD,
   O_PROGRESS, O_NO_PROGRESS, O_DEMO, O_BURST, O_ADAPTIVE, O_NO_PAUSE, O_BUDGET, O_BUDGET_FLOOR,
-  O_BREAKER, O_HEDGE, O_MAX_REDIRECTS, O_ALLOW_DOWNGRADE, O_MAX_HOSTS, O_MAX_BODY, O_MAX_BUFFERED
+  O_BREAKER, O_HEDGE, O_MAX_REDIRECTS, O_ALLOW_DOWNGRADE, O_MAX_HOSTS, O_MAX_BODY, O_MAX_BUFFERED,
+  O_MAX_PER_HOST, O_ADAPTIVE_CONC
 };
 
 int main(int argc, char **argv) {
@@ -1012,6 +1022,8 @@ int main(int argc, char **argv) {
       {"data-file", required_argument, NULL, O_DATA_FILE},
       {"concurrency", required_argument, NULL, 'c'},
       {"max-host-connections", required_argument, NULL, O_MAX_HOST},
+      {"max-per-host", required_argument, NULL, O_MAX_PER_HOST},
+      {"adaptive-concurrency", no_argument, NULL, O_ADAPTIVE_CONC},
       {"http1.1", no_argument, NULL, O_H1}, {"http2", no_argument, NULL, O_H2},
       {"connect-timeout", required_argument, NULL, O_CONNECT},
       {"idle-timeout", required_argument, NULL, O_IDLE},
@@ -1097,6 +1109,12 @@ int main(int argc, char **argv) {
       break;
     case O_MAX_HOST:
       g.opts.max_host_connections = (long)num("--max-host-connections", optarg, 100000);
+      break;
+    case O_MAX_PER_HOST:
+      g.opts.hosts.max_in_flight = (unsigned)num("--max-per-host", optarg, 100000);
+      break;
+    case O_ADAPTIVE_CONC:
+      g.opts.hosts.adaptive_concurrency = 1;
       break;
     case O_H1:
       g.opts.http_version = SALVO_HTTP_1_1;
