@@ -386,6 +386,10 @@ static int setup_once(salvo__slot_t *slot) {
   SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
   SETOPT(CURLOPT_OPENSOCKETDATA, slot);
   SETOPT(CURLOPT_CLOSESOCKETFUNCTION, salvo__conn_close_cb);
+  /* TLS sessions and DNS answers are the engine's, not the handle's: a
+   * handle resumes a session another one made (one full handshake per host,
+   * not one per handle per host). */
+  SETOPT(CURLOPT_SHARE, slot->engine->share);
   SETOPT(CURLOPT_CLOSESOCKETDATA, engine);
   SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
   SETOPT(CURLOPT_XFERINFODATA, slot);

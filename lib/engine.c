@@ -345,6 +345,7 @@ static void engine_free(salvo_engine_t *engine) {
   for (int i = 0; i < SALVO__LANES; i++)
     salvo__fair_free(&engine->lanes[i].ready);
   salvo__conns_free(&engine->conns);
+  curl_share_cleanup(engine->share); /* NULL is a no-op; every easy handle is gone */
   free(engine->proxy_http);
   free(engine->proxy_https);
   free(engine->no_proxy);
@@ -511,6 +512,11 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   }
 
   rc = SALVO_EINTERNAL;
+  engine->share = curl_share_init();
+  if (engine->share == NULL ||
+      curl_share_setopt(engine->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+      curl_share_setopt(engine->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)
+    goto fail;
   long h1_cap = opts->max_host_connections ? opts->max_host_connections : (long)opts->max_in_flight;
   long h2_cap = opts->max_host_connections ? opts->max_host_connections : 4;
   engine->max_streams = opts->max_streams;

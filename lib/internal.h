@@ -304,6 +304,7 @@ typedef struct salvo__slot_s {
 struct salvo_engine_s {
   uv_loop_t *loop;
   salvo__lane_t lanes[SALVO__LANES];
+  CURLSH *share;            /* TLS sessions and DNS, shared by every easy handle (one thread: no locks) */
   uv_idle_t deferred;       /* runs work that could not run inside libcurl's callbacks */
   int deferred_active;
   int multi_busy;           /* inside a curl_multi_* call: its callbacks may be running */

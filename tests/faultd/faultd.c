@@ -49,6 +49,12 @@ const char *faultd_port_name(faultd_port_t which) { return port_names[which]; }
 int faultd_port(const faultd_t *fd, faultd_port_t which) { return fd->port[which]; }
 const char *faultd_cert_file(const faultd_t *fd) { return fd->cert_file; }
 unsigned faultd_connections(const faultd_t *fd) { return fd->connections; }
+
+unsigned faultd_tls_handshakes(const faultd_t *fd, unsigned *resumed) {
+  if (resumed != NULL)
+    *resumed = fd->tls_resumed;
+  return fd->tls_handshakes;
+}
 uv_loop_t *faultd__conn_loop(conn_t *c) { return c->fd->loop; }
 faultd_t *faultd__conn_server(conn_t *c) { return c->fd; }
 
@@ -129,8 +135,10 @@ unsigned faultd_key_count(const faultd_t *fd, const char *key, unsigned *ids, un
 }
 
 char *faultd_counters_json(const faultd_t *fd) {
-  json_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:O, s:O, s:O, s:O, s:O}", "requests", fd->total,
-                          "connections", fd->connections, "bodies_received", fd->bodies,
+  json_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:O, s:O, s:O, s:O, s:O}", "requests",
+                          fd->total, "connections", fd->connections, "tls_handshakes",
+                          fd->tls_handshakes, "tls_resumed", fd->tls_resumed,
+                          "bodies_received", fd->bodies,
                           "proxied", fd->proxied, "paths",
                           fd->paths, "methods", fd->methods, "keys", fd->keys, "request_ids",
                           fd->request_ids, "idempotency_keys", fd->idempotency_keys);
@@ -807,6 +815,9 @@ static void tls_input(conn_t *c, const char *data, size_t len) {
       return;
     }
     c->tls_ready = 1;
+    c->fd->tls_handshakes++;
+    if (SSL_session_reused(c->ssl))
+      c->fd->tls_resumed++;
     const unsigned char *alpn = NULL;
     unsigned alpn_len = 0;
     SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);

@@ -82,6 +82,8 @@ const char *faultd_cert_file(const faultd_t *fd);
 /* Requests received whose path starts with |prefix| ("" = all). */
 unsigned faultd_count(const faultd_t *fd, const char *prefix);
 unsigned faultd_connections(const faultd_t *fd);
+/* TLS handshakes completed, and how many of them resumed a session. */
+unsigned faultd_tls_handshakes(const faultd_t *fd, unsigned *resumed);
 /* Requests asked of it as a proxy (absolute-form URL). */
 unsigned faultd_proxied(const faultd_t *fd);
 /* 429s /ratelimit/RATE/KEY answered for KEY. */

@@ -77,6 +77,8 @@ struct faultd_s {
   int closing;
   unsigned open_handles;
   unsigned connections;
+  unsigned tls_handshakes;    /* TLS handshakes completed */
+  unsigned tls_resumed;       /* of them, resuming a session (no full handshake) */
   conn_t *conns;
   /* counters */
   json_t *paths;          /* url -> count */

@@ -303,3 +303,43 @@ Test(sched, an_http2_host_is_held_to_connections_times_streams) {
                (unsigned long)(other_last / 1000));
   cr_assert_eq(faultd_connections(srv), 1, "%u connections", faultd_connections(srv));
 }
+
+/* ------------------------------------------------- TLS sessions shared */
+
+/* A TLS server that speaks HTTP/1.1 only and closes after every answer: each
+ * request needs a new connection and a handshake. The engine's handles share
+ * TLS sessions, so one full handshake is made and the others resume it; each
+ * handle used to keep its own, and made its own full handshake (16 here). */
+Test(sched, tls_sessions_are_shared_across_handles) {
+  faultd_opts_t fo;
+  faultd_opts_init(&fo);
+  for (int p = 0; p < FAULTD_PORTS; p++)
+    fo.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
+  fo.no_h2 = 1;
+  cr_assert_eq(faultd_start(&loop, &fo, &extra[nextra], NULL), 0);
+  faultd_t *tls = extra[nextra++];
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.ca_file = faultd_cert_file(tls);
+  opts.max_in_flight = 16;
+  opts.max_host_connections = 16;
+  opts.retry.max_attempts = 1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/close-after-answer?announce=1",
+           faultd_port(tls, FAULTD_PORT_TLS));
+  static sout_t o[400];
+  memset(o, 0, sizeof(o));
+  for (int i = 0; i < 400; i++)
+    submit(url, &o[i]);
+  run_until(o, 400);
+  for (int i = 0; i < 400; i++)
+    cr_assert_eq(o[i].status, 200, "%d: %s", i, salvo_err_name(o[i].error));
+  unsigned resumed = 0, handshakes = faultd_tls_handshakes(tls, &resumed);
+  cr_assert_geq(handshakes, 400, "a connection per request: %u handshakes", handshakes);
+  cr_assert_leq(handshakes - resumed, 2, "%u full handshakes of %u", handshakes - resumed,
+                handshakes);
+  salvo_engine_stats_t es;
+  salvo_engine_stats(engine, &es);
+  cr_assert_geq(es.connections_opened, 400);
+}
