@@ -279,10 +279,10 @@ Test(capacity, raising_a_named_pools_capacity_starts_the_waiting) {
 }
 
 /* libcurl 7.88 sends the RST_STREAM of an HTTP/2 transfer salvo removed
- * with the connection's next write, not at once (measured here: without this,
- * the server heard of a canceled stream only when another stream on the
- * connection was answered, 400 ms later). Over HTTP/1.1 the connection
- * closes at once. Another request on the connection sends it. */
+ * only when it next works that connection, not at once (measured here:
+ * without this, the server heard of a canceled stream only when another
+ * stream on the connection was answered, 400 ms later). Over HTTP/1.1 the
+ * connection closes at once. Another request on the connection sends it. */
 static void nudge(const char *origin) {
   char url[128];
   cout_t o = {0};
