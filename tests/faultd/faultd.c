@@ -39,6 +39,7 @@ struct conn_s {
   int stalled;            /* HTTP/1.1: ignore input from now on */
   int reset_after;        /* end_after_answer(): RST rather than FIN */
   unsigned drip_left;
+  faultd_slot_t slot;     /* HTTP/1.1: the request's place in a /capacity pool */
 };
 
 static const char *port_names[FAULTD_PORTS] = {
@@ -135,13 +136,14 @@ unsigned faultd_key_count(const faultd_t *fd, const char *key, unsigned *ids, un
 }
 
 char *faultd_counters_json(const faultd_t *fd) {
-  json_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:O, s:O, s:O, s:O, s:O}", "requests",
-                          fd->total, "connections", fd->connections, "tls_handshakes",
-                          fd->tls_handshakes, "tls_resumed", fd->tls_resumed,
+  json_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:O, s:O, s:O, s:O, s:O, s:o}",
+                          "requests", fd->total, "connections", fd->connections,
+                          "tls_handshakes", fd->tls_handshakes, "tls_resumed", fd->tls_resumed,
                           "bodies_received", fd->bodies,
                           "proxied", fd->proxied, "paths",
                           fd->paths, "methods", fd->methods, "keys", fd->keys, "request_ids",
-                          fd->request_ids, "idempotency_keys", fd->idempotency_keys);
+                          fd->request_ids, "idempotency_keys", fd->idempotency_keys, "capacity",
+                          faultd__capacity_json(fd));
   char *s = json_dumps(doc, JSON_SORT_KEYS | JSON_COMPACT);
   json_decref(doc);
   return s;
@@ -154,6 +156,7 @@ void faultd_counters_reset(faultd_t *fd) {
   json_object_clear(fd->request_ids);
   json_object_clear(fd->idempotency_keys);
   fd->total = fd->bodies = fd->proxied = 0;
+  faultd__capacity_reset(fd);
 }
 
 /* ------------------------------------------------------------ plans */
@@ -187,6 +190,42 @@ static void set_body(fault_plan_t *p, const char *data, size_t len) {
   p->body = malloc(len + 1);
   memcpy(p->body, data, len);
   p->body_len = len;
+}
+
+void faultd__plan_body(fault_plan_t *p, const char *data, size_t len) {
+  free(p->body);
+  set_body(p, data, len);
+}
+
+#define CAPACITY_MAX_N 100000u
+#define CAPACITY_MAX_Q 1000000u
+
+/* /capacity/N/MS?q=Q&name=NAME&retry-after=V: which pool, and its numbers.
+ * The place in the pool is taken by the transport (faultd_capacity.c). */
+static void capacity_plan(fault_plan_t *p, const char *url, unsigned limit, unsigned ms) {
+  char q[16], *end = NULL;
+  query_param(url, "q", q, sizeof(q));
+  unsigned long queue_max = q[0] ? strtoul(q, &end, 10) : 4ul * limit;
+  if (limit == 0 || limit > CAPACITY_MAX_N || (q[0] && (*end != '\0' || q[0] == '-')) ||
+      queue_max > CAPACITY_MAX_Q) {
+    p->status = 400;
+    set_body(p, "N must be 1..100000 and q 0..1000000\n", 37);
+    return;
+  }
+  p->kind = F_CAPACITY;
+  p->ms = ms;
+  p->capacity.limit = limit;
+  p->capacity.queue_max = (unsigned)queue_max;
+  query_param(url, "name", p->capacity.pool, sizeof(p->capacity.pool));
+  if (p->capacity.pool[0] == '\0')
+    snprintf(p->capacity.pool, sizeof(p->capacity.pool), "%u/%u/%u", limit, ms,
+             p->capacity.queue_max);
+  char *retry_after = p->capacity.retry_after;
+  query_param(url, "retry-after", retry_after, sizeof(p->capacity.retry_after));
+  if (retry_after[0] == '\0')
+    strcpy(retry_after, "1");
+  else if (strcmp(retry_after, "none") == 0)
+    retry_after[0] = '\0';
 }
 
 /* splitmix64 of (seed, n): the same requests fail for the same seed. */
@@ -338,6 +377,8 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
       p->ms = b;
     }
     set_body(p, "ok\n", 3);
+  } else if (sscanf(path, "/capacity/%u/%u%c", &a, &b, &tail) == 2) {
+    capacity_plan(p, url, a, b);
   } else if (sscanf(path, "/redirect/%u%c", &a, &tail) == 1) {
     p->status = (int)a;
     query_param(url, "to", p->location, sizeof(p->location));
@@ -421,6 +462,7 @@ static void maybe_free(faultd_t *fd) {
     json_decref(fd->keys);
     json_decref(fd->request_ids);
     json_decref(fd->idempotency_keys);
+    faultd__capacity_free(fd);
     if (fd->ssl_ctx)
       SSL_CTX_free(fd->ssl_ctx);
     if (fd->cert_is_temp)
@@ -453,6 +495,7 @@ void faultd__conn_close(conn_t *c, int reset) {
   if (c->closing)
     return;
   c->closing = 1;
+  faultd__capacity_leave(c->fd, &c->slot, 0); /* the client went away: its place is free */
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -548,6 +591,8 @@ static void h1_respond(conn_t *c, const fault_plan_t *p) {
     n += (size_t)snprintf(extra + n, sizeof(extra) - n, "RateLimit-Reset: %s\r\n", p->ratelimit_reset);
   if (p->location[0] && n < sizeof(extra))
     n += (size_t)snprintf(extra + n, sizeof(extra) - n, "Location: %s\r\n", p->location);
+  if (p->queue_ms[0] && n < sizeof(extra))
+    n += (size_t)snprintf(extra + n, sizeof(extra) - n, "X-Queue-Ms: %s\r\n", p->queue_ms);
   if (p->announce_close && n < sizeof(extra))
     snprintf(extra + n, sizeof(extra) - n, "Connection: close\r\n");
   if (p->huge_header_kb > 0) {
@@ -578,6 +623,22 @@ static void h1_sleep_done(uv_timer_t *t) {
   h1_respond(c, &p);
   c->stalled = 0; /* answered: the connection takes the next request */
   http_parser_init(&c->parser, HTTP_REQUEST);
+}
+
+static void h1_capacity_done(uv_timer_t *t) {
+  conn_t *c = t->data;
+  fault_plan_t p = {.content_type = "text/plain"};
+  faultd__capacity_answer(&c->slot, &p);
+  h1_respond(c, &p);
+  free(p.body);
+  faultd__capacity_leave(c->fd, &c->slot, 1);
+  c->stalled = 0; /* answered: the connection takes the next request */
+  http_parser_init(&c->parser, HTTP_REQUEST);
+}
+
+static void h1_capacity_start(faultd_slot_t *slot) {
+  conn_t *c = slot->data;
+  uv_timer_start(&c->timer, h1_capacity_done, slot->service_ms, 0);
 }
 
 static void h1_drip_tick(uv_timer_t *t) {
@@ -627,6 +688,15 @@ static void h1_execute(conn_t *c, fault_plan_t *p) {
     break;
   case F_HANG:
     c->stalled = 1;
+    break;
+  case F_CAPACITY:
+    c->slot.start_cb = h1_capacity_start;
+    c->slot.data = c;
+    if (faultd__capacity_enter(c->fd, p, &c->slot) != 0) {
+      h1_respond(c, p); /* the queue is full: 503 at once */
+      break;
+    }
+    c->stalled = 1; /* one request at a time: nothing else until it answers */
     break;
   case F_CLOSE:
     faultd__conn_close(c, 0);

@@ -28,6 +28,18 @@
  *                                  default, or the fault), then 200
  *   /random/PERCENT/SEED?status=S  fails PERCENT of requests (status S, 503 by default),
  *                                  the same ones for the same SEED
+ *   /capacity/N/MS?q=Q&name=NAME&retry-after=V
+ *                                  a server with a capacity: at most N requests of the pool
+ *                                  in service at once, each answered 200 "ok" MS after its
+ *                                  service starts, with X-Queue-Ms: how long it waited for
+ *                                  it. The rest wait in a FIFO queue of at most Q (4 x N by
+ *                                  default; q=0: none); past that, 503 at once with
+ *                                  Retry-After V (1 by default; retry-after=none: no header).
+ *                                  Pools are keyed by NAME (up to 127 bytes), else by
+ *                                  "N/MS/Q"; a pool takes the numbers of its latest request,
+ *                                  so a test can change a named pool's capacity as it runs.
+ *                                  A client that goes away, waiting or in service, gives its
+ *                                  place back. N is 1..100000, Q 0..1000000 (else 400)
  *   /h2/goaway-after/N             HTTP/2: GOAWAY after N requests on the connection
  *   /h2/rst/refused, /h2/rst/internal  HTTP/2: RST_STREAM with that code
  *   /h2/stall                      HTTP/2: this stream stalls, the others flow
@@ -36,7 +48,7 @@
  *   /h2/push-promise               HTTP/2: a PUSH_PROMISE (the client disabled push)
  *   /content-length-conflict?one-field=1  200 with Content-Length 5 and 2 (two fields, or one
  *                                  field "5, 2"), body "hello"; over HTTP/2 two fields
- *   /counters, /counters/reset     what was received, as JSON
+ *   /counters, /counters/reset     what was received, as JSON (with each capacity pool)
  * As a proxy (HTTP/1.1 port): "GET http://any/PATH" is served as PATH and counted as
  * proxied; CONNECT is refused with 403 and a close.
  * Faults by port, before any request is read: see faultd_port_t. */
@@ -92,6 +104,21 @@ unsigned faultd_key_limited(const faultd_t *fd, const char *key);
  * X-Request-ID and Idempotency-Key values they carried. */
 unsigned faultd_key_count(const faultd_t *fd, const char *key, unsigned *distinct_request_ids,
                           unsigned *distinct_idempotency_keys);
+/* A /capacity pool as /counters shows it under "capacity". */
+typedef struct {
+  unsigned limit;          /* N, as its latest request asked */
+  unsigned service_ms;     /* MS, as its latest request asked */
+  unsigned queue_max;      /* Q, as its latest request asked */
+  unsigned in_service;     /* now */
+  unsigned queued;         /* now */
+  unsigned served;         /* answered 200 after their service */
+  unsigned rejected;       /* answered 503: the queue was full */
+  unsigned canceled;       /* the client went away, waiting or in service */
+  unsigned max_in_service; /* most in service at once (never above N while N stays put) */
+  unsigned max_queued;     /* most waiting at once */
+} faultd_capacity_t;
+/* Fills *out for the pool keyed |name|; returns 0, or -1 if there is none. */
+int faultd_capacity(const faultd_t *fd, const char *name, faultd_capacity_t *out);
 /* The /counters document; free() it. */
 char *faultd_counters_json(const faultd_t *fd);
 void faultd_counters_reset(faultd_t *fd);

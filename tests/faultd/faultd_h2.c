@@ -27,7 +27,8 @@ struct stream_s {
   fault_plan_t plan;
   size_t sent;            /* body bytes handed to nghttp2 */
   unsigned drip_ready;    /* bytes the drip timer has released */
-  uv_timer_t *timer;      /* sleep and drip; closed and freed on its own */
+  uv_timer_t *timer;      /* sleep, drip and capacity; closed and freed on its own */
+  faultd_slot_t slot;     /* its place in a /capacity pool */
   stream_t *next, *prev;
 };
 
@@ -39,6 +40,8 @@ static void timer_closed(uv_handle_t *h) {
 
 static void stream_free(stream_t *st) {
   h2_t *h = st->h;
+  /* reset by the client, or its connection gone: its place is free */
+  faultd__capacity_leave(faultd__conn_server(h->c), &st->slot, 0);
   if (st->prev)
     st->prev->next = st->next;
   else
@@ -123,7 +126,7 @@ static void respond(stream_t *st, const char *content_length) {
     content_length = cl;
   }
   char *huge = NULL;
-  nghttp2_nv nva[10];
+  nghttp2_nv nva[12];
   size_t n = 0;
   nva[n++] = (nghttp2_nv)NV(":status", status);
   nva[n++] = (nghttp2_nv)NV("content-length", content_length);
@@ -136,6 +139,8 @@ static void respond(stream_t *st, const char *content_length) {
     nva[n++] = (nghttp2_nv)NV("ratelimit-reset", p->ratelimit_reset);
   if (p->location[0])
     nva[n++] = (nghttp2_nv)NV("location", p->location);
+  if (p->queue_ms[0])
+    nva[n++] = (nghttp2_nv)NV("x-queue-ms", p->queue_ms);
   if (p->kind == F_CL_CONFLICT)
     nva[n++] = (nghttp2_nv)NV("content-length", "2");
   if (p->huge_header_kb > 0) {
@@ -173,6 +178,18 @@ static void start_timer(stream_t *st, uv_timer_cb cb, uint64_t ms, uint64_t repe
   fd->open_handles++;
   st->timer->data = st;
   uv_timer_start(st->timer, cb, ms, repeat);
+}
+
+static void capacity_done(uv_timer_t *t) {
+  stream_t *st = t->data;
+  faultd__capacity_answer(&st->slot, &st->plan);
+  faultd__capacity_leave(faultd__conn_server(st->h->c), &st->slot, 1);
+  respond(st, NULL);
+  flush(st->h);
+}
+
+static void capacity_start(faultd_slot_t *slot) {
+  start_timer(slot->data, capacity_done, slot->service_ms, 0);
 }
 
 /* Writes one frame as it is, past nghttp2 (whose own output goes first): for
@@ -237,6 +254,12 @@ static int handle(stream_t *st) {
     start_timer(st, sleep_done, p->ms, 0);
     break;
   case F_HANG:
+    break;
+  case F_CAPACITY:
+    st->slot.start_cb = capacity_start;
+    st->slot.data = st;
+    if (faultd__capacity_enter(fd, p, &st->slot) != 0)
+      respond(st, NULL); /* the queue is full: 503 at once */
     break;
   case F_CLOSE:
     faultd__conn_close(h->c, 0);

@@ -30,6 +30,7 @@ typedef enum {
   F_H2_CONTINUATION_FLOOD, /* HEADERS, then CONTINUATION frames that never end the block */
   F_H2_PUSH_PROMISE,       /* a PUSH_PROMISE, which the client disabled */
   F_CL_CONFLICT,           /* Content-Length 5 and 2 (two fields, or "5, 2" in one) */
+  F_CAPACITY,              /* a place in a capacity pool, then 200 after ms (faultd_capacity.c) */
 } fault_kind_t;
 
 typedef struct {
@@ -47,6 +48,13 @@ typedef struct {
   unsigned goaway_after;  /* /h2/goaway-after/N: 0 = no */
   int end_after;          /* HTTP/1.1: after the answer, 1 = close, 2 = reset (RST) */
   int announce_close;     /* send "Connection: close" with the answer */
+  char queue_ms[16];      /* X-Queue-Ms value, "" = none */
+  struct {
+    unsigned limit;       /* N: requests of the pool served at once */
+    unsigned queue_max;   /* Q: requests that may wait for service; 0 = none */
+    char pool[128];       /* the pool's key: ?name=, else "N/MS/Q" */
+    char retry_after[64]; /* Retry-After of the 503 when the queue is full, "" = none */
+  } capacity;             /* F_CAPACITY; ms is the service time */
 } fault_plan_t;
 
 /* One request as read off the wire. */
@@ -63,6 +71,22 @@ typedef struct {
 } freq_t;
 
 typedef struct conn_s conn_t;
+typedef struct faultd_pool_s faultd_pool_t;
+typedef struct faultd_slot_s faultd_slot_t;
+
+/* A request's place in a capacity pool, held by its transport (an HTTP/1.1
+ * connection, an HTTP/2 stream), which times the service with its own loop
+ * timer once start_cb says its turn came. */
+struct faultd_slot_s {
+  faultd_pool_t *pool;      /* NULL = holds no place */
+  faultd_slot_t *next, *prev; /* in the pool's queue while waiting */
+  int in_service;           /* 0 = waiting in the queue */
+  uint64_t arrived_ms;      /* loop time it asked for a place */
+  unsigned queue_ms;        /* how long it waited, set when its service starts */
+  unsigned service_ms;      /* how long its service takes, set when it starts */
+  void (*start_cb)(faultd_slot_t *slot); /* its turn: answer after service_ms */
+  void *data;               /* the transport's */
+};
 
 struct faultd_s {
   uv_loop_t *loop;
@@ -89,6 +113,7 @@ struct faultd_s {
   unsigned total;
   unsigned bodies;        /* requests that carried a body */
   unsigned proxied;       /* requests asked of it as a proxy (absolute-form URL) */
+  faultd_pool_t *pools;   /* /capacity pools, in order of creation */
 };
 
 /* faultd.c */
@@ -96,10 +121,31 @@ void faultd__handle_closed(faultd_t *fd); /* a uv handle counted in open_handles
 void faultd__record(faultd_t *fd, const freq_t *req);
 /* Fills *plan for |req|; the caller frees plan->body. */
 void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *plan);
+/* Replaces plan->body with a copy of |data|. */
+void faultd__plan_body(fault_plan_t *plan, const char *data, size_t len);
 void faultd__conn_write(conn_t *c, const void *data, size_t len);
 void faultd__conn_close(conn_t *c, int reset);
 uv_loop_t *faultd__conn_loop(conn_t *c);
 faultd_t *faultd__conn_server(conn_t *c);
+
+/* faultd_capacity.c */
+/* Asks for a place in the pool |plan| names (made on first use; a pool takes
+ * the numbers of its latest request). Returns 0 if |slot| holds a place: its
+ * start_cb runs now or once its turn comes, the transport then answers with
+ * faultd__capacity_answer() after slot->service_ms and gives the place back
+ * with faultd__capacity_leave(). Returns -1 if the queue is full: *plan is
+ * then the 503 to send as it is, and |slot| holds nothing. */
+int faultd__capacity_enter(faultd_t *fd, fault_plan_t *plan, faultd_slot_t *slot);
+/* Gives the place back: |served| 1 once answered, 0 when the client went
+ * away (or the server closes). The next waiting request starts. A slot that
+ * holds no place is left alone. */
+void faultd__capacity_leave(faultd_t *fd, faultd_slot_t *slot, int served);
+/* Turns *plan into the 200 for |slot|: "ok\n" and X-Queue-Ms. */
+void faultd__capacity_answer(const faultd_slot_t *slot, fault_plan_t *plan);
+json_t *faultd__capacity_json(const faultd_t *fd);
+/* Zeroes the pools' counts; pools that hold nobody are forgotten. */
+void faultd__capacity_reset(faultd_t *fd);
+void faultd__capacity_free(faultd_t *fd);
 
 /* faultd_h2.c */
 typedef struct h2_s h2_t;

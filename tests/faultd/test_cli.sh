@@ -35,6 +35,9 @@ http=$(echo "$line" | sed 's/.*"http":\([0-9]*\).*/\1/')
 # found by fuzz_faultd_plan: sizes that overflowed an allocation are refused
 "$get" "http://127.0.0.1:$http/bytes/4294967295" | grep -q "status 400" || fail "/bytes/4294967295 is not a 400"
 "$get" "http://127.0.0.1:$http/huge-headers/4194304" | grep -q "status 400" || fail "/huge-headers/4194304 is not a 400"
+"$get" "http://127.0.0.1:$http/capacity/1/10" | grep -q "status 200" || fail "/capacity/1/10"
+"$get" "http://127.0.0.1:$http/capacity/0/10" | grep -q "status 400" || fail "/capacity/0/10 is not a 400"
+"$get" "http://127.0.0.1:$http/capacity/1/10?q=x" | grep -q "status 400" || fail "?q=x is not a 400"
 "$get" "http://127.0.0.1:$http/counters" | grep -q "status 200" || fail "/counters"
 # Found by the soak test: a HEAD response carried a body, which the next
 # response on the connection then started with. Nothing may follow the headers.
