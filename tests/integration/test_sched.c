@@ -343,3 +343,89 @@ Test(sched, tls_sessions_are_shared_across_handles) {
   salvo_engine_stats(engine, &es);
   cr_assert_geq(es.connections_opened, 400);
 }
+
+/* ------------------------------------------------ adaptive concurrency */
+
+static int limit_events;
+static unsigned last_event_limit;
+
+static void on_host_event(salvo_engine_t *e, const salvo_host_event_t *ev, void *ud) {
+  (void)e;
+  (void)ud;
+  if (ev->type == SALVO_HOST_LIMIT_CHANGED) {
+    limit_events++;
+    last_event_limit = ev->limit;
+  }
+}
+
+/* 300 requests, 64 slots, to a server that serves 4 at once in 50 ms each
+ * and queues the rest. With a fixed concurrency the server's queue holds
+ * about 60 and every answer waits ~0.8 s; with the adaptive limit the
+ * client keeps about what the server serves, its queue stays short, and
+ * nothing is lost. */
+static void capacity_run(int adaptive, faultd_capacity_t *cap, salvo_host_stats_t *st,
+                         uint64_t *p90_us) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 64;
+  opts.retry.max_attempts = 1;
+  opts.hosts.adaptive_concurrency = adaptive;
+  opts.host_event_cb = on_host_event;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[128];
+  const char *name = adaptive ? "adaptive" : "fixed";
+  snprintf(url, sizeof(url), "%s/capacity/4/50?q=1000&name=%s", base, name);
+  static sout_t o[300];
+  static uint64_t lat[300];
+  memset(o, 0, sizeof(o));
+  for (int i = 0; i < 300; i++)
+    submit(url, &o[i]);
+  run_until(o, 300);
+  for (int i = 0; i < 300; i++) {
+    cr_assert_eq(o[i].status, 200, "%s %d: %s", name, i, salvo_err_name(o[i].error));
+    lat[i] = o[i].elapsed_us;
+  }
+  qsort(lat, 300, sizeof(lat[0]), cmp_u64);
+  *p90_us = lat[270];
+  cr_assert_eq(faultd_capacity(srv, name, cap), 0);
+  cr_assert_eq(cap->served, 300);
+  cr_assert_leq(cap->max_in_service, 4);
+  for (size_t i = 0; i < salvo_engine_host_count(engine); i++) {
+    cr_assert_eq(salvo_engine_host_stats(engine, i, st), 0);
+    if (strcmp(st->host, base) == 0)
+      break;
+  }
+  if (getenv("SCHED_DEBUG"))
+    fprintf(stderr, "%s: server max queued %u, p90 %lu us from submit, %lu us on the wire, "
+            "limit %u (%u..%u)\n", name, cap->max_queued, (unsigned long)*p90_us,
+            (unsigned long)st->p90_us, st->limit, st->limit_min, st->limit_max);
+  fixture_close_engine();
+  engine = NULL;
+}
+
+Test(sched, adaptive_concurrency_keeps_a_servers_queue_short) {
+  faultd_capacity_t fixed, adapt;
+  salvo_host_stats_t fst, ast;
+  uint64_t fixed_p90, adapt_p90;
+  limit_events = 0;
+  capacity_run(0, &fixed, &fst, &fixed_p90);
+  cr_assert_eq(limit_events, 0, "no limit events without adaptive concurrency");
+  cr_assert_eq(fst.limit_max, 0);
+  cr_assert_geq(fixed.max_queued, 40, "64 at once to a server of 4: it queued only %u",
+                fixed.max_queued);
+  capacity_run(1, &adapt, &ast, &adapt_p90);
+  cr_assert_gt(limit_events, 0, "the limit moved and said so");
+  cr_assert_eq(last_event_limit, ast.limit, "the last event gave the limit the stats show");
+  cr_assert_leq(adapt.max_queued, fixed.max_queued / 2,
+                "adaptive: the server queued up to %u (fixed: %u)", adapt.max_queued,
+                fixed.max_queued);
+  cr_assert_leq(ast.limit_min, 10, "the limit never came down: %u..%u", ast.limit_min,
+                ast.limit_max);
+  cr_assert_geq(ast.limit_min, 1);
+  /* from submit, both wait the same: the server's capacity sets the pace;
+   * on the wire (the host's latency), the adaptive requests wait far less */
+  cr_assert_lt(ast.p90_us * 2, fst.p90_us, "attempt p90 %lu us adaptive, %lu us fixed",
+               (unsigned long)ast.p90_us, (unsigned long)fst.p90_us);
+  cr_assert_lt(adapt_p90, fixed_p90 + 1000000, "from submit: p90 %lu us adaptive, %lu us fixed",
+               (unsigned long)adapt_p90, (unsigned long)fixed_p90);
+}
