@@ -52,6 +52,7 @@ typedef struct {
   uint64_t per_second[MAX_SECONDS];
   histogram_t hist;
   int stopping;
+  salvo_host_stats_t host;  /* the target host's stats when the run ended */
 } worker_t;
 
 static const char *url;
@@ -68,6 +69,7 @@ static int done_enough(worker_t *w) {
 static void finish_if_done(worker_t *w) {
   if (!w->stopping && done_enough(w) && w->completed == w->submitted) {
     w->stopping = 1;
+    salvo_engine_host_stats(w->engine, 0, &w->host); /* one URL: one host */
     uv_timer_stop(&w->tick);
     uv_close((uv_handle_t *)&w->tick, NULL);
     salvo_engine_close(w->engine, NULL, NULL);
@@ -249,7 +251,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: salvo-bench [-n TOTAL | -D SECONDS] [-c CONCURRENCY] [-t THREADS]\n"
              "       [--rate R | --ramp FROM:TO:SECONDS] [--http1.1|--http2] [-m STREAMS]\n"
              "       [--connections N] [--cacert FILE] [--insecure] [--no-request-id] [--json]\n"
-             "       [--report FILE.html] URL\n");
+             "       [--max-per-host N] [--adaptive-concurrency] [--report FILE.html] URL\n");
 }
 
 static double number(const char *opt, const char *arg) {
@@ -275,6 +277,8 @@ int main(int argc, char **argv) {
       {"ramp", required_argument, NULL, 'R'},    {"json", no_argument, NULL, 'j'},
       {"report", required_argument, NULL, 'o'},  {"help", no_argument, NULL, 'h'},
       {"no-request-id", no_argument, NULL, 'I'},
+      {"max-per-host", required_argument, NULL, 'P'},
+      {"adaptive-concurrency", no_argument, NULL, 'a'},
       {NULL, 0, NULL, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "n:c:m:t:D:h", longopts, NULL)) != -1) {
@@ -324,6 +328,12 @@ int main(int argc, char **argv) {
       break;
     case 'I':
       opts.retry.request_id_header[0] = '\0';
+      break;
+    case 'P':
+      opts.hosts.max_in_flight = (unsigned)number("--max-per-host", optarg);
+      break;
+    case 'a':
+      opts.hosts.adaptive_concurrency = 1;
       break;
     case 'o':
       report = optarg;
@@ -417,6 +427,14 @@ int main(int argc, char **argv) {
            hist_percentile_us(&all, 50) / 1000.0, hist_percentile_us(&all, 90) / 1000.0,
            hist_percentile_us(&all, 99) / 1000.0, hist_percentile_us(&all, 99.9) / 1000.0,
            all.max_us / 1000.0);
+    if (threads == 1) { /* the host's own record: attempts on the wire, not time in salvo's queue */
+      const salvo_host_stats_t *h = &workers[0].host;
+      printf("on the wire ms p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", h->p50_us / 1000.0,
+             h->p90_us / 1000.0, h->p99_us / 1000.0, h->max_us / 1000.0);
+      if (h->limit_max > 0)
+        printf("host limit     %u now, %u..%u over the run (adaptive)\n", h->limit, h->limit_min,
+               h->limit_max);
+    }
     printf("max RSS        %ld KiB\n", ru.ru_maxrss);
   }
   if (report) { /* whole seconds only: a last partial second would look like a drop */

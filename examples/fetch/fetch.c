@@ -32,7 +32,7 @@ static const char usage[] =
     "                           cannot hold them: stderr says so)\n"
     "      --max-body-size BYTES       a response body's cap, K/M/G suffixes (4M); past it: body_too_large\n"
     "      --max-buffered-bytes BYTES  all bodies held at once (256M): at most this / --max-body-size\n"
-    "                           requests in the engine at a time\n"
+    "                           requests in flight at a time (queued ones hold no body)\n"
     "      --max-host-connections N   --http1.1 | --http2\n"
     "      --max-per-host N     requests in flight per host (0 = no limit of its own, the default:\n"
     "                           a freed slot goes to the host with the fewest in flight, so a slow\n"
@@ -98,7 +98,7 @@ static struct {
   const char *output_dir;
   json_t *names;             /* -o: file name -> line that claimed it */
   size_t max_body_size;      /* --max-body-size */
-  size_t body_slots;         /* --max-buffered-bytes / --max-body-size: requests in the engine at once */
+  size_t body_slots;         /* --max-buffered-bytes / --max-body-size: requests in flight at once */
   salvo_host_stats_t *hosts; /* snapshot taken when the engine closes */
   uint64_t hosts_evicted;    /* idle hosts the engine forgot (past its max_hosts) */
   size_t nhosts;
@@ -561,10 +561,13 @@ static void take(const char *text, size_t line) {
 
 /* ------------------------------------------------------------ feeding */
 
-/* Requests in the engine at most: a few times the concurrency so hosts that
- * wait (rate, pauses) do not idle the others, no more than the body budget
- * allows (requests in backoff keep their buffer), and with a rate, no more
- * than half a deadline's worth (the deadline runs from submit). */
+/* Requests in the engine at most: a few times the concurrency, so that hosts
+ * that wait (rate, pauses, their in-flight limit) do not idle the others and
+ * the engine's fair share has other hosts' requests to choose from; with a
+ * rate, no more than half a deadline's worth (the deadline runs from
+ * submit). Only requests in flight hold a body (the engine drops a failed
+ * attempt's body before the backoff), and the concurrency is already cut to
+ * the body budget (fit_memory), so queued ones cost no body memory. */
 static size_t room_for(void) {
   size_t room = g.opts.max_in_flight * 4;
   if (g.opts.hosts.rate > 0 && g.opts.timeouts.deadline_ms > 0) {
@@ -572,7 +575,7 @@ static size_t room_for(void) {
     if (ahead < (double)room)
       room = ahead < 1 ? 1 : (size_t)ahead;
   }
-  return room < g.body_slots ? room : g.body_slots;
+  return room;
 }
 
 static void input_ended(void) {
