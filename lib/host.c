@@ -405,13 +405,14 @@ int salvo__host_allow_resend(salvo__host_t *host, uint64_t now) {
 
 void salvo__host_count_resend(salvo__host_t *host) { host->stats.resends++; }
 
-/* After every attempt: latency, the breaker, AIMD and host pauses. */
 /* Signs that the host has more than it can serve: the adaptive limit falls. */
 static int overloaded(int error, long status) {
   return (error == 0 && (status == 429 || status == 503)) || error == SALVO_EIDLE ||
          error == SALVO_EATTEMPT || error == SALVO_ECONNTIMEOUT;
 }
 
+/* After every attempt: latency, the adaptive limit, the breaker, AIMD and
+ * host pauses. */
 void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, int error,
                                long status, uint64_t attempt_us) {
   salvo__host_t *host = req->host;

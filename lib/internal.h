@@ -142,7 +142,8 @@ unsigned salvo__inflight_cap(long conns, long streams, unsigned policy_max, unsi
  * the limit moves. */
 typedef struct {
   double limit;
-  double floor_us;     /* no-load latency: the lowest window mean, drifting up slowly */
+  double floor_us;     /* no-load latency: the lowest window mean, or the last window sent at
+                          the minimum limit */
   uint32_t win_n;      /* latency samples in this window */
   double win_sum_us;
   unsigned win_peak;   /* most in flight when an attempt of this window was sent */
