@@ -277,7 +277,8 @@ Test(sched, an_http2_host_is_held_to_connections_times_streams) {
   cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
   char h2_url[96], other_url[96];
   unsigned ms = 300 * time_scale();
-  snprintf(h2_url, sizeof(h2_url), "%s/sleep/%u", tls_base, ms);
+  /* a pool that serves up to 100 at once: it counts how many were in service */
+  snprintf(h2_url, sizeof(h2_url), "%s/capacity/100/%u?name=h2", tls_base, ms);
   snprintf(other_url, sizeof(other_url), "http://127.0.0.1:%d/sleep/20", extra_server());
   static sout_t h2[40], other[40];
   memset(h2, 0, sizeof(h2));
@@ -303,6 +304,11 @@ Test(sched, an_http2_host_is_held_to_connections_times_streams) {
       last = h2[i].elapsed_us;
   }
   cr_assert_leq(watch_peak, 10, "%zu in flight on 1 connection x 10 streams", watch_peak);
+  faultd_capacity_t pool;
+  cr_assert_eq(faultd_capacity(srv, "h2", &pool), 0);
+  cr_assert_eq(pool.served, 40);
+  cr_assert_leq(pool.max_in_service, 10, "the server had %u at once", pool.max_in_service);
+  cr_assert_geq(pool.max_in_service, 5, "the server had only %u at once", pool.max_in_service);
   cr_assert_geq(watch_peak, 5, "it used its streams: %zu", watch_peak);
   cr_assert_geq(last / 1000, 4 * ms - 100, "40 x %u ms, 10 at a time, ended after %lu ms", ms,
                 (unsigned long)(last / 1000));
