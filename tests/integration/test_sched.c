@@ -13,13 +13,6 @@
 #include "fixture.h"
 #include "harness.h"
 
-typedef struct {
-  int calls;
-  int error;
-  long status;
-  uint64_t elapsed_us;
-} sout_t;
-
 #define MAX_SERVERS 100
 static faultd_t *extra[MAX_SERVERS];
 static int nextra;
@@ -52,20 +45,7 @@ static int extra_server(void) {
   return faultd_port(extra[nextra++], FAULTD_PORT_HTTP);
 }
 
-static void done_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
-  (void)req;
-  sout_t *o = ud;
-  o->calls++;
-  o->error = r->error;
-  o->status = r->status;
-  o->elapsed_us = r->elapsed_us;
-}
-
-static void submit(const char *url, sout_t *o) {
-  salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0, "%s", url);
-  cr_assert_eq(salvo_request_submit(req, done_cb, o), 0);
-}
+static void submit(const char *url, outcome_t *o) { submit_to(engine, "GET", url, NULL, o); }
 
 /* The most in flight seen for a host, sampled every few ms. */
 static char watch_host[96];
@@ -98,17 +78,9 @@ static void unwatch(void) {
   uv_close((uv_handle_t *)&watch_timer, NULL);
 }
 
-static void run_until(sout_t *o, size_t n) {
-  for (;;) {
-    size_t done = 0;
-    for (size_t i = 0; i < n; i++) {
-      cr_assert_leq(o[i].calls, 1, "request %zu completed %d times", i, o[i].calls);
-      done += o[i].calls;
-    }
-    if (done == n)
-      return;
+static void run_until(outcome_t *o, size_t n) {
+  while (outcomes_done(o, n) < n)
     uv_run(&loop, UV_RUN_ONCE);
-  }
 }
 
 static void start_engine(size_t slots, long host_conns) {
@@ -123,7 +95,7 @@ static void start_engine(size_t slots, long host_conns) {
 
 /* ------------------------------------------------------ two hosts, one slow */
 
-static sout_t slow[64], fast[64];
+static outcome_t slow[64], fast[64];
 
 /* 64 requests to a host answering in 2 s interleaved with 64 to one that
  * answers at once, 16 slots. Round robin over host queues let the slow host
@@ -179,7 +151,7 @@ Test(sched, nor_with_a_per_host_connection_cap) { two_hosts(4, 24); }
 
 #define HOSTS 100
 #define PER_HOST 10
-static sout_t many[HOSTS * PER_HOST];
+static outcome_t many[HOSTS * PER_HOST];
 
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -211,7 +183,7 @@ Test(sched, a_hundred_hosts_five_slow_the_fast_ones_keep_their_latency) {
   size_t n = 0;
   for (int h = 0; h < HOSTS; h++)
     for (int k = 0; k < PER_HOST; k++) {
-      sout_t *o = &many[h * PER_HOST + k];
+      outcome_t *o = &many[h * PER_HOST + k];
       cr_assert_eq(o->status, 200, "host %d: %s", h, salvo_err_name(o->error));
       if (h % 20 != 0)
         lat[n++] = o->elapsed_us;
@@ -233,7 +205,7 @@ Test(sched, a_host_policy_limit_holds_and_the_stats_show_it) {
   char url[96], host[64];
   snprintf(url, sizeof(url), "%s/sleep/200", base);
   snprintf(host, sizeof(host), "%s", base);
-  static sout_t o[12];
+  static outcome_t o[12];
   memset(o, 0, sizeof(o));
   for (int i = 0; i < 12; i++)
     submit(url, &o[i]);
@@ -280,7 +252,7 @@ Test(sched, an_http2_host_is_held_to_connections_times_streams) {
   /* a pool that serves up to 100 at once: it counts how many were in service */
   snprintf(h2_url, sizeof(h2_url), "%s/capacity/100/%u?name=h2", tls_base, ms);
   snprintf(other_url, sizeof(other_url), "http://127.0.0.1:%d/sleep/20", extra_server());
-  static sout_t h2[40], other[40];
+  static outcome_t h2[40], other[40];
   memset(h2, 0, sizeof(h2));
   memset(other, 0, sizeof(other));
   for (int i = 0; i < 40; i++)
@@ -341,7 +313,7 @@ Test(sched, tls_sessions_are_shared_across_handles) {
   char url[128];
   snprintf(url, sizeof(url), "https://127.0.0.1:%d/close-after-answer?announce=1",
            faultd_port(tls, FAULTD_PORT_TLS));
-  static sout_t o[400];
+  static outcome_t o[400];
   memset(o, 0, sizeof(o));
   for (int i = 0; i < 400; i++)
     submit(url, &o[i]);
@@ -393,7 +365,7 @@ static void capacity_run(int adaptive, faultd_capacity_t *cap, salvo_host_stats_
   char url[128];
   const char *name = adaptive ? "adaptive" : "fixed";
   snprintf(url, sizeof(url), "%s/capacity/4/50?q=1000&name=%s", base, name);
-  static sout_t o[300];
+  static outcome_t o[300];
   static uint64_t lat[300];
   memset(o, 0, sizeof(o));
   for (int i = 0; i < 300; i++)

@@ -46,6 +46,16 @@ static inline void record_cb(salvo_request_t *req, const salvo_result_t *r, void
     (*o->done_counter)++;
 }
 
+/* How many of |n| requests have completed; fails the test if one completed twice. */
+static inline size_t outcomes_done(const outcome_t *o, size_t n) {
+  size_t done = 0;
+  for (size_t i = 0; i < n; i++) {
+    cr_assert_leq(o[i].calls, 1, "request %zu completed %d times", i, o[i].calls);
+    done += (size_t)o[i].calls;
+  }
+  return done;
+}
+
 /* Submits method+url with the given per-request timeouts (NULL = engine's). */
 static inline salvo_request_t *submit_to(salvo_engine_t *engine, const char *method,
                                          const char *url, const salvo_timeouts_t *t,
