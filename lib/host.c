@@ -441,11 +441,16 @@ void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, 
   }
 
   if (p->adaptive_concurrency && error != SALVO_ECANCELED && error != SALVO_EDEADLINE &&
-      (overloaded(error, status) || (error == 0 && status > 0)) &&
-      salvo__limiter_sample(&host->limiter, p, attempt_us, slot->host_in_flight,
-                            overloaded(error, status))) {
-    salvo__host_mark_ready(host); /* it may have room again */
-    salvo__host_event(engine, host, SALVO_HOST_LIMIT_CHANGED);
+      (overloaded(error, status) || (error == 0 && status > 0))) {
+    unsigned before = salvo__host_limit(host);
+    /* the event says when the host's limit moves, not when an adaptive
+     * limit above its connection cap does */
+    if (salvo__limiter_sample(&host->limiter, p, attempt_us, slot->host_in_flight,
+                              overloaded(error, status)) &&
+        salvo__host_limit(host) != before) {
+      salvo__host_mark_ready(host); /* it may have room again */
+      salvo__host_event(engine, host, SALVO_HOST_LIMIT_CHANGED);
+    }
   }
 
   if (error != SALVO_ECANCELED && error != SALVO_EDEADLINE) {
@@ -560,5 +565,6 @@ int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
   if (policy->adaptive_concurrency)
     salvo__limiter_init(&h->limiter, policy); /* starts again from adaptive_initial */
   salvo__host_mark_ready(h); /* a higher limit may let it send now; a lower one is met later */
+  salvo__engine_schedule(engine); /* and the pump must run for it to send */
   return 0;
 }

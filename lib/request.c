@@ -782,6 +782,11 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
       req->slot = NULL;
       salvo__list_remove(&req->node);
       salvo__request_enqueue(req, 1);
+      /* It may wait there (the host at its limit, rate-limited or paused):
+       * its deadline and queue timeout are watched from now, as a retry's. */
+      uint64_t now = uv_now(engine->loop);
+      req->queue_at_ms = req->timeouts.queue_ms ? now + req->timeouts.queue_ms : 0;
+      arm_request_timer(req);
       salvo__engine_schedule(engine);
       return;
     }

@@ -575,6 +575,10 @@ static size_t room_for(void) {
     if (ahead < (double)room)
       room = ahead < 1 ? 1 : (size_t)ahead;
   }
+  /* A request body (-d, --data-file) is copied into every request from
+   * submit: queued requests hold one each, so the body budget bounds them. */
+  if (g.body_len > 0 && room > g.body_slots)
+    room = g.body_slots > 0 ? g.body_slots : 1;
   return room;
 }
 
