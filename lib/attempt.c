@@ -386,10 +386,6 @@ static int setup_once(salvo__slot_t *slot) {
   SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
   SETOPT(CURLOPT_OPENSOCKETDATA, slot);
   SETOPT(CURLOPT_CLOSESOCKETFUNCTION, salvo__conn_close_cb);
-  /* TLS sessions and DNS answers are the engine's, not the handle's: a
-   * handle resumes a session another one made (one full handshake per host,
-   * not one per handle per host). */
-  SETOPT(CURLOPT_SHARE, slot->engine->share);
   SETOPT(CURLOPT_CLOSESOCKETDATA, engine);
   SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
   SETOPT(CURLOPT_XFERINFODATA, slot);
@@ -423,6 +419,7 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
     curl_easy_reset(slot->easy);
     slot->configured = 0;
     slot->dirty = 0;
+    slot->share = SALVO__SHARE_UNKNOWN; /* set it again below, whatever it was */
   }
   if (!slot->configured && setup_once(slot) != 0)
     return SALVO_EINTERNAL;
@@ -449,6 +446,17 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
 
   /* The URL salvo_request_new() parsed: libcurl copies it rather than
    * parsing the string again (~5k instructions per request). */
+  /* TLS sessions are the host's, not the handle's: a handle resumes a
+   * session another one made, so a crawl makes one full handshake per host,
+   * not one per pooled handle per host. One share per host: libcurl 7.88
+   * keeps 8 sessions in a share, too few for many hosts at once. A handle
+   * keeps no share while it carries plain http, so a forgotten host's share
+   * is held only by idle handles (salvo__engine_detach_share). */
+  CURLSH *share = req->is_https ? salvo__host_share(req->host) : NULL;
+  if (slot->share != share) {
+    SETOPT(CURLOPT_SHARE, share);
+    slot->share = share;
+  }
   SETOPT(CURLOPT_CURLU, req->curlu);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)req->timeouts.connect_ms);
   const char *proxy = req->is_https ? engine->proxy_https : engine->proxy_http;

@@ -250,6 +250,14 @@ salvo__slot_t *salvo__engine_get_slot(salvo_engine_t *engine) {
   return slot;
 }
 
+void salvo__engine_detach_share(salvo_engine_t *engine, CURLSH *share) {
+  for (salvo__slot_t *slot = engine->free_slots; slot != NULL; slot = slot->next_free)
+    if (slot->share == share || slot->share == SALVO__SHARE_UNKNOWN) {
+      curl_easy_setopt(slot->easy, CURLOPT_SHARE, NULL);
+      slot->share = NULL;
+    }
+}
+
 void salvo__engine_put_slot(salvo_engine_t *engine, salvo__slot_t *slot) {
   slot->req = NULL;
   slot->next_free = engine->free_slots;
@@ -291,7 +299,7 @@ void salvo__engine_pump(salvo_engine_t *engine) {
    * starts the host's first request, fails it fast, or blocks the host on
    * its timer. */
   salvo__host_t *host;
-  while (engine->stats.in_flight < engine->max_in_flight &&
+  while (engine->stats.in_flight < engine->max_in_flight && !engine->closing &&
          (host = salvo__host_next_ready(engine)) != NULL) {
     salvo_request_t *req = SALVO__CONTAINER_OF(host->queue.next, salvo_request_t, node);
     salvo__request_admit(req);
@@ -345,7 +353,6 @@ static void engine_free(salvo_engine_t *engine) {
   for (int i = 0; i < SALVO__LANES; i++)
     salvo__fair_free(&engine->lanes[i].ready);
   salvo__conns_free(&engine->conns);
-  curl_share_cleanup(engine->share); /* NULL is a no-op; every easy handle is gone */
   free(engine->proxy_http);
   free(engine->proxy_https);
   free(engine->no_proxy);
@@ -512,11 +519,6 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   }
 
   rc = SALVO_EINTERNAL;
-  engine->share = curl_share_init();
-  if (engine->share == NULL ||
-      curl_share_setopt(engine->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
-      curl_share_setopt(engine->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)
-    goto fail;
   long h1_cap = opts->max_host_connections ? opts->max_host_connections : (long)opts->max_in_flight;
   long h2_cap = opts->max_host_connections ? opts->max_host_connections : 4;
   engine->max_streams = opts->max_streams;
@@ -526,7 +528,8 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
     /* What the lane's connections carry: admission (host.c) never hands
      * libcurl a transfer that would wait inside it for a connection. */
     lane->host_conns = i == SALVO__LANE_H1 ? opts->max_host_connections : h2_cap;
-    lane->cap = (size_t)opts->max_connections * (i == SALVO__LANE_H2 ? (size_t)opts->max_streams : 1);
+    lane->max_conns = (size_t)opts->max_connections;
+    salvo__list_init(&lane->parked);
     /* Levels past 4096 in flight share the top one (round robin there). */
     size_t levels = opts->max_in_flight < 4096 ? opts->max_in_flight + 1 : 4097;
     if (salvo__fair_init(&lane->ready, levels) != 0) {

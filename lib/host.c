@@ -81,7 +81,10 @@ static void host_timer_cb(uv_timer_t *timer) {
 static void host_closed_cb(uv_handle_t *handle);
 
 static void unready(salvo__host_t *h) {
-  if (salvo__list_linked(&h->ready_node)) {
+  if (h->parked) {
+    salvo__list_remove(&h->ready_node);
+    h->parked = 0;
+  } else if (salvo__list_linked(&h->ready_node)) {
     salvo_engine_t *engine = h->timer.data;
     salvo__fair_remove(&engine->lanes[h->lane].ready, &h->ready_node, h->ready_level);
   }
@@ -114,6 +117,8 @@ static salvo__host_t *evict_one(salvo_engine_t *engine) {
      * canceled or timed-out request): it may still be in it. */
     unready(h);
     engine->hosts_evicted++;
+    if (h->share != NULL)
+      salvo__engine_detach_share(engine, h->share); /* idle handles may hold it */
     uv_close((uv_handle_t *)&h->timer, host_closed_cb);
     return h;
   }
@@ -204,15 +209,20 @@ int salvo__lane_for(const salvo_engine_t *engine, int is_https) {
  * the host with the fewest in flight over the lanes that have room. Hosts
  * whose queue emptied or whose limit fell are dropped when met. */
 
+/* Requests one of the host's connections carries: its streams once it is
+ * known to speak HTTP/2, else one. Before its first answer it may turn out
+ * to be HTTP/1.1 (ALPN), and libcurl would queue what its connections
+ * cannot carry. */
+static long streams_of(const salvo__host_t *host) {
+  const salvo_engine_t *engine = host->timer.data;
+  return host->lane == SALVO__LANE_H2 && host->http_version == 20 ? engine->max_streams : 1;
+}
+
 unsigned salvo__host_limit(const salvo__host_t *host) {
   const salvo_engine_t *engine = host->timer.data;
-  const salvo__lane_t *lane = &engine->lanes[host->lane];
-  /* Streams multiply only once the host is known to speak HTTP/2: before
-   * its first answer it may turn out to be HTTP/1.1 (ALPN), and libcurl
-   * would queue what its connections cannot carry. */
-  long streams = host->lane == SALVO__LANE_H2 && host->http_version == 20 ? engine->max_streams : 1;
   unsigned adaptive = host->policy.adaptive_concurrency ? salvo__limiter_limit(&host->limiter) : 0;
-  return salvo__inflight_cap(lane->host_conns, streams, host->policy.max_in_flight, adaptive);
+  return salvo__inflight_cap(engine->lanes[host->lane].host_conns, streams_of(host),
+                             host->policy.max_in_flight, adaptive);
 }
 
 static int below_limit(const salvo__host_t *host) {
@@ -220,13 +230,28 @@ static int below_limit(const salvo__host_t *host) {
   return cap == 0 || host->in_flight < cap;
 }
 
-static int lane_has_room(const salvo__lane_t *lane) {
-  return lane->cap == 0 || lane->in_flight < lane->cap;
+/* Whether one more request of the host fits its lane's connection cap:
+ * on a connection it already has (a free HTTP/2 stream), or on a new one. */
+static int lane_has_room(const salvo__host_t *host) {
+  const salvo_engine_t *engine = host->timer.data;
+  const salvo__lane_t *lane = &engine->lanes[host->lane];
+  return lane->max_conns == 0 || host->in_flight % (unsigned long)streams_of(host) != 0 ||
+         lane->conns_used < lane->max_conns;
+}
+
+/* Keeps host->conns_used and its lane's sum in step with in_flight and the
+ * host's streams per connection. */
+static void count_conns(salvo__host_t *host) {
+  salvo_engine_t *engine = host->timer.data;
+  unsigned long s = (unsigned long)streams_of(host);
+  unsigned need = (unsigned)((host->in_flight + s - 1) / s);
+  salvo__lane_t *lane = &engine->lanes[host->lane];
+  lane->conns_used = lane->conns_used - host->conns_used + need;
+  host->conns_used = need;
 }
 
 int salvo__host_has_room(const salvo__host_t *host) {
-  const salvo_engine_t *engine = host->timer.data;
-  return below_limit(host) && lane_has_room(&engine->lanes[host->lane]);
+  return below_limit(host) && lane_has_room(host);
 }
 
 void salvo__host_mark_ready(salvo__host_t *host) {
@@ -238,6 +263,21 @@ void salvo__host_mark_ready(salvo__host_t *host) {
                                       host->in_flight);
 }
 
+/* A lane at its connection cap parks the hosts that would need a new
+ * connection; one comes back for each connection it has to spare. */
+static void park(salvo__host_t *host) {
+  salvo_engine_t *engine = host->timer.data;
+  unready(host);
+  salvo__list_push_back(&engine->lanes[host->lane].parked, &host->ready_node);
+  host->parked = 1;
+}
+
+static void unpark_one(salvo__lane_t *lane) {
+  salvo__host_t *host = SALVO__CONTAINER_OF(lane->parked.next, salvo__host_t, ready_node);
+  unready(host);
+  salvo__host_mark_ready(host);
+}
+
 salvo__host_t *salvo__host_next_ready(salvo_engine_t *engine) {
   for (;;) {
     salvo__list_t *best = NULL;
@@ -245,11 +285,11 @@ salvo__host_t *salvo__host_next_ready(salvo_engine_t *engine) {
     for (int k = 0; k < SALVO__LANES; k++) {
       int i = (engine->lane_turn + k) % SALVO__LANES;
       salvo__lane_t *lane = &engine->lanes[i];
+      if (!salvo__list_empty(&lane->parked) && lane->conns_used < lane->max_conns)
+        unpark_one(lane);
       size_t level;
-      salvo__list_t *n;
-      if (!lane_has_room(lane) || (n = salvo__fair_first(&lane->ready, &level)) == NULL)
-        continue;
-      if (best == NULL || level < best_level) {
+      salvo__list_t *n = salvo__fair_first(&lane->ready, &level);
+      if (n != NULL && (best == NULL || level < best_level)) {
         best = n;
         best_level = level;
       }
@@ -259,6 +299,10 @@ salvo__host_t *salvo__host_next_ready(salvo_engine_t *engine) {
     salvo__host_t *host = SALVO__CONTAINER_OF(best, salvo__host_t, ready_node);
     if (salvo__list_empty(&host->queue) || !below_limit(host)) {
       unready(host); /* its queued requests ended, or its limit fell: dropped when met */
+      continue;
+    }
+    if (!lane_has_room(host)) {
+      park(host);
       continue;
     }
     engine->lane_turn = (host->lane + 1) % SALVO__LANES;
@@ -272,6 +316,7 @@ void salvo__host_attempt_added(salvo__host_t *host, salvo__slot_t *slot) {
   host->in_flight++;
   slot->host_in_flight = host->in_flight;
   engine->lanes[host->lane].in_flight++;
+  count_conns(host);
   unready(host); /* back in at the tail of the level above: round robin among equals */
   salvo__host_mark_ready(host);
 }
@@ -281,8 +326,23 @@ void salvo__host_attempt_removed(salvo__host_t *host, salvo__slot_t *slot) {
   slot->host = NULL;
   host->in_flight--;
   engine->lanes[host->lane].in_flight--;
-  unready(host);
-  salvo__host_mark_ready(host);
+  count_conns(host);
+  if (!host->parked) { /* a parked host waits for its lane, not for itself */
+    unready(host);
+    salvo__host_mark_ready(host);
+  }
+}
+
+CURLSH *salvo__host_share(salvo__host_t *host) {
+  if (host->share == NULL) {
+    CURLSH *sh = curl_share_init();
+    if (sh == NULL || curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+      curl_share_cleanup(sh);
+      return NULL; /* the handle's own session cache then */
+    }
+    host->share = sh;
+  }
+  return host->share;
 }
 
 void salvo__host_block(salvo__host_t *host, uint64_t wait_ms) {
@@ -309,6 +369,7 @@ void salvo__host_event(salvo_engine_t *engine, salvo__host_t *host, int type) {
 static void host_closed_cb(uv_handle_t *handle) {
   salvo__host_t *host = SALVO__CONTAINER_OF((uv_timer_t *)handle, salvo__host_t, timer);
   salvo_engine_t *engine = handle->data;
+  curl_share_cleanup(host->share); /* NULL is a no-op; no handle holds it any more */
   free(host->lat_all);
   free(host->lat_recent);
   free(host);
@@ -385,7 +446,8 @@ int salvo__host_saw_version(salvo__host_t *host, int version) {
   if (version == 0 || version == host->http_version)
     return 0;
   host->http_version = version;
-  salvo__host_mark_ready(host); /* what its connections carry changed */
+  count_conns(host); /* what its connections carry changed */
+  salvo__host_mark_ready(host);
   return 1;
 }
 
@@ -445,7 +507,12 @@ void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, 
     unsigned before = salvo__host_limit(host);
     /* the event says when the host's limit moves, not when an adaptive
      * limit above its connection cap does */
-    if (salvo__limiter_sample(&host->limiter, p, attempt_us, slot->host_in_flight,
+    /* Latency to the first byte: the server's queueing shows there; the
+     * body's download time would make a large answer look like overload. */
+    curl_off_t ttfb = 0;
+    curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
+    uint64_t us = ttfb > 0 ? (uint64_t)ttfb : attempt_us;
+    if (salvo__limiter_sample(&host->limiter, p, now, us, slot->host_in_flight,
                               overloaded(error, status)) &&
         salvo__host_limit(host) != before) {
       salvo__host_mark_ready(host); /* it may have room again */
@@ -511,8 +578,14 @@ int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i, salvo_host_s
     out->queued++;
   out->in_flight = h->in_flight;
   out->limit = salvo__host_limit(h);
-  out->limit_min = h->policy.adaptive_concurrency ? h->limiter.lowest : 0;
-  out->limit_max = h->policy.adaptive_concurrency ? h->limiter.highest : 0;
+  out->limit_min = out->limit_max = 0;
+  if (h->policy.adaptive_concurrency) {
+    /* the adaptive range, within what the host's connections carry */
+    unsigned fixed = salvo__inflight_cap(engine->lanes[h->lane].host_conns, streams_of(h),
+                                         h->policy.max_in_flight, 0);
+    out->limit_min = fixed != 0 && fixed < h->limiter.lowest ? fixed : h->limiter.lowest;
+    out->limit_max = fixed != 0 && fixed < h->limiter.highest ? fixed : h->limiter.highest;
+  }
   if (h->lat_all != NULL) {
     out->p50_us = salvo__lat_pct(h->lat_all, 0.50);
     out->p90_us = salvo__lat_pct(h->lat_all, 0.90);

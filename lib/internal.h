@@ -138,28 +138,37 @@ salvo__list_t *salvo__fair_first(salvo__fair_t *f, size_t *level);
 unsigned salvo__inflight_cap(long conns, long streams, unsigned policy_max, unsigned adaptive);
 
 /* Adaptive concurrency limit (see salvo_host_policy_t.adaptive_concurrency).
- * Samples come in windows of max(5, limit / 2) attempts; at a window's end
- * the limit moves. */
+ * Latency samples come in windows of max(5, limit / 2) attempts; at a
+ * window's end the limit moves. The no-load latency (floor) is measured in
+ * probes: the first 5 answers sent at no more than SALVO__PROBE_LIMIT in
+ * flight, at the start and every SALVO__PROBE_EVERY_MS after. */
+#define SALVO__PROBE_LIMIT 3
+#define SALVO__PROBE_EVERY_MS 60000
 typedef struct {
-  double limit;
-  double floor_us;     /* no-load latency: the lowest window mean, or the last window sent at
-                          the minimum limit */
+  double limit;        /* during a probe: the limit to come back to */
+  double floor_us;     /* no-load latency: the last probe's mean, or a lower window mean */
+  int probing;
+  double probe_cap;    /* a probe's limit: SALVO__PROBE_LIMIT within adaptive_min..max */
+  uint32_t probe_n, probe_drops;
+  double probe_sum_us;
+  uint64_t next_probe_ms;
   uint32_t win_n;      /* latency samples in this window */
   double win_sum_us;
   unsigned win_peak;   /* most in flight when an attempt of this window was sent */
   unsigned win_drops;  /* 429s, 503s and timeouts in this window */
-  unsigned lowest, highest; /* the limit's range so far */
+  unsigned lowest, highest; /* the limit's range so far (probes not counted) */
   uint64_t windows;    /* windows closed */
 } salvo__limiter_t;
 
 void salvo__limiter_init(salvo__limiter_t *l, const salvo_host_policy_t *p);
+/* The limit now (during a probe, the probe's). */
 unsigned salvo__limiter_limit(const salvo__limiter_t *l);
-/* One attempt ended: |us| its latency if it got a response that is not an
- * overload sign, |in_flight| the host's in flight when it was sent (itself
- * included), |drop| 1 for a 429, a 503 or a timeout. Returns 1 if the limit
- * (as salvo__limiter_limit() gives it) changed. */
-int salvo__limiter_sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uint64_t us,
-                          unsigned in_flight, int drop);
+/* One attempt ended at |now| (loop ms): |us| its latency to the first byte
+ * of the answer, |in_flight| the host's in flight when it was sent (itself
+ * included), |drop| 1 for a 429, a 503 or a timeout (|us| is then unused).
+ * Returns 1 if salvo__limiter_limit() changed. */
+int salvo__limiter_sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uint64_t now,
+                          uint64_t us, unsigned in_flight, int drop);
 
 /* A host: scheme + host + port. Its queue, its protection state, its stats. */
 typedef struct salvo__host_s {
@@ -168,8 +177,14 @@ typedef struct salvo__host_s {
   size_t index;                /* in engine->hosts, order of first use */
   salvo__list_t queue;         /* its requests waiting for a slot: new at the tail, retries at the head */
   salvo__list_t ready_node;    /* in its lane's ready set, at ready_level, while it has queued
-                                  requests it may send now */
+                                  requests it may send now; or in its lane's parked list (parked)
+                                  while the lane has no connection to spare for it */
   size_t ready_level;
+  int parked;
+  unsigned conns_used;         /* connections its in-flight requests need: in_flight over the
+                                  streams one connection carries, rounded up */
+  CURLSH *share;               /* its TLS sessions, shared by the handles that carry its requests;
+                                  made on its first https attempt (NULL until then, or none) */
   int lane;                    /* SALVO__LANE_H1 or SALVO__LANE_H2: every request of a host uses one */
   unsigned in_flight;          /* its attempts on the wire, hedges included */
   salvo__limiter_t limiter;    /* with policy.adaptive_concurrency */
@@ -199,6 +214,8 @@ typedef struct salvo__host_s {
 
 /* --------------------------------------------------------------- engine */
 
+#define SALVO__SHARE_UNKNOWN ((CURLSH *)(uintptr_t)1)
+
 /* One socket libcurl asked us to watch. Holds no per-transfer state: with
  * HTTP/2 one socket carries many transfers. */
 /* A multi handle and its timer. The engine has two: HTTP/1.1 transfers, which
@@ -211,9 +228,11 @@ typedef struct salvo__lane_s {
   uv_timer_t timer; /* libcurl's single timeout for this multi */
   int timeout_now;  /* libcurl asked for 0 ms: run it from the idle handle */
   size_t in_flight; /* transfers on this multi */
-  size_t cap;       /* most it carries without waiting for a connection, 0 = no cap */
+  size_t conns_used;/* connections its hosts' in-flight requests need (host.c) */
+  size_t max_conns; /* libcurl's total connection cap for it (max_connections), 0 = none */
   long host_conns;  /* its per-host connection cap, 0 = none */
-  salvo__fair_t ready; /* its hosts with queued requests they may send now (host.c) */
+  salvo__fair_t ready;  /* its hosts with queued requests they may send now (host.c) */
+  salvo__list_t parked; /* ready hosts waiting for a connection of the lane to free up */
 } salvo__lane_t;
 
 enum { SALVO__LANE_H1 = 0, SALVO__LANE_H2 = 1, SALVO__LANES = 2 };
@@ -280,6 +299,8 @@ typedef struct salvo__slot_s {
   size_t header_bytes;      /* response header bytes of this attempt */
   unsigned attempt_no;      /* the request's attempt number this slot carries */
   struct salvo__host_s *host; /* whose in-flight count this attempt is in, while on a lane */
+  CURLSH *share;            /* the share handle the easy handle is attached to (a host's TLS
+                               sessions), NULL = none, SALVO__SHARE_UNKNOWN after a reset */
   unsigned host_in_flight;  /* the host's in flight when it was added, itself included */
   unsigned sends;           /* times PREREQFUNCTION ran: libcurl replays count too */
   int local_port;           /* the connection the latest send went out on: local port, */
@@ -305,7 +326,6 @@ typedef struct salvo__slot_s {
 struct salvo_engine_s {
   uv_loop_t *loop;
   salvo__lane_t lanes[SALVO__LANES];
-  CURLSH *share;            /* TLS sessions and DNS, shared by every easy handle (one thread: no locks) */
   uv_idle_t deferred;       /* runs work that could not run inside libcurl's callbacks */
   int deferred_active;
   int multi_busy;           /* inside a curl_multi_* call: its callbacks may be running */
@@ -448,6 +468,10 @@ void salvo__host_attempt_removed(salvo__host_t *host, salvo__slot_t *slot);
 int salvo__host_has_room(const salvo__host_t *host);
 /* Its limit now (see salvo_host_stats_t.limit). */
 unsigned salvo__host_limit(const salvo__host_t *host);
+/* The share handle holding the host's TLS sessions, made on first need; NULL if it cannot be. */
+CURLSH *salvo__host_share(salvo__host_t *host);
+/* engine.c: pooled handles attached to |share| let go of it (before it is cleaned up). */
+void salvo__engine_detach_share(salvo_engine_t *engine, CURLSH *share);
 /* "scheme://host:port" of a URL libcurl accepted; returns its length. */
 size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap);
 void salvo__host_mark_ready(salvo__host_t *host);

@@ -381,31 +381,82 @@ static double limiter_max(const salvo_host_policy_t *p) {
   return fmax(hi, limiter_min(p));
 }
 
+static double probe_limit(const salvo_host_policy_t *p) {
+  return fmin(fmax((double)SALVO__PROBE_LIMIT, limiter_min(p)), limiter_max(p));
+}
+
 void salvo__limiter_init(salvo__limiter_t *l, const salvo_host_policy_t *p) {
   memset(l, 0, sizeof(*l));
   double start = p->adaptive_initial != 0 ? (double)p->adaptive_initial : 10.0;
   l->limit = fmin(fmax(start, limiter_min(p)), limiter_max(p));
-  l->lowest = l->highest = salvo__limiter_limit(l);
+  l->lowest = l->highest = l->limit >= 1.0 ? (unsigned)l->limit : 1u;
+  l->probe_cap = probe_limit(p);
+  l->probing = 1; /* the floor is measured first, at low load */
 }
 
 unsigned salvo__limiter_limit(const salvo__limiter_t *l) {
-  return l->limit >= 1.0 ? (unsigned)l->limit : 1u;
+  double v = l->limit;
+  if (l->probing && l->probe_cap < v)
+    v = l->probe_cap;
+  return v >= 1.0 ? (unsigned)v : 1u;
+}
+
+static void window_reset(salvo__limiter_t *l) {
+  l->win_n = 0;
+  l->win_sum_us = 0;
+  l->win_peak = 0;
+  l->win_drops = 0;
+}
+
+/* A probe measures the floor from answers sent at no more than the probe's
+ * limit (samples sent before it began do not count); after 5 samples the
+ * limit comes back. */
+static void probe_sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uint64_t now,
+                         uint64_t us, unsigned in_flight, int drop) {
+  (void)p;
+  if ((double)in_flight > l->probe_cap)
+    return;
+  if (drop)
+    l->probe_drops++;
+  else {
+    l->probe_n++;
+    l->probe_sum_us += (double)us;
+  }
+  if (l->probe_n + l->probe_drops < 5)
+    return;
+  if (l->probe_n > 0) {
+    double mean = l->probe_sum_us / l->probe_n;
+    l->floor_us = mean > 1.0 ? mean : 1.0;
+  }
+  l->probing = 0;
+  l->next_probe_ms = now + SALVO__PROBE_EVERY_MS;
+  window_reset(l);
 }
 
 /* At the end of a window:
- * - the no-load latency (floor) is the lowest window mean seen; a window
- *   whose attempts went out at the minimum concurrency measures it afresh
- *   (so a host that became slower for good is learned again, rather than
- *   starved at the minimum);
+ * - a window mean below the floor lowers it (the probe may have met a busy
+ *   moment), and a window sent at no more than a probe's limit measures it
+ *   as a probe does (a limit that fell that far recovers at once);
  * - a drop (429, 503, timeout) in the window cuts the limit by a fifth;
  * - else, with latency within tolerance x floor, the limit grows by its
  *   square root, but only if the window used at least half of it (a limit
  *   the host never reaches proves nothing);
  * - else it falls halfway towards limit x tolerance x floor / latency
- *   (at most a quarter off in one window). */
-int salvo__limiter_sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uint64_t us,
-                          unsigned in_flight, int drop) {
+ *   (at most a quarter off in one window).
+ * A floor that went stale (the host became slower for good) is measured
+ * again by the next probe, within SALVO__PROBE_EVERY_MS. */
+int salvo__limiter_sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uint64_t now,
+                          uint64_t us, unsigned in_flight, int drop) {
   unsigned before = salvo__limiter_limit(l);
+  if (!l->probing && now >= l->next_probe_ms) {
+    l->probing = 1;
+    l->probe_n = l->probe_drops = 0;
+    l->probe_sum_us = 0;
+  }
+  if (l->probing) {
+    probe_sample(l, p, now, us, in_flight, drop);
+    return salvo__limiter_limit(l) != before;
+  }
   if (drop) {
     l->win_drops++;
   } else {
@@ -419,17 +470,14 @@ int salvo__limiter_sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uin
     return 0;
 
   double lim = l->limit;
-  double lo = limiter_min(p), hi = limiter_max(p);
   double tol = p->adaptive_tolerance >= 1.0 ? p->adaptive_tolerance : 1.5;
   double mean = l->win_n > 0 ? l->win_sum_us / l->win_n : 0;
-  if (l->win_n > 0) {
-    if (l->floor_us == 0 || mean < l->floor_us || (double)l->win_peak <= lo)
-      l->floor_us = mean > 1.0 ? mean : 1.0;
-  }
+  if (l->win_n > 0 && (mean < l->floor_us || (double)l->win_peak <= l->probe_cap))
+    l->floor_us = mean > 1.0 ? mean : 1.0; /* lower, or sent as a probe's would be */
   if (l->win_drops > 0) {
     lim *= 0.8;
   } else if (l->win_n > 0) {
-    double g = mean > 0 ? tol * l->floor_us / mean : tol;
+    double g = mean > 0 && l->floor_us > 0 ? tol * l->floor_us / mean : tol;
     if (g >= 1.0) {
       if (2.0 * l->win_peak >= lim)
         lim += sqrt(lim);
@@ -437,11 +485,8 @@ int salvo__limiter_sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uin
       lim *= 0.5 + 0.5 * fmax(g, 0.5) /* halfway towards lim x g */;
     }
   }
-  l->limit = fmin(fmax(lim, lo), hi);
-  l->win_n = 0;
-  l->win_sum_us = 0;
-  l->win_peak = 0;
-  l->win_drops = 0;
+  l->limit = fmin(fmax(lim, limiter_min(p)), limiter_max(p));
+  window_reset(l);
   l->windows++;
   unsigned now_lim = salvo__limiter_limit(l);
   if (now_lim < l->lowest)

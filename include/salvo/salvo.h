@@ -305,11 +305,12 @@ typedef struct {
                                  0 = no limit of its own (0). Browsers use 6 per HTTP/1.1
                                  host, scrapy 8: set one to be polite to servers you do not own */
   /* Adaptive concurrency (opt-in): a latency-based limit per host, below
-   * max_in_flight. The host's no-load latency is learned; while its latency
-   * stays within adaptive_tolerance x that, the limit grows (by about the
-   * square root of itself per window of samples, only while the host uses
-   * at least half of it); when latency rises above, the limit falls in
-   * proportion; a 429, a 503 or a timeout cuts it by a fifth. */
+   * max_in_flight. The host's no-load latency (time to the first byte) is
+   * measured with 3 in flight, at the start and every minute. While its
+   * latency stays within adaptive_tolerance x that, the limit grows (by
+   * about the square root of itself per window of samples, only while the
+   * host uses at least half of it); when latency rises above, the limit
+   * falls in proportion; a 429, a 503 or a timeout cuts it by a fifth. */
   int adaptive_concurrency;   /* (0) */
   unsigned adaptive_initial;  /* the limit a host starts with (10) */
   unsigned adaptive_min;      /* never below (1) */
@@ -372,7 +373,8 @@ typedef struct {
   size_t in_flight;           /* its attempts now on the wire, hedges included */
   unsigned limit;             /* most it may have in flight now (its connections, max_in_flight,
                                  the adaptive limit); 0 = only the engine's max_in_flight */
-  unsigned limit_min, limit_max; /* the lowest and highest adaptive limit so far (0 = not adaptive) */
+  unsigned limit_min, limit_max; /* the lowest and highest adaptive limit so far, within what its
+                                     connections carry (0 = not adaptive; probes not counted) */
 } salvo_host_stats_t;
 
 /**

@@ -13,7 +13,7 @@
 #include "fixture.h"
 #include "harness.h"
 
-#define MAX_SERVERS 100
+#define MAX_SERVERS 110
 static faultd_t *extra[MAX_SERVERS];
 static int nextra;
 
@@ -418,4 +418,254 @@ Test(sched, adaptive_concurrency_keeps_a_servers_queue_short) {
                (unsigned long)ast.p90_us, (unsigned long)fst.p90_us);
   cr_assert_lt(adapt_p90, fixed_p90 + 1000000, "from submit: p90 %lu us adaptive, %lu us fixed",
                (unsigned long)adapt_p90, (unsigned long)fixed_p90);
+}
+
+/* ------------------------------------------ found by review (regressions) */
+
+static salvo_request_t *submit_timed(const char *url, outcome_t *o, uint64_t deadline_ms,
+                                     uint64_t queue_ms) {
+  salvo_timeouts_t t;
+  salvo_timeouts_init(&t);
+  if (deadline_ms)
+    t.deadline_ms = deadline_ms;
+  t.queue_ms = queue_ms;
+  return submit_to(engine, "GET", url, &t, o);
+}
+
+/* Runs the loop for |ms|. */
+static void run_for(uint64_t ms) {
+  uv_timer_t t;
+  uv_update_time(&loop);
+  uint64_t end = uv_now(&loop) + ms;
+  uv_timer_init(&loop, &t);
+  uv_timer_start(&t, watch_cb, 1, 1); /* anything, to wake the loop */
+  snprintf(watch_host, sizeof(watch_host), "none");
+  while (uv_now(&loop) < end)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+static void limit_host(const char *origin, unsigned max) {
+  salvo_host_policy_t p;
+  salvo_host_policy_init(&p);
+  p.max_in_flight = max;
+  cr_assert_eq(salvo_engine_set_host_policy(engine, origin, &p), 0);
+}
+
+/* A redirect into a host at its limit waits in that host's queue: its
+ * deadline (and queue timeout) still hold there. */
+static void redirect_into_busy_host(uint64_t deadline_ms, uint64_t queue_ms, int error) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 16;
+  opts.retry.max_attempts = 1;
+  opts.follow_redirects = 1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char b[64], busy[96], redirect[256];
+  snprintf(b, sizeof(b), "http://127.0.0.1:%d", extra_server());
+  limit_host(b, 1);
+  snprintf(busy, sizeof(busy), "%s/sleep/3000", b);
+  snprintf(redirect, sizeof(redirect), "%s/redirect/302?to=%s/ok", base, b);
+  static outcome_t o[2];
+  memset(o, 0, sizeof(o));
+  submit(busy, &o[0]); /* holds the host's only place for 3 s */
+  run_for(100);
+  submit_timed(redirect, &o[1], deadline_ms, queue_ms);
+  run_until(&o[1], 1);
+  cr_assert_eq(o[1].error, error, "%s after %lu ms", salvo_err_name(o[1].error),
+               (unsigned long)(o[1].elapsed_us / 1000));
+  cr_assert_lt(o[1].elapsed_us / 1000, 1500, "waited %lu ms", (unsigned long)(o[1].elapsed_us / 1000));
+  run_until(o, 2);
+}
+
+Test(sched, a_redirect_into_a_host_at_its_limit_keeps_its_deadline) {
+  redirect_into_busy_host(1000, 0, SALVO_EDEADLINE);
+}
+
+Test(sched, a_redirect_into_a_host_at_its_limit_keeps_its_queue_timeout) {
+  redirect_into_busy_host(0, 500, SALVO_EQUEUE);
+}
+
+/* Raising a host's limit starts its queued requests at once, not at the
+ * next unrelated event (here the slow request's end, 2 s later). */
+Test(sched, raising_a_hosts_limit_starts_its_queued_requests) {
+  start_engine(16, 0);
+  limit_host(base, 1);
+  char slow_url[96], ok_url[96];
+  snprintf(slow_url, sizeof(slow_url), "%s/sleep/2000", base);
+  snprintf(ok_url, sizeof(ok_url), "%s/ok", base);
+  static outcome_t o[6];
+  memset(o, 0, sizeof(o));
+  submit(slow_url, &o[0]);
+  for (int i = 1; i < 6; i++)
+    submit(ok_url, &o[i]);
+  run_for(450);
+  limit_host(base, 10);
+  run_until(o + 1, 5);
+  for (int i = 1; i < 6; i++) {
+    cr_assert_eq(o[i].status, 200);
+    cr_assert_lt(o[i].elapsed_us / 1000, 1200, "a queued request ended after %lu ms",
+                 (unsigned long)(o[i].elapsed_us / 1000));
+  }
+  run_until(o, 6);
+}
+
+/* Hedges count against the host's limit. */
+Test(sched, hedges_stay_within_the_host_limit) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 32;
+  opts.retry.max_attempts = 1;
+  opts.hosts.max_in_flight = 2;
+  opts.hosts.hedge_delay_ms = 20;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[96], host[64];
+  snprintf(url, sizeof(url), "%s/capacity/100/300?name=hedge", base);
+  snprintf(host, sizeof(host), "%s", base);
+  static outcome_t o[6];
+  memset(o, 0, sizeof(o));
+  for (int i = 0; i < 6; i++)
+    submit(url, &o[i]);
+  watch(host);
+  run_until(o, 6);
+  unwatch();
+  cr_assert_leq(watch_peak, 2, "%zu in flight", watch_peak);
+  faultd_capacity_t pool;
+  cr_assert_eq(faultd_capacity(srv, "hedge", &pool), 0);
+  cr_assert_leq(pool.max_in_service, 2, "the server had %u at once", pool.max_in_service);
+}
+
+/* max_connections holds across hosts: six HTTPS hosts that answer HTTP/1.1
+ * (ALPN), two connections for the lane. The lane used to admit
+ * max_connections x max_streams, and the rest waited inside libcurl. */
+Test(sched, max_connections_holds_across_hosts) {
+  int ports[6];
+  for (int h = 0; h < 6; h++) {
+    faultd_opts_t fo;
+    faultd_opts_init(&fo);
+    for (int p = 0; p < FAULTD_PORTS; p++)
+      fo.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
+    fo.no_h2 = 1;
+    cr_assert_eq(faultd_start(&loop, &fo, &extra[nextra], NULL), 0);
+    ports[h] = faultd_port(extra[nextra++], FAULTD_PORT_TLS);
+  }
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.insecure_skip_verify = 1; /* six self-signed certificates; loopback only */
+  opts.max_in_flight = 64;
+  opts.max_connections = 2;
+  opts.retry.max_attempts = 1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  static outcome_t o[24];
+  memset(o, 0, sizeof(o));
+  for (int i = 0; i < 24; i++) {
+    char url[96];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/sleep/100", ports[i % 6]);
+    submit(url, &o[i]);
+  }
+  watch("none");
+  run_until(o, 24);
+  unwatch();
+  for (int i = 0; i < 24; i++)
+    cr_assert_eq(o[i].status, 200, "%d: %s", i, salvo_err_name(o[i].error));
+  cr_assert_leq(watch_engine_peak, 2, "%zu transfers on 2 connections", watch_engine_peak);
+  cr_assert_geq(watch_engine_peak, 1);
+}
+
+static unsigned ev_limits[256];
+static int nev;
+
+static void limit_ev(salvo_engine_t *e, const salvo_host_event_t *ev, void *ud) {
+  (void)e;
+  (void)ud;
+  if (ev->type == SALVO_HOST_LIMIT_CHANGED && nev < 256)
+    ev_limits[nev++] = ev->limit;
+}
+
+/* An adaptive limit that moves above what the host's connections carry (4
+ * HTTP/1.1 connections over TLS) changes nothing: no event says it did, and
+ * the stats' range stays within 4. */
+Test(sched, limit_events_only_when_the_hosts_limit_moves) {
+  faultd_opts_t fo;
+  faultd_opts_init(&fo);
+  for (int p = 0; p < FAULTD_PORTS; p++)
+    fo.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
+  fo.no_h2 = 1;
+  cr_assert_eq(faultd_start(&loop, &fo, &extra[nextra], NULL), 0);
+  faultd_t *tls = extra[nextra++];
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.ca_file = faultd_cert_file(tls);
+  opts.max_in_flight = 64;
+  opts.retry.max_attempts = 1;
+  opts.hosts.adaptive_concurrency = 1;
+  opts.host_event_cb = limit_ev;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  nev = 0;
+  static outcome_t o[200];
+  memset(o, 0, sizeof(o));
+  int port = faultd_port(tls, FAULTD_PORT_TLS);
+  for (int i = 0; i < 200; i++) {
+    char url[128];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/capacity/4/%d?name=s&q=1000", port,
+             i < 40 ? 2 : 20);
+    submit(url, &o[i]);
+  }
+  run_until(o, 200);
+  for (int i = 1; i < nev; i++)
+    cr_assert_neq(ev_limits[i], ev_limits[i - 1], "event %d repeats the limit %u", i, ev_limits[i]);
+  for (int i = 0; i < nev; i++)
+    cr_assert_leq(ev_limits[i], 4);
+  char host[64];
+  snprintf(host, sizeof(host), "https://127.0.0.1:%d", port);
+  salvo_host_stats_t st;
+  for (size_t i = 0; i < salvo_engine_host_count(engine); i++) {
+    cr_assert_eq(salvo_engine_host_stats(engine, i, &st), 0);
+    if (strcmp(st.host, host) == 0)
+      break;
+  }
+  cr_assert_leq(st.limit_max, 4, "limit_max %u above the 4 connections", st.limit_max);
+  cr_assert_geq(st.limit_min, 1);
+}
+
+/* 48 HTTPS hosts in turn, 16 at a time, each answer on a new connection: one
+ * full handshake per host. libcurl 7.88 keeps 8 sessions in a share, so one
+ * share for the engine made almost every handshake full (960 of 960). */
+Test(sched, tls_sessions_per_host_over_many_hosts) {
+  int ports[48];
+  for (int h = 0; h < 48; h++) {
+    faultd_opts_t fo;
+    faultd_opts_init(&fo);
+    for (int p = 0; p < FAULTD_PORTS; p++)
+      fo.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
+    fo.no_h2 = 1;
+    cr_assert_eq(faultd_start(&loop, &fo, &extra[nextra], NULL), 0);
+    ports[h] = faultd_port(extra[nextra++], FAULTD_PORT_TLS);
+  }
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.insecure_skip_verify = 1; /* 48 self-signed certificates; loopback only */
+  opts.max_in_flight = 16;
+  opts.retry.max_attempts = 1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  static outcome_t o[480];
+  memset(o, 0, sizeof(o));
+  for (int i = 0; i < 480; i++) {
+    char url[128];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/close-after-answer?announce=1", ports[i % 48]);
+    submit(url, &o[i]);
+  }
+  run_until(o, 480);
+  unsigned full = 0, all = 0;
+  for (int h = 0; h < 48; h++) {
+    unsigned resumed = 0, n = faultd_tls_handshakes(extra[nextra - 48 + h], &resumed);
+    all += n;
+    full += n - resumed;
+  }
+  for (int i = 0; i < 480; i++)
+    cr_assert_eq(o[i].status, 200, "%d: %s", i, salvo_err_name(o[i].error));
+  cr_assert_geq(all, 480);
+  if (getenv("SALVO_UNDER_VALGRIND") == NULL) /* see tls_sessions_are_shared_across_handles */
+    cr_assert_leq(full, 48 + 8, "%u full handshakes of %u over 48 hosts", full, all);
 }

@@ -188,13 +188,24 @@ static salvo_host_policy_t adaptive(void) {
   return p;
 }
 
+/* The injected clock: each answer moves it on by the time one of |in_flight|
+ * requests in parallel takes, as a closed loop at that concurrency would. */
+static uint64_t sim_us;
+
+static int sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uint64_t us,
+                  unsigned in_flight, int drop) {
+  sim_us += (us > 0 ? us : 1) / (in_flight > 0 ? in_flight : 1);
+  return salvo__limiter_sample(l, p, sim_us / 1000, us, in_flight, drop);
+}
+
 /* A server of capacity |cap| with a fixed service time: at |in_flight| at
  * once, each waits its turn, so latency grows with load past capacity. */
 static uint64_t served_us(unsigned in_flight, unsigned cap, uint64_t service_us) {
   return in_flight <= cap ? service_us : service_us * in_flight / cap;
 }
 
-/* Runs |windows| windows of a client that keeps |limit| in flight. */
+/* Runs |windows| windows of a client that keeps the limit in flight; the
+ * range it reports leaves out probes. */
 static void drive(salvo__limiter_t *l, const salvo_host_policy_t *p, int windows, unsigned cap,
                   uint64_t service_us, unsigned *lo, unsigned *hi) {
   *lo = UINT32_MAX;
@@ -202,7 +213,9 @@ static void drive(salvo__limiter_t *l, const salvo_host_policy_t *p, int windows
   uint64_t start = l->windows;
   while (l->windows - start < (uint64_t)windows) {
     unsigned in = salvo__limiter_limit(l);
-    salvo__limiter_sample(l, p, served_us(in, cap, service_us), in, 0);
+    sample(l, p, served_us(in, cap, service_us), in, 0);
+    if (l->probing)
+      continue;
     unsigned now = salvo__limiter_limit(l);
     if (now < *lo)
       *lo = now;
@@ -211,11 +224,32 @@ static void drive(salvo__limiter_t *l, const salvo_host_policy_t *p, int windows
   }
 }
 
+/* The first answers measure the floor at no more than 3 in flight. */
+static void end_probe(salvo__limiter_t *l, const salvo_host_policy_t *p, uint64_t us) {
+  cr_assert(l->probing, "a probe first");
+  cr_assert_eq(salvo__limiter_limit(l), 3, "the probe's limit");
+  for (int i = 0; i < 5; i++)
+    sample(l, p, us, 3, 0);
+  cr_assert(!l->probing);
+  cr_assert_float_eq(l->floor_us, (double)us, 1e-9);
+}
+
+Test(limiter, probes_first_then_starts_at_adaptive_initial) {
+  salvo_host_policy_t p = adaptive();
+  salvo__limiter_t l;
+  salvo__limiter_init(&l, &p);
+  /* answers sent before the probe (at more in flight) do not measure it */
+  for (int i = 0; i < 20; i++)
+    sample(&l, &p, 90000, 10, 0);
+  cr_assert(l.probing);
+  end_probe(&l, &p, 5000);
+  cr_assert_eq(salvo__limiter_limit(&l), 10, "then adaptive_initial");
+}
+
 Test(limiter, settles_near_the_capacity_of_the_server) {
   salvo_host_policy_t p = adaptive();
   salvo__limiter_t l;
   salvo__limiter_init(&l, &p);
-  cr_assert_eq(salvo__limiter_limit(&l), 10, "starts at adaptive_initial");
   unsigned lo, hi;
   drive(&l, &p, 100, 20, 50000, &lo, &hi); /* settle */
   drive(&l, &p, 200, 20, 50000, &lo, &hi);
@@ -226,33 +260,44 @@ Test(limiter, settles_near_the_capacity_of_the_server) {
                 (unsigned long)served_us(hi, 20, 50000));
 }
 
+/* A server that serves fewer at once than the starting limit: the probe saw
+ * no queueing, and the limit settles near the capacity. */
+Test(limiter, a_server_smaller_than_the_starting_limit) {
+  salvo_host_policy_t p = adaptive();
+  salvo__limiter_t l;
+  salvo__limiter_init(&l, &p);
+  unsigned lo, hi;
+  drive(&l, &p, 200, 4, 10000, &lo, &hi); /* settle */
+  drive(&l, &p, 300, 4, 10000, &lo, &hi);
+  cr_assert_geq(lo, 3, "it fell below the capacity: %u", lo);
+  /* it reached 19 when the floor was measured at the starting limit */
+  cr_assert_leq(hi, 10, "it queued past 2.5 x the capacity: %u", hi);
+}
+
 Test(limiter, falls_when_latency_rises_and_a_drop_cuts_a_fifth) {
   salvo_host_policy_t p = adaptive();
   p.adaptive_initial = 100;
   salvo__limiter_t l;
   salvo__limiter_init(&l, &p);
-  /* the first windows at 10 in flight: 5 ms, the no-load latency */
+  end_probe(&l, &p, 5000);
   for (int i = 0; i < 50; i++)
-    salvo__limiter_sample(&l, &p, 5000, 10, 0);
+    sample(&l, &p, 5000, 10, 0);
   unsigned before = salvo__limiter_limit(&l);
   cr_assert_eq(before, 100, "unused, it neither grew nor fell: %u", before);
   /* latency quadruples: the limit falls */
   for (int i = 0; i < 50; i++)
-    salvo__limiter_sample(&l, &p, 20000, 100, 0);
+    sample(&l, &p, 20000, 100, 0);
   unsigned after = salvo__limiter_limit(&l);
   cr_assert_lt(after, before, "latency x4 and the limit stayed at %u", after);
   /* a window with a drop in it: x 0.8 */
   double was = l.limit;
-  int changed = 0;
   for (int i = 0; i < 4; i++)
-    changed |= salvo__limiter_sample(&l, &p, 5000, 10, 0);
-  double mid = l.limit;
-  cr_assert_eq(mid, was, "no window closed yet");
+    sample(&l, &p, 5000, 10, 0);
+  cr_assert_eq(l.limit, was, "no window closed yet");
   int need = (int)ceil(fmax(5.0, l.limit / 2));
   for (int i = 4; i < need - 1; i++)
-    salvo__limiter_sample(&l, &p, 5000, 10, 0);
-  changed = salvo__limiter_sample(&l, &p, 0, 10, 1);
-  cr_assert(changed || salvo__limiter_limit(&l) == (unsigned)was);
+    sample(&l, &p, 5000, 10, 0);
+  sample(&l, &p, 0, 10, 1);
   cr_assert_float_eq(l.limit, fmax(was * 0.8, 1.0), 1e-9, "%f after %f", l.limit, was);
 }
 
@@ -260,8 +305,9 @@ Test(limiter, an_unused_limit_does_not_grow) {
   salvo_host_policy_t p = adaptive();
   salvo__limiter_t l;
   salvo__limiter_init(&l, &p);
+  end_probe(&l, &p, 1000);
   for (int i = 0; i < 1000; i++)
-    salvo__limiter_sample(&l, &p, 1000, 2, 0); /* the caller sends 2 at a time */
+    sample(&l, &p, 1000, 2, 0); /* the caller sends 2 at a time */
   cr_assert_eq(salvo__limiter_limit(&l), 10);
 }
 
@@ -271,25 +317,27 @@ Test(limiter, bounds_hold) {
   p.adaptive_max = 16;
   salvo__limiter_t l;
   salvo__limiter_init(&l, &p);
+  cr_assert_eq(salvo__limiter_limit(&l), 4, "a probe never goes below adaptive_min");
   unsigned lo, hi;
   drive(&l, &p, 200, 1000, 1000, &lo, &hi); /* a server that never queues */
   cr_assert_eq(hi, 16);
   for (int i = 0; i < 500; i++)
-    salvo__limiter_sample(&l, &p, 0, 16, 1); /* nothing but drops */
+    sample(&l, &p, 0, 16, 1); /* nothing but drops */
   cr_assert_eq(salvo__limiter_limit(&l), 4);
   cr_assert_eq(l.lowest, 4);
   cr_assert_eq(l.highest, 16);
   p.max_in_flight = 6;
   p.adaptive_max = 0;
   salvo__limiter_init(&l, &p);
-  cr_assert_eq(salvo__limiter_limit(&l), 6, "max_in_flight caps the start too");
+  cr_assert_eq((unsigned)l.limit, 6, "max_in_flight caps the start too");
   p.adaptive_min = 7; /* above max_in_flight: the minimum wins */
   salvo__limiter_init(&l, &p);
-  cr_assert_eq(salvo__limiter_limit(&l), 7);
+  cr_assert_eq((unsigned)l.limit, 7);
 }
 
-/* The server becomes four times slower for good: the limit falls to the
- * minimum, where the no-load latency is measured again, and climbs back. */
+/* The server becomes four times slower for good, and queues past 20: the
+ * limit falls, the floor is measured again (by a window at a probe's load
+ * or by the next probe) and the limit climbs back near the capacity. */
 Test(limiter, learns_a_slower_server_again) {
   salvo_host_policy_t p = adaptive();
   salvo__limiter_t l;
@@ -299,9 +347,25 @@ Test(limiter, learns_a_slower_server_again) {
   drive(&l, &p, 200, 20, 10000, &lo, &hi);
   cr_assert_geq(lo, 15);
   drive(&l, &p, 300, 20, 40000, &lo, &hi);
-  cr_assert_eq(lo, 1, "it fell to the minimum: %u", lo);
   drive(&l, &p, 200, 20, 40000, &lo, &hi);
-  cr_assert_geq(lo, 15, "it stayed starved at %u", lo);
+  cr_assert_geq(lo, 15, "it stayed low at %u", lo);
+}
+
+/* Latency rises for good without any queueing (a server of capacity 1000
+ * whose answers became 4 x slower): the limit dips, then grows back, and no
+ * window in between is sent at less than a probe's load. */
+Test(limiter, a_slower_server_that_does_not_queue_keeps_its_limit) {
+  salvo_host_policy_t p = adaptive();
+  p.adaptive_max = 64;
+  salvo__limiter_t l;
+  salvo__limiter_init(&l, &p);
+  unsigned lo, hi;
+  drive(&l, &p, 100, 1000, 2000, &lo, &hi);
+  cr_assert_eq(hi, 64);
+  drive(&l, &p, 100, 1000, 8000, &lo, &hi);
+  cr_assert_geq(lo, 3, "it fell to %u", lo);
+  drive(&l, &p, 100, 1000, 8000, &lo, &hi);
+  cr_assert_eq(lo, 64, "it did not grow back: %u", lo);
 }
 
 Test(policy, adaptive_fields_are_checked) {
