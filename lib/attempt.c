@@ -386,6 +386,10 @@ static int setup_once(salvo__slot_t *slot) {
   SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
   SETOPT(CURLOPT_OPENSOCKETDATA, slot);
   SETOPT(CURLOPT_CLOSESOCKETFUNCTION, salvo__conn_close_cb);
+  if (slot->share == NULL) { /* a new handle: never without a share (see engine->no_share) */
+    SETOPT(CURLOPT_SHARE, slot->engine->no_share);
+    slot->share = slot->engine->no_share;
+  }
   SETOPT(CURLOPT_CLOSESOCKETDATA, engine);
   SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
   SETOPT(CURLOPT_XFERINFODATA, slot);
@@ -450,9 +454,11 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
    * session another one made, so a crawl makes one full handshake per host,
    * not one per pooled handle per host. One share per host: libcurl 7.88
    * keeps 8 sessions in a share, too few for many hosts at once. A handle
-   * keeps no share while it carries plain http, so a forgotten host's share
-   * is held only by idle handles (salvo__engine_detach_share). */
+   * that carries plain http holds the engine's empty share, so a forgotten
+   * host's share is held only by idle handles (salvo__engine_detach_share). */
   CURLSH *share = req->is_https ? salvo__host_share(req->host) : NULL;
+  if (share == NULL)
+    share = engine->no_share;
   if (slot->share != share) {
     SETOPT(CURLOPT_SHARE, share);
     slot->share = share;

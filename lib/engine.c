@@ -253,8 +253,8 @@ salvo__slot_t *salvo__engine_get_slot(salvo_engine_t *engine) {
 void salvo__engine_detach_share(salvo_engine_t *engine, CURLSH *share) {
   for (salvo__slot_t *slot = engine->free_slots; slot != NULL; slot = slot->next_free)
     if (slot->share == share || slot->share == SALVO__SHARE_UNKNOWN) {
-      curl_easy_setopt(slot->easy, CURLOPT_SHARE, NULL);
-      slot->share = NULL;
+      curl_easy_setopt(slot->easy, CURLOPT_SHARE, engine->no_share);
+      slot->share = engine->no_share;
     }
 }
 
@@ -353,6 +353,7 @@ static void engine_free(salvo_engine_t *engine) {
   for (int i = 0; i < SALVO__LANES; i++)
     salvo__fair_free(&engine->lanes[i].ready);
   salvo__conns_free(&engine->conns);
+  curl_share_cleanup(engine->no_share); /* every easy handle is gone */
   free(engine->proxy_http);
   free(engine->proxy_https);
   free(engine->no_proxy);
@@ -519,6 +520,10 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   }
 
   rc = SALVO_EINTERNAL;
+  engine->no_share = curl_share_init();
+  if (engine->no_share == NULL ||
+      curl_share_setopt(engine->no_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
+    goto fail;
   long h1_cap = opts->max_host_connections ? opts->max_host_connections : (long)opts->max_in_flight;
   long h2_cap = opts->max_host_connections ? opts->max_host_connections : 4;
   engine->max_streams = opts->max_streams;

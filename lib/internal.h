@@ -299,8 +299,8 @@ typedef struct salvo__slot_s {
   size_t header_bytes;      /* response header bytes of this attempt */
   unsigned attempt_no;      /* the request's attempt number this slot carries */
   struct salvo__host_s *host; /* whose in-flight count this attempt is in, while on a lane */
-  CURLSH *share;            /* the share handle the easy handle is attached to (a host's TLS
-                               sessions), NULL = none, SALVO__SHARE_UNKNOWN after a reset */
+  CURLSH *share;            /* the share handle the easy handle is attached to: its host's TLS
+                               sessions, or engine->no_share; SALVO__SHARE_UNKNOWN after a reset */
   unsigned host_in_flight;  /* the host's in flight when it was added, itself included */
   unsigned sends;           /* times PREREQFUNCTION ran: libcurl replays count too */
   int local_port;           /* the connection the latest send went out on: local port, */
@@ -326,6 +326,9 @@ typedef struct salvo__slot_s {
 struct salvo_engine_s {
   uv_loop_t *loop;
   salvo__lane_t lanes[SALVO__LANES];
+  CURLSH *no_share;         /* an empty TLS session share for handles that carry plain http: a
+                               handle is never without one, since libcurl 7.88 leaks a handle's
+                               own session cache when a share replaces it */
   uv_idle_t deferred;       /* runs work that could not run inside libcurl's callbacks */
   int deferred_active;
   int multi_busy;           /* inside a curl_multi_* call: its callbacks may be running */
@@ -470,7 +473,7 @@ int salvo__host_has_room(const salvo__host_t *host);
 unsigned salvo__host_limit(const salvo__host_t *host);
 /* The share handle holding the host's TLS sessions, made on first need; NULL if it cannot be. */
 CURLSH *salvo__host_share(salvo__host_t *host);
-/* engine.c: pooled handles attached to |share| let go of it (before it is cleaned up). */
+/* engine.c: pooled handles attached to |share| move to engine->no_share (before it is cleaned up). */
 void salvo__engine_detach_share(salvo_engine_t *engine, CURLSH *share);
 /* "scheme://host:port" of a URL libcurl accepted; returns its length. */
 size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap);
