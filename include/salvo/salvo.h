@@ -400,9 +400,10 @@ typedef struct {
    * only transfers that can go out now: a host gets at most what its
    * connections carry (max_host_connections, x max_streams where it speaks
    * HTTP/2; a host not yet heard from gets max_host_connections until its
-   * first answer says which), and each lane at most max_connections
-   * (x max_streams where HTTP/2 may be used). The rest wait in their
-   * host's queue, holding no slot. */
+   * first answer says which), and each lane no more than its
+   * max_connections carry (one HTTP/1.1 request, or max_streams HTTP/2
+   * streams of one host, per connection). The rest wait in their host's
+   * queue, holding no slot. */
   size_t max_in_flight;        /* slots (64) */
   long max_connections;        /* open connections per lane (one for HTTP/1.1 only, one where HTTP/2
                                   may be used), 0 = no cap (0) */
