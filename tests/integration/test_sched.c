@@ -45,6 +45,18 @@ static int extra_server(void) {
   return faultd_port(extra[nextra++], FAULTD_PORT_HTTP);
 }
 
+/* Another server on its own port: TLS only, HTTP/1.1 by ALPN. */
+static faultd_t *h1_tls_server(void) {
+  faultd_opts_t o;
+  faultd_opts_init(&o);
+  for (int p = 0; p < FAULTD_PORTS; p++)
+    o.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
+  o.no_h2 = 1;
+  cr_assert_lt(nextra, MAX_SERVERS);
+  cr_assert_eq(faultd_start(&loop, &o, &extra[nextra], NULL), 0);
+  return extra[nextra++];
+}
+
 static void submit(const char *url, outcome_t *o) { submit_to(engine, "GET", url, NULL, o); }
 
 /* The most in flight seen for a host, sampled every few ms. */
@@ -296,13 +308,7 @@ Test(sched, an_http2_host_is_held_to_connections_times_streams) {
  * TLS sessions, so one full handshake is made and the others resume it; each
  * handle used to keep its own, and made its own full handshake (16 here). */
 Test(sched, tls_sessions_are_shared_across_handles) {
-  faultd_opts_t fo;
-  faultd_opts_init(&fo);
-  for (int p = 0; p < FAULTD_PORTS; p++)
-    fo.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
-  fo.no_h2 = 1;
-  cr_assert_eq(faultd_start(&loop, &fo, &extra[nextra], NULL), 0);
-  faultd_t *tls = extra[nextra++];
+  faultd_t *tls = h1_tls_server();
   salvo_engine_opts_t opts;
   salvo_engine_opts_init(&opts);
   opts.ca_file = faultd_cert_file(tls);
@@ -542,13 +548,7 @@ Test(sched, hedges_stay_within_the_host_limit) {
 Test(sched, max_connections_holds_across_hosts) {
   int ports[6];
   for (int h = 0; h < 6; h++) {
-    faultd_opts_t fo;
-    faultd_opts_init(&fo);
-    for (int p = 0; p < FAULTD_PORTS; p++)
-      fo.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
-    fo.no_h2 = 1;
-    cr_assert_eq(faultd_start(&loop, &fo, &extra[nextra], NULL), 0);
-    ports[h] = faultd_port(extra[nextra++], FAULTD_PORT_TLS);
+    ports[h] = faultd_port(h1_tls_server(), FAULTD_PORT_TLS);
   }
   salvo_engine_opts_t opts;
   salvo_engine_opts_init(&opts);
@@ -587,13 +587,7 @@ static void limit_ev(salvo_engine_t *e, const salvo_host_event_t *ev, void *ud) 
  * HTTP/1.1 connections over TLS) changes nothing: no event says it did, and
  * the stats' range stays within 4. */
 Test(sched, limit_events_only_when_the_hosts_limit_moves) {
-  faultd_opts_t fo;
-  faultd_opts_init(&fo);
-  for (int p = 0; p < FAULTD_PORTS; p++)
-    fo.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
-  fo.no_h2 = 1;
-  cr_assert_eq(faultd_start(&loop, &fo, &extra[nextra], NULL), 0);
-  faultd_t *tls = extra[nextra++];
+  faultd_t *tls = h1_tls_server();
   salvo_engine_opts_t opts;
   salvo_engine_opts_init(&opts);
   opts.ca_file = faultd_cert_file(tls);
@@ -635,13 +629,7 @@ Test(sched, limit_events_only_when_the_hosts_limit_moves) {
 Test(sched, tls_sessions_per_host_over_many_hosts) {
   int ports[48];
   for (int h = 0; h < 48; h++) {
-    faultd_opts_t fo;
-    faultd_opts_init(&fo);
-    for (int p = 0; p < FAULTD_PORTS; p++)
-      fo.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
-    fo.no_h2 = 1;
-    cr_assert_eq(faultd_start(&loop, &fo, &extra[nextra], NULL), 0);
-    ports[h] = faultd_port(extra[nextra++], FAULTD_PORT_TLS);
+    ports[h] = faultd_port(h1_tls_server(), FAULTD_PORT_TLS);
   }
   salvo_engine_opts_t opts;
   salvo_engine_opts_init(&opts);
