@@ -13,6 +13,13 @@
  * in socket buffers and would only pay for the callback. */
 #define SALVO__UPLOAD_PROGRESS_MIN (64 * 1024)
 
+int salvo__http_version(long curl_version) {
+  return curl_version == CURL_HTTP_VERSION_2_0   ? 20
+         : curl_version == CURL_HTTP_VERSION_1_1 ? 11
+         : curl_version == CURL_HTTP_VERSION_1_0 ? 10
+                                                 : 0;
+}
+
 salvo__outcome_t salvo__classify(CURLcode rc, long os_errno, int stop_reason, int sent,
                                  int64_t pretransfer_us) {
   salvo__outcome_t out;
@@ -267,10 +274,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
      * this attempt ends (it may stream, or stall, for long). */
     long version = 0;
     curl_easy_getinfo(slot->easy, CURLINFO_HTTP_VERSION, &version);
-    if (salvo__host_saw_version(req->host, version == CURL_HTTP_VERSION_2_0   ? 20
-                                           : version == CURL_HTTP_VERSION_1_1 ? 11
-                                           : version == CURL_HTTP_VERSION_1_0 ? 10
-                                                                              : 0))
+    if (salvo__host_saw_version(req->host, salvo__http_version(version)))
       salvo__engine_schedule(slot->engine); /* the pump runs from the loop */
     if (req->hedge != NULL) { /* two attempts run: the first response wins */
       if (req->winner != NULL && req->winner != slot) {

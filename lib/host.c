@@ -311,21 +311,17 @@ salvo__host_t *salvo__host_next_ready(salvo_engine_t *engine) {
 }
 
 void salvo__host_attempt_added(salvo__host_t *host, salvo__slot_t *slot) {
-  salvo_engine_t *engine = host->timer.data;
   slot->host = host;
   host->in_flight++;
   slot->host_in_flight = host->in_flight;
-  engine->lanes[host->lane].in_flight++;
   count_conns(host);
   unready(host); /* back in at the tail of the level above: round robin among equals */
   salvo__host_mark_ready(host);
 }
 
 void salvo__host_attempt_removed(salvo__host_t *host, salvo__slot_t *slot) {
-  salvo_engine_t *engine = host->timer.data;
   slot->host = NULL;
   host->in_flight--;
-  engine->lanes[host->lane].in_flight--;
   count_conns(host);
   if (!host->parked) { /* a parked host waits for its lane, not for itself */
     unready(host);
@@ -502,8 +498,9 @@ void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, 
     }
   }
 
+  int drop = overloaded(error, status);
   if (p->adaptive_concurrency && error != SALVO_ECANCELED && error != SALVO_EDEADLINE &&
-      (overloaded(error, status) || (error == 0 && status > 0))) {
+      (drop || (error == 0 && status > 0))) {
     unsigned before = salvo__host_limit(host);
     /* the event says when the host's limit moves, not when an adaptive
      * limit above its connection cap does */
@@ -512,8 +509,7 @@ void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, 
     curl_off_t ttfb = 0;
     curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
     uint64_t us = ttfb > 0 ? (uint64_t)ttfb : attempt_us;
-    if (salvo__limiter_sample(&host->limiter, p, now, us, slot->host_in_flight,
-                              overloaded(error, status)) &&
+    if (salvo__limiter_sample(&host->limiter, p, now, us, slot->host_in_flight, drop) &&
         salvo__host_limit(host) != before) {
       salvo__host_mark_ready(host); /* it may have room again */
       salvo__host_event(engine, host, SALVO_HOST_LIMIT_CHANGED);

@@ -227,7 +227,6 @@ typedef struct salvo__lane_s {
   CURLM *multi;
   uv_timer_t timer; /* libcurl's single timeout for this multi */
   int timeout_now;  /* libcurl asked for 0 ms: run it from the idle handle */
-  size_t in_flight; /* transfers on this multi */
   size_t conns_used;/* connections its hosts' in-flight requests need (host.c) */
   size_t max_conns; /* libcurl's total connection cap for it (max_connections), 0 = none */
   long host_conns;  /* its per-host connection cap, 0 = none */
@@ -540,6 +539,8 @@ typedef struct {
  * |sent| whether PREREQFUNCTION ran, |pretransfer_us| CURLINFO_PRETRANSFER_TIME_T. */
 salvo__outcome_t salvo__classify(CURLcode rc, long os_errno, int stop_reason, int sent,
                                  int64_t pretransfer_us);
+/* CURLINFO_HTTP_VERSION as salvo reports it: 20, 11, 10, or 0 if unknown. */
+int salvo__http_version(long curl_version);
 int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req);
 extern const char salvo__header_cap_detail[];
 void salvo__attempt_arm_timer(salvo__slot_t *slot);

@@ -1101,11 +1101,7 @@ void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc) {
   salvo_result_t *r = &req->result;
   r->status = status;
   r->reached_server = outcome.reached;
-  r->http_version = version == CURL_HTTP_VERSION_2_0   ? 20
-                    : version == CURL_HTTP_VERSION_1_1 ? 11
-                    : version == CURL_HTTP_VERSION_1_0 ? 10
-                                                       : 0;
-  salvo__host_saw_version(req->host, r->http_version);
+  r->http_version = salvo__http_version(version); /* the host learned it at the first byte */
   r->timings.dns_us = (uint64_t)(namelookup > 0 ? namelookup : 0);
   r->timings.connect_us = connect > 0 ? us_between(namelookup, connect) : 0;
   r->timings.tls_us = appconnect > 0 ? us_between(connect, appconnect) : 0;
