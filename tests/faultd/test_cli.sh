@@ -12,7 +12,13 @@ trap 'rm -rf "$dir"' EXIT
 "$faultd" --host 0.0.0.0 --lifetime 1 >/dev/null 2>"$dir/err"; rc=$?
 [ $rc -eq 1 ] || fail "--host 0.0.0.0 exited $rc, want 1"
 grep -q "loopback only" "$dir/err" || fail "no loopback message: $(cat "$dir/err")"
-"$faultd" --host 192.168.1.1 --lifetime 1 >/dev/null 2>&1 && fail "a private address was accepted"
+# refused for being off loopback, not for any other reason (a failure to start
+# at all would pass a bare "exit status is not 0")
+"$faultd" --host 192.168.1.1 --lifetime 1 >/dev/null 2>"$dir/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "loopback only" "$dir/err" || fail "--host 192.168.1.1: rc $rc, $(cat "$dir/err")"
+# and loopback itself is accepted: the refusals above are not a blanket refusal
+"$faultd" --host 127.0.0.1 --lifetime 1 >"$dir/lo" 2>"$dir/err"; rc=$?
+[ $rc -eq 0 ] && grep -q '"http":' "$dir/lo" || fail "--host 127.0.0.1: rc $rc, $(cat "$dir/err")"
 "$faultd" --no-such-option >/dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] || fail "unknown option exited $rc, want 2"
 "$faultd" --lifetime abc >/dev/null 2>"$dir/err"; rc=$?

@@ -39,7 +39,9 @@ static void setup(void) {
   memset(events, 0, sizeof(events));
 }
 
-TestSuite(protect, .init = setup, .fini = fixture_teardown, .timeout = 120);
+static void teardown(void); /* stops the extra servers too: see start_extra() */
+
+TestSuite(protect, .init = setup, .fini = teardown, .timeout = 120);
 
 static void start_engine(void (*tweak)(salvo_engine_opts_t *)) {
   salvo_engine_opts_t opts;
@@ -525,6 +527,7 @@ Test(protect, hedge_delay_follows_the_hosts_p95_once_known) {
 #define EV_WAVE 10
 static faultd_t *extra[EV_HOSTS];
 static char extra_base[EV_HOSTS][64];
+static int nextra; /* started, so stopped by the teardown even after a failed assertion */
 
 static void start_extra(int n) {
   faultd_opts_t fo;
@@ -533,14 +536,19 @@ static void start_extra(int n) {
     fo.port[p] = p == FAULTD_PORT_HTTP ? 0 : -1;
   for (int i = 0; i < n; i++) {
     cr_assert_eq(faultd_start(&loop, &fo, &extra[i], NULL), 0);
+    nextra = i + 1;
     snprintf(extra_base[i], sizeof(extra_base[i]), "http://127.0.0.1:%d",
              faultd_port(extra[i], FAULTD_PORT_HTTP));
   }
 }
 
-static void stop_extra(int n) {
-  for (int i = 0; i < n; i++)
+/* A failed assertion ends the test at once: what it started must stop here,
+ * or the loop would run until the test's timeout with the servers listening. */
+static void teardown(void) {
+  for (int i = 0; i < nextra; i++)
     faultd_close(extra[i]);
+  nextra = 0;
+  fixture_teardown();
 }
 
 static int has_host(const char *b) {
@@ -586,7 +594,6 @@ Test(protect, idle_hosts_past_max_hosts_are_forgotten_least_recent_first) {
   cr_assert_eq(again.status, 200);
   cr_assert(has_host(extra_base[0]) && !has_host(extra_base[EV_HOSTS - 10]));
   cr_assert_eq(host_stats(extra_base[0])->requests, 1, "its old counts are gone");
-  stop_extra(EV_HOSTS);
 }
 
 static void three_hosts(salvo_engine_opts_t *o) {
@@ -627,7 +634,6 @@ Test(protect, busy_paused_and_own_policy_hosts_are_never_forgotten) {
   cr_assert_gt(host_stats(extra_base[1])->paused_ms, 1000, "its pause is remembered");
   run_until(&busy, 1);
   cr_assert_eq(busy.status, 200);
-  stop_extra(6);
 }
 
 static void one_slot_one_host(salvo_engine_opts_t *o) {
@@ -658,5 +664,4 @@ Test(protect, a_host_forgotten_right_after_its_queue_was_canceled_is_not_served_
   cr_assert_eq(next.status, 200);
   cr_assert(!has_host(extra_base[1]), "host 1 was forgotten");
   cr_assert_eq(faultd_count(extra[1], "/ok"), 0, "its canceled request was never sent");
-  stop_extra(3);
 }

@@ -190,7 +190,7 @@ Test(soak, a_hundred_thousand_requests_under_faults, .timeout = 1200, .fini = st
   json_int_t server_total = json_integer_value(json_object_get(doc, "requests"));
   json_t *ids = json_object_get(doc, "request_ids");
 
-  size_t twice = 0, ok_kinds = 0, proto = 0;
+  size_t twice = 0, unseen = 0, ok_kinds = 0, proto = 0;
   for (size_t i = 0; i < total; i++) {
     cr_assert_eq(reqs[i].calls, 1, "request %zu completed %d times", i, reqs[i].calls);
     proto += reqs[i].error == SALVO_EPROTO;
@@ -200,6 +200,7 @@ Test(soak, a_hundred_thousand_requests_under_faults, .timeout = 1200, .fini = st
       snprintf(id, sizeof(id), "soak-%zu", i);
       json_int_t seen = json_integer_value(json_object_get(ids, id));
       twice += seen > 1;
+      unseen += seen == 0; /* every fault here comes after the server read the request */
       ok_kinds++;
     }
   }
@@ -212,6 +213,11 @@ Test(soak, a_hundred_thousand_requests_under_faults, .timeout = 1200, .fini = st
   /* none of these faults makes a malformed response: one would mean bytes
    * left over on a connection (as a HEAD with a body once did) */
   cr_assert_eq(proto, 0, "%zu requests ended with protocol_error", proto);
+  /* the server must have recorded every keyless POST once: a check that finds
+   * no ids at all would pass "never twice" without looking */
+  cr_assert_gt(ok_kinds, total / 10, "only %zu keyless POSTs in the mix", ok_kinds);
+  cr_assert_eq(unseen, 0, "the server recorded no X-Request-ID for %zu keyless POSTs (of %zu)", unseen,
+               ok_kinds);
   cr_assert_eq(twice, 0, "%zu keyless POSTs (of %zu) reached the server twice", twice, ok_kinds);
   cr_assert_eq((uint64_t)server_total, sends_reported + 1,
                "the server received %lld requests, salvo reports %llu sends (+1 for /counters)",
