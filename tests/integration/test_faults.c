@@ -284,14 +284,7 @@ static void run_matrix(int protocol) {
 }
 
 Test(faults, matrix_over_http1, .timeout = 300) { run_matrix(H1); }
-Test(faults, matrix_over_http2, .timeout = 300) {
-  /* Over TLS, 20-50x slower, libcurl's own resends of a refused stream can
-   * outlast even the stretched attempt timeout (1 run in 3): the H2 cases'
-   * outcomes depend on timing there, so memcheck runs the HTTP/1.1 half only. */
-  if (getenv("SALVO_UNDER_VALGRIND") != NULL)
-    cr_skip_test("its outcomes over TLS depend on timing that valgrind stretches");
-  run_matrix(H2);
-}
+Test(faults, matrix_over_http2, .timeout = 300) { run_matrix(H2); }
 
 /* libcurl replays a request by itself when a reused connection returns
  * nothing. For a POST that would be a second submission the server may act
