@@ -331,6 +331,9 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     } else {
       memset(p->body, 'x', a);
       p->body_len = a;
+      char param[8];
+      query_param(url, "chunked", param, sizeof(param));
+      p->chunked = strcmp(param, "1") == 0;
     }
   } else if (strcmp(path, "/headers") == 0) {
     set_body(p, req->headers, req->headers_len);
@@ -606,14 +609,31 @@ static void h1_respond(conn_t *c, const fault_plan_t *p) {
     h1_head(c, p->status, cl, all);
     free(all);
     free(huge);
+  } else if (p->chunked) {
+    size_t used = strlen(extra);
+    snprintf(extra + used, sizeof(extra) - used, "Transfer-Encoding: chunked\r\n");
+    h1_head(c, p->status, NULL, extra);
   } else {
     h1_head(c, p->status, cl, extra);
   }
   /* A response to HEAD has no body (RFC 9110 9.3.2). Sending one left the
    * bytes in front of the next response on the connection, which the soak
    * test met as protocol_error on a later request. */
-  if (strcmp(c->req.method, "HEAD") != 0)
+  if (strcmp(c->req.method, "HEAD") == 0)
+    return;
+  if (!p->chunked) {
     faultd__conn_write(c, p->body, p->body_len);
+    return;
+  }
+  for (size_t off = 0; off < p->body_len; off += 4096) { /* chunks of 4 KiB */
+    size_t n = p->body_len - off < 4096 ? p->body_len - off : 4096;
+    char size[24];
+    int sl = snprintf(size, sizeof(size), "%zx\r\n", n);
+    faultd__conn_write(c, size, (size_t)sl);
+    faultd__conn_write(c, p->body + off, n);
+    faultd__conn_write(c, "\r\n", 2);
+  }
+  faultd__conn_write(c, "0\r\n\r\n", 5);
 }
 
 static void h1_sleep_done(uv_timer_t *t) {

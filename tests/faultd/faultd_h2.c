@@ -129,7 +129,8 @@ static void respond(stream_t *st, const char *content_length) {
   nghttp2_nv nva[12];
   size_t n = 0;
   nva[n++] = (nghttp2_nv)NV(":status", status);
-  nva[n++] = (nghttp2_nv)NV("content-length", content_length);
+  if (!p->chunked)
+    nva[n++] = (nghttp2_nv)NV("content-length", content_length);
   nva[n++] = (nghttp2_nv)NV("content-type", p->content_type ? p->content_type : "text/plain");
   nva[n++] = (nghttp2_nv)NV("x-test", "yes");
   nva[n++] = (nghttp2_nv)NV("x-test", "last");

@@ -48,6 +48,7 @@ typedef struct {
   unsigned goaway_after;  /* /h2/goaway-after/N: 0 = no */
   int end_after;          /* HTTP/1.1: after the answer, 1 = close, 2 = reset (RST) */
   int announce_close;     /* send "Connection: close" with the answer */
+  int chunked;            /* no Content-Length: HTTP/1.1 chunked, HTTP/2 DATA up to END_STREAM */
   char queue_ms[16];      /* X-Queue-Ms value, "" = none */
   struct {
     unsigned limit;       /* N: requests of the pool served at once */

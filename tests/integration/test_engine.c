@@ -243,6 +243,46 @@ Test(engine, body_cap_streaming_and_abort) {
   cr_assert_eq(o[2].error, SALVO_EABORTED, "got %s", salvo_err_name(o[2].error));
 }
 
+/* A chunked body says no length up front, so libcurl's own size check
+ * (CURLOPT_MAXFILESIZE, from Content-Length) cannot see it: salvo's cap must
+ * stop it, buffered or streamed, at the first byte past the cap and not one
+ * before. */
+Test(engine, body_cap_holds_on_a_chunked_body_with_no_length) {
+  start_engine(NULL);
+  enum { CAP = 10000 };
+  const struct {
+    const char *path;
+    int stream;
+    int error;
+  } cases[] = {
+      {"/bytes/10000?chunked=1", 0, 0},  {"/bytes/10001?chunked=1", 0, SALVO_EBODYLIMIT},
+      {"/bytes/60000?chunked=1", 0, SALVO_EBODYLIMIT},
+      {"/bytes/10000?chunked=1", 1, 0},  {"/bytes/10001?chunked=1", 1, SALVO_EBODYLIMIT},
+      {"/bytes/60000?chunked=1", 1, SALVO_EBODYLIMIT},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    outcome_t o = {0};
+    salvo_request_t *req;
+    stream_bytes = 0;
+    stream_stop_after = 0;
+    cr_assert_eq(salvo_request_new(engine, "GET", url(cases[i].path), &req), 0);
+    cr_assert_eq(salvo_request_set_max_body_size(req, CAP), 0);
+    if (cases[i].stream)
+      cr_assert_eq(salvo_request_set_data_cb(req, count_data), 0);
+    cr_assert_eq(salvo_request_submit(req, record_cb, &o), 0);
+    run_until_done(&o, 1);
+    const char *how = cases[i].stream ? "streamed" : "buffered";
+    cr_assert_eq(o.error, cases[i].error, "%s %s: %s", how, cases[i].path, salvo_err_name(o.error));
+    cr_assert_eq(o.attempts, 1, "%s %s: a body over the cap is not fetched again", how,
+                 cases[i].path);
+    if (cases[i].error == 0)
+      cr_assert_eq(cases[i].stream ? (size_t)stream_bytes : o.body_len, CAP, "%s: the whole body",
+                   how);
+    else if (cases[i].stream)
+      cr_assert_leq(stream_bytes, CAP, "streamed past the cap: %d bytes", stream_bytes);
+  }
+}
+
 Test(engine, cancel_queued_and_in_flight_completes_each_once) {
   salvo_engine_opts_t opts;
   salvo_engine_opts_init(&opts);
