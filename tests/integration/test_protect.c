@@ -251,6 +251,67 @@ Test(protect, token_bucket_paces_a_host_and_a_hopeless_wait_has_its_own_class) {
                late_sent, limited);
 }
 
+/* A request that the host's bucket or pause would hold past its deadline or
+ * queue timeout ends when that is known, not when the time runs out: the
+ * class alone would not tell the two apart, the elapsed time does. */
+static void submit_within(const char *path, uint64_t deadline_ms, uint64_t queue_ms, pout_t *o) {
+  char url[128];
+  snprintf(url, sizeof(url), "%s%s", base, path);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0);
+  salvo_timeouts_t t;
+  salvo_timeouts_init(&t);
+  t.deadline_ms = deadline_ms;
+  t.queue_ms = queue_ms;
+  cr_assert_eq(salvo_request_set_timeouts(req, &t), 0);
+  cr_assert_eq(salvo_request_submit(req, done_cb, o), 0);
+}
+
+static void check_ended_early(const pout_t *o, const char *what) {
+  cr_assert_eq(o->error, SALVO_ERATELIMIT, "%s: %s", what, salvo_err_name(o->error));
+  cr_assert_eq(o->stop, SALVO_STOP_RATE_LIMIT, "%s", what);
+  cr_assert_eq(o->attempts, 0, "%s: never sent", what);
+  cr_assert_lt(o->elapsed_us, 1000000, "%s: ended after %llu ms, not at once", what,
+               (unsigned long long)(o->elapsed_us / 1000));
+}
+
+static void one_per_four_seconds(salvo_engine_opts_t *o) {
+  o->hosts.rate = 0.25;
+  o->hosts.burst = 1;
+  o->retry.max_attempts = 1;
+}
+
+Test(protect, a_hopeless_wait_for_a_token_or_a_pause_ends_at_once) {
+  start_engine(one_per_four_seconds);
+  pout_t first = {0}, by_deadline = {0}, by_queue = {0};
+  submit(base, "/ok", &first); /* takes the only token: the next is 4 s away */
+  run_until(&first, 1);
+  cr_assert_eq(first.status, 200);
+  /* a 4 s wait cannot fit in 2.5 s: over at once, not after 2.5 s */
+  submit_within("/ok", 2500, 0, &by_deadline);
+  run_until(&by_deadline, 1);
+  check_ended_early(&by_deadline, "token past the deadline");
+  submit_within("/ok", 0, 2500, &by_queue);
+  run_until(&by_queue, 1);
+  check_ended_early(&by_queue, "token past the queue timeout");
+
+  /* a host paused for 10 s by Retry-After: 3 s deadlines end now */
+  fixture_close_engine();
+  start_engine(one_attempt);
+  pout_t pause = {0}, p_deadline = {0}, p_queue = {0};
+  submit(base, "/status/503?retry-after=10", &pause);
+  run_until(&pause, 1);
+  cr_assert_eq(pause.status, 503);
+  cr_assert_eq(events[SALVO_HOST_PAUSED], 1);
+  submit_within("/ok", 3000, 0, &p_deadline);
+  submit_within("/ok", 0, 3000, &p_queue);
+  run_until(&p_deadline, 1);
+  run_until(&p_queue, 1);
+  check_ended_early(&p_deadline, "pause past the deadline");
+  check_ended_early(&p_queue, "pause past the queue timeout");
+  cr_assert_eq(faultd_count(srv, "/ok"), 1, "only the first reached the server");
+}
+
 /* --------------------------------------------------------- retry budget */
 
 #define BUDGET_N 200
