@@ -313,6 +313,89 @@ Test(engine, cancel_queued_and_in_flight_completes_each_once) {
   cr_assert_eq(faultd_count(srv, "/hang"), 10);
 }
 
+/* Races inside one loop turn. The in-process server answers every request
+ * from timers that fire together, so the client's sockets turn readable in
+ * one poll: the first completion's done callback runs while the others'
+ * answers are already in, each about to complete in the same turn. What that
+ * callback does to them (cancel them, close the engine) must leave each with
+ * exactly one completion and touch no freed memory (these run under ASan and
+ * valgrind too). */
+enum { RACE_N = 48 };
+static outcome_t race_o[RACE_N];
+static salvo_request_t *race_req[RACE_N];
+static int race_cancel_rc_bad, race_closes;
+
+static void race_submit(salvo_done_cb cb) {
+  memset(race_o, 0, sizeof(race_o));
+  race_cancel_rc_bad = race_closes = 0;
+  for (int i = 0; i < RACE_N; i++) {
+    char u[128];
+    snprintf(u, sizeof(u), "%s/sleep/300?u=%d", base, i); /* all answered in one burst */
+    cr_assert_eq(salvo_request_new(engine, "GET", u, &race_req[i]), 0);
+    cr_assert_eq(salvo_request_submit(race_req[i], cb, &race_o[i]), 0);
+  }
+}
+
+/* The first to complete cancels every request that has not completed yet,
+ * some of which have their completion already queued. */
+static void cancel_the_rest(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  record_cb(req, r, ud);
+  if (race_closes++ == 0) /* the first completion */
+    for (int i = 0; i < RACE_N; i++)
+      if (race_o[i].calls == 0 && salvo_request_cancel(race_req[i]) != 0)
+        race_cancel_rc_bad++;
+}
+
+static void race_engine(void) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.http_version = SALVO_HTTP_1_1;
+  opts.max_host_connections = RACE_N; /* one connection each */
+  start_engine(&opts);
+}
+
+Test(engine, cancel_from_a_done_callback_of_requests_whose_completion_is_queued) {
+  race_engine();
+  race_submit(cancel_the_rest);
+  run_until_done(race_o, RACE_N);
+  for (int i = 0; i < 10; i++)
+    uv_run(&loop, UV_RUN_NOWAIT); /* a second completion would show here */
+  int ok = 0, canceled = 0;
+  for (int i = 0; i < RACE_N; i++) {
+    cr_assert_eq(race_o[i].calls, 1, "[%d] completed %d times", i, race_o[i].calls);
+    ok += race_o[i].error == 0 && race_o[i].status == 200;
+    canceled += race_o[i].error == SALVO_ECANCELED;
+  }
+  cr_assert_eq(race_cancel_rc_bad, 0, "cancelling a request not yet completed returns 0");
+  cr_assert_eq(ok + canceled, RACE_N, "%d ok, %d canceled: nothing else", ok, canceled);
+  cr_assert_geq(ok, 2, "no cancelled request got its answer in the same turn: the race did not happen");
+  cr_log_info("cancel race: %d answered (completion already queued), %d canceled", ok, canceled);
+}
+
+static void close_engine_in_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
+  record_cb(req, r, ud);
+  if (race_closes++ == 0)
+    salvo_engine_close(salvo_request_engine(req), on_closed, NULL);
+}
+
+Test(engine, close_from_a_done_callback_with_completions_queued) {
+  race_engine();
+  race_submit(close_engine_in_cb);
+  uint64_t t0 = uv_hrtime();
+  while (!engine_closed && ms_since(t0) < 30000)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(engine_closed, 1, "the close callback ran once");
+  int ok = 0, canceled = 0;
+  for (int i = 0; i < RACE_N; i++) {
+    cr_assert_eq(race_o[i].calls, 1, "[%d] completed %d times", i, race_o[i].calls);
+    ok += race_o[i].error == 0 && race_o[i].status == 200;
+    canceled += race_o[i].error == SALVO_ECANCELED;
+  }
+  cr_assert_geq(ok, 2, "no other completion was queued behind the close: the race did not happen");
+  cr_assert_eq(ok + canceled, RACE_N, "%d ok, %d canceled: nothing else", ok, canceled);
+  cr_log_info("close race: %d answered, %d canceled", ok, canceled);
+}
+
 static outcome_t close_o[100];
 static int submit_after_close_rc;
 
