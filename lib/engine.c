@@ -190,7 +190,7 @@ static void curl_timer_fired(uv_timer_t *timer) {
   socket_action(lane, CURL_SOCKET_TIMEOUT, 0);
 }
 
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+int salvo__lane_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
   (void)multi;
   salvo__lane_t *lane = userp;
   /* Runs inside libcurl: only arm something; socket_action happens from the
@@ -546,7 +546,7 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
       goto fail_multi;
     if (curl_multi_setopt(lane->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
         curl_multi_setopt(lane->multi, CURLMOPT_SOCKETDATA, lane) != CURLM_OK ||
-        curl_multi_setopt(lane->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
+        curl_multi_setopt(lane->multi, CURLMOPT_TIMERFUNCTION, salvo__lane_timer_cb) != CURLM_OK ||
         curl_multi_setopt(lane->multi, CURLMOPT_TIMERDATA, lane) != CURLM_OK ||
         curl_multi_setopt(lane->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                           i == SALVO__LANE_H1 ? h1_cap : h2_cap) != CURLM_OK ||

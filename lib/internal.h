@@ -504,6 +504,10 @@ int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_u
 void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, int error,
                                long status, uint64_t attempt_us);
 void salvo__engine_schedule(salvo_engine_t *engine);
+/* libcurl's CURLMOPT_TIMERFUNCTION for a lane (|userp|): -1 stops the lane's
+ * timer, 0 runs the timeout from the engine's idle pass (never a 0 ms uv
+ * timer: see engine.c), more starts the timer. */
+int salvo__lane_timer_cb(CURLM *multi, long timeout_ms, void *userp);
 int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
 void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
 void salvo__engine_handle_closed(salvo_engine_t *engine);

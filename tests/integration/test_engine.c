@@ -11,6 +11,7 @@
 
 #include "fixture.h"
 #include "harness.h"
+#include "internal.h"
 
 
 /* The engine suite checks what one attempt does; retries have their own. */
@@ -394,6 +395,34 @@ Test(engine, close_from_a_done_callback_with_completions_queued) {
   cr_assert_geq(ok, 2, "no other completion was queued behind the close: the race did not happen");
   cr_assert_eq(ok + canceled, RACE_N, "%d ok, %d canceled: nothing else", ok, canceled);
   cr_log_info("close race: %d answered, %d canceled", ok, canceled);
+}
+
+/* libcurl's "time out now" (0 ms) must not become a 0 ms uv timer: libuv
+ * < 1.48 runs a 0 ms timer restarted from its own callback again in the same
+ * pass, so the loop spins in its timer phase without polling or freeing
+ * anything (238 MB at 60k HTTP/2 requests, once). The heap-bound test in
+ * it_nginx passes with that bug back in, so the path is checked here
+ * directly: 0 ms leaves the lane's timer stopped and schedules the engine's
+ * idle pass, which then runs the timeout once; -1 stops the timer; N ms
+ * starts it for N ms. */
+Test(engine, a_zero_ms_curl_timeout_runs_from_the_idle_pass_not_a_timer) {
+  start_engine(NULL);
+  salvo__lane_t *lane = &engine->lanes[0];
+  cr_assert_eq(salvo__lane_timer_cb(lane->multi, 250, lane), 0);
+  cr_assert(uv_is_active((uv_handle_t *)&lane->timer), "250 ms: the lane's timer runs");
+  cr_assert(uv_timer_get_due_in(&lane->timer) > 200, "due in %llu ms",
+            (unsigned long long)uv_timer_get_due_in(&lane->timer));
+  cr_assert_eq(lane->timeout_now, 0);
+  cr_assert_eq(salvo__lane_timer_cb(lane->multi, 0, lane), 0);
+  cr_assert(!uv_is_active((uv_handle_t *)&lane->timer), "0 ms: no uv timer (it would spin)");
+  cr_assert_eq(lane->timeout_now, 1, "0 ms: left for the idle pass");
+  cr_assert(uv_is_active((uv_handle_t *)&engine->deferred), "the idle pass is scheduled");
+  uv_run(&loop, UV_RUN_NOWAIT);
+  cr_assert_eq(lane->timeout_now, 0, "the idle pass ran the timeout");
+  cr_assert_eq(salvo__lane_timer_cb(lane->multi, 40, lane), 0);
+  cr_assert_eq(salvo__lane_timer_cb(lane->multi, -1, lane), 0);
+  cr_assert(!uv_is_active((uv_handle_t *)&lane->timer), "-1: the timer stops");
+  cr_assert_eq(lane->timeout_now, 0);
 }
 
 static outcome_t close_o[100];
