@@ -230,7 +230,7 @@ static void start_with(void (*tweak)(salvo_engine_opts_t *)) {
 /* Salvo promises (salvo.h, README): once a hop leaves the first origin, the
  * credentials are not sent again "for the rest of the hops", so a chain that
  * comes back to their own origin does not bring them back. */
-Test(redirect, credentials_stay_dropped_when_the_chain_comes_back_to_their_origin) {
+Test(redirect, credentials_stay_dropped_for_every_later_hop_even_back_at_their_origin) {
   start_other();
   start(1, 0);
   char path[512];
@@ -246,6 +246,15 @@ Test(redirect, credentials_stay_dropped_when_the_chain_comes_back_to_their_origi
   cr_assert_null(strstr(o.body, "sid=1"), "Cookie came back with the origin: %s", o.body);
   cr_assert_null(strstr(o.body, "Basic pp"), "Proxy-Authorization came back with the origin");
   cr_assert(strstr(o.body, "kept") != NULL, "other headers go on: %s", o.body);
+  /* A -> B -> B/headers: the second hop stays on B, where they must not go either */
+  snprintf(path, sizeof(path), "%s/redirect/302?to=%s/redirect/302?to=/headers", base, other_base);
+  o = fetch("GET", path, NULL, secrets);
+  cr_assert_eq(o.status, 200, "%s %s", salvo_err_name(o.error), o.detail);
+  cr_assert_eq(o.redirects, 2);
+  cr_assert_eq(faultd_count(other, "/headers"), 1, "the chain ended at B");
+  cr_assert_null(strstr(o.body, "Bearer tok"), "Authorization reached B on its second hop: %s", o.body);
+  cr_assert_null(strstr(o.body, "sid=1"), "Cookie reached B on its second hop: %s", o.body);
+  cr_assert_null(strstr(o.body, "Basic pp"), "Proxy-Authorization reached B on its second hop");
   /* the same chain that never leaves A keeps them on every hop */
   snprintf(path, sizeof(path), "%s/redirect/302?to=/redirect/307?to=/headers", base);
   o = fetch("GET", path, NULL, secrets);
