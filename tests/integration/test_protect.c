@@ -809,16 +809,19 @@ Test(protect, retry_after_wins_over_ratelimit_reset) {
             (unsigned long long)pause);
 }
 
-Test(protect, a_request_that_cannot_outlast_the_pause_ends_rate_limited_unsent) {
+/* A request whose deadline ends before the host's pause does fails fast:
+ * rate_limited, never sent, without sitting out its deadline; one whose
+ * deadline outlasts the pause goes after it. */
+Test(protect, a_request_that_cannot_outlast_the_pause_ends_rate_limited_at_once_unsent) {
   start_engine(one_attempt);
   pout_t first = {0}, short_deadline = {0}, long_deadline = {0};
-  submit(base, "/status/429?retry-after=2", &first);
+  submit(base, "/status/429?retry-after=3", &first);
   run_until(&first, 1);
   char url[128];
   snprintf(url, sizeof(url), "%s/ok", base);
   salvo_timeouts_t t;
   salvo_timeouts_init(&t);
-  t.deadline_ms = 500;
+  t.deadline_ms = 2000;
   salvo_request_t *req;
   cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0);
   cr_assert_eq(salvo_request_set_timeouts(req, &t), 0);
@@ -828,11 +831,13 @@ Test(protect, a_request_that_cannot_outlast_the_pause_ends_rate_limited_unsent) 
   cr_assert_eq(short_deadline.error, SALVO_ERATELIMIT, "%s", salvo_err_name(short_deadline.error));
   cr_assert_eq(short_deadline.stop, SALVO_STOP_RATE_LIMIT);
   cr_assert_eq(short_deadline.attempts, 0, "never sent");
-  cr_assert_lt(short_deadline.elapsed_us, 1500000 * time_scale(), "it did not sit out the pause");
+  cr_assert_lt(short_deadline.elapsed_us, 1500000,
+               "it failed fast instead of waiting for its 2 s deadline (%llu us)",
+               (unsigned long long)short_deadline.elapsed_us);
   cr_assert_eq(long_deadline.calls, 0, "the other waits for the pause");
   run_until(&long_deadline, 1);
   cr_assert_eq(long_deadline.status, 200);
-  cr_assert_gt(long_deadline.elapsed_us, 1200000, "after the 2 s pause (%llu us)",
+  cr_assert_gt(long_deadline.elapsed_us, 2000000, "after the 3 s pause (%llu us)",
                (unsigned long long)long_deadline.elapsed_us);
   cr_assert_eq(faultd_count(srv, "/ok"), 1, "only the one that outlasted the pause was sent");
 }
