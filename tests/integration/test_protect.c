@@ -764,8 +764,8 @@ Test(protect, a_retry_after_past_max_pause_ms_pauses_the_host_only_max_pause_ms)
   cr_assert_eq(events[SALVO_HOST_PAUSED], 1);
   cr_assert_eq(nevents, 1);
   uint64_t pause = event_log[0].until_ms - event_log[0].now_ms;
-  cr_assert_eq(pause, pause_cap_ms, "the pause is capped at max_pause_ms (%llu ms)",
-               (unsigned long long)pause);
+  cr_assert(pause <= pause_cap_ms && pause >= pause_cap_ms * 9 / 10,
+            "the pause is capped at max_pause_ms (%llu ms)", (unsigned long long)pause);
   uint64_t left = host_stats(base)->paused_ms;
   cr_assert(left > 0 && left <= pause_cap_ms, "paused for %llu ms more", (unsigned long long)left);
   submit(base, "/ok", &next);
