@@ -1,7 +1,9 @@
 /* Per-host protection against salvo-faultd: the adaptive rate converging on
- * a rate-limiting server, host pauses, the rate limit's own class, the retry
- * budget under total failure, the circuit breaker on a dead host while
- * another host flows, and hedging against a tail of stalls. */
+ * a rate-limiting server, host pauses (which answers pause, the cap, the
+ * switch), the rate limit's own class, the retry budget under total failure,
+ * the circuit breaker (what counts as a failure, the break time over its
+ * life, probes) on a dead host while another host flows, and hedging
+ * against a tail of stalls. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,8 @@
 /* Redirects against salvo-faultd: off by default; when on, the hop limit, the
- * method rules of RFC 9110, credentials dropped on an origin change, no
- * https-to-http downgrade, http(s) only. */
+ * method rules of RFC 9110, credentials dropped on an origin change (for
+ * every later hop, whatever the case of their names, from default headers
+ * and the URL too), no https-to-http downgrade, http(s) only; hops do not
+ * use up or add retries, and each gets its record in the history. */
 #include <stdio.h>
 #include <string.h>
 
