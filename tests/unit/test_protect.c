@@ -188,6 +188,59 @@ Test(breaker, a_failed_probe_reopens_for_twice_as_long) {
   cr_assert_eq(br.state, SALVO_CIRCUIT_OPEN);
 }
 
+/* Opens the circuit at |now| with failures, and returns its break. */
+static uint64_t break_after(salvo__breaker_t *br, const salvo_host_policy_t *p, uint64_t now,
+                            int probe, uint64_t *rng) {
+  cr_assert_eq(salvo__breaker_record(br, p, now, 1, probe, rng), SALVO_HOST_CIRCUIT_OPENED);
+  return br->open_until_ms - now;
+}
+
+/* The break: breaker_break_ms, doubling on each failed probe, never past
+ * breaker_max_break_ms, and back to breaker_break_ms once a probe closed it.
+ * +/-20% jitter each time. */
+Test(breaker, break_time_doubles_up_to_the_cap_and_starts_over_after_closing) {
+  salvo_host_policy_t p = pol();
+  p.breaker = 1;
+  p.breaker_consecutive = 1;
+  p.breaker_break_ms = 1000;
+  p.breaker_max_break_ms = 5000;
+  salvo__breaker_t br;
+  salvo__breaker_init(&br, &p);
+  uint64_t rng = 11, now = 1000;
+  int ev;
+  static const uint64_t nominal[] = {1000, 2000, 4000, 5000, 5000};
+  for (int i = 0; i < 5; i++) {
+    uint64_t b = break_after(&br, &p, now, i > 0, &rng);
+    cr_assert(b >= nominal[i] * 8 / 10 && b <= nominal[i] * 12 / 10,
+              "break %d: %llu ms, expected %llu +/-20%%", i, (unsigned long long)b,
+              (unsigned long long)nominal[i]);
+    now = br.open_until_ms;
+    cr_assert_eq(salvo__breaker_admit(&br, &p, now, &ev), SALVO__ADMIT_PROBE, "break %d", i);
+  }
+  cr_assert_eq(salvo__breaker_record(&br, &p, now, 0, 1, &rng), SALVO_HOST_CIRCUIT_CLOSED);
+  uint64_t b = break_after(&br, &p, now + 10, 0, &rng);
+  cr_assert(b >= 800 && b <= 1200, "reopened after closing: %llu ms, not the last break",
+            (unsigned long long)b);
+}
+
+Test(breaker, a_success_starts_the_consecutive_count_again) {
+  salvo_host_policy_t p = pol();
+  p.breaker = 1; /* 5 in a row */
+  p.breaker_min_requests = 1000; /* the ratio never decides here */
+  salvo__breaker_t br;
+  salvo__breaker_init(&br, &p);
+  uint64_t rng = 5;
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 4; i++)
+      cr_assert_eq(salvo__breaker_record(&br, &p, 100, 1, 0, &rng), 0, "round %d failure %d", round, i);
+    cr_assert_eq(salvo__breaker_record(&br, &p, 100, 0, 0, &rng), 0);
+  }
+  cr_assert_eq(br.state, SALVO_CIRCUIT_CLOSED, "12 failures, never 5 in a row");
+  for (int i = 0; i < 4; i++)
+    salvo__breaker_record(&br, &p, 100, 1, 0, &rng);
+  cr_assert_eq(salvo__breaker_record(&br, &p, 100, 1, 0, &rng), SALVO_HOST_CIRCUIT_OPENED);
+}
+
 Test(breaker, opens_on_failure_ratio_over_the_minimum) {
   salvo_host_policy_t p = pol();
   p.breaker = 1; /* 50% over at least 20, 5 in a row */
