@@ -472,7 +472,7 @@ static int overloaded(int error, long status) {
 /* After every attempt: latency, the adaptive limit, the breaker, AIMD and
  * host pauses. */
 void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, int error,
-                               long status, uint64_t attempt_us) {
+                               long status, uint64_t attempt_us, int goes_on) {
   salvo__host_t *host = req->host;
   CURL *easy = slot->easy;
   uint64_t sent_at_ms = slot->started_ms;
@@ -520,8 +520,15 @@ void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, 
     int ev = salvo__breaker_record(&host->breaker, p, now, is_failure(error, status), req->probe,
                                    &engine->rng);
     salvo__host_event(engine, host, ev);
+    req->probe = 0;
+  } else if (!goes_on) {
+    /* Canceled, or out of the caller's time: no verdict on the host. Kept
+     * by a half-open circuit, the probe would hold it half open for good
+     * and fail every later request fast; the next request probes instead.
+     * With a hedge still running, the probe is the hedge's to answer. */
+    salvo__breaker_release(&host->breaker, req->probe);
+    req->probe = 0;
   }
-  req->probe = 0;
 
   if (error != 0 || status <= 0)
     return;

@@ -97,6 +97,9 @@ int salvo__breaker_admit(salvo__breaker_t *br, const salvo_host_policy_t *p, uin
 /* An attempt's outcome; returns a salvo_host_event_type_t or 0. */
 int salvo__breaker_record(salvo__breaker_t *br, const salvo_host_policy_t *p, uint64_t now,
                           int failure, int probe, uint64_t *rng);
+/* A probe that ends with no verdict on the host (canceled, or its own
+ * deadline ran out) gives its place back: the next request probes. */
+void salvo__breaker_release(salvo__breaker_t *br, int probe);
 
 #define SALVO__LAT_BUCKETS 560
 typedef struct {
@@ -500,9 +503,10 @@ uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_pol
 /* RateLimit-Reset value: ms to wait, -1 if not a number, INT64_MAX if absurdly far. */
 int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_unix_ms);
 /* After every attempt of |req| (its |slot|): latency, the breaker, AIMD,
- * host pauses and the adaptive limit. */
+ * host pauses and the adaptive limit. |goes_on|: another attempt of the
+ * request (a hedge) is still running, so a probe stays with the request. */
 void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, int error,
-                               long status, uint64_t attempt_us);
+                               long status, uint64_t attempt_us, int goes_on);
 void salvo__engine_schedule(salvo_engine_t *engine);
 /* libcurl's CURLMOPT_TIMERFUNCTION for a lane (|userp|): -1 stops the lane's
  * timer, 0 runs the timeout from the engine's idle pass (never a 0 ms uv

@@ -215,6 +215,11 @@ static void open_circuit(salvo__breaker_t *br, uint64_t now, uint64_t *rng) {
   br->opens++;
 }
 
+void salvo__breaker_release(salvo__breaker_t *br, int probe) {
+  if (probe && br->state == SALVO_CIRCUIT_HALF_OPEN)
+    br->probe_out = 0;
+}
+
 int salvo__breaker_record(salvo__breaker_t *br, const salvo_host_policy_t *p, uint64_t now,
                           int failure, int probe, uint64_t *rng) {
   if (!p->breaker)

@@ -745,7 +745,7 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
       info.retry_after_ms = salvo__retry_after_parse(h->value, wall_clock_ms());
   }
   salvo__host_after_attempt(req, req->slot, info.error, info.status,
-                            req->result.timings.total_us);
+                            req->result.timings.total_us, 0);
   if (info.error == 0 && req->follow_redirects &&
       (info.status == 301 || info.status == 302 || info.status == 303 || info.status == 307 ||
        info.status == 308)) {
@@ -989,7 +989,7 @@ static void drop_attempt(salvo_request_t *req, salvo__slot_t *slot, CURLcode rc,
   curl_easy_getinfo(slot->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
   salvo__outcome_t out = attempt_outcome(slot, rc, os_errno, pretransfer);
   salvo__host_after_attempt(req, slot, out.error, out.error == 0 ? status : 0,
-                            (uv_hrtime() - slot->started_ns) / 1000);
+                            (uv_hrtime() - slot->started_ns) / 1000, 1);
   salvo_attempt_record_t *rec = add_record(req);
   if (rec != NULL) {
     rec->attempt = slot->attempt_no;

@@ -223,6 +223,35 @@ Test(breaker, break_time_doubles_up_to_the_cap_and_starts_over_after_closing) {
             (unsigned long long)b);
 }
 
+/* A probe canceled or out of its own deadline says nothing of the host: it
+ * hands its place to the next request, and the circuit stays half open. A
+ * non-probe's release changes nothing. */
+Test(breaker, a_probe_with_no_verdict_lets_the_next_request_probe) {
+  salvo_host_policy_t p = pol();
+  p.breaker = 1;
+  p.breaker_consecutive = 1;
+  p.breaker_break_ms = 1000;
+  salvo__breaker_t br;
+  salvo__breaker_init(&br, &p);
+  uint64_t rng = 5, now = 1000;
+  int ev;
+  cr_assert_eq(salvo__breaker_record(&br, &p, now, 1, 0, &rng), SALVO_HOST_CIRCUIT_OPENED);
+  now = br.open_until_ms;
+  cr_assert_eq(salvo__breaker_admit(&br, &p, now, &ev), SALVO__ADMIT_PROBE);
+  cr_assert_eq(ev, SALVO_HOST_CIRCUIT_HALF_OPEN);
+  cr_assert_eq(salvo__breaker_admit(&br, &p, now, &ev), SALVO__REJECT, "one probe at a time");
+  salvo__breaker_release(&br, 0); /* not the probe: nothing changes */
+  cr_assert_eq(salvo__breaker_admit(&br, &p, now, &ev), SALVO__REJECT);
+  salvo__breaker_release(&br, 1);
+  cr_assert_eq(br.state, SALVO_CIRCUIT_HALF_OPEN);
+  cr_assert_eq(salvo__breaker_admit(&br, &p, now + 1, &ev), SALVO__ADMIT_PROBE, "the next one probes");
+  cr_assert_eq(ev, 0, "still the same half-open period");
+  cr_assert_eq(salvo__breaker_record(&br, &p, now + 2, 0, 1, &rng), SALVO_HOST_CIRCUIT_CLOSED);
+  salvo__breaker_release(&br, 1); /* a late release once closed changes nothing */
+  cr_assert_eq(br.state, SALVO_CIRCUIT_CLOSED);
+  cr_assert_eq(salvo__breaker_admit(&br, &p, now + 3, &ev), SALVO__ADMIT);
+}
+
 Test(breaker, a_success_starts_the_consecutive_count_again) {
   salvo_host_policy_t p = pol();
   p.breaker = 1; /* 5 in a row */
