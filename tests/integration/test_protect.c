@@ -330,6 +330,60 @@ Test(protect, a_hopeless_wait_for_a_token_or_a_pause_ends_at_once) {
   cr_assert_eq(faultd_count(srv, "/ok"), 1, "only the first reached the server");
 }
 
+/* Behind the head of a paused host's queue, a request is not looked at
+ * until its turn: when its deadline comes first, it still ends as held by
+ * the host (rate_limited, unsent), not as an ordinary deadline_exceeded. */
+Test(protect, a_request_queued_behind_a_paused_hosts_head_ends_rate_limited_at_its_deadline) {
+  start_engine(one_attempt);
+  pout_t pause = {0}, head = {0}, behind = {0};
+  submit(base, "/status/429?retry-after=3", &pause);
+  run_until(&pause, 1);
+  cr_assert_eq(events[SALVO_HOST_PAUSED], 1);
+  submit(base, "/ok", &head);                   /* default deadline: waits out the pause */
+  submit_within("/ok", 1000, 0, &behind);      /* its deadline comes first */
+  run_until(&behind, 1);
+  cr_assert_eq(head.calls, 0, "the head still waits for the pause");
+  cr_assert_eq(behind.error, SALVO_ERATELIMIT, "%s", salvo_err_name(behind.error));
+  cr_assert_eq(behind.stop, SALVO_STOP_RATE_LIMIT);
+  cr_assert_eq(behind.attempts, 0);
+  cr_assert_geq(behind.elapsed_us, 900000, "it ended at its deadline (%llu us)",
+                (unsigned long long)behind.elapsed_us);
+  run_until(&head, 1);
+  cr_assert_eq(head.status, 200);
+}
+
+/* A half-open host's probe held back by the host's own rate limit goes later,
+ * when its token comes: it must not keep the probe's place while it waits,
+ * or it would find the place taken by itself and fail circuit_open, and so
+ * would every request after it. */
+static void breaker_and_one_per_second(salvo_engine_opts_t *o) {
+  o->retry.max_attempts = 1;
+  o->hosts.breaker = 1;
+  o->hosts.breaker_consecutive = 1;
+  o->hosts.breaker_break_ms = 200; /* 160..240 ms */
+  o->hosts.rate = 1;
+  o->hosts.burst = 1;
+}
+
+Test(protect, a_probe_held_back_by_the_rate_limit_still_goes_when_its_token_comes) {
+  start_engine(breaker_and_one_per_second);
+  pout_t fail = {0}, probe = {0};
+  submit(base, "/status/500", &fail); /* takes the token and opens the circuit */
+  run_until(&fail, 1);
+  cr_assert_eq(fail.status, 500);
+  cr_assert_eq(events[SALVO_HOST_CIRCUIT_OPENED], 1);
+  uint64_t t0 = uv_hrtime();
+  while (ms_since(t0) < 400) /* past the break, before the next token (1 s) */
+    uv_run(&loop, UV_RUN_NOWAIT);
+  submit(base, "/ok", &probe);
+  run_until(&probe, 1);
+  cr_assert_eq(probe.status, 200, "%s", salvo_err_name(probe.error));
+  cr_assert_eq(probe.attempts, 1);
+  cr_assert_geq(probe.elapsed_us, 300000, "it waited for its token (%llu us)",
+                (unsigned long long)probe.elapsed_us);
+  cr_assert_eq(events[SALVO_HOST_CIRCUIT_CLOSED], 1, "the probe closed the circuit");
+}
+
 /* --------------------------------------------------------- retry budget */
 
 #define BUDGET_N 200

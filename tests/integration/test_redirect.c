@@ -4,9 +4,11 @@
  * and the URL too), no https-to-http downgrade, http(s) only; hops do not
  * use up or add retries, and each gets its record in the history. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <salvo/salvo.h>
 
 #include "fixture.h"
@@ -117,6 +119,18 @@ Test(redirect, follows_a_chain_and_reports_each_hop) {
   cr_assert_eq(o.history_len, 4);
   cr_assert(strstr(o.url, "/redirect-chain/0") != NULL, "salvo_request_url() is the final URL: %s", o.url);
   cr_assert_eq(faultd_count(srv, "/redirect-chain/"), 4);
+  /* one request: the same X-Request-ID on every hop, so the server can tie them */
+  char *counters = faultd_counters_json(srv);
+  json_t *doc = json_loads(counters, 0, NULL);
+  free(counters);
+  cr_assert_not_null(doc);
+  json_t *ids = json_object_get(doc, "request_ids");
+  cr_assert_eq(json_object_size(ids), 1, "%zu request ids over the 4 hops", json_object_size(ids));
+  const char *id;
+  json_t *n;
+  json_object_foreach(ids, id, n)
+    cr_assert_eq(json_integer_value(n), 4, "id %s seen %lld times", id, (long long)json_integer_value(n));
+  json_decref(doc);
 }
 
 Test(redirect, stops_after_max_redirects) {

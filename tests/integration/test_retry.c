@@ -221,6 +221,31 @@ Test(retry, a_callers_idempotency_key_makes_a_post_retryable) {
   cr_assert_eq(x.o.attempts, 2);
 }
 
+/* The queue timeout bounds each wait for a slot: a retry that must queue
+ * behind another request gets the whole of it again, counted from its
+ * backoff's end, not what is left from the submit. */
+static void one_slot_slow_backoff(salvo_engine_opts_t *o) {
+  o->max_in_flight = 1;
+  o->retry.backoff_base_ms = 800;
+  o->timeouts.queue_ms = 1000;
+}
+
+Test(retry, a_retry_that_waits_for_a_slot_gets_a_fresh_queue_timeout) {
+  start_engine(one_slot_slow_backoff);
+  retry_outcome_t flaky = {0}, busy = {0};
+  submit(make("GET", "/fail-until/2/q"), &flaky); /* 503, then 200 */
+  submit(make("GET", "/sleep/1500"), &busy);       /* takes the slot during the backoff */
+  wait_for(&flaky, 1);
+  /* the retry queues at 800 ms until the slot frees at about 1500 ms: within
+   * its own 1000 ms, though 1000 ms after the submit have long passed */
+  cr_assert_eq(flaky.o.status, 200, "%s: %s", salvo_err_name(flaky.o.error), flaky.o.detail);
+  cr_assert_eq(flaky.o.attempts, 2);
+  cr_assert_geq(flaky.o.elapsed_us / 1000, 1300, "it waited for the slow one (%lu ms)",
+                (unsigned long)(flaky.o.elapsed_us / 1000));
+  wait_for(&busy, 1);
+  cr_assert_eq(busy.o.status, 200);
+}
+
 static void tight_deadline(salvo_engine_opts_t *o) {
   o->retry.backoff_base_ms = 400;
   o->timeouts.deadline_ms = 1100;
