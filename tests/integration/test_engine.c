@@ -4,6 +4,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -162,6 +163,23 @@ Test(engine, attempt_timeout_against_a_drip_that_is_never_idle) {
   cr_assert_gt(o.body_len, 3, "bytes kept arriving");
   cr_assert_geq(o.elapsed_us / 1000, 650);
   cr_assert_leq(o.elapsed_us / 1000, 4000);
+}
+
+/* A daemon may submit after a long stretch of its own work, when the loop's
+ * clock (uv_now) has not moved for a while: the deadline still counts from
+ * the submit itself, not from the loop's last tick. */
+Test(engine, a_deadline_counts_from_the_submit_even_when_the_loop_clock_is_stale) {
+  start_engine(NULL);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  usleep(800 * 1000); /* the caller's own work: no loop turn, uv_now stays behind */
+  salvo_timeouts_t t;
+  salvo_timeouts_init(&t);
+  t.deadline_ms = 600;
+  outcome_t o = {0};
+  submit_to(engine, "GET", url("/sleep/100"), &t, &o);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.error, 0, "a 100 ms answer within a 600 ms deadline: %s", salvo_err_name(o.error));
+  cr_assert_eq(o.status, 200);
 }
 
 Test(engine, deadline_ends_a_slow_request) {

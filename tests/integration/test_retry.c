@@ -230,11 +230,30 @@ static void one_slot_slow_backoff(salvo_engine_opts_t *o) {
   o->timeouts.queue_ms = 1000;
 }
 
-Test(retry, a_retry_that_waits_for_a_slot_gets_a_fresh_queue_timeout) {
+static void wake(uv_timer_t *t) { (void)t; }
+
+/* Runs the loop for about |ms|, whatever else is due. */
+static void run_for(uint64_t ms) {
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  uv_timer_start(&t, wake, ms, 0);
+  uint64_t t0 = uv_hrtime();
+  while (ms_since(t0) < ms)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+/* ... and it goes ahead of requests not yet tried, which queued before it. */
+Test(retry, a_retry_that_waits_for_a_slot_gets_a_fresh_queue_timeout_and_goes_first) {
   start_engine(one_slot_slow_backoff);
-  retry_outcome_t flaky = {0}, busy = {0};
+  retry_outcome_t flaky = {0}, busy = {0}, fresh[3];
+  memset(fresh, 0, sizeof(fresh));
   submit(make("GET", "/fail-until/2/q"), &flaky); /* 503, then 200 */
   submit(make("GET", "/sleep/1500"), &busy);       /* takes the slot during the backoff */
+  run_for(500);
+  for (int i = 0; i < 3; i++) /* queued before the retry (at 800 ms), served after it */
+    submit(make("GET", "/ok"), &fresh[i]);
   wait_for(&flaky, 1);
   /* the retry queues at 800 ms until the slot frees at about 1500 ms: within
    * its own 1000 ms, though 1000 ms after the submit have long passed */
@@ -242,8 +261,13 @@ Test(retry, a_retry_that_waits_for_a_slot_gets_a_fresh_queue_timeout) {
   cr_assert_eq(flaky.o.attempts, 2);
   cr_assert_geq(flaky.o.elapsed_us / 1000, 1300, "it waited for the slow one (%lu ms)",
                 (unsigned long)(flaky.o.elapsed_us / 1000));
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(fresh[i].o.calls, 0, "request %d, not yet tried, went before the retry", i);
+  wait_for(fresh, 3);
   wait_for(&busy, 1);
   cr_assert_eq(busy.o.status, 200);
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(fresh[i].o.status, 200, "%s", salvo_err_name(fresh[i].o.error));
 }
 
 static void tight_deadline(salvo_engine_opts_t *o) {
