@@ -395,6 +395,35 @@ static void small_floor(salvo_engine_opts_t *o) {
   o->retry.backoff_base_ms = 5;
 }
 
+/* Retries after a failure of the proxy (or of this machine) say nothing of
+ * the host: they spend none of its retry budget, so each request gets all
+ * its attempts even far past what the budget would allow the host. */
+static char broken_proxy[64];
+
+static void small_floor_via_broken_proxy(salvo_engine_opts_t *o) {
+  small_floor(o);
+  o->proxy = broken_proxy;
+  o->retry.max_attempts = 3;
+  o->retry.backoff_base_ms = 1;
+}
+
+Test(protect, retries_after_a_proxy_failure_spend_none_of_the_hosts_budget) {
+  snprintf(broken_proxy, sizeof(broken_proxy), "http://127.0.0.1:%d",
+           faultd_port(srv, FAULTD_PORT_CLOSE_ON_ACCEPT));
+  start_engine(small_floor_via_broken_proxy);
+  enum { N = 50 }; /* 100 retries; the budget would allow the host 20% + 10 */
+  memset(bud, 0, sizeof(bud));
+  for (int i = 0; i < N; i++)
+    submit(base, "/ok", &bud[i]);
+  run_until(bud, N);
+  for (int i = 0; i < N; i++) {
+    cr_assert_eq(bud[i].error, SALVO_EPROXY, "[%d] %s", i, salvo_err_name(bud[i].error));
+    cr_assert_eq(bud[i].attempts, 3, "[%d] %u attempts, stop %s", i, bud[i].attempts,
+                 salvo_stop_reason_name(bud[i].stop));
+  }
+  cr_assert_eq(faultd_count(srv, "/ok"), 0);
+}
+
 Test(protect, retry_budget_caps_retries_when_a_host_fails_everything) {
   start_engine(small_floor);
   memset(bud, 0, sizeof(bud));
@@ -580,6 +609,31 @@ static void post_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
   hedge_post_done++;
   cr_assert_eq(r->attempts, 1, "a POST is never hedged");
   cr_assert_eq(r->status, 200);
+}
+
+/* Canceling a hedged request ends both of its attempts at once: none stays
+ * on the wire holding a slot for a request that is already done. */
+Test(protect, canceling_a_hedged_request_ends_both_attempts) {
+  start_engine(hedge_50ms);
+  char url[128];
+  snprintf(url, sizeof(url), "%s/hang", base);
+  salvo_request_t *req;
+  pout_t o = {0};
+  cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0);
+  cr_assert_eq(salvo_request_submit(req, done_cb, &o), 0);
+  uint64_t t0 = uv_hrtime();
+  while (faultd_count(srv, "/hang") < 2 && ms_since(t0) < 10000)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(faultd_count(srv, "/hang"), 2, "the hedge went out");
+  salvo_engine_stats_t st;
+  salvo_engine_stats(engine, &st);
+  cr_assert_eq(st.in_flight, 2);
+  cr_assert_eq(salvo_request_cancel(req), 0);
+  run_until(&o, 1);
+  cr_assert_eq(o.error, SALVO_ECANCELED, "%s", salvo_err_name(o.error));
+  salvo_engine_stats(engine, &st);
+  cr_assert_eq(st.in_flight, 0, "%zu attempts still on the wire after the cancel", st.in_flight);
+  cr_assert_eq(host_stats(base)->in_flight, 0);
 }
 
 Test(protect, hedging_never_touches_a_request_that_is_not_idempotent) {

@@ -252,6 +252,33 @@ Test(breaker, a_probe_with_no_verdict_lets_the_next_request_probe) {
   cr_assert_eq(salvo__breaker_admit(&br, &p, now + 3, &ev), SALVO__ADMIT);
 }
 
+/* A good probe closes the circuit with a clean slate: the failures that
+ * opened it no longer count toward the ratio. */
+Test(breaker, closing_forgets_the_failures_that_opened_it) {
+  salvo_host_policy_t p = pol();
+  p.breaker = 1;
+  p.breaker_consecutive = 100; /* only the ratio decides here */
+  p.breaker_min_requests = 4;
+  p.breaker_ratio = 0.5;
+  p.breaker_break_ms = 1000;
+  salvo__breaker_t br;
+  salvo__breaker_init(&br, &p);
+  uint64_t rng = 3, now = 1000;
+  int ev;
+  cr_assert_eq(salvo__breaker_record(&br, &p, now, 0, 0, &rng), 0);
+  cr_assert_eq(salvo__breaker_record(&br, &p, now, 1, 0, &rng), 0);
+  cr_assert_eq(salvo__breaker_record(&br, &p, now, 0, 0, &rng), 0);
+  cr_assert_eq(salvo__breaker_record(&br, &p, now, 1, 0, &rng), SALVO_HOST_CIRCUIT_OPENED,
+               "2 of 4 failed");
+  now = br.open_until_ms;
+  cr_assert_eq(salvo__breaker_admit(&br, &p, now, &ev), SALVO__ADMIT_PROBE);
+  cr_assert_eq(salvo__breaker_record(&br, &p, now, 0, 1, &rng), SALVO_HOST_CIRCUIT_CLOSED);
+  /* within the same window: 1 failure of 1 attempt, under the minimum of 4 */
+  cr_assert_eq(salvo__breaker_record(&br, &p, now + 1, 1, 0, &rng), 0,
+               "the failures before the break were counted again");
+  cr_assert_eq(br.state, SALVO_CIRCUIT_CLOSED);
+}
+
 Test(breaker, a_success_starts_the_consecutive_count_again) {
   salvo_host_policy_t p = pol();
   p.breaker = 1; /* 5 in a row */
@@ -324,6 +351,70 @@ Test(reset_header, seconds_or_unix_time) {
   cr_assert_eq(salvo__reset_parse("soon", 1000000000, now), -1);
   cr_assert_eq(salvo__reset_parse("12abc", 1000000000, now), -1);
   cr_assert_eq(salvo__reset_parse("99999999999999999999999", 1000000000, now), INT64_MAX);
+}
+
+/* Every bound of a host policy, on both sides: the last good value is
+ * accepted, the first bad one refused (a NaN is refused wherever a number is). */
+Test(policy, each_bound_accepts_its_edge_and_refuses_past_it) {
+  const double nan = __builtin_nan("");
+  struct {
+    const char *what;
+    salvo_host_policy_t p;
+    int ok;
+  } cases[40];
+  size_t n = 0;
+#define CASE(expr, want)                                                                           \
+  do {                                                                                             \
+    salvo_host_policy_t q = pol();                                                                 \
+    q.expr;                                                                                        \
+    cases[n].what = #expr;                                                                         \
+    cases[n].p = q;                                                                                \
+    cases[n].ok = (want);                                                                          \
+    n++;                                                                                           \
+  } while (0)
+  CASE(rate = 0, 1);
+  CASE(rate = -0.001, 0);
+  CASE(rate = nan, 0);
+  CASE(burst = 0, 1);
+  CASE(burst = -1, 0);
+  CASE(decrease = 0.999, 1);
+  CASE(decrease = 1, 0);
+  CASE(decrease = 0, 0);
+  CASE(increase = 0, 1);
+  CASE(increase = -1, 0);
+  CASE(rate_floor = 0.001, 1);
+  CASE(rate_floor = 0, 0);
+  CASE(rate_ceiling = 0, 1);
+  CASE(rate_ceiling = -1, 0);
+  CASE(budget_ratio = 0, 1);
+  CASE(budget_ratio = -0.1, 0);
+  CASE(budget_floor = 0, 1);
+  CASE(budget_floor = -1, 0);
+  CASE(budget_window_ms = 1, 1);
+  CASE(budget_window_ms = 0, 0);
+  CASE(breaker_consecutive = 1, 1);
+  CASE(breaker_consecutive = 0, 0);
+  CASE(breaker_ratio = 1, 1);
+  CASE(breaker_ratio = 0.01, 1);
+  CASE(breaker_ratio = 0, 0); /* it would open on the first attempt */
+  CASE(breaker_ratio = 1.01, 0);
+  CASE(breaker_ratio = nan, 0);
+  CASE(breaker_window_ms = 0, 0);
+  CASE(breaker_break_ms = 0, 0);
+  CASE(breaker_max_break_ms = q.breaker_break_ms, 1);
+  CASE(breaker_max_break_ms = q.breaker_break_ms - 1, 0);
+  CASE(reset_epoch_above = 0, 1);
+  CASE(reset_epoch_above = -1, 0);
+  CASE(adaptive_tolerance = 1.0, 1);
+  CASE(adaptive_tolerance = 100.0, 1);
+  CASE(adaptive_tolerance = 0.99, 0);
+  CASE(adaptive_tolerance = 100.5, 0);
+  CASE(adaptive_max = q.adaptive_min, 1);
+  CASE(adaptive_min = 5; q.adaptive_max = 4, 0);
+#undef CASE
+  for (size_t i = 0; i < n; i++)
+    cr_expect_eq(salvo__host_policy_check(&cases[i].p), cases[i].ok ? 0 : SALVO_EINVAL, "%s: %s",
+                 cases[i].what, cases[i].ok ? "refused" : "accepted");
 }
 
 Test(policy, defaults_are_valid_and_bad_values_refused) {
