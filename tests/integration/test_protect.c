@@ -352,6 +352,40 @@ Test(protect, a_request_queued_behind_a_paused_hosts_head_ends_rate_limited_at_i
   cr_assert_eq(head.status, 200);
 }
 
+/* A canceled attempt says nothing of the host: it does not break the run of
+ * failures that opens the circuit (as a success would). */
+static void three_in_a_row_no_ratio(salvo_engine_opts_t *o) {
+  o->retry.max_attempts = 1;
+  o->hosts.breaker = 1;
+  o->hosts.breaker_consecutive = 3;
+  o->hosts.breaker_min_requests = 1000; /* the ratio stays out of it */
+}
+
+Test(protect, a_canceled_attempt_between_failures_does_not_reset_the_count) {
+  start_engine(three_in_a_row_no_ratio);
+  pout_t f[3], hung = {0};
+  memset(f, 0, sizeof(f));
+  submit(base, "/status/500", &f[0]);
+  run_until(&f[0], 1);
+  submit(base, "/status/500", &f[1]);
+  run_until(&f[1], 1);
+  char url[128];
+  snprintf(url, sizeof(url), "%s/hang", base);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0);
+  cr_assert_eq(salvo_request_submit(req, done_cb, &hung), 0);
+  uint64_t t0 = uv_hrtime();
+  while (faultd_count(srv, "/hang") < 1 && ms_since(t0) < 10000)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(salvo_request_cancel(req), 0);
+  run_until(&hung, 1);
+  cr_assert_eq(hung.error, SALVO_ECANCELED);
+  cr_assert_eq(events[SALVO_HOST_CIRCUIT_OPENED], 0);
+  submit(base, "/status/500", &f[2]);
+  run_until(&f[2], 1);
+  cr_assert_eq(events[SALVO_HOST_CIRCUIT_OPENED], 1, "three failures in a row, a cancel among them");
+}
+
 /* A half-open host's probe held back by the host's own rate limit goes later,
  * when its token comes: it must not keep the probe's place while it waits,
  * or it would find the place taken by itself and fail circuit_open, and so

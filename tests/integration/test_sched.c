@@ -657,3 +657,48 @@ Test(sched, tls_sessions_per_host_over_many_hosts) {
   if (getenv("SALVO_UNDER_VALGRIND") == NULL) /* see tls_sessions_are_shared_across_handles */
     cr_assert_leq(full, 48 + 8, "%u full handshakes of %u over 48 hosts", full, all);
 }
+
+/* An overloaded server says so with 429 or 503 (or by timing out): each is a
+ * drop for the adaptive limit, which falls far below where it started; plain
+ * answers at the same speed keep it higher. */
+static unsigned adaptive_limit_after(const char *path) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.max_in_flight = 64;
+  opts.max_host_connections = 64;
+  opts.http_version = SALVO_HTTP_1_1;
+  opts.retry.max_attempts = 1;
+  opts.hosts.adaptive_concurrency = 1;
+  opts.hosts.adaptive_initial = 20;
+  opts.hosts.pause_on_retry_after = 0;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  static outcome_t o[120];
+  memset(o, 0, sizeof(o));
+  char url[128];
+  snprintf(url, sizeof(url), "%s%s", base, path);
+  for (int i = 0; i < 120; i++)
+    submit(url, &o[i]);
+  run_until(o, 120);
+  salvo_host_stats_t st;
+  size_t i;
+  for (i = 0; i < salvo_engine_host_count(engine); i++) {
+    cr_assert_eq(salvo_engine_host_stats(engine, i, &st), 0);
+    if (strcmp(st.host, base) == 0)
+      break;
+  }
+  cr_assert_lt(i, salvo_engine_host_count(engine));
+  fixture_close_engine();
+  engine = NULL;
+  return st.limit;
+}
+
+Test(sched, a_429_or_a_503_lowers_the_adaptive_limit_and_a_200_does_not) {
+  unsigned ok = adaptive_limit_after("/ok");
+  unsigned s503 = adaptive_limit_after("/status/503");
+  unsigned s429 = adaptive_limit_after("/status/429");
+  cr_log_info("adaptive limit after 120 answers: 200 %u, 503 %u, 429 %u", ok, s503, s429);
+  /* every window of drops takes a fifth off: 120 drops bring 20 down to a few */
+  cr_assert_leq(s503, 5, "503s: the limit only fell to %u", s503);
+  cr_assert_leq(s429, 5, "429s: the limit only fell to %u", s429);
+  cr_assert_gt(ok, s503, "200s at the same speed: %u", ok);
+}

@@ -127,6 +127,30 @@ Test(budget, caps_retries_at_ratio_plus_floor) {
   cr_assert_eq(allowed, 300, "0.2 x 1000 requests + 10/s x 10 s = 300 retries, got %d", allowed);
 }
 
+/* One count a second into a 10 s window of 10 buckets: the sum holds the
+ * last 10 seconds exactly, second by second, and after a jump of any length
+ * nothing older is left. */
+Test(budget, the_window_holds_exactly_its_last_ten_buckets) {
+  salvo__window_t w;
+  salvo__window_init(&w, 10000);
+  uint64_t a, b;
+  for (uint64_t s = 0; s < 30; s++) {
+    salvo__window_add(&w, s * 1000, 1, s % 2);
+    salvo__window_sum(&w, s * 1000 + 999, &a, &b);
+    uint64_t want = s + 1 < 10 ? s + 1 : 10;
+    cr_assert_eq(a, want, "at %llu s: %llu counted, want %llu", (unsigned long long)s,
+                 (unsigned long long)a, (unsigned long long)want);
+  }
+  salvo__window_sum(&w, 38999, &a, &b);
+  cr_assert_eq(a, 1, "at 38 s only the count of 29 s is left: %llu", (unsigned long long)a);
+  salvo__window_sum(&w, 39000, &a, &b);
+  cr_assert_eq(a, 0, "at 39 s nothing is left: %llu", (unsigned long long)a);
+  salvo__window_add(&w, 100000, 3, 1);
+  salvo__window_sum(&w, 100000, &a, &b);
+  cr_assert(a == 3 && b == 1, "after a long jump only the new counts: %llu, %llu",
+            (unsigned long long)a, (unsigned long long)b);
+}
+
 Test(budget, the_window_slides) {
   salvo_host_policy_t p = pol();
   p.budget_floor = 0;

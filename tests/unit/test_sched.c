@@ -386,3 +386,31 @@ Test(policy, adaptive_fields_are_checked) {
   p.adaptive_max = 8;
   cr_assert_eq(salvo__host_policy_check(&p), SALVO_EINVAL);
 }
+
+/* A host's key: scheme, lower-cased host and port, the default port made
+ * explicit, no credentials, path or query; so one origin is one host
+ * whichever way its URL is written. */
+Test(host_key, one_origin_one_key) {
+  static const struct {
+    const char *url;
+    int https;
+    const char *key;
+  } rows[] = {
+      {"http://127.0.0.1/x", 0, "http://127.0.0.1:80"},
+      {"http://127.0.0.1:80/x?y", 0, "http://127.0.0.1:80"},
+      {"http://127.0.0.1:8080", 0, "http://127.0.0.1:8080"},
+      {"https://127.0.0.1/", 1, "https://127.0.0.1:443"},
+      {"https://127.0.0.1:443/a", 1, "https://127.0.0.1:443"},
+      {"https://127.0.0.1:80/", 1, "https://127.0.0.1:80"},
+      {"http://LocalHost/", 0, "http://localhost:80"},
+      {"http://user:pw@127.0.0.1:81/p", 0, "http://127.0.0.1:81"},
+      {"http://[::1]/", 0, "http://[::1]:80"},
+      {"http://[::1]:8080/", 0, "http://[::1]:8080"},
+      {"https://[::1]#f", 1, "https://[::1]:443"},
+  };
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    char key[256];
+    salvo__host_key(rows[i].url, rows[i].https, key, sizeof(key));
+    cr_expect_str_eq(key, rows[i].key, "%s: %s", rows[i].url, key);
+  }
+}
