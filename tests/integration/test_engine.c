@@ -182,6 +182,40 @@ Test(engine, a_deadline_counts_from_the_submit_even_when_the_loop_clock_is_stale
   cr_assert_eq(o.status, 200);
 }
 
+/* A host that closed a kept-alive connection without warning may do it
+ * again to any pooled connection: for a minute after, a request that is not
+ * idempotent goes on a fresh connection, not a pooled one it may close under
+ * the send. Checked 300 ms after the close (well inside the minute). */
+static void wake_cb(uv_timer_t *t) { (void)t; }
+
+Test(engine, after_a_silent_close_posts_take_fresh_connections_for_a_while) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.http_version = SALVO_HTTP_1_1;
+  start_engine(&opts);
+  outcome_t o[3] = {{0}};
+  submit_to(engine, "GET", url("/close-after-answer"), NULL, &o[0]); /* answers, then FIN */
+  run_until_done(o, 1);
+  submit_to(engine, "GET", url("/ok"), NULL, &o[1]); /* a new connection, kept in the pool */
+  run_until_done(o + 1, 1);
+  cr_assert(o[0].status == 200 && o[1].status == 200);
+  unsigned before = faultd_connections(srv);
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  uv_timer_start(&t, wake_cb, 300, 0);
+  uint64_t t0 = uv_hrtime();
+  while (ms_since(t0) < 300)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "POST", url("/echo"), &req), 0);
+  cr_assert_eq(salvo_request_set_body(req, "pay", 3), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[2]), 0);
+  run_until_done(o + 2, 1);
+  cr_assert_str_eq(o[2].body, "POST 3");
+  cr_assert_eq(faultd_connections(srv), before + 1, "the POST reused a pooled connection");
+}
+
 Test(engine, deadline_ends_a_slow_request) {
   start_engine(NULL);
   salvo_timeouts_t t;

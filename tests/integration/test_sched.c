@@ -702,3 +702,48 @@ Test(sched, a_429_or_a_503_lowers_the_adaptive_limit_and_a_200_does_not) {
   cr_assert_leq(s429, 5, "429s: the limit only fell to %u", s429);
   cr_assert_gt(ok, s503, "200s at the same speed: %u", ok);
 }
+
+/* Two HTTP/2 hosts, one connection for the lane (max_connections 1): a host
+ * with one stream in flight uses a whole connection, so the other host waits
+ * in salvo (parked) rather than inside libcurl. Counting one stream of four
+ * as no connection handed both to libcurl. */
+static faultd_t *h2_tls_server(void) {
+  faultd_opts_t o;
+  faultd_opts_init(&o);
+  for (int p = 0; p < FAULTD_PORTS; p++)
+    o.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
+  cr_assert_lt(nextra, MAX_SERVERS);
+  cr_assert_eq(faultd_start(&loop, &o, &extra[nextra], NULL), 0);
+  return extra[nextra++];
+}
+
+Test(sched, one_h2_stream_takes_a_whole_connection_of_the_lanes_cap) {
+  int a = faultd_port(h2_tls_server(), FAULTD_PORT_TLS);
+  int b = faultd_port(h2_tls_server(), FAULTD_PORT_TLS);
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.insecure_skip_verify = 1; /* two self-signed certificates; loopback only */
+  opts.max_connections = 1;
+  opts.max_streams = 4;
+  opts.retry.max_attempts = 1;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[96];
+  outcome_t warm = {0}, slow = {0}, other = {0};
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/ok", a);
+  submit(url, &warm); /* host a learns it speaks HTTP/2: 4 streams a connection */
+  run_until(&warm, 1);
+  cr_assert_eq(warm.http_version, 20);
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/sleep/%u", a, 1000 * time_scale());
+  submit(url, &slow);
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/ok", b);
+  submit(url, &other);
+  run_for(200 * time_scale());
+  salvo_engine_stats_t es;
+  salvo_engine_stats(engine, &es);
+  cr_assert_eq(slow.calls, 0);
+  cr_assert_eq(es.in_flight, 1, "%zu transfers handed to libcurl on one connection", es.in_flight);
+  run_until(&other, 1);
+  run_until(&slow, 1);
+  cr_assert_eq(slow.status, 200);
+  cr_assert_eq(other.status, 200, "%s", salvo_err_name(other.error));
+}
