@@ -243,6 +243,8 @@ static void fail_plan(fault_plan_t *p, const char *url) {
     p->kind = F_RESET;
   } else if (strcmp(param, "close") == 0) {
     p->kind = F_CLOSE;
+  } else if (strcmp(param, "hang") == 0) {
+    p->kind = F_HANG;
   } else {
     query_param(url, "status", param, sizeof(param));
     p->status = param[0] ? atoi(param) : 503;
@@ -344,10 +346,17 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
   } else if (sscanf(path, "/fail-until/%u/%127[^/]%c", &a, key, &tail) == 2) {
     record_key(fd, key, req);
     unsigned seen = (unsigned)json_integer_value(json_object_get(key_entry(fd, key), "requests"));
-    if (seen >= a)
+    char drip[16];
+    query_param(url, "drip", drip, sizeof(drip));
+    if (seen >= a && drip[0] != '\0') { /* the answer: N bytes, one each 10 ms */
+      p->kind = F_DRIP;
+      p->bytes = (unsigned)strtoul(drip, NULL, 10) % 100001;
+      p->ms = 10;
+    } else if (seen >= a) {
       set_body(p, "ok\n", 3);
-    else
+    } else {
       fail_plan(p, url);
+    }
   } else if (sscanf(path, "/ratelimit/%u/%127[^/]%c", &a, key, &tail) == 2) {
     /* A server-side token bucket per KEY: A requests per second, bursts of
      * A/5 (at least 1). Over it: 429, with Retry-After when asked. */

@@ -670,6 +670,37 @@ Test(protect, canceling_a_hedged_request_ends_both_attempts) {
   cr_assert_eq(host_stats(base)->in_flight, 0);
 }
 
+/* The first attempt to answer wins at its status line: the other one ends
+ * then, not when the winner's body is complete (here 1 s later), so it does
+ * not hold a connection and a slot all that time. */
+Test(protect, the_losing_attempt_ends_when_the_winner_answers_not_when_it_finishes) {
+  start_engine(hedge_50ms);
+  char url[128];
+  /* the first request for the key never answers; the second (the hedge)
+   * answers at once and sends its 100 bytes over a second */
+  snprintf(url, sizeof(url), "%s/fail-until/2/loser?fault=hang&drip=100", base);
+  salvo_request_t *req;
+  pout_t o = {0};
+  cr_assert_eq(salvo_request_new(engine, "GET", url, &req), 0);
+  cr_assert_eq(salvo_request_submit(req, done_cb, &o), 0);
+  uint64_t t0 = uv_hrtime();
+  size_t seen_two = 0, peak_after = 0;
+  while (o.calls == 0 && ms_since(t0) < 10000) {
+    uv_run(&loop, UV_RUN_ONCE);
+    salvo_engine_stats_t st;
+    salvo_engine_stats(engine, &st);
+    if (st.in_flight == 2)
+      seen_two = 1;
+    if (ms_since(t0) > 500 && st.in_flight > peak_after) /* mid-body */
+      peak_after = st.in_flight;
+  }
+  cr_assert_eq(o.status, 200, "%s", salvo_err_name(o.error));
+  cr_assert_eq(o.attempts, 2);
+  cr_assert(seen_two, "the hedge went out");
+  cr_assert_geq(ms_since(t0), 700, "the body took its time");
+  cr_assert_eq(peak_after, 1, "the losing attempt was still on the wire mid-body");
+}
+
 Test(protect, hedging_never_touches_a_request_that_is_not_idempotent) {
   start_engine(hedge_50ms);
   char url[128];
