@@ -1036,8 +1036,9 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
   return SSL_TLSEXT_ERR_NOACK; /* no ALPN match: HTTP/1.1 */
 }
 
-/* A self-signed P-256 certificate for localhost, 127.0.0.1 and ::1. */
-static int make_certificate(SSL_CTX *ctx, const char *out_path) {
+/* A self-signed P-256 certificate for |names| (a subjectAltName value):
+ * localhost, 127.0.0.1 and ::1 unless a test asks for others. */
+static int make_certificate(SSL_CTX *ctx, const char *out_path, const char *names) {
   EVP_PKEY *key = EVP_EC_gen("P-256");
   X509 *x = X509_new();
   int ok = 0;
@@ -1054,7 +1055,7 @@ static int make_certificate(SSL_CTX *ctx, const char *out_path) {
   X509V3_CTX v3;
   X509V3_set_ctx_nodb(&v3);
   X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-  const char *exts[][2] = {{"subjectAltName", "DNS:localhost,IP:127.0.0.1,IP:::1"},
+  const char *exts[][2] = {{"subjectAltName", names ? names : "DNS:localhost,IP:127.0.0.1,IP:::1"},
                            {"basicConstraints", "critical,CA:TRUE"},
                            {"keyUsage", "critical,digitalSignature,keyCertSign"}};
   for (size_t i = 0; i < 3; i++) {
@@ -1177,7 +1178,7 @@ int faultd_start(uv_loop_t *loop, const faultd_opts_t *opts, faultd_t **out, con
         close(tmp);
         fd->cert_is_temp = 1;
       }
-      if (make_certificate(fd->ssl_ctx, fd->cert_file) != 0) {
+      if (make_certificate(fd->ssl_ctx, fd->cert_file, opts->cert_names) != 0) {
         *error = "cannot make a self-signed certificate";
         rc = -EIO;
         goto fail;

@@ -79,6 +79,8 @@ typedef struct {
   const char *cert_out;   /* where to write the generated certificate (PEM); NULL = a temp file */
   unsigned h2_max_streams;/* SETTINGS_MAX_CONCURRENT_STREAMS (100) */
   int no_h2;              /* the TLS port offers http/1.1 only by ALPN (0) */
+  const char *cert_names; /* the generated certificate's subjectAltName
+                             (NULL: "DNS:localhost,IP:127.0.0.1,IP:::1") */
 } faultd_opts_t;
 
 void faultd_opts_init(faultd_opts_t *opts);

@@ -216,6 +216,33 @@ Test(engine, after_a_silent_close_posts_take_fresh_connections_for_a_while) {
   cr_assert_eq(faultd_connections(srv), before + 1, "the POST reused a pooled connection");
 }
 
+/* A certificate the CA vouches for, but for another name than the URL's,
+ * is refused: verification covers the name, not only the signature. The
+ * server's certificate names only "localhost"; the URL says 127.0.0.1. */
+Test(engine, a_valid_certificate_for_another_name_is_refused) {
+  faultd_opts_t fo;
+  faultd_opts_init(&fo);
+  for (int p = 0; p < FAULTD_PORTS; p++)
+    fo.port[p] = p == FAULTD_PORT_TLS ? 0 : -1;
+  fo.cert_names = "DNS:localhost";
+  faultd_t *other;
+  cr_assert_eq(faultd_start(&loop, &fo, &other, NULL), 0);
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.ca_file = faultd_cert_file(other); /* trusted: it is its own CA */
+  start_engine(&opts);
+  char u[96];
+  snprintf(u, sizeof(u), "https://127.0.0.1:%d/ok", faultd_port(other, FAULTD_PORT_TLS));
+  outcome_t o = {0};
+  submit_to(engine, "GET", u, NULL, &o);
+  run_until_done(&o, 1);
+  unsigned served = faultd_count(other, "/ok");
+  faultd_close(other);
+  cr_assert_eq(o.error, SALVO_ETLSVERIFY, "got %s (%s)", salvo_err_name(o.error), o.detail);
+  cr_assert_eq(o.attempts, 1, "not retried: a wrong certificate stays wrong");
+  cr_assert_eq(served, 0, "nothing was sent to a server that could not prove its name");
+}
+
 Test(engine, deadline_ends_a_slow_request) {
   start_engine(NULL);
   salvo_timeouts_t t;
