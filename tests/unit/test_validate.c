@@ -128,3 +128,14 @@ Test(validate, content_length_values_must_agree) {
     cr_assert_eq(salvo__content_length_merge(&seen, other[i], strlen(other[i])), 0);
   cr_assert_eq(seen, -1, "other fields are not Content-Length");
 }
+
+/* Host is found whatever the case of its name (HTTP/2 sends names in lower
+ * case; a caller may write any case), and nothing else is taken for it. */
+Test(validate, the_host_header_in_any_case) {
+  static const char *const yes[] = {"Host", "host", "HOST", "hOsT"};
+  static const char *const no[] = {"Hos", "Hosts", "X-Host", "Ghost"};
+  for (size_t i = 0; i < 4; i++) {
+    cr_assert(salvo__is_host_header(yes[i], strlen(yes[i])), "%s", yes[i]);
+    cr_assert(!salvo__is_host_header(no[i], strlen(no[i])), "%s", no[i]);
+  }
+}
