@@ -520,6 +520,36 @@ Test(faults, refused_streams_are_resent_once_per_attempt_and_counted) {
   finish();
 }
 
+/* libcurl's own resend of a refused stream is a retry as far as the host is
+ * concerned: it spends the host's retry budget like one, so a host that
+ * refuses everything gets about a fifth more sends, not twice the load. */
+Test(faults, refused_stream_resends_spend_the_hosts_retry_budget) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1; /* only libcurl's resends, no retries of salvo's */
+  opts.hosts.budget_floor = 0; /* 20% of the requests, nothing more */
+  start(&opts, NULL);
+  enum { N = 50 };
+  static outcome_t o[N];
+  memset(o, 0, sizeof(o));
+  char url[128];
+  for (int i = 0; i < N; i++) {
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/h2/rst/refused?u=%d",
+             faultd_port(srv, FAULTD_PORT_TLS), i);
+    submit_to(engine, "GET", url, NULL, &o[i]);
+    run_all(&o[i], 1); /* one at a time: the budget sees each request before its resend */
+  }
+  unsigned arrived = faultd_count(srv, "/h2/rst/refused");
+  unsigned sends = 0;
+  for (int i = 0; i < N; i++)
+    sends += o[i].sends;
+  cr_assert_eq(arrived, sends, "the server saw %u, salvo reports %u", arrived, sends);
+  cr_assert_gt(arrived, N, "some resends were allowed (%u sends)", arrived);
+  cr_assert_leq(arrived, N + N / 5 + 1, "%u sends for %d requests: the resends spent no budget",
+                arrived, N);
+  finish();
+}
+
 /* Content-Length values that disagree end the attempt with salvo's reason,
  * not libcurl's "Failed writing header" from the aborted write. */
 Test(faults, a_content_length_conflict_says_why) {

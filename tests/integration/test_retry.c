@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <salvo/salvo.h>
 
 #include "fixture.h"
@@ -208,6 +209,30 @@ Test(retry, an_automatic_idempotency_key_makes_a_post_retryable_with_one_key) {
                  cases[i].method, keys, cases[i].keys);
     cr_assert_eq(ids, 1, "%s: the same X-Request-ID on both attempts", cases[i].method);
   }
+}
+
+/* Every request has an X-Request-ID and every automatic key of its own: a
+ * server that dedupes by them must never see two requests as one. */
+Test(retry, each_request_gets_its_own_request_id_and_key) {
+  start_engine(idempotency_auto);
+  enum { N = 40 };
+  static retry_outcome_t x[N];
+  memset(x, 0, sizeof(x));
+  for (int i = 0; i < N; i++) {
+    salvo_request_t *req = make("POST", "/echo");
+    cr_assert_eq(salvo_request_set_body(req, "b", 1), 0);
+    submit(req, &x[i]);
+  }
+  wait_for(x, N);
+  char *counters = faultd_counters_json(srv);
+  json_t *doc = json_loads(counters, 0, NULL);
+  free(counters);
+  cr_assert_not_null(doc);
+  size_t ids = json_object_size(json_object_get(doc, "request_ids"));
+  size_t keys = json_object_size(json_object_get(doc, "idempotency_keys"));
+  json_decref(doc);
+  cr_assert_eq(ids, N, "%zu distinct request ids for %d requests", ids, N);
+  cr_assert_eq(keys, N, "%zu distinct Idempotency-Keys for %d POSTs", keys, N);
 }
 
 Test(retry, a_callers_idempotency_key_makes_a_post_retryable) {

@@ -34,3 +34,10 @@ Test(version, matches_header) {
   cr_assert_eq(SALVO_VERSION_HEX,
                (SALVO_VERSION_MAJOR << 16) | (SALVO_VERSION_MINOR << 8) | SALVO_VERSION_PATCH);
 }
+
+/* Zero is success, not an unknown code; an unknown code says so. */
+Test(error, zero_is_success_and_unknown_codes_say_so) {
+  cr_assert_str_eq(salvo_strerror(0), "success");
+  cr_assert_str_eq(salvo_strerror(-9999), "unknown error");
+  cr_assert_str_eq(salvo_strerror(12345), "unknown error");
+}
