@@ -255,20 +255,6 @@ static void one_slot_slow_backoff(salvo_engine_opts_t *o) {
   o->timeouts.queue_ms = 1000;
 }
 
-static void wake(uv_timer_t *t) { (void)t; }
-
-/* Runs the loop for about |ms|, whatever else is due. */
-static void run_for(uint64_t ms) {
-  uv_timer_t t;
-  uv_timer_init(&loop, &t);
-  uv_timer_start(&t, wake, ms, 0);
-  uint64_t t0 = uv_hrtime();
-  while (ms_since(t0) < ms)
-    uv_run(&loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(&loop, UV_RUN_NOWAIT);
-}
-
 /* ... and it goes ahead of requests not yet tried, which queued before it. */
 Test(retry, a_retry_that_waits_for_a_slot_gets_a_fresh_queue_timeout_and_goes_first) {
   start_engine(one_slot_slow_backoff);
@@ -276,7 +262,12 @@ Test(retry, a_retry_that_waits_for_a_slot_gets_a_fresh_queue_timeout_and_goes_fi
   memset(fresh, 0, sizeof(fresh));
   submit(make("GET", "/fail-until/2/q"), &flaky); /* 503, then 200 */
   submit(make("GET", "/sleep/1500"), &busy);       /* takes the slot during the backoff */
-  run_for(500);
+  /* the slow one reached the server: the first attempt is over and its retry
+   * waits out its 800 ms backoff */
+  uint64_t t0 = uv_hrtime();
+  while (faultd_count(srv, "/sleep/1500") == 0 && ms_since(t0) < 10000)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(flaky.o.calls, 0);
   for (int i = 0; i < 3; i++) { /* queued before the retry (at 800 ms), served after it */
     salvo_request_t *req = make("GET", "/ok");
     salvo_timeouts_t t;
