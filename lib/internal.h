@@ -458,6 +458,9 @@ struct salvo_request_s {
   char detail[CURL_ERROR_SIZE];
 };
 
+/* error.c: index of an error class in salvo_host_stats_t.by_error (0 for 0 or unknown) */
+int salvo__err_index(int err);
+
 /* engine.c */
 void salvo__engine_pump(salvo_engine_t *engine);
 /* host.c */
@@ -557,9 +560,9 @@ int salvo__slot_init_timer(salvo__slot_t *slot);
 /* retry.c: pure decisions and backoff */
 typedef struct {
   salvo_decision_t decision;
-  salvo_stop_reason_t stop; /* when decision is SALVO_STOP */
+  salvo_stop_reason_t stop; /* when decision is SALVO_DECIDE_STOP */
   int final_error;          /* the request's error if it stops now */
-  uint64_t wait_ms;         /* when decision is SALVO_RETRY */
+  uint64_t wait_ms;         /* when decision is SALVO_DECIDE_RETRY */
   char reason[128];
 } salvo__decision_t;
 

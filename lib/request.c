@@ -759,7 +759,7 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
         rec->attempt = req->attempts;
         rec->status = info.status;
         rec->reached_server = 1;
-        rec->decision = r > 0 ? SALVO_RETRY : SALVO_STOP;
+        rec->decision = r > 0 ? SALVO_DECIDE_RETRY : SALVO_DECIDE_STOP;
         rec->retry_after_ms = -1;
         rec->sends = req->slot->sends;
         snprintf(rec->reason, sizeof(rec->reason), "%.120s", why);
@@ -800,28 +800,28 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     uint64_t wait = d.wait_ms;
     salvo_decision_t said = req->policy->decide_cb(req, &info, d.decision, &wait,
                                                   req->policy->decide_data);
-    if (said == SALVO_STOP && d.decision == SALVO_RETRY) {
-      d.decision = SALVO_STOP;
+    if (said == SALVO_DECIDE_STOP && d.decision == SALVO_DECIDE_RETRY) {
+      d.decision = SALVO_DECIDE_STOP;
       d.stop = SALVO_STOP_BY_CALLBACK;
       d.final_error = info.error;
       snprintf(d.reason, sizeof(d.reason), "stopped by the decision callback");
-    } else if (said == SALVO_RETRY && (d.decision == SALVO_STOP || wait != d.wait_ms)) {
+    } else if (said == SALVO_DECIDE_RETRY && (d.decision == SALVO_DECIDE_STOP || wait != d.wait_ms)) {
       if (req->deadline_at_ms != 0 && now + wait >= req->deadline_at_ms) {
-        d.decision = SALVO_STOP;
+        d.decision = SALVO_DECIDE_STOP;
         d.stop = SALVO_STOP_DEADLINE;
         d.final_error = SALVO_EDEADLINE;
         snprintf(d.reason, sizeof(d.reason),
                  "gave up: the decision callback's wait of %llu ms would pass the deadline",
                  (unsigned long long)wait);
       } else {
-        d.decision = SALVO_RETRY;
+        d.decision = SALVO_DECIDE_RETRY;
         d.wait_ms = wait;
         snprintf(d.reason, sizeof(d.reason), "retried by the decision callback");
       }
     }
   }
 
-  if (d.decision == SALVO_RETRY && !forced && info.error != SALVO_ELOCAL &&
+  if (d.decision == SALVO_DECIDE_RETRY && !forced && info.error != SALVO_ELOCAL &&
       info.error != SALVO_EPROXY) {
     /* The host's retry budget: when a host fails hard, retries may not
      * multiply its load. Failures of this machine or of the proxy put none
@@ -829,7 +829,7 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     salvo__host_t *host = req->host;
     if (!salvo__budget_allows(&host->budget, &host->policy, now)) {
       host->stats.budget_refused++;
-      d.decision = SALVO_STOP;
+      d.decision = SALVO_DECIDE_STOP;
       d.stop = SALVO_STOP_BUDGET;
       d.final_error = info.error;
       snprintf(d.reason, sizeof(d.reason),
@@ -847,7 +847,7 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     rec->status = req->result.status;
     rec->reached_server = info.reached_server;
     rec->decision = d.decision;
-    rec->wait_ms = d.decision == SALVO_RETRY ? d.wait_ms : 0;
+    rec->wait_ms = d.decision == SALVO_DECIDE_RETRY ? d.wait_ms : 0;
     rec->retry_after_ms = info.retry_after_ms;
     rec->sends = req->slot->sends;
     _Static_assert(sizeof(rec->reason) == sizeof(d.reason), "reason buffers differ");
@@ -855,7 +855,7 @@ static void decide(salvo_request_t *req, const salvo__outcome_t *outcome) {
     if (req->policy->event_cb != NULL)
       req->policy->event_cb(req, rec, req->policy->event_data);
   }
-  if (d.decision == SALVO_RETRY && rec != NULL && !req->engine->closing) {
+  if (d.decision == SALVO_DECIDE_RETRY && rec != NULL && !req->engine->closing) {
     /* Only the final attempt's body is reported: a request waiting to
      * retry holds none. */
     free(req->resp_body);
@@ -996,7 +996,7 @@ static void drop_attempt(salvo_request_t *req, salvo__slot_t *slot, CURLcode rc,
     rec->error = out.error;
     rec->status = out.error == 0 ? status : 0;
     rec->reached_server = out.reached;
-    rec->decision = SALVO_RETRY; /* the request goes on, with the other attempt */
+    rec->decision = SALVO_DECIDE_RETRY; /* the request goes on, with the other attempt */
     rec->wait_ms = 0;
     rec->retry_after_ms = -1;
     rec->sends = slot->sends;
@@ -1147,7 +1147,7 @@ void salvo__request_complete(salvo_request_t *req, int error) {
       hs->successes++;
     } else {
       hs->failures++;
-      hs->by_error[error == 0 ? 0 : (unsigned)(-error) % 32]++;
+      hs->by_error[salvo__err_index(error)]++;
     }
     salvo__host_unref(engine, req->host); /* nothing below uses it */
   }

@@ -148,7 +148,7 @@ void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info
                          uint64_t streamed_bytes, uint64_t now_ms, uint64_t deadline_at_ms,
                          uint64_t prev_wait_ms, uint64_t *rng, salvo__decision_t *out) {
   memset(out, 0, sizeof(*out));
-  out->decision = SALVO_STOP;
+  out->decision = SALVO_DECIDE_STOP;
   out->final_error = a->error;
   const char *what = a->error ? salvo_err_name(a->error) : NULL;
   char status_word[32];
@@ -247,6 +247,6 @@ void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info
              (unsigned long long)wait);
     return;
   }
-  out->decision = SALVO_RETRY;
+  out->decision = SALVO_DECIDE_RETRY;
   out->wait_ms = wait;
 }

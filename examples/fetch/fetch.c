@@ -298,7 +298,7 @@ static json_t *history_json(const salvo_result_t *r) {
     else
       json_object_set_new(e, "status", json_integer(h->status));
     json_object_set_new(e, "reached_server", json_boolean(h->reached_server));
-    json_object_set_new(e, "decision", json_string(h->decision == SALVO_RETRY ? "retry" : "stop"));
+    json_object_set_new(e, "decision", json_string(h->decision == SALVO_DECIDE_RETRY ? "retry" : "stop"));
     json_object_set_new(e, "reason", text_json(h->reason));
     json_object_set_new(e, "wait_ms", json_integer((json_int_t)h->wait_ms));
     json_array_append_new(history, e);

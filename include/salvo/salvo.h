@@ -46,43 +46,81 @@ extern "C" {
  * Error classes. 0 is success; every error is negative. An attempt's outcome
  * and a request's final outcome are expressed as one of these (or 0 with an
  * HTTP status). salvo_err_name() gives a stable lower_snake_case identifier
- * for logs and machine-readable output.
+ * for logs and machine-readable output, salvo_strerror() a short message.
+ *
+ * SALVO_ERRNO_MAP is the one list the enum, the names and the messages are
+ * made from, as libuv's UV_ERRNO_MAP: XX(code, value, name, message). Values
+ * run from -1 down without a gap, and stay below 32 in magnitude
+ * (salvo_host_stats_t.by_error, SALVO_ERRBIT): error.c asserts both when it
+ * compiles. A new class is added at the end, never in between.
  */
+#define SALVO_ERRNO_MAP(XX)                                                                    \
+  /* invalid input: URL, header, method, option */                                            \
+  XX(EINVAL, -1, "invalid_input", "invalid input")                                            \
+  XX(ENOMEM, -2, "out_of_memory", "out of memory")                                            \
+  /* the host name could not be resolved */                                                   \
+  XX(EDNS, -3, "dns_failure", "host name could not be resolved")                              \
+  /* TCP connection refused */                                                                \
+  XX(ECONNREFUSED, -4, "connect_refused", "connection refused")                               \
+  /* other connect failure (unreachable, ...) */                                              \
+  XX(ECONNECT, -5, "connect_failed", "could not connect (host or network unreachable)")       \
+  /* TCP + TLS connect took longer than the connect timeout */                                \
+  XX(ECONNTIMEOUT, -6, "connect_timeout", "connect timed out")                                \
+  XX(ETLS, -7, "tls_handshake", "TLS handshake failed")                                       \
+  /* the peer's certificate is not trusted; never retried */                                  \
+  XX(ETLSVERIFY, -8, "tls_verification", "TLS certificate verification failed")               \
+  /* the connection closed before any response */                                             \
+  XX(ECLOSED, -9, "closed_without_response", "connection closed without a response")          \
+  /* connection reset, or a send or receive error */                                          \
+  XX(ERESET, -10, "connection_reset", "connection reset or broken")                           \
+  XX(ETRUNCATED, -11, "truncated_body", "response body shorter than announced")               \
+  /* no byte for the idle timeout */                                                          \
+  XX(EIDLE, -12, "idle_timeout", "no data received within the idle timeout")                  \
+  /* one attempt took longer than the attempt timeout */                                      \
+  XX(EATTEMPT, -13, "attempt_timeout", "attempt took longer than the attempt timeout")        \
+  /* the whole request took longer than its deadline */                                       \
+  XX(EDEADLINE, -14, "deadline_exceeded", "request deadline exceeded")                        \
+  /* waited longer than the queue timeout for a slot */                                       \
+  XX(EQUEUE, -15, "queue_timeout", "waited too long in the queue for a free slot")            \
+  /* HTTP/2 framing error or stream reset */                                                  \
+  XX(EHTTP2, -16, "http2_error", "HTTP/2 protocol or stream error")                           \
+  /* response body larger than max_body_size */                                               \
+  XX(EBODYLIMIT, -17, "body_too_large", "response body larger than the allowed maximum")      \
+  /* canceled by salvo_request_cancel() or engine close */                                    \
+  XX(ECANCELED, -18, "canceled", "request canceled")                                          \
+  /* the engine is closing; nothing new is accepted */                                        \
+  XX(ECLOSING, -19, "engine_closing", "engine is closing")                                    \
+  /* not supported by this build of libcurl */                                                \
+  XX(ENOTSUP, -20, "not_supported", "not supported by this libcurl")                          \
+  /* malformed response (not HTTP, bad encoding, ...) */                                      \
+  XX(EPROTO, -21, "protocol_error", "malformed HTTP response")                                \
+  /* the data callback asked to stop */                                                       \
+  XX(EABORTED, -22, "aborted_by_callback", "stopped by the data callback")                    \
+  /* unexpected libcurl or libuv failure; see the result's detail */                          \
+  XX(EINTERNAL, -23, "internal_error", "internal error in libcurl or libuv")                  \
+  /* the server asked to wait longer than retry_after_max_ms */                               \
+  XX(ERETRYAFTER, -24, "retry_after_too_long", "server asked to wait longer than allowed")    \
+  /* the host's circuit is open: failed fast, nothing sent */                                 \
+  XX(ECIRCUIT, -25, "circuit_open", "the host's circuit breaker is open")                     \
+  /* the host's rate limit or pause would hold it past its deadline or queue timeout:         \
+     nothing sent */                                                                          \
+  XX(ERATELIMIT, -26, "rate_limited", "the host's rate limit would pass the deadline")        \
+  /* a redirect salvo will not follow: too many hops, https to http, a scheme other than      \
+     http(s), or a Location it cannot parse */                                                \
+  XX(EREDIRECT, -27, "redirect_refused", "a redirect salvo will not follow")                  \
+  /* this machine ran out of something (file descriptors, local ports, socket buffers):      \
+     nothing was sent, and it is not the host's fault */                                      \
+  XX(ELOCAL, -28, "local_resource",                                                           \
+     "out of a local resource (file descriptors, ports, buffers)")                            \
+  /* the proxy could not be resolved or reached, or refused the tunnel: nothing reached the   \
+     target, and it is not the host's fault */                                                \
+  XX(EPROXY, -29, "proxy_failure", "the proxy could not be reached or refused the request")
+
 typedef enum {
   SALVO_OK = 0,
-  SALVO_EINVAL = -1,          /* invalid input: URL, header, method, option */
-  SALVO_ENOMEM = -2,          /* out of memory */
-  SALVO_EDNS = -3,            /* host name could not be resolved */
-  SALVO_ECONNREFUSED = -4,    /* TCP connection refused */
-  SALVO_ECONNECT = -5,        /* other connect failure (unreachable, ...) */
-  SALVO_ECONNTIMEOUT = -6,    /* TCP + TLS connect took longer than connect_timeout_ms */
-  SALVO_ETLS = -7,            /* TLS handshake failed */
-  SALVO_ETLSVERIFY = -8,      /* peer certificate not trusted; never retryable */
-  SALVO_ECLOSED = -9,         /* connection closed before any response */
-  SALVO_ERESET = -10,         /* connection reset / send or receive error */
-  SALVO_ETRUNCATED = -11,     /* response body shorter than announced */
-  SALVO_EIDLE = -12,          /* no byte for idle_timeout_ms */
-  SALVO_EATTEMPT = -13,       /* one attempt took longer than attempt_timeout_ms */
-  SALVO_EDEADLINE = -14,      /* whole request took longer than deadline_ms */
-  SALVO_EQUEUE = -15,         /* waited longer than queue_timeout_ms for a slot */
-  SALVO_EHTTP2 = -16,         /* HTTP/2 framing error or stream reset */
-  SALVO_EBODYLIMIT = -17,     /* response body larger than max_body_size */
-  SALVO_ECANCELED = -18,      /* canceled by salvo_request_cancel() or engine close */
-  SALVO_ECLOSING = -19,       /* engine is closing; nothing new is accepted */
-  SALVO_ENOTSUP = -20,        /* not supported by this build of libcurl */
-  SALVO_EPROTO = -21,         /* malformed response (not HTTP, bad encoding, ...) */
-  SALVO_EABORTED = -22,       /* the data callback asked to stop */
-  SALVO_EINTERNAL = -23,      /* unexpected libcurl/libuv failure; see detail */
-  SALVO_ERETRYAFTER = -24,    /* server asked to wait longer than retry_after_max_ms */
-  SALVO_ECIRCUIT = -25,       /* the host's circuit is open: failed fast, nothing sent */
-  SALVO_ERATELIMIT = -26,     /* the host's rate limit or pause would hold it past its deadline
-                                 or queue timeout: nothing sent */
-  SALVO_EREDIRECT = -27,      /* a redirect salvo will not follow: too many hops, https to http,
-                                 a scheme other than http(s), or a Location it cannot parse */
-  SALVO_ELOCAL = -28,         /* this machine ran out of something (file descriptors, local ports,
-                                 socket buffers): nothing was sent, and it is not the host's fault */
-  SALVO_EPROXY = -29          /* the proxy could not be resolved or reached, or refused the
-                                 tunnel: nothing reached the target, and it is not the host's fault */
+#define SALVO__ERR_ENUM(code, value, name, msg) SALVO_##code = (value),
+  SALVO_ERRNO_MAP(SALVO__ERR_ENUM)
+#undef SALVO__ERR_ENUM
 } salvo_error_t;
 
 /* Longest URL and longest header value a caller may give (a header name
@@ -142,7 +180,15 @@ typedef enum {
   SALVO_JITTER_NONE = 3      /* min(cap, base * mult^n) exactly */
 } salvo_jitter_t;
 
-typedef enum { SALVO_STOP = 0, SALVO_RETRY = 1 } salvo_decision_t;
+/* What to do after an attempt: stop (the request completes) or try again.
+ * SALVO_STOP and SALVO_RETRY are the names of 0.1, kept as aliases; the
+ * SALVO_STOP_* names below are stop reasons, not decisions. */
+typedef enum {
+  SALVO_DECIDE_STOP = 0,
+  SALVO_DECIDE_RETRY = 1,
+  SALVO_STOP = SALVO_DECIDE_STOP,  /* deprecated alias */
+  SALVO_RETRY = SALVO_DECIDE_RETRY /* deprecated alias */
+} salvo_decision_t;
 
 /* Why a request ended. */
 typedef enum {

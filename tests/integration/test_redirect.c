@@ -412,8 +412,8 @@ Test(redirect, hops_do_not_use_up_the_retries_of_a_flaky_target) {
   /* the history: one record per hop, then one per attempt at the target */
   cr_assert_eq(o.history_len, 5);
   static const long status[] = {302, 307, 503, 503, 200};
-  static const salvo_decision_t decision[] = {SALVO_RETRY, SALVO_RETRY, SALVO_RETRY, SALVO_RETRY,
-                                              SALVO_STOP};
+  static const salvo_decision_t decision[] = {SALVO_DECIDE_RETRY, SALVO_DECIDE_RETRY, SALVO_DECIDE_RETRY, SALVO_DECIDE_RETRY,
+                                              SALVO_DECIDE_STOP};
   static const uint64_t wait[] = {0, 0, 10, 20, 0};
   for (size_t i = 0; i < 5; i++) {
     const salvo_attempt_record_t *h = &o.history[i];
@@ -444,7 +444,7 @@ Test(redirect, hops_do_not_add_retries_either) {
   cr_assert_eq(o.attempts, 5, "2 hops + max_attempts at the target");
   cr_assert_eq(o.history_len, 5);
   cr_assert_eq(faultd_key_count(other, "never", NULL, NULL), 3, "max_attempts reached the target");
-  cr_assert_eq(o.history[4].decision, SALVO_STOP);
+  cr_assert_eq(o.history[4].decision, SALVO_DECIDE_STOP);
 }
 
 Test(redirect, a_hop_that_makes_a_post_a_get_makes_its_retries_those_of_a_get) {

@@ -84,10 +84,10 @@ Test(retry, a_503_then_200_succeeds_on_the_third_attempt) {
   cr_assert_eq(ids, 1, "one X-Request-ID on every attempt");
   cr_assert_eq(x.history_len, 3);
   cr_assert_eq(x.history[0].status, 503);
-  cr_assert_eq(x.history[0].decision, SALVO_RETRY);
+  cr_assert_eq(x.history[0].decision, SALVO_DECIDE_RETRY);
   cr_assert_eq(x.history[0].wait_ms, 20);
   cr_assert_eq(x.history[1].wait_ms, 40, "exponential without jitter");
-  cr_assert_eq(x.history[2].decision, SALVO_STOP);
+  cr_assert_eq(x.history[2].decision, SALVO_DECIDE_STOP);
   cr_assert_str_eq(x.history[2].reason, "success: status 200");
 }
 
@@ -118,7 +118,7 @@ Test(retry, a_post_to_a_refused_port_is_retried) {
   cr_assert_eq(x.stop, SALVO_STOP_EXHAUSTED);
   for (int i = 0; i < 4; i++)
     cr_assert_eq(x.history[i].reached_server, 0);
-  cr_assert_eq(x.history[3].decision, SALVO_STOP);
+  cr_assert_eq(x.history[3].decision, SALVO_DECIDE_STOP);
 }
 
 Test(retry, a_429_with_retry_after_1_waits_about_a_second) {
@@ -321,7 +321,7 @@ static salvo_decision_t stop_everything(salvo_request_t *req, const salvo_attemp
   (void)def;
   (void)wait;
   (*(int *)ud)++;
-  return SALVO_STOP;
+  return SALVO_DECIDE_STOP;
 }
 
 static salvo_decision_t retry_posts(salvo_request_t *req, const salvo_attempt_info_t *info,
@@ -330,7 +330,7 @@ static salvo_decision_t retry_posts(salvo_request_t *req, const salvo_attempt_in
   (void)ud;
   if (info->error == SALVO_ERESET && strcmp(info->method, "POST") == 0 && !info->idempotent) {
     *wait = 5;
-    return SALVO_RETRY;
+    return SALVO_DECIDE_RETRY;
   }
   return def;
 }
@@ -383,7 +383,7 @@ static salvo_decision_t once_more(salvo_request_t *req, const salvo_attempt_info
   (void)req;
   (void)ud;
   *wait = 0;
-  return info->attempt == 1 ? SALVO_RETRY : def;
+  return info->attempt == 1 ? SALVO_DECIDE_RETRY : def;
 }
 
 Test(retry, attempt_header_and_request_id_on_the_wire) {
@@ -429,7 +429,7 @@ Test(retry, cancel_and_close_during_backoff) {
   cr_assert_eq(x[0].o.error, SALVO_ECANCELED);
   cr_assert_eq(x[0].stop, SALVO_STOP_CANCELED);
   cr_assert_eq(x[0].o.attempts, 1);
-  cr_assert_eq(x[0].history[0].decision, SALVO_RETRY, "it was waiting to retry");
+  cr_assert_eq(x[0].history[0].decision, SALVO_DECIDE_RETRY, "it was waiting to retry");
   salvo_engine_close(engine, on_closed, NULL);
   while (!engine_closed)
     uv_run(&loop, UV_RUN_ONCE);

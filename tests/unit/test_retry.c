@@ -84,13 +84,13 @@ Test(retry, the_whole_matrix) {
           salvo__decision_t d =
               decide(&p, methods[m].method, methods[m].idempotent, 1, error, reached, status, -1);
           int want = expect_retry(methods[m].idempotent, error, reached, status);
-          cr_expect_eq(d.decision == SALVO_RETRY, want,
+          cr_expect_eq(d.decision == SALVO_DECIDE_RETRY, want,
                        "%s%s %s reached=%d status %ld: got %s (%s)", methods[m].method,
                        methods[m].idempotent && !strcmp(methods[m].method, "POST") ? "+key" : "",
                        salvo_err_name(error), reached, status,
-                       d.decision == SALVO_RETRY ? "retry" : "stop", d.reason);
+                       d.decision == SALVO_DECIDE_RETRY ? "retry" : "stop", d.reason);
           cr_expect_neq(d.reason[0], '\0', "every decision has a reason");
-          if (d.decision == SALVO_RETRY) {
+          if (d.decision == SALVO_DECIDE_RETRY) {
             cr_expect_leq(d.wait_ms, 250, "first backoff is within base");
           } else if (error == 0 && status < 400) {
             cr_expect_eq(d.stop, SALVO_STOP_SUCCESS);
@@ -123,9 +123,9 @@ Test(retry, reasons_say_why_in_words) {
 Test(retry, attempt_limit_edges) {
   salvo_retry_policy_t p;
   salvo_retry_policy_init(&p);
-  cr_assert_eq(decide(&p, "GET", 1, 3, SALVO_ERESET, 1, 0, -1).decision, SALVO_RETRY);
+  cr_assert_eq(decide(&p, "GET", 1, 3, SALVO_ERESET, 1, 0, -1).decision, SALVO_DECIDE_RETRY);
   salvo__decision_t d = decide(&p, "GET", 1, 4, SALVO_ERESET, 1, 0, -1);
-  cr_assert_eq(d.decision, SALVO_STOP);
+  cr_assert_eq(d.decision, SALVO_DECIDE_STOP);
   cr_assert_eq(d.stop, SALVO_STOP_EXHAUSTED);
   cr_assert_eq(d.final_error, SALVO_ERESET);
   d = decide(&p, "GET", 1, 4, 0, 1, 503, -1);
@@ -134,28 +134,28 @@ Test(retry, attempt_limit_edges) {
   p.max_attempts = 1;
   cr_assert_eq(decide(&p, "GET", 1, 1, SALVO_EDNS, 0, 0, -1).stop, SALVO_STOP_EXHAUSTED);
   p.max_attempts = 100;
-  cr_assert_eq(decide(&p, "GET", 1, 99, SALVO_EDNS, 0, 0, -1).decision, SALVO_RETRY);
+  cr_assert_eq(decide(&p, "GET", 1, 99, SALVO_EDNS, 0, 0, -1).decision, SALVO_DECIDE_RETRY);
 }
 
 Test(retry, retry_after_replaces_backoff_or_ends_the_request) {
   salvo_retry_policy_t p;
   salvo_retry_policy_init(&p);
   salvo__decision_t d = decide(&p, "POST", 0, 1, 0, 1, 429, 1000);
-  cr_assert_eq(d.decision, SALVO_RETRY);
+  cr_assert_eq(d.decision, SALVO_DECIDE_RETRY);
   cr_assert_eq(d.wait_ms, 1000);
   d = decide(&p, "GET", 1, 1, 0, 1, 503, 0);
   cr_assert_eq(d.wait_ms, 0, "a date in the past means now");
   d = decide(&p, "GET", 1, 1, 0, 1, 503, 3600 * 1000);
-  cr_assert_eq(d.decision, SALVO_STOP);
+  cr_assert_eq(d.decision, SALVO_DECIDE_STOP);
   cr_assert_eq(d.stop, SALVO_STOP_RETRY_AFTER);
   cr_assert_eq(d.final_error, SALVO_ERETRYAFTER);
   d = decide(&p, "GET", 1, 1, 0, 1, 503, 60000);
-  cr_assert_eq(d.decision, SALVO_RETRY, "exactly retry_after_max is allowed");
+  cr_assert_eq(d.decision, SALVO_DECIDE_RETRY, "exactly retry_after_max is allowed");
   d = decide(&p, "GET", 1, 1, 0, 1, 500, 5000);
   cr_assert_leq(d.wait_ms, 250, "Retry-After counts only on 413/429/503");
   p.respect_retry_after = 0;
   d = decide(&p, "GET", 1, 1, 0, 1, 503, 3600 * 1000);
-  cr_assert_eq(d.decision, SALVO_RETRY);
+  cr_assert_eq(d.decision, SALVO_DECIDE_RETRY);
   cr_assert_leq(d.wait_ms, 250, "ignored when respect_retry_after is off");
 }
 
@@ -167,11 +167,11 @@ Test(retry, a_wait_past_the_deadline_is_not_scheduled) {
   uint64_t rng = 1;
   salvo__decision_t d;
   salvo__retry_decide(&p, &a, 0, 1000, 1200, 0, &rng, &d); /* needs 250, 200 left */
-  cr_assert_eq(d.decision, SALVO_STOP);
+  cr_assert_eq(d.decision, SALVO_DECIDE_STOP);
   cr_assert_eq(d.stop, SALVO_STOP_DEADLINE);
   cr_assert_eq(d.final_error, SALVO_EDEADLINE);
   salvo__retry_decide(&p, &a, 0, 1000, 1300, 0, &rng, &d);
-  cr_assert_eq(d.decision, SALVO_RETRY);
+  cr_assert_eq(d.decision, SALVO_DECIDE_RETRY);
   cr_assert_eq(d.wait_ms, 250);
 }
 
@@ -182,7 +182,7 @@ Test(retry, streamed_bytes_are_never_sent_twice) {
   uint64_t rng = 1;
   salvo__decision_t d;
   salvo__retry_decide(&p, &a, 10, 0, 0, 0, &rng, &d);
-  cr_assert_eq(d.decision, SALVO_STOP);
+  cr_assert_eq(d.decision, SALVO_DECIDE_STOP);
   cr_assert(strstr(d.reason, "data callback") != NULL, "%s", d.reason);
 }
 
@@ -193,10 +193,10 @@ Test(retry, custom_lists) {
   p.retry_statuses[0] = 404;
   p.retry_statuses[1] = 0;
   p.retry_errors = SALVO_ERRBIT(SALVO_ETLSVERIFY);
-  cr_assert_eq(decide(&p, "POST", 1, 1, 0, 1, 404, -1).decision, SALVO_RETRY);
-  cr_assert_eq(decide(&p, "GET", 1, 1, 0, 1, 500, -1).decision, SALVO_STOP);
-  cr_assert_eq(decide(&p, "GET", 1, 1, SALVO_ETLSVERIFY, 0, 0, -1).decision, SALVO_RETRY);
-  cr_assert_eq(decide(&p, "GET", 1, 1, SALVO_ERESET, 1, 0, -1).decision, SALVO_STOP);
+  cr_assert_eq(decide(&p, "POST", 1, 1, 0, 1, 404, -1).decision, SALVO_DECIDE_RETRY);
+  cr_assert_eq(decide(&p, "GET", 1, 1, 0, 1, 500, -1).decision, SALVO_DECIDE_STOP);
+  cr_assert_eq(decide(&p, "GET", 1, 1, SALVO_ETLSVERIFY, 0, 0, -1).decision, SALVO_DECIDE_RETRY);
+  cr_assert_eq(decide(&p, "GET", 1, 1, SALVO_ERESET, 1, 0, -1).decision, SALVO_DECIDE_STOP);
   cr_assert(salvo__method_in_list("GET,HEAD", "HEAD"));
   cr_assert_not(salvo__method_in_list("GET,HEAD", "HEA"));
   cr_assert_not(salvo__method_in_list("GET,HEAD", "get"), "methods are case-sensitive");
