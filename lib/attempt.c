@@ -1,10 +1,13 @@
 /* One attempt: easy handle setup, transfer callbacks, the attempt's own
  * timers (idle and attempt timeout) and the classification of its outcome. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -133,11 +136,7 @@ static void slot_timer_cb(uv_timer_t *timer) {
   if (req == NULL)
     return;
   uint64_t now = uv_now(slot->engine->loop);
-  if (req->hedge_at_ms != 0 && now >= req->hedge_at_ms && slot == req->slot) {
-    req->hedge_at_ms = 0;
-    if (req->hedge == NULL && !slot->responded)
-      salvo__request_hedge(req);
-  }
+  salvo__hedge_check(slot, now);
   int reason = 0;
   if (req->deadline_at_ms && now >= req->deadline_at_ms)
     reason = SALVO_EDEADLINE;
@@ -165,8 +164,8 @@ static void slot_timer_cb(uv_timer_t *timer) {
 void salvo__attempt_arm_timer(salvo__slot_t *slot) {
   salvo_request_t *req = slot->req;
   uint64_t due = req->deadline_at_ms; /* the request's deadline, watched here while it runs */
-  if (req->hedge_at_ms != 0 && slot == req->slot && (due == 0 || req->hedge_at_ms < due))
-    due = req->hedge_at_ms;
+  if (req->hedge.at_ms != 0 && slot == req->slot && (due == 0 || req->hedge.at_ms < due))
+    due = req->hedge.at_ms;
   if (req->timeouts.attempt_ms && (due == 0 || slot->started_ms + req->timeouts.attempt_ms < due))
     due = slot->started_ms + req->timeouts.attempt_ms;
   uint64_t now = uv_now(slot->engine->loop);
@@ -236,7 +235,6 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
     salvo__host_count_resend(slot->req->host);
   }
   slot->sends++;
-  slot->req->sends++;
   slot->local_port = local_port;
   slot->peer_port = primary_port;
   snprintf(slot->peer_ip, sizeof(slot->peer_ip), "%s", primary_ip != NULL ? primary_ip : "");
@@ -276,59 +274,24 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
     curl_easy_getinfo(slot->easy, CURLINFO_HTTP_VERSION, &version);
     if (salvo__host_saw_version(req->host, salvo__http_version(version)))
       salvo__engine_schedule(slot->engine); /* the pump runs from the loop */
-    if (req->hedge != NULL) { /* two attempts run: the first response wins */
-      if (req->winner != NULL && req->winner != slot) {
-        slot->stop_reason = SALVO_ECANCELED;
-        return 0; /* short count: libcurl ends this transfer */
-      }
-      req->winner = slot;
-      /* The other attempt ends from the loop: not inside libcurl's callback. */
-      salvo__slot_t *loser = slot == req->slot ? req->hedge : req->slot;
-      loser->stop_reason = SALVO_ECANCELED;
-      if (!salvo__list_linked(&loser->cancel_node)) {
-        salvo__list_push_back(&slot->engine->slot_cancels, &loser->cancel_node);
-        salvo__engine_schedule(slot->engine);
-      }
+    int stop = salvo__hedge_on_response(slot); /* two attempts run: the first response wins */
+    if (stop != 0) {
+      slot->stop_reason = stop;
+      return 0; /* short count: libcurl ends this transfer */
     }
   }
   return size * n;
 }
 
-static int grow_body(salvo_request_t *req, size_t need) {
-  size_t cap = req->resp_cap ? req->resp_cap : 512; /* small bodies are the common case */
-  while (cap < need)
-    cap *= 2;
-  char *p = realloc(req->resp_body, cap);
-  if (p == NULL)
-    return -1;
-  req->resp_body = p;
-  req->resp_cap = cap;
-  return 0;
-}
-
 static size_t write_cb(char *data, size_t size, size_t n, void *userdata) {
   salvo__slot_t *slot = userdata;
-  salvo_request_t *req = slot->req;
   size_t len = size * n;
   touch(slot);
-  if (len > req->max_body_size - req->resp_len) { /* resp_len <= max_body_size always */
-    slot->stop_reason = SALVO_EBODYLIMIT;
+  int stop = salvo__request_body_bytes(slot->req, data, len);
+  if (stop != 0) {
+    slot->stop_reason = stop;
     return 0; /* short count: libcurl ends the transfer with CURLE_WRITE_ERROR */
   }
-  if (req->data_cb != NULL) {
-    req->resp_len += len;
-    if (req->data_cb(req, data, len, req->user_data) != 0) {
-      slot->stop_reason = SALVO_EABORTED;
-      return 0;
-    }
-    return len;
-  }
-  if (req->resp_len + len + 1 > req->resp_cap && grow_body(req, req->resp_len + len + 1) != 0) {
-    slot->stop_reason = SALVO_ENOMEM;
-    return 0;
-  }
-  memcpy(req->resp_body + req->resp_len, data, len);
-  req->resp_len += len;
   return len;
 }
 
@@ -416,7 +379,7 @@ static int goes_direct(const salvo_engine_t *engine, const salvo_request_t *req)
 
 /* Everything a request may change is set on every attempt, "off" values
  * included, so nothing of the previous request on this handle survives. */
-int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
+int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned attempt_no) {
   salvo_engine_t *engine = slot->engine;
   CURL *easy = slot->easy;
   if (slot->dirty) {
@@ -432,6 +395,7 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   if (!slot->configured && setup_once(slot) != 0)
     return SALVO_EINTERNAL;
   slot->req = req;
+  slot->attempt_no = attempt_no;
   slot->unread = 0;
   slot->resent_read = 0;
   slot->conn_closed = 0;
@@ -493,7 +457,7 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   SETOPT(CURLOPT_PIPEWAIT, version != CURL_HTTP_VERSION_1_1 ? 1L : 0L);
   /* User-Agent travels in req->headers: CURLOPT_USERAGENT makes libcurl
    * format it anew for every request (~6k instructions, measured). */
-  SETOPT(CURLOPT_HTTPHEADER, req->headers != NULL ? req->headers : req->attempt_node);
+  SETOPT(CURLOPT_HTTPHEADER, salvo__headers_list(req));
 
   /* The method from scratch: GET, then what this request wants. */
   SETOPT(CURLOPT_HTTPGET, 1L);
@@ -510,6 +474,266 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req) {
   return 0;
 }
 
-int salvo__slot_init_timer(salvo__slot_t *slot) {
-  return uv_timer_init(slot->engine->loop, &slot->timer);
+void salvo__attempt_stop(salvo__slot_t *slot, int reason) { slot->stop_reason = reason; }
+
+const char *salvo__attempt_header(salvo__slot_t *slot, const char *name) {
+  struct curl_header *h = NULL;
+  return curl_easy_header(slot->easy, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK ? h->value : NULL;
+}
+
+/* Whose failure was it, the proxy's or the target's? Over a tunnel (https),
+ * everything before the tunnel was open is the proxy's, and nothing of the
+ * request had left. Through a forward proxy (http), a connection that failed
+ * without any response is the proxy's, and it may have forwarded the
+ * request; the target's own failures come back as the proxy's 502 or 504. */
+static int proxy_failed(salvo__slot_t *slot, CURLcode rc, salvo__outcome_t *out) {
+  long tunnel = 0, status = 0; /* the proxy's answer to CONNECT, 0 if none came */
+  curl_easy_getinfo(slot->easy, CURLINFO_HTTP_CONNECTCODE, &tunnel);
+  curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+  int tunnel_open = tunnel >= 200 && tunnel <= 299;
+  int theirs = rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_PROXY ||
+               (tunnel != 0 && !tunnel_open);
+  if (!theirs && slot->req->is_https)
+    theirs = !tunnel_open && !slot->sent;
+  else if (!theirs)
+    theirs = status == 0 &&
+             (out->error == SALVO_ECONNREFUSED || out->error == SALVO_ECONNECT ||
+              out->error == SALVO_ECONNTIMEOUT || out->error == SALVO_EDNS ||
+              out->error == SALVO_ECLOSED || out->error == SALVO_ERESET ||
+              out->error == SALVO_EPROTO || out->error == SALVO_ETLS);
+  if (!theirs)
+    return 0;
+  out->error = SALVO_EPROXY;
+  if (slot->req->is_https)
+    out->reached = 0;
+  return 1;
+}
+
+/* Malformed responses, which libcurl 7.88 reports with the codes of
+ * transport failures; its message, or the lane, tells them apart. Sets the
+ * detail and returns 1 if the response was malformed. */
+static int malformed(salvo__slot_t *slot, CURLcode rc) {
+  /* ALPN decides, not the lane: the host's answers say what it speaks */
+  int h2 = salvo__host_speaks_h2(slot->req->host, slot->req->lane) && !slot->conn_closed;
+  const char *why = NULL;
+  if (rc == CURLE_RECV_ERROR && slot->responded && strstr(slot->errbuf, "chunked-encoding")) {
+    why = "broken chunked encoding";
+  } else if (rc == CURLE_RECV_ERROR && strstr(slot->errbuf, "nghttp2_session_mem_recv()")) {
+    why = "malformed HTTP/2 framing from the server";
+    slot->session_ended = 1;
+  } else if (rc == CURLE_HTTP2_STREAM && (strstr(slot->errbuf, "PROTOCOL_ERROR") ||
+                                          strstr(slot->errbuf, "COMPRESSION_ERROR") ||
+                                          strstr(slot->errbuf, "FRAME_SIZE_ERROR"))) {
+    why = "HTTP/2 stream reset for a protocol error (a malformed response, or its Content-Length)";
+    /* COMPRESSION_ERROR is only ever a connection error: the session is gone */
+    slot->session_ended = strstr(slot->errbuf, "COMPRESSION_ERROR") != NULL;
+  } else if (rc == CURLE_GOT_NOTHING && h2) {
+    /* the session ended with this stream unanswered and not reset: nghttp2
+     * ended it for a frame it could not accept (undecodable headers, a
+     * PUSH_PROMISE, a header block over its limits), or the server did */
+    why = "the HTTP/2 session ended without answering this stream (a malformed frame from the "
+          "server, or its GOAWAY)";
+    slot->session_ended = 1;
+  }
+  if (why == NULL)
+    return 0;
+  slot->proto_detail = why;
+  return 1;
+}
+
+/* Classifies how an attempt ended. A send the server's TCP never
+ * acknowledged did not reach the server (conn.c). A handle whose transfer
+ * failed is reset before its next use (attempt.c). */
+static salvo__outcome_t outcome_of(salvo__slot_t *slot, CURLcode rc, long os_errno,
+                                        curl_off_t pretransfer) {
+  if (rc == CURLE_COULDNT_CONNECT && slot->local_errno != 0)
+    os_errno = slot->local_errno; /* no socket at all: libcurl says nothing of why */
+  if (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CRL_BADFILE) {
+    /* OpenSSL could not open the CA file: out of descriptors, most likely */
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (probe < 0 && (errno == EMFILE || errno == ENFILE)) {
+      rc = CURLE_COULDNT_CONNECT;
+      os_errno = errno;
+    } else if (probe >= 0) {
+      close(probe);
+    }
+  }
+  salvo__outcome_t out =
+      salvo__classify(rc, os_errno, slot->stop_reason, slot->sent, (int64_t)pretransfer);
+  if (slot->via_proxy && slot->stop_reason == 0 && slot->local_errno == 0 && rc != CURLE_OK &&
+      proxy_failed(slot, rc, &out)) {
+    slot->dirty = 1;
+    return out;
+  }
+  /* libcurl reports broken chunked encoding as a receive error, the same
+   * code as a reset: the words in its message are the only difference. */
+  if (slot->stop_reason == 0 && malformed(slot, rc))
+    out.error = SALVO_EPROTO;
+  if (slot->unread && !slot->responded && (out.error == SALVO_ECLOSED || out.error == SALVO_ERESET))
+    out.reached = 0;
+  if (out.error != 0)
+    slot->dirty = 1;
+  return out;
+}
+
+static uint64_t us_between(curl_off_t from, curl_off_t to) {
+  return to > from ? (uint64_t)(to - from) : 0;
+}
+
+static int64_t wall_clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* RateLimit-Reset / X-RateLimit-Reset: seconds from now, or a Unix time
+ * when above the policy's bound. -1 when absent or not a number. */
+static int64_t reset_ms(salvo__slot_t *slot, int64_t epoch_above, int64_t now_unix_ms) {
+  static const char *const names[] = {"RateLimit-Reset", "X-RateLimit-Reset"};
+  for (int i = 0; i < 2; i++) {
+    const char *v = salvo__attempt_header(slot, names[i]);
+    int64_t ms = v != NULL ? salvo__reset_parse(v, epoch_above, now_unix_ms) : -1;
+    if (ms >= 0)
+      return ms;
+  }
+  return -1;
+}
+
+/* The words for the result: salvo's reason, or libcurl's. */
+static void describe(const salvo__slot_t *slot, CURLcode rc, int error, char *detail, size_t cap) {
+  if (slot->proto_detail == salvo__header_cap_detail)
+    snprintf(detail, cap, "%s (%zu bytes)", slot->proto_detail, slot->engine->max_header_size);
+  else if (error == SALVO_EPROTO && slot->proto_detail != NULL && slot->stop_reason == 0 &&
+           slot->errbuf[0] != '\0') /* libcurl ended it: its own words follow; when salvo did,
+                                        they would only say "Failed writing header" */
+    snprintf(detail, cap, "%s: %.160s", slot->proto_detail, slot->errbuf);
+  else if (error == SALVO_EPROTO && slot->proto_detail != NULL)
+    snprintf(detail, cap, "%s", slot->proto_detail);
+  else if (error != 0 && slot->stop_reason == 0 && slot->errbuf[0] != '\0')
+    snprintf(detail, cap, "%s", slot->errbuf);
+  else if (error != 0 && slot->stop_reason == 0)
+    snprintf(detail, cap, "%s", curl_easy_strerror(rc));
+  else
+    detail[0] = '\0';
+}
+
+void salvo__attempt_end(salvo__slot_t *slot, CURLcode rc, salvo__attempt_end_t *end, char *detail,
+                        size_t cap) {
+  CURL *easy = slot->easy;
+  uv_timer_stop(&slot->timer);
+  slot->timer_due_ms = 0;
+  long status = 0, os_errno = 0, version = 0, connects = 0;
+  curl_off_t pretransfer = 0, namelookup = 0, connect = 0, appconnect = 0, starttransfer = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
+  curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
+  curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
+  curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+  curl_easy_getinfo(easy, CURLINFO_NAMELOOKUP_TIME_T, &namelookup);
+  curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect);
+  curl_easy_getinfo(easy, CURLINFO_APPCONNECT_TIME_T, &appconnect);
+  curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
+
+  /* A short write count makes libcurl report CURLE_WRITE_ERROR; the real
+   * reason is the one salvo recorded. */
+  salvo__outcome_t outcome = outcome_of(slot, rc, os_errno, pretransfer);
+  /* libcurl says PARTIAL_FILE when an HTTP/2 connection dies under a stream
+   * that had no response yet: nothing was truncated, it closed. */
+  if (outcome.error == SALVO_ETRUNCATED && status == 0)
+    outcome.error = SALVO_ECLOSED;
+  /* libcurl 7.88 reports response headers past its 100 KB cap as "out of
+   * memory"; with a status line already in, that is what it was. */
+  if (rc == CURLE_OUT_OF_MEMORY && status != 0 && slot->stop_reason == 0) {
+    outcome.error = SALVO_EPROTO;
+    outcome.reached = 1;
+    snprintf(slot->errbuf, sizeof(slot->errbuf),
+             "response headers larger than libcurl accepts (100 KB)");
+  }
+  end->outcome = outcome;
+  end->status = status;
+  end->http_version = salvo__http_version(version);
+  end->connects = connects;
+  end->timings.dns_us = (uint64_t)(namelookup > 0 ? namelookup : 0);
+  end->timings.connect_us = connect > 0 ? us_between(namelookup, connect) : 0;
+  end->timings.tls_us = appconnect > 0 ? us_between(connect, appconnect) : 0;
+  end->timings.ttfb_us = (uint64_t)(starttransfer > 0 ? starttransfer : 0);
+  end->timings.total_us = (uv_hrtime() - slot->started_ns) / 1000;
+  end->ttfb_us = end->timings.ttfb_us;
+  end->sent_at_ms = slot->started_ms;
+  end->host_in_flight = slot->host_in_flight;
+  end->sends = slot->sends;
+  end->session_ended = slot->session_ended;
+  /* What the server asks of the wait: Retry-After for the decision (413,
+   * 429, 503); for the host's pause (429, 503) Retry-After, else its
+   * rate-limit reset. Read once, on one clock reading. */
+  end->retry_after_ms = -1;
+  end->pause_ms = -1;
+  if (outcome.error == 0 && (status == 413 || status == 429 || status == 503)) {
+    int64_t unix_ms = wall_clock_ms();
+    const char *ra = salvo__attempt_header(slot, "Retry-After");
+    end->retry_after_ms = ra != NULL ? salvo__retry_after_parse(ra, unix_ms) : -1;
+    if (status != 413)
+      end->pause_ms = end->retry_after_ms >= 0
+                          ? end->retry_after_ms
+                          : reset_ms(slot, slot->req->host->policy.reset_epoch_above, unix_ms);
+  }
+  if (detail != NULL)
+    describe(slot, rc, outcome.error, detail, cap);
+}
+
+/* ------------------------------------------------------------ the pool */
+
+salvo__slot_t *salvo__slot_get(salvo_engine_t *engine) {
+  salvo__slot_t *slot = engine->free_slots;
+  if (slot != NULL) {
+    engine->free_slots = slot->next_free;
+    slot->next_free = NULL;
+    return slot;
+  }
+  slot = calloc(1, sizeof(*slot));
+  if (slot == NULL)
+    return NULL;
+  slot->engine = engine;
+  slot->easy = curl_easy_init();
+  if (slot->easy == NULL || uv_timer_init(engine->loop, &slot->timer) != 0) {
+    curl_easy_cleanup(slot->easy);
+    free(slot);
+    return NULL;
+  }
+  salvo__list_init(&slot->cancel_node);
+  engine->live_handles++;
+  return slot;
+}
+
+void salvo__slot_put(salvo__slot_t *slot) {
+  salvo_engine_t *engine = slot->engine;
+  slot->req = NULL;
+  slot->next_free = engine->free_slots;
+  engine->free_slots = slot;
+}
+
+void salvo__slots_detach_share(salvo_engine_t *engine, CURLSH *share) {
+  for (salvo__slot_t *slot = engine->free_slots; slot != NULL; slot = slot->next_free)
+    if (slot->share == share || slot->share == SALVO__SHARE_UNKNOWN) {
+      curl_easy_setopt(slot->easy, CURLOPT_SHARE, engine->no_share);
+      slot->share = engine->no_share;
+    }
+}
+
+static void slot_closed_cb(uv_handle_t *handle) {
+  salvo__slot_t *slot = SALVO__CONTAINER_OF((uv_timer_t *)handle, salvo__slot_t, timer);
+  salvo_engine_t *engine = slot->engine;
+  free(slot);
+  salvo__engine_handle_closed(engine);
+}
+
+void salvo__slots_free(salvo_engine_t *engine) {
+  salvo__slot_t *slot = engine->free_slots;
+  engine->free_slots = NULL;
+  while (slot != NULL) {
+    salvo__slot_t *next = slot->next_free;
+    curl_easy_cleanup(slot->easy);
+    uv_close((uv_handle_t *)&slot->timer, slot_closed_cb);
+    slot = next;
+  }
 }

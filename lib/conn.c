@@ -99,7 +99,7 @@ int salvo__conn_unread(const salvo__conn_mark_t *idle, int fin, uint64_t acked,
 static salvo__slot_t *sender_on(salvo_engine_t *engine, const endpoints_t *e) {
   for (salvo__list_t *n = engine->running.next; n != &engine->running; n = n->next) {
     salvo_request_t *req = SALVO__CONTAINER_OF(n, salvo_request_t, node);
-    salvo__slot_t *cand[2] = {req->slot, req->hedge};
+    salvo__slot_t *cand[2] = {req->slot, req->hedge.slot};
     for (int k = 0; k < 2; k++) {
       salvo__slot_t *s = cand[k];
       if (s != NULL && s->sent && !s->responded &&
@@ -115,13 +115,13 @@ void salvo__conn_session_ended(salvo_engine_t *engine, const salvo__slot_t *dead
     return;
   for (salvo__list_t *n = engine->running.next; n != &engine->running; n = n->next) {
     salvo_request_t *req = SALVO__CONTAINER_OF(n, salvo_request_t, node);
-    salvo__slot_t *cand[2] = {req->slot, req->hedge};
+    salvo__slot_t *cand[2] = {req->slot, req->hedge.slot};
     for (int k = 0; k < 2; k++) {
       salvo__slot_t *s = cand[k];
       if (s == NULL || s == dead || !s->sent || s->stop_reason != 0 || s->lane == NULL ||
           !same_connection(s, dead->local_port, dead->peer_port, dead->peer_ip))
         continue;
-      s->stop_reason = SALVO_ECLOSED;
+      salvo__attempt_stop(s, SALVO_ECLOSED);
       if (!salvo__list_linked(&s->cancel_node))
         salvo__list_push_back(&engine->slot_cancels, &s->cancel_node);
       salvo__engine_schedule(engine);

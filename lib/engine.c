@@ -1,11 +1,11 @@
-/* The engine: a caller's libuv loop drives one curl multi handle through
- * libcurl's socket and timer callbacks (the multi-uv.c pattern, with the
- * pitfalls of ENGINEERING.md §2 handled). */
+/* The engine: a caller's libuv loop drives libcurl's multi handles (one per
+ * lane) through libcurl's socket and timer callbacks, the pattern of curl's
+ * docs/examples/multi-uv.c, with the pitfalls of libcurl 7.88 and libuv
+ * handled where they are met. Owns salvo_engine_t and its lanes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -37,20 +37,15 @@ void salvo_engine_opts_init(salvo_engine_opts_t *opts) {
   opts->max_hosts = 10000;
 }
 
+/* Random bytes from the OS (getrandom(2) where it exists). */
 static void fill_random(void *buf, size_t len) {
+  if (uv_random(NULL, NULL, buf, len, 0, NULL) == 0)
+    return;
+  /* no source at all: time and address, not secret */
   unsigned char *p = buf;
-  while (len > 0) {
-    ssize_t n = getrandom(p, len, 0);
-    if (n <= 0)
-      break;
-    p += n;
-    len -= (size_t)n;
-  }
-  if (len > 0) { /* no getrandom (very old kernel): time and address, not secret */
-    uint64_t state = uv_hrtime() ^ (uint64_t)(uintptr_t)buf;
-    for (size_t i = 0; i < len; i++)
-      p[i] = (unsigned char)salvo__rng_next(&state);
-  }
+  uint64_t state = uv_hrtime() ^ (uint64_t)(uintptr_t)buf;
+  for (size_t i = 0; i < len; i++)
+    p[i] = (unsigned char)salvo__rng_next(&state);
 }
 
 void salvo__engine_random(salvo_engine_t *engine, unsigned char out[16]) {
@@ -226,43 +221,7 @@ static void check_multi_info(salvo__lane_t *lane) {
   }
 }
 
-/* ------------------------------------------------------------ slots */
-
-salvo__slot_t *salvo__engine_get_slot(salvo_engine_t *engine) {
-  salvo__slot_t *slot = engine->free_slots;
-  if (slot != NULL) {
-    engine->free_slots = slot->next_free;
-    slot->next_free = NULL;
-    return slot;
-  }
-  slot = calloc(1, sizeof(*slot));
-  if (slot == NULL)
-    return NULL;
-  slot->engine = engine;
-  slot->easy = curl_easy_init();
-  if (slot->easy == NULL || salvo__slot_init_timer(slot) != 0) {
-    curl_easy_cleanup(slot->easy);
-    free(slot);
-    return NULL;
-  }
-  engine->live_handles++;
-  engine->slots_total++;
-  return slot;
-}
-
-void salvo__engine_detach_share(salvo_engine_t *engine, CURLSH *share) {
-  for (salvo__slot_t *slot = engine->free_slots; slot != NULL; slot = slot->next_free)
-    if (slot->share == share || slot->share == SALVO__SHARE_UNKNOWN) {
-      curl_easy_setopt(slot->easy, CURLOPT_SHARE, engine->no_share);
-      slot->share = engine->no_share;
-    }
-}
-
-void salvo__engine_put_slot(salvo_engine_t *engine, salvo__slot_t *slot) {
-  slot->req = NULL;
-  slot->next_free = engine->free_slots;
-  engine->free_slots = slot;
-}
+/* ------------------------------------------------------------ attempts */
 
 int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot) {
   salvo__lane_t *lane = &engine->lanes[slot->req->lane];
@@ -274,7 +233,8 @@ int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot) {
   slot->lane = lane;
   engine->stats.attempts++;
   engine->stats.in_flight++;
-  salvo__host_attempt_added(slot->req->host, slot);
+  slot->host = slot->req->host;
+  slot->host_in_flight = salvo__host_attempt_added(slot->host);
   return 0;
 }
 
@@ -286,7 +246,8 @@ void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot) {
   engine->multi_busy = 0;
   slot->lane = NULL;
   engine->stats.in_flight--;
-  salvo__host_attempt_removed(slot->host, slot);
+  salvo__host_attempt_removed(slot->host);
+  slot->host = NULL;
 }
 
 /* ------------------------------------------------------------ pump */
@@ -301,8 +262,8 @@ void salvo__engine_pump(salvo_engine_t *engine) {
   salvo__host_t *host;
   while (engine->stats.in_flight < engine->max_in_flight && !engine->closing &&
          (host = salvo__host_next_ready(engine)) != NULL) {
-    salvo_request_t *req = SALVO__CONTAINER_OF(host->queue.next, salvo_request_t, node);
-    salvo__request_admit(req);
+    /* a ready host has a queue */
+    salvo__request_admit(SALVO__CONTAINER_OF(salvo__host_queue_head(host), salvo_request_t, node));
   }
   salvo__request_arm_queued(engine);
   engine->pumping = 0;
@@ -418,30 +379,22 @@ static int copy_proxies(salvo_engine_t *engine, const salvo_engine_opts_t *opts)
   return 0;
 }
 
-int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_engine_t **out) {
-  salvo_engine_opts_t defaults; /* not static: engines are made on several threads */
-  if (loop == NULL || out == NULL)
-    return SALVO_EINVAL;
-  if (opts == NULL) {
-    salvo_engine_opts_init(&defaults);
-    opts = &defaults;
-  }
+static int check_opts(const salvo_engine_opts_t *opts) {
   if (opts->max_in_flight == 0 || opts->max_connections < 0 || opts->max_host_connections < 0 ||
       opts->max_streams < 1 || opts->http_version < SALVO_HTTP_AUTO ||
       opts->http_version > SALVO_HTTP_2 || opts->max_body_size == 0 || opts->max_header_size == 0)
     return SALVO_EINVAL;
   if (opts->ca_file != NULL && access(opts->ca_file, R_OK) != 0)
     return SALVO_EINVAL;
+  if (opts->user_agent != NULL && !salvo__valid_header_value(opts->user_agent, strlen(opts->user_agent)))
+    return SALVO_EINVAL;
   if (salvo__retry_policy_check(&opts->retry) != 0 || salvo__host_policy_check(&opts->hosts) != 0)
     return SALVO_EINVAL;
-  /* libcurl's global init is not thread-safe before 7.84; it is a no-op after the first call. */
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    return SALVO_EINTERNAL;
+  return 0;
+}
 
-  salvo_engine_t *engine = calloc(1, sizeof(*engine));
-  if (engine == NULL)
-    return SALVO_ENOMEM;
-  engine->loop = loop;
+/* The options kept by value, and the strings copied. */
+static int copy_opts(salvo_engine_t *engine, const salvo_engine_opts_t *opts) {
   engine->max_in_flight = opts->max_in_flight;
   engine->max_body_size = opts->max_body_size;
   engine->max_header_size = opts->max_header_size;
@@ -456,94 +409,69 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   engine->host_event_cb = opts->host_event_cb;
   engine->host_event_data = opts->host_event_data;
   engine->max_hosts = opts->max_hosts;
+  engine->max_streams = opts->max_streams;
   if (opts->retry.seed != 0)
     engine->rng = opts->retry.seed;
   else
     fill_random(&engine->rng, sizeof(engine->rng));
-  salvo__list_init(&engine->idle_hosts);
-  salvo__list_init(&engine->unarmed);
-  salvo__list_init(&engine->waiting);
-  salvo__list_init(&engine->running);
-  salvo__list_init(&engine->cancels);
-  salvo__list_init(&engine->slot_cancels);
-  salvo__list_init(&engine->sockets);
   const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
   engine->h2c_supported = info->version_num >= 0x080000;
-
   int rc = copy_proxies(engine, opts);
   if (rc != 0)
-    goto fail;
-  rc = SALVO_ENOMEM;
+    return rc;
   if (opts->ca_file != NULL && (engine->ca_file = strdup(opts->ca_file)) == NULL)
-    goto fail;
-  if (opts->user_agent != NULL) {
-    if (!salvo__valid_header_value(opts->user_agent, strlen(opts->user_agent))) {
-      rc = SALVO_EINVAL;
-      goto fail;
-    }
-    engine->user_agent = strdup(opts->user_agent);
-  } else {
-    engine->user_agent = strdup("salvo/" SALVO_VERSION_STRING);
-  }
-  if (engine->user_agent == NULL)
-    goto fail;
-  {
-    /* User-Agent first among the defaults; a default or request header of
-     * the same name replaces it. */
+    return SALVO_ENOMEM;
+  engine->user_agent = strdup(opts->user_agent != NULL ? opts->user_agent : "salvo/" SALVO_VERSION_STRING);
+  return engine->user_agent != NULL ? 0 : SALVO_ENOMEM;
+}
+
+/* The lines sent on every request: User-Agent first, unless a default
+ * header names it; a request header of the same name replaces either. */
+static int build_default_headers(salvo_engine_t *engine, const char *const *lines) {
+  int has_ua = 0;
+  for (const char *const *h = lines; h != NULL && *h != NULL; h++)
+    has_ua |= strncasecmp(*h, "User-Agent:", 11) == 0;
+  if (!has_ua) {
     char line[300];
     snprintf(line, sizeof(line), "User-Agent: %s", engine->user_agent);
-    int has_ua = 0;
-    for (const char *const *h = opts->default_headers; h != NULL && *h != NULL; h++)
-      has_ua |= strncasecmp(*h, "User-Agent:", 11) == 0;
-    if (!has_ua) {
-      struct curl_slist *l = curl_slist_append(NULL, line);
-      if (l == NULL)
-        goto fail;
-      engine->default_headers = l;
-    }
+    if ((engine->default_headers = curl_slist_append(NULL, line)) == NULL)
+      return SALVO_ENOMEM;
   }
-  for (const char *const *h = opts->default_headers; h != NULL && *h != NULL; h++) {
+  for (const char *const *h = lines; h != NULL && *h != NULL; h++) {
     const char *name, *value;
     size_t name_len, value_len;
     if (salvo__split_header_line(*h, &name, &name_len, &value, &value_len) != 0 ||
-        salvo__header_reserved(name, name_len) != NULL ||
-        salvo__is_host_header(name, name_len)) {
-      rc = SALVO_EINVAL;
-      goto fail;
-    }
+        salvo__header_reserved(name, name_len) != NULL || salvo__is_host_header(name, name_len))
+      return SALVO_EINVAL;
     char *line = salvo__header_line(name, name_len, value, value_len);
     struct curl_slist *l = line ? curl_slist_append(engine->default_headers, line) : NULL;
     free(line);
     if (l == NULL)
-      goto fail;
+      return SALVO_ENOMEM;
     engine->default_headers = l;
   }
+  return 0;
+}
 
-  rc = SALVO_EINTERNAL;
-  engine->no_share = curl_share_init();
-  if (engine->no_share == NULL ||
-      curl_share_setopt(engine->no_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
-    goto fail;
+/* The two multi handles and what their connections carry: admission
+ * (host.c) never hands libcurl a transfer that would wait inside it for a
+ * connection. */
+static int init_lanes(salvo_engine_t *engine, const salvo_engine_opts_t *opts) {
   long h1_cap = opts->max_host_connections ? opts->max_host_connections : (long)opts->max_in_flight;
   long h2_cap = opts->max_host_connections ? opts->max_host_connections : 4;
-  engine->max_streams = opts->max_streams;
   for (int i = 0; i < SALVO__LANES; i++) {
     salvo__lane_t *lane = &engine->lanes[i];
     lane->engine = engine;
-    /* What the lane's connections carry: admission (host.c) never hands
-     * libcurl a transfer that would wait inside it for a connection. */
     lane->host_conns = i == SALVO__LANE_H1 ? opts->max_host_connections : h2_cap;
     lane->max_conns = (size_t)opts->max_connections;
     salvo__list_init(&lane->parked);
     /* Levels past 4096 in flight share the top one (round robin there). */
     size_t levels = opts->max_in_flight < 4096 ? opts->max_in_flight + 1 : 4097;
-    if (salvo__fair_init(&lane->ready, levels) != 0) {
-      rc = SALVO_ENOMEM;
-      goto fail_multi;
-    }
+    if (salvo__fair_init(&lane->ready, levels) != 0)
+      return SALVO_ENOMEM;
     lane->multi = curl_multi_init();
     if (lane->multi == NULL)
-      goto fail_multi;
+      return SALVO_EINTERNAL;
     if (curl_multi_setopt(lane->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
         curl_multi_setopt(lane->multi, CURLMOPT_SOCKETDATA, lane) != CURLM_OK ||
         curl_multi_setopt(lane->multi, CURLMOPT_TIMERFUNCTION, salvo__lane_timer_cb) != CURLM_OK ||
@@ -555,8 +483,44 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
         curl_multi_setopt(lane->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, opts->max_streams) !=
             CURLM_OK ||
         curl_multi_setopt(lane->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK)
-      goto fail_multi;
+      return SALVO_EINTERNAL;
   }
+  return 0;
+}
+
+int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_engine_t **out) {
+  salvo_engine_opts_t defaults; /* not static: engines are made on several threads */
+  if (loop == NULL || out == NULL)
+    return SALVO_EINVAL;
+  if (opts == NULL) {
+    salvo_engine_opts_init(&defaults);
+    opts = &defaults;
+  }
+  int rc = check_opts(opts);
+  if (rc != 0)
+    return rc;
+  /* libcurl's global init is not thread-safe before 7.84; it is a no-op after the first call. */
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return SALVO_EINTERNAL;
+  salvo_engine_t *engine = calloc(1, sizeof(*engine));
+  if (engine == NULL)
+    return SALVO_ENOMEM;
+  engine->loop = loop;
+  salvo__list_init(&engine->idle_hosts);
+  salvo__list_init(&engine->unarmed);
+  salvo__list_init(&engine->waiting);
+  salvo__list_init(&engine->running);
+  salvo__list_init(&engine->cancels);
+  salvo__list_init(&engine->slot_cancels);
+  salvo__list_init(&engine->sockets);
+  if ((rc = copy_opts(engine, opts)) != 0 || (rc = build_default_headers(engine, opts->default_headers)) != 0)
+    goto fail;
+  rc = SALVO_EINTERNAL;
+  engine->no_share = curl_share_init();
+  if (engine->no_share == NULL ||
+      curl_share_setopt(engine->no_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+      (rc = init_lanes(engine, opts)) != 0)
+    goto fail;
   /* uv_timer_init and uv_idle_init cannot fail (libuv 1.x returns 0). */
   for (int i = 0; i < SALVO__LANES; i++)
     uv_timer_init(loop, &engine->lanes[i].timer);
@@ -571,10 +535,9 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   *out = engine;
   return 0;
 
-fail_multi:
+fail:
   for (int i = 0; i < SALVO__LANES; i++)
     curl_multi_cleanup(engine->lanes[i].multi); /* NULL is a no-op */
-fail:
   engine_free(engine);
   return rc;
 }
@@ -594,13 +557,6 @@ static void engine_handle_closed_cb(uv_handle_t *handle) {
   salvo__engine_handle_closed(handle->data);
 }
 
-static void slot_closed_cb(uv_handle_t *handle) {
-  salvo__slot_t *slot = SALVO__CONTAINER_OF((uv_timer_t *)handle, salvo__slot_t, timer);
-  salvo_engine_t *engine = slot->engine;
-  free(slot);
-  salvo__engine_handle_closed(engine);
-}
-
 /* Cancels everything, then tears down once nothing is left. Runs from the
  * loop (deferred), never inside a libcurl callback. */
 static void maybe_finish_close(salvo_engine_t *engine) {
@@ -613,11 +569,9 @@ static void maybe_finish_close(salvo_engine_t *engine) {
     salvo__request_cancel_now(req);
   }
   for (size_t i = 0; i < engine->nhosts; i++) {
-    salvo__host_t *host = engine->hosts[i];
-    while (!salvo__list_empty(&host->queue)) {
-      salvo_request_t *req = SALVO__CONTAINER_OF(host->queue.next, salvo_request_t, node);
-      salvo__request_cancel_now(req);
-    }
+    salvo__list_t *head;
+    while ((head = salvo__host_queue_head(engine->hosts[i])) != NULL)
+      salvo__request_cancel_now(SALVO__CONTAINER_OF(head, salvo_request_t, node));
   }
   while (!salvo__list_empty(&engine->waiting)) {
     salvo_request_t *req = SALVO__CONTAINER_OF(engine->waiting.next, salvo_request_t, node);
@@ -634,14 +588,7 @@ static void maybe_finish_close(salvo_engine_t *engine) {
   while (!salvo__list_empty(&engine->sockets))
     socket_close(SALVO__CONTAINER_OF(engine->sockets.next, salvo__socket_t, node));
 
-  salvo__slot_t *slot = engine->free_slots;
-  engine->free_slots = NULL;
-  while (slot != NULL) {
-    salvo__slot_t *next = slot->next_free;
-    curl_easy_cleanup(slot->easy);
-    uv_close((uv_handle_t *)&slot->timer, slot_closed_cb);
-    slot = next;
-  }
+  salvo__slots_free(engine);
   for (int i = 0; i < SALVO__LANES; i++) {
     engine->lanes[i].timer.data = engine;
     uv_close((uv_handle_t *)&engine->lanes[i].timer, engine_handle_closed_cb);
@@ -664,12 +611,7 @@ void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb, 
 
 void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stats) {
   *stats = engine->stats;
-  stats->queued = 0;
-  for (size_t i = 0; i < engine->nhosts; i++) {
-    const salvo__list_t *q = &engine->hosts[i]->queue;
-    for (const salvo__list_t *n = q->next; n != q; n = n->next)
-      stats->queued++;
-  }
+  stats->queued = salvo__hosts_queued(engine);
   stats->waiting = 0;
   for (const salvo__list_t *n = engine->waiting.next; n != &engine->waiting; n = n->next)
     stats->waiting++;

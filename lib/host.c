@@ -3,46 +3,11 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
-/* "scheme://host:port" from a URL libcurl already accepted: the authority
- * without userinfo, lower-cased, with the default port when none is given. */
-size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap) {
-  const char *a = strstr(url, "://");
-  a = a != NULL ? a + 3 : url;
-  size_t alen = strcspn(a, "/?#");
-  const char *at = NULL;
-  for (size_t i = 0; i < alen; i++)
-    if (a[i] == '@')
-      at = a + i;
-  if (at != NULL) {
-    alen -= (size_t)(at + 1 - a);
-    a = at + 1;
-  }
-  const char *scheme = is_https ? "https://" : "http://";
-  size_t n = strlen(scheme);
-  if (n + alen + 7 >= cap)
-    alen = cap - n - 7; /* absurdly long host names share a key; still correct, just coarser */
-  memcpy(out, scheme, n);
-  int has_port = 0;
-  for (size_t i = 0; i < alen; i++) {
-    out[n++] = (char)tolower((unsigned char)a[i]);
-    if (a[i] == ']')
-      has_port = 0;
-    else if (a[i] == ':')
-      has_port = a[0] != '[' || memchr(a, ']', i) != NULL;
-  }
-  if (!has_port) {
-    const char *port = is_https ? ":443" : ":80";
-    size_t pl = strlen(port);
-    memcpy(out + n, port, pl);
-    n += pl;
-  }
-  out[n] = '\0';
-  return n;
-}
+static void mark_ready(salvo__host_t *host);
+static void block(salvo__host_t *host, uint64_t wait_ms);
 
 static uint64_t fnv1a(const char *s, size_t n) {
   uint64_t h = UINT64_C(14695981039346656037);
@@ -74,7 +39,7 @@ static void host_timer_cb(uv_timer_t *timer) {
   salvo__host_t *host = SALVO__CONTAINER_OF(timer, salvo__host_t, timer);
   salvo_engine_t *engine = timer->data;
   host->blocked_until_ms = 0;
-  salvo__host_mark_ready(host);
+  mark_ready(host);
   salvo__engine_pump(engine);
 }
 
@@ -118,7 +83,7 @@ static salvo__host_t *evict_one(salvo_engine_t *engine) {
     unready(h);
     engine->hosts_evicted++;
     if (h->share != NULL)
-      salvo__engine_detach_share(engine, h->share); /* idle handles may hold it */
+      salvo__slots_detach_share(engine, h->share); /* idle handles may hold it */
     uv_close((uv_handle_t *)&h->timer, host_closed_cb);
     return h;
   }
@@ -179,7 +144,6 @@ salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_h
   h->lat_rotated_ms = now;
   uv_timer_init(engine->loop, &h->timer); /* cannot fail */
   h->timer.data = engine;
-  h->timer_inited = 1;
   engine->live_handles++;
   if (gone != NULL)
     engine->hosts[h->index] = h;
@@ -250,11 +214,11 @@ static void count_conns(salvo__host_t *host) {
   host->conns_used = need;
 }
 
-int salvo__host_has_room(const salvo__host_t *host) {
+static int host_has_room(const salvo__host_t *host) {
   return below_limit(host) && lane_has_room(host);
 }
 
-void salvo__host_mark_ready(salvo__host_t *host) {
+static void mark_ready(salvo__host_t *host) {
   salvo_engine_t *engine = host->timer.data;
   if (host->blocked_until_ms != 0 || salvo__list_empty(&host->queue) ||
       salvo__list_linked(&host->ready_node) || !below_limit(host))
@@ -275,7 +239,7 @@ static void park(salvo__host_t *host) {
 static void unpark_one(salvo__lane_t *lane) {
   salvo__host_t *host = SALVO__CONTAINER_OF(lane->parked.next, salvo__host_t, ready_node);
   unready(host);
-  salvo__host_mark_ready(host);
+  mark_ready(host);
 }
 
 salvo__host_t *salvo__host_next_ready(salvo_engine_t *engine) {
@@ -310,23 +274,107 @@ salvo__host_t *salvo__host_next_ready(salvo_engine_t *engine) {
   }
 }
 
-void salvo__host_attempt_added(salvo__host_t *host, salvo__slot_t *slot) {
-  slot->host = host;
+unsigned salvo__host_attempt_added(salvo__host_t *host) {
   host->in_flight++;
-  slot->host_in_flight = host->in_flight;
   count_conns(host);
   unready(host); /* back in at the tail of the level above: round robin among equals */
-  salvo__host_mark_ready(host);
+  mark_ready(host);
+  return host->in_flight;
 }
 
-void salvo__host_attempt_removed(salvo__host_t *host, salvo__slot_t *slot) {
-  slot->host = NULL;
+void salvo__host_attempt_removed(salvo__host_t *host) {
   host->in_flight--;
   count_conns(host);
   if (!host->parked) { /* a parked host waits for its lane, not for itself */
     unready(host);
-    salvo__host_mark_ready(host);
+    mark_ready(host);
   }
+}
+
+void salvo__host_enqueue(salvo__host_t *host, salvo__list_t *node, int front) {
+  if (front)
+    salvo__list_push_front(&host->queue, node);
+  else
+    salvo__list_push_back(&host->queue, node);
+  mark_ready(host);
+}
+
+salvo__list_t *salvo__host_queue_head(const salvo__host_t *host) {
+  return salvo__list_empty(&host->queue) ? NULL : host->queue.next;
+}
+
+static size_t queue_length(const salvo__host_t *h) {
+  size_t n = 0;
+  for (const salvo__list_t *q = h->queue.next; q != &h->queue; q = q->next)
+    n++;
+  return n;
+}
+
+size_t salvo__hosts_queued(const salvo_engine_t *engine) {
+  size_t n = 0;
+  for (size_t i = 0; i < engine->nhosts; i++)
+    n += queue_length(engine->hosts[i]);
+  return n;
+}
+
+void salvo__host_count_request(salvo__host_t *host, uint64_t now) {
+  host->stats.requests++;
+  salvo__window_add(&host->budget, now, 1, 0);
+}
+
+void salvo__host_count_outcome(salvo__host_t *host, int error, long status) {
+  if (error == 0 && status < 400) {
+    host->stats.successes++;
+  } else {
+    host->stats.failures++;
+    host->stats.by_error[salvo__err_index(error)]++;
+  }
+}
+
+int salvo__host_admit(salvo__host_t *host, uint64_t now, uint64_t deadline_at, uint64_t queue_at) {
+  salvo_engine_t *engine = host->timer.data;
+  const salvo_host_policy_t *p = &host->policy;
+  int ev = 0;
+  int admit = salvo__breaker_admit(&host->breaker, p, now, &ev);
+  salvo__host_event(engine, host, ev);
+  if (admit == SALVO__REJECT) {
+    host->stats.circuit_rejected++;
+    return SALVO__NO_CIRCUIT;
+  }
+  uint64_t wait = salvo__bucket_wait(&host->bucket, now);
+  if (wait > 0) {
+    if (admit == SALVO__ADMIT_PROBE)
+      salvo__breaker_release(&host->breaker, 1); /* the probe goes later */
+    if ((deadline_at != 0 && now + wait >= deadline_at) || (queue_at != 0 && now + wait >= queue_at))
+      return SALVO__NO_RATE;
+    block(host, wait);
+    return SALVO__HOLD;
+  }
+  salvo__bucket_take(&host->bucket, now);
+  salvo__window_add(&host->sends, now, 1, 0);
+  return admit == SALVO__ADMIT_PROBE ? SALVO__GO_PROBE : SALVO__GO;
+}
+
+int salvo__host_allow_retry(salvo__host_t *host, uint64_t now) {
+  if (!salvo__budget_allows(&host->budget, &host->policy, now)) {
+    host->stats.budget_refused++;
+    return 0;
+  }
+  host->stats.retries++;
+  salvo__window_add(&host->budget, now, 0, 1);
+  return 1;
+}
+
+int salvo__host_may_hedge(const salvo__host_t *host, uint64_t now) {
+  /* salvo__budget_allows() only reads the window, but takes it as its own */
+  return host_has_room(host) &&
+         salvo__budget_allows((salvo__window_t *)&host->budget, &host->policy, now);
+}
+
+void salvo__host_count_hedge(salvo__host_t *host, uint64_t now) {
+  host->stats.hedges++;
+  salvo__window_add(&host->budget, now, 0, 1);
+  salvo__window_add(&host->sends, now, 1, 0);
 }
 
 CURLSH *salvo__host_share(salvo__host_t *host) {
@@ -341,7 +389,7 @@ CURLSH *salvo__host_share(salvo__host_t *host) {
   return host->share;
 }
 
-void salvo__host_block(salvo__host_t *host, uint64_t wait_ms) {
+static void block(salvo__host_t *host, uint64_t wait_ms) {
   salvo_engine_t *engine = host->timer.data;
   unready(host);
   host->blocked_until_ms = uv_now(engine->loop) + wait_ms;
@@ -406,21 +454,6 @@ static int is_failure(int error, long status) {
   }
 }
 
-/* RateLimit-Reset / X-RateLimit-Reset: seconds from now, or a Unix time
- * when above the policy's bound. -1 when absent or not a number. */
-static int64_t reset_ms(CURL *easy, const salvo_host_policy_t *p, int64_t now_unix_ms) {
-  static const char *const names[] = {"RateLimit-Reset", "X-RateLimit-Reset"};
-  for (int i = 0; i < 2; i++) {
-    struct curl_header *h = NULL;
-    if (curl_easy_header(easy, names[i], 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
-      continue;
-    int64_t v = salvo__reset_parse(h->value, p->reset_epoch_above, now_unix_ms);
-    if (v >= 0)
-      return v;
-  }
-  return -1;
-}
-
 /* A kept-alive connection to the host with this hash closed without
  * warning. Hosts are found by hash only: a colliding host learns it too,
  * which costs it fresh connections for a while, nothing else. */
@@ -443,7 +476,7 @@ int salvo__host_saw_version(salvo__host_t *host, int version) {
     return 0;
   host->http_version = version;
   count_conns(host); /* what its connections carry changed */
-  salvo__host_mark_ready(host);
+  mark_ready(host);
   return 1;
 }
 
@@ -471,14 +504,14 @@ static int overloaded(int error, long status) {
 
 /* After every attempt: latency, the adaptive limit, the breaker, AIMD and
  * host pauses. */
-void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, int error,
-                               long status, uint64_t attempt_us, int goes_on) {
-  salvo__host_t *host = req->host;
-  CURL *easy = slot->easy;
-  uint64_t sent_at_ms = slot->started_ms;
-  salvo_engine_t *engine = req->engine;
+int salvo__host_after_attempt(salvo__host_t *host, const salvo__attempt_end_t *end, int probe,
+                              int goes_on) {
+  salvo_engine_t *engine = host->timer.data;
   const salvo_host_policy_t *p = &host->policy;
   uint64_t now = uv_now(engine->loop);
+  int error = end->outcome.error;
+  long status = error == 0 ? end->status : 0;
+  uint64_t attempt_us = end->timings.total_us;
   host->stats.attempts++;
 
   if (error == 0 && status > 0) {
@@ -501,66 +534,51 @@ void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, 
   int drop = overloaded(error, status);
   if (p->adaptive_concurrency && error != SALVO_ECANCELED && error != SALVO_EDEADLINE &&
       (drop || (error == 0 && status > 0))) {
-    unsigned before = salvo__host_limit(host);
     /* the event says when the host's limit moves, not when an adaptive
      * limit above its connection cap does */
+    unsigned before = salvo__host_limit(host);
     /* Latency to the first byte: the server's queueing shows there; the
      * body's download time would make a large answer look like overload. */
-    curl_off_t ttfb = 0;
-    curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
-    uint64_t us = ttfb > 0 ? (uint64_t)ttfb : attempt_us;
-    if (salvo__limiter_sample(&host->limiter, p, now, us, slot->host_in_flight, drop) &&
+    uint64_t us = end->ttfb_us > 0 ? end->ttfb_us : attempt_us;
+    if (salvo__limiter_sample(&host->limiter, p, now, us, end->host_in_flight, drop) &&
         salvo__host_limit(host) != before) {
-      salvo__host_mark_ready(host); /* it may have room again */
+      mark_ready(host); /* it may have room again */
       salvo__host_event(engine, host, SALVO_HOST_LIMIT_CHANGED);
     }
   }
 
   if (error != SALVO_ECANCELED && error != SALVO_EDEADLINE) {
-    int ev = salvo__breaker_record(&host->breaker, p, now, is_failure(error, status), req->probe,
+    int ev = salvo__breaker_record(&host->breaker, p, now, is_failure(error, status), probe,
                                    &engine->rng);
     salvo__host_event(engine, host, ev);
-    req->probe = 0;
+    probe = 0;
   } else if (!goes_on) {
     /* Canceled, or out of the caller's time: no verdict on the host. Kept
      * by a half-open circuit, the probe would hold it half open for good
      * and fail every later request fast; the next request probes instead.
      * With a hedge still running, the probe is the hedge's to answer. */
-    salvo__breaker_release(&host->breaker, req->probe);
-    req->probe = 0;
+    salvo__breaker_release(&host->breaker, probe);
+    probe = 0;
   }
 
   if (error != 0 || status <= 0)
-    return;
+    return probe;
   if (status == 429) {
     host->stats.limited++;
     uint64_t sent, unused;
     salvo__window_sum(&host->sends, now, &sent, &unused);
     double recent = (double)sent; /* attempts in the last second */
-    if (salvo__bucket_on_limited(&host->bucket, p, now, sent_at_ms, recent))
+    if (salvo__bucket_on_limited(&host->bucket, p, now, end->sent_at_ms, recent))
       salvo__host_event(engine, host, SALVO_HOST_RATE_CHANGED);
   } else if (status < 400) {
     salvo__bucket_on_success(&host->bucket, p, now);
   }
-  if (!p->pause_on_retry_after)
-    return;
-  if (status != 429 && status != 503)
-    return;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  int64_t unix_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  int64_t wait = -1;
-  struct curl_header *h = NULL;
-  if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
-    wait = salvo__retry_after_parse(h->value, unix_ms);
-  if (wait < 0)
-    wait = reset_ms(easy, p, unix_ms);
-  if (wait <= 0)
-    return;
-  if ((uint64_t)wait > p->max_pause_ms)
-    wait = (int64_t)p->max_pause_ms;
-  if (salvo__bucket_pause(&host->bucket, now + (uint64_t)wait))
+  if (!p->pause_on_retry_after || (status != 429 && status != 503) || end->pause_ms <= 0)
+    return probe;
+  uint64_t wait = (uint64_t)end->pause_ms < p->max_pause_ms ? (uint64_t)end->pause_ms : p->max_pause_ms;
+  if (salvo__bucket_pause(&host->bucket, now + wait))
     salvo__host_event(engine, host, SALVO_HOST_PAUSED);
+  return probe;
 }
 
 size_t salvo_engine_host_count(const salvo_engine_t *engine) {
@@ -576,9 +594,7 @@ int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i, salvo_host_s
   out->rate = h->bucket.rate;
   out->circuit = h->breaker.state;
   out->paused_ms = h->bucket.paused_until_ms > now ? h->bucket.paused_until_ms - now : 0;
-  out->queued = 0;
-  for (const salvo__list_t *n = h->queue.next; n != &h->queue; n = n->next)
-    out->queued++;
+  out->queued = queue_length(h);
   out->in_flight = h->in_flight;
   out->limit = salvo__host_limit(h);
   out->limit_min = out->limit_max = 0;
@@ -601,7 +617,8 @@ int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i, salvo_host_s
 }
 
 /* The hedge delay for this host: its running p95 when asked for and known. */
-uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_policy_t *p) {
+uint64_t salvo__host_hedge_delay(const salvo__host_t *host) {
+  const salvo_host_policy_t *p = &host->policy;
   if (p->hedge_p95 && host->lat_recent != NULL) {
     const salvo__lat_t *l = host->lat_recent[1].count >= 20 ? &host->lat_recent[1] : &host->lat_recent[0];
     if (l->count >= 20) {
@@ -640,7 +657,7 @@ int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
     salvo__breaker_init(&h->breaker, policy);
   if (policy->adaptive_concurrency)
     salvo__limiter_init(&h->limiter, policy); /* starts again from adaptive_initial */
-  salvo__host_mark_ready(h); /* a higher limit may let it send now; a lower one is met later */
+  mark_ready(h); /* a higher limit may let it send now; a lower one is met later */
   salvo__engine_schedule(engine); /* and the pump must run for it to send */
   return 0;
 }

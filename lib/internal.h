@@ -1,4 +1,7 @@
-/* Internal declarations shared by the files of lib/. Not installed. */
+/* Internal declarations shared by the files of lib/: the glue structs, each
+ * with the one file that owns it (writes its fields), and the calls each
+ * file offers the others, under its name. The pure decisions are in pure.h.
+ * Not installed. */
 #ifndef SALVO_INTERNAL_H
 #define SALVO_INTERNAL_H
 
@@ -8,172 +11,10 @@
 #include <curl/curl.h>
 #include <uv.h>
 
-#include "salvo/salvo.h"
+#include "pure.h"
 
-#define SALVO__CONTAINER_OF(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
-
-/* Intrusive circular doubly linked list, as in libuv's queue.h. */
-typedef struct salvo__list_s {
-  struct salvo__list_s *prev;
-  struct salvo__list_s *next;
-} salvo__list_t;
-
-static inline void salvo__list_init(salvo__list_t *head) { head->prev = head->next = head; }
-static inline int salvo__list_empty(const salvo__list_t *head) { return head->next == head; }
-static inline int salvo__list_linked(const salvo__list_t *node) {
-  return node->next != NULL && node->next != node;
-}
-static inline void salvo__list_push_back(salvo__list_t *head, salvo__list_t *node) {
-  node->prev = head->prev;
-  node->next = head;
-  head->prev->next = node;
-  head->prev = node;
-}
-static inline void salvo__list_push_front(salvo__list_t *head, salvo__list_t *node) {
-  node->next = head->next;
-  node->prev = head;
-  head->next->prev = node;
-  head->next = node;
-}
-static inline void salvo__list_remove(salvo__list_t *node) {
-  node->prev->next = node->next;
-  node->next->prev = node->prev;
-  node->prev = node->next = node; /* so salvo__list_linked() is false afterwards */
-}
-
-/* -------------------------------------------------- per-host protection */
-
-/* protect.c: pure state machines, the clock passed in (loop milliseconds). */
-typedef struct {
-  double rate;               /* tokens per second, 0 = no limit */
-  double burst;              /* 0 = max(1, rate) */
-  double tokens;
-  uint64_t last_ms;          /* tokens were topped up at */
-  uint64_t paused_until_ms;  /* the whole host waits until then */
-  uint64_t last_cut_ms;      /* AIMD: the last decrease */
-} salvo__bucket_t;
-
-void salvo__bucket_init(salvo__bucket_t *b, const salvo_host_policy_t *p, uint64_t now);
-/* 0 if a request may be sent now, else how many ms until one may. */
-uint64_t salvo__bucket_wait(salvo__bucket_t *b, uint64_t now);
-void salvo__bucket_take(salvo__bucket_t *b, uint64_t now);
-/* A 429 to an attempt sent at |sent_at_ms|: 1 if the rate went down. */
-int salvo__bucket_on_limited(salvo__bucket_t *b, const salvo_host_policy_t *p, uint64_t now,
-                             uint64_t sent_at_ms, double recent_rate);
-void salvo__bucket_on_success(salvo__bucket_t *b, const salvo_host_policy_t *p, uint64_t now);
-/* 1 if the pause was extended. */
-int salvo__bucket_pause(salvo__bucket_t *b, uint64_t until_ms);
-
-/* Two counters over a sliding window of SALVO__WIN buckets. */
-#define SALVO__WIN 10
-typedef struct {
-  uint64_t slot_ms; /* bucket width */
-  uint64_t slot;    /* index (now / slot_ms) of the newest bucket */
-  uint32_t a[SALVO__WIN];
-  uint32_t b[SALVO__WIN];
-} salvo__window_t;
-
-void salvo__window_init(salvo__window_t *w, uint64_t window_ms);
-void salvo__window_add(salvo__window_t *w, uint64_t now, uint32_t da, uint32_t db);
-void salvo__window_sum(salvo__window_t *w, uint64_t now, uint64_t *a, uint64_t *b);
-/* Retry budget over a window of a = requests, b = retries: may one more retry go? */
-int salvo__budget_allows(salvo__window_t *w, const salvo_host_policy_t *p, uint64_t now);
-
-typedef struct {
-  salvo_circuit_t state;
-  unsigned consecutive;      /* failures in a row */
-  salvo__window_t win;       /* a = attempts, b = failures */
-  uint64_t open_until_ms;
-  uint64_t break_ms;         /* the current break; doubles on each reopen */
-  int probe_out;             /* half-open: the probe is in flight */
-  unsigned opens;
-} salvo__breaker_t;
-
-enum { SALVO__ADMIT = 0, SALVO__ADMIT_PROBE = 1, SALVO__REJECT = 2 };
-void salvo__breaker_init(salvo__breaker_t *br, const salvo_host_policy_t *p);
-/* SALVO__ADMIT, SALVO__ADMIT_PROBE or SALVO__REJECT; *event a salvo_host_event_type_t or 0. */
-int salvo__breaker_admit(salvo__breaker_t *br, const salvo_host_policy_t *p, uint64_t now,
-                         int *event);
-/* An attempt's outcome; returns a salvo_host_event_type_t or 0. */
-int salvo__breaker_record(salvo__breaker_t *br, const salvo_host_policy_t *p, uint64_t now,
-                          int failure, int probe, uint64_t *rng);
-/* A probe that ends with no verdict on the host (canceled, or its own
- * deadline ran out) gives its place back: the next request probes. */
-void salvo__breaker_release(salvo__breaker_t *br, int probe);
-
-#define SALVO__LAT_BUCKETS 560
-typedef struct {
-  uint32_t n[SALVO__LAT_BUCKETS];
-  uint64_t count;
-  uint64_t max;
-} salvo__lat_t;
-
-void salvo__lat_add(salvo__lat_t *l, uint64_t us);
-uint64_t salvo__lat_pct(const salvo__lat_t *l, double q);
-int salvo__host_policy_check(const salvo_host_policy_t *p);
-
-/* Fair share: hosts ready to send, in levels by how many requests each has
- * in flight. The next slot goes to the head of the lowest level (ties round
- * robin: a host admitted moves to the tail of the level above). A bitmap of
- * non-empty levels finds the lowest in a few word reads whatever the number
- * of hosts. Holds intrusive nodes; knows nothing of hosts. */
-typedef struct {
-  salvo__list_t *level;  /* nlevels lists */
-  uint64_t *bits;        /* bit k set: level[k] is not empty */
-  size_t nlevels;        /* a node's level is capped at nlevels - 1 */
-  size_t lo;             /* no set bit in the words below this one */
-  size_t count;          /* nodes held */
-} salvo__fair_t;
-
-int salvo__fair_init(salvo__fair_t *f, size_t nlevels);
-void salvo__fair_free(salvo__fair_t *f);
-/* Adds |node| at the tail of |level|; returns the level used (capped). */
-size_t salvo__fair_add(salvo__fair_t *f, salvo__list_t *node, size_t level);
-/* Removes |node|, which was added at |level| (as returned by salvo__fair_add). */
-void salvo__fair_remove(salvo__fair_t *f, salvo__list_t *node, size_t level);
-/* The head of the lowest non-empty level and that level, or NULL. */
-salvo__list_t *salvo__fair_first(salvo__fair_t *f, size_t *level);
-
-/* The most requests a host may have in flight: 0 = no limit of its own.
- * |conns| its connection cap (0 = none), |streams| per connection where it
- * multiplexes (0 or 1 where it does not), |policy_max| and |adaptive| (0 =
- * none) the configured and the adaptive limits. */
-unsigned salvo__inflight_cap(long conns, long streams, unsigned policy_max, unsigned adaptive);
-
-/* Adaptive concurrency limit (see salvo_host_policy_t.adaptive_concurrency).
- * Latency samples come in windows of max(5, limit / 2) attempts; at a
- * window's end the limit moves. The no-load latency (floor) is measured in
- * probes: the first 5 answers sent at no more than SALVO__PROBE_LIMIT in
- * flight, at the start and every SALVO__PROBE_EVERY_MS after. */
-#define SALVO__PROBE_LIMIT 3
-#define SALVO__PROBE_EVERY_MS 60000
-typedef struct {
-  double limit;        /* during a probe: the limit to come back to */
-  double floor_us;     /* no-load latency: the last probe's mean, or a lower window mean */
-  int probing;
-  double probe_cap;    /* a probe's limit: SALVO__PROBE_LIMIT within adaptive_min..max */
-  uint32_t probe_n, probe_drops;
-  double probe_sum_us;
-  uint64_t next_probe_ms;
-  uint32_t win_n;      /* latency samples in this window */
-  double win_sum_us;
-  unsigned win_peak;   /* most in flight when an attempt of this window was sent */
-  unsigned win_drops;  /* 429s, 503s and timeouts in this window */
-  unsigned lowest, highest; /* the limit's range so far (probes not counted) */
-  uint64_t windows;    /* windows closed */
-} salvo__limiter_t;
-
-void salvo__limiter_init(salvo__limiter_t *l, const salvo_host_policy_t *p);
-/* The limit now (during a probe, the probe's). */
-unsigned salvo__limiter_limit(const salvo__limiter_t *l);
-/* One attempt ended at |now| (loop ms): |us| its latency to the first byte
- * of the answer, |in_flight| the host's in flight when it was sent (itself
- * included), |drop| 1 for a 429, a 503 or a timeout (|us| is then unused).
- * Returns 1 if salvo__limiter_limit() changed. */
-int salvo__limiter_sample(salvo__limiter_t *l, const salvo_host_policy_t *p, uint64_t now,
-                          uint64_t us, unsigned in_flight, int drop);
-
-/* A host: scheme + host + port. Its queue, its protection state, its stats. */
+/* A host: scheme + host + port. Its queue, its protection state, its stats.
+ * Owner: host.c. Others read it; they change it only through host.c. */
 typedef struct salvo__host_s {
   struct salvo__host_s *hnext; /* hash chain */
   uint64_t hash;
@@ -191,8 +32,8 @@ typedef struct salvo__host_s {
   int lane;                    /* SALVO__LANE_H1 or SALVO__LANE_H2: every request of a host uses one */
   unsigned in_flight;          /* its attempts on the wire, hedges included */
   salvo__limiter_t limiter;    /* with policy.adaptive_concurrency */
-  uv_timer_t timer;            /* wakes it when its bucket, pause or circuit allows again */
-  int timer_inited;
+  uv_timer_t timer;            /* wakes it when its bucket, pause or circuit allows again; made
+                                  with the host, closed with it */
   uint64_t blocked_until_ms;   /* 0 = not blocked */
   salvo_host_policy_t policy;  /* the engine's, or salvo_engine_set_host_policy()'s */
   salvo__bucket_t bucket;
@@ -219,12 +60,11 @@ typedef struct salvo__host_s {
 
 #define SALVO__SHARE_UNKNOWN ((CURLSH *)(uintptr_t)1)
 
-/* One socket libcurl asked us to watch. Holds no per-transfer state: with
- * HTTP/2 one socket carries many transfers. */
 /* A multi handle and its timer. The engine has two: HTTP/1.1 transfers, which
  * need one connection each, and transfers that may multiplex over HTTP/2,
  * which must be held to a few connections per host (PIPEWAIT alone does not
- * do it in libcurl < 8.0). The per-host cap is a multi option, hence two. */
+ * do it in libcurl < 8.0). The per-host cap is a multi option, hence two.
+ * Owner: engine.c, but for conns_used, ready and parked, which are host.c's. */
 typedef struct salvo__lane_s {
   salvo_engine_t *engine;
   CURLM *multi;
@@ -239,6 +79,8 @@ typedef struct salvo__lane_s {
 
 enum { SALVO__LANE_H1 = 0, SALVO__LANE_H2 = 1, SALVO__LANES = 2 };
 
+/* One socket libcurl asked us to watch. Holds no per-transfer state: with
+ * HTTP/2 one socket carries many transfers. Owner: engine.c. */
 typedef struct salvo__socket_s {
   uv_poll_t poll;
   salvo__lane_t *lane;
@@ -284,7 +126,10 @@ int salvo__conn_close_cb(void *clientp, curl_socket_t fd);
 void salvo__conns_free(salvo__conns_t *conns);
 
 /* A reusable transfer slot: one easy handle and its attempt timer. Slots are
- * pooled by the engine so handles (and their caches) are reused. */
+ * pooled so handles (and their caches) are reused. Owner: attempt.c, but for
+ * lane (engine.c: the multi handle it is on), host and host_in_flight (set
+ * as it joins its host's count) and what conn.c learns of its connection:
+ * local_port, peer_port, peer_ip, conn_closed, unread. */
 typedef struct salvo__slot_s {
   salvo_engine_t *engine;
   CURL *easy;
@@ -325,6 +170,10 @@ typedef struct salvo__slot_s {
   char errbuf[CURL_ERROR_SIZE];
 } salvo__slot_t;
 
+/* The engine. Owner: engine.c, but for the blocks marked with another file's
+ * name; its counters (stats) are each written by one file: attempts,
+ * in_flight (engine.c), submitted, completed, retries, connections_opened
+ * (request.c), resends (attempt.c). */
 struct salvo_engine_s {
   uv_loop_t *loop;
   salvo__lane_t lanes[SALVO__LANES];
@@ -343,7 +192,8 @@ struct salvo_engine_s {
 
   int lane_turn;            /* the lane whose host wins a tie for the next slot */
   long max_streams;
-  salvo__list_t unarmed;    /* queued since submit, their own timer not made yet */
+  salvo__list_t unarmed;    /* queued since submit, their own timer not made yet (request.c) */
+  /* host.c: the host table */
   salvo__host_t **hosts;    /* by index, order of first use */
   size_t nhosts, hosts_cap;
   salvo__host_t **host_table; /* hash table, chained */
@@ -354,14 +204,14 @@ struct salvo_engine_s {
   salvo_host_policy_t host_policy;
   salvo_host_event_cb host_event_cb;
   void *host_event_data;
+  /* request.c: its lists */
   salvo__list_t waiting;    /* requests in backoff before their next attempt */
   salvo__list_t running;    /* requests with an attempt on the multi handle */
   salvo__list_t cancels;    /* requests whose cancel is pending */
-  salvo__list_t slot_cancels; /* hedge attempts that lost the race, to end from the loop */
+  salvo__list_t slot_cancels; /* hedge attempts that lost the race, to end from the loop (hedge.c) */
   salvo__list_t sockets;    /* watched sockets */
   salvo__conns_t conns;     /* conn.c */
-  salvo__slot_t *free_slots;
-  size_t slots_total;
+  salvo__slot_t *free_slots; /* attempt.c: the pool */
 
   /* copied options */
   size_t max_in_flight;
@@ -382,7 +232,7 @@ struct salvo_engine_s {
   salvo_timeouts_t timeouts;
   salvo_retry_policy_t retry;
   uint64_t rng;             /* jitter random state (salvo__rng_next) */
-  unsigned char random_pool[512]; /* getrandom() bytes for request ids and keys */
+  unsigned char random_pool[512]; /* uv_random() bytes for request ids and keys */
   size_t random_left;
 
   salvo_engine_stats_t stats;
@@ -390,8 +240,31 @@ struct salvo_engine_s {
 
 /* -------------------------------------------------------------- request */
 
+/* A request's life: NEW (being built) -> QUEUED (in its host's queue) ->
+ * RUNNING (an attempt on a lane) -> WAITING (backoff) -> QUEUED ... -> DONE.
+ * A redirect goes from RUNNING back to QUEUED. Only request.c's set_state()
+ * changes it, and asserts the step is one of salvo__request_step_ok(). */
 enum { SALVO__NEW = 0, SALVO__QUEUED, SALVO__RUNNING, SALVO__WAITING, SALVO__DONE };
 
+/* The header list handed to libcurl. Owner: headers.c. */
+typedef struct {
+  struct curl_slist *user;         /* the caller's, as given, validated */
+  struct curl_slist *list;         /* merged list handed to libcurl, built at submit: one block */
+  struct curl_slist *tail;         /* its last node; the attempt header hangs off it */
+  struct curl_slist *attempt_node; /* "X-Attempt: N" of the current attempt, or NULL */
+  char rid[37];                    /* the request id, the same on every attempt and hop */
+} salvo__headers_t;
+
+/* A second attempt sent when the first has no response after a delay.
+ * Owner: hedge.c. */
+typedef struct {
+  struct salvo__slot_s *slot;   /* the hedge attempt while two run, else NULL */
+  struct salvo__slot_s *winner; /* of two running attempts, the first with a response */
+  uint64_t at_ms;               /* loop time to send it if the attempt has no response, 0 = none */
+  int sent;                     /* one per request */
+} salvo__hedge_t;
+
+/* Owner: request.c, but for hdr (headers.c) and hedge (hedge.c). */
 struct salvo_request_s {
   salvo_engine_t *engine;
   salvo__list_t node;        /* in its host's queue, engine->waiting or engine->running */
@@ -410,10 +283,7 @@ struct salvo_request_s {
   char *body;                /* copy of the request body, NULL if none */
   size_t body_size;
   int has_body;
-  struct curl_slist *user_headers; /* as given, validated */
-  struct curl_slist *headers;      /* merged list handed to libcurl, built at submit */
-  struct curl_slist *headers_tail; /* its last node; the attempt header hangs off it */
-  struct curl_slist *attempt_node; /* "X-Attempt: N" of the current attempt, or NULL */
+  salvo__headers_t hdr;
   const salvo_retry_policy_t *policy; /* the engine's, or own_policy when overridden */
   salvo_retry_policy_t *own_policy;   /* salvo_request_set_retry_policy()'s copy, or NULL */
   int idempotent;                  /* may be retried after reaching the server */
@@ -423,27 +293,23 @@ struct salvo_request_s {
   unsigned redirects;        /* hops followed */
   int cross_origin;          /* a redirect left the first origin: no Authorization, Cookie, Proxy-Authorization */
   char *url_owned;           /* the URL after a redirect (req->url points here), else NULL */
-  char rid[37];              /* the request id, the same on every attempt and hop */
   salvo_data_cb data_cb;
   salvo_done_cb done_cb;
   void *user_data;
 
   uv_timer_t timer;          /* deadline and queue timeout while queued, backoff; made on first need */
   int timer_inited;
-  int timer_pending;         /* queued since submit and not yet armed (see salvo__request_arm_queued) */
   uint64_t deadline_at_ms;   /* loop time, 0 = none */
   uint64_t queue_at_ms;      /* loop time, 0 = none */
   uint64_t retry_at_ms;      /* loop time the backoff ends, in SALVO__WAITING */
-  uint64_t hedge_at_ms;      /* loop time to send a hedge if the attempt has no response, 0 = none */
-  salvo__slot_t *hedge;      /* the hedge attempt while two run, else NULL */
-  salvo__slot_t *winner;     /* of two running attempts, the first with a response */
-  int hedged;                /* a hedge was sent (one per request) */
+  salvo__hedge_t hedge;
   uint64_t last_wait_ms;     /* the previous backoff, for decorrelated jitter */
   uint64_t submit_ns;
 
-  salvo__slot_t *slot;       /* current or last attempt's slot */
+  struct salvo__slot_s *slot; /* current or last attempt's slot */
   unsigned attempts;
-  unsigned sends;            /* times the request went on the wire, libcurl's replays included */
+  unsigned sends;            /* times the request went on the wire, libcurl's replays included:
+                                the sum of its ended attempts' sends */
 
   char *resp_body;           /* buffered response body */
   size_t resp_len;
@@ -458,37 +324,91 @@ struct salvo_request_s {
   char detail[CURL_ERROR_SIZE];
 };
 
-/* error.c: index of an error class in salvo_host_stats_t.by_error (0 for 0 or unknown) */
-int salvo__err_index(int err);
+/* What an attempt's end tells, read once from libcurl (attempt.c) and handed
+ * on as plain values: to the host's bookkeeping, the decision, the result. */
+typedef struct {
+  salvo__outcome_t outcome;  /* error class, and whether the request may have reached the server */
+  long status;               /* HTTP status, 0 if none (also kept when outcome.error != 0) */
+  int http_version;          /* 10, 11, 20; 0 if unknown */
+  long connects;             /* new connections libcurl made for it */
+  salvo_timings_t timings;
+  uint64_t ttfb_us;          /* to the first byte of the answer, 0 = none: timings.ttfb_us */
+  uint64_t sent_at_ms;       /* loop time the attempt started */
+  unsigned host_in_flight;   /* the host's in flight when it was sent, itself included */
+  unsigned sends;            /* times it went on the wire */
+  int64_t retry_after_ms;    /* Retry-After of a 413, 429 or 503, -1 if none or garbage */
+  int64_t pause_ms;          /* how long a 429 or 503 asks the host to pause: Retry-After, else
+                                RateLimit-Reset or X-RateLimit-Reset; -1 if none */
+  int session_ended;         /* its HTTP/2 session ended under it, unanswered */
+} salvo__attempt_end_t;
 
-/* engine.c */
+/* ------------------------------------------------------------ engine.c */
+
 void salvo__engine_pump(salvo_engine_t *engine);
-/* host.c */
+void salvo__engine_schedule(salvo_engine_t *engine);
+/* libcurl's CURLMOPT_TIMERFUNCTION for a lane (|userp|): -1 stops the lane's
+ * timer, 0 runs the timeout from the engine's idle pass (never a 0 ms uv
+ * timer: see engine.c), more starts the timer. */
+int salvo__lane_timer_cb(CURLM *multi, long timeout_ms, void *userp);
+/* Puts |slot|'s handle on the lane of its request / takes it off (a no-op
+ * when it is on none); the slot joins and leaves its host's count. */
+int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
+void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
+void salvo__engine_handle_closed(salvo_engine_t *engine);
+/* 16 random bytes from a pool refilled by uv_random(). */
+void salvo__engine_random(salvo_engine_t *engine, unsigned char out[16]);
+/* A random (version 4) UUID, 36 characters and a NUL. */
+void salvo__uuid4(salvo_engine_t *engine, char out[37]);
+
+/* -------------------------------------------------------------- host.c */
+
 salvo__host_t *salvo__host_get(salvo_engine_t *engine, const char *url, int is_https);
 /* The lane a request to a URL of this kind goes on. */
 int salvo__lane_for(const salvo_engine_t *engine, int is_https);
+/* A request holds its host from submit (or redirect) to done. */
+void salvo__host_ref(salvo__host_t *host);
+void salvo__host_unref(salvo_engine_t *engine, salvo__host_t *host);
+/* A request (or a redirect's next hop) comes to the host: counted in its
+ * stats and in its retry budget's window. */
+void salvo__host_count_request(salvo__host_t *host, uint64_t now);
+/* A request of the host ended with |error| and |status|: its stats. */
+void salvo__host_count_outcome(salvo__host_t *host, int error, long status);
+/* Puts a request's |node| in the host's queue: at the head (a retry, a
+ * redirect's next hop) or the tail. The host becomes ready if it may send. */
+void salvo__host_enqueue(salvo__host_t *host, salvo__list_t *node, int front);
+/* Its queue's head, or NULL. */
+salvo__list_t *salvo__host_queue_head(const salvo__host_t *host);
+/* Requests now in every host's queue. */
+size_t salvo__hosts_queued(const salvo_engine_t *engine);
 /* The next host the pump should admit from: fewest in flight, with room. NULL if none. */
 salvo__host_t *salvo__host_next_ready(salvo_engine_t *engine);
-/* An attempt of |host| goes on its lane / comes off it. */
-void salvo__host_attempt_added(salvo__host_t *host, salvo__slot_t *slot);
-void salvo__host_attempt_removed(salvo__host_t *host, salvo__slot_t *slot);
-/* 1 if the host may have one more attempt in flight (a hedge). */
-int salvo__host_has_room(const salvo__host_t *host);
+/* What salvo__host_admit() decides for the head of a ready host's queue. */
+enum {
+  SALVO__GO = 0,         /* send it now */
+  SALVO__GO_PROBE = 1,   /* send it now: it is the half-open circuit's probe */
+  SALVO__HOLD = 2,       /* the host waits for its bucket or pause; nothing to do */
+  SALVO__NO_CIRCUIT = 3, /* fail it fast: the circuit is open */
+  SALVO__NO_RATE = 4     /* fail it fast: the bucket or pause would hold it past |deadline_at|
+                            or |queue_at| (loop times, 0 = none) */
+};
+int salvo__host_admit(salvo__host_t *host, uint64_t now, uint64_t deadline_at, uint64_t queue_at);
+/* A retry is due: 1 if the host's retry budget allows it (it is then
+ * counted), else 0 (counted as refused). */
+int salvo__host_allow_retry(salvo__host_t *host, uint64_t now);
+/* A hedge would go now: 1 if the host has room for one more in flight and
+ * its budget allows it. salvo__host_count_hedge() once it is sent. */
+int salvo__host_may_hedge(const salvo__host_t *host, uint64_t now);
+void salvo__host_count_hedge(salvo__host_t *host, uint64_t now);
+/* An attempt of |host| goes on its lane / comes off it. _added returns the
+ * host's in flight, the attempt included. */
+unsigned salvo__host_attempt_added(salvo__host_t *host);
+void salvo__host_attempt_removed(salvo__host_t *host);
 /* Its limit now (see salvo_host_stats_t.limit). */
 unsigned salvo__host_limit(const salvo__host_t *host);
 /* The share handle holding the host's TLS sessions, made on first need; NULL if it cannot be. */
 CURLSH *salvo__host_share(salvo__host_t *host);
-/* engine.c: pooled handles attached to |share| move to engine->no_share (before it is cleaned up). */
-void salvo__engine_detach_share(salvo_engine_t *engine, CURLSH *share);
-/* "scheme://host:port" of a URL libcurl accepted; returns its length. */
-size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap);
-void salvo__host_mark_ready(salvo__host_t *host);
-/* A request holds its host from submit (or redirect) to done. */
-void salvo__host_ref(salvo__host_t *host);
-void salvo__host_unref(salvo_engine_t *engine, salvo__host_t *host);
 void salvo__host_event(salvo_engine_t *engine, salvo__host_t *host, int type);
 void salvo__hosts_free(salvo_engine_t *engine);
-void salvo__host_block(salvo__host_t *host, uint64_t wait_ms);
 /* libcurl is about to send a request again by itself: 1 if the host's retry
  * budget allows it (it is then counted like a retry), else 0. */
 int salvo__host_allow_resend(salvo__host_t *host, uint64_t now);
@@ -502,110 +422,94 @@ int salvo__host_wants_fresh(const salvo__host_t *host, uint64_t now);
 int salvo__host_saw_version(salvo__host_t *host, int version);
 /* 1 if the request's connection to its host speaks HTTP/2, as far as is known. */
 int salvo__host_speaks_h2(const salvo__host_t *host, int lane);
-uint64_t salvo__host_hedge_delay(const salvo__host_t *host, const salvo_host_policy_t *p);
-/* RateLimit-Reset value: ms to wait, -1 if not a number, INT64_MAX if absurdly far. */
-int64_t salvo__reset_parse(const char *value, int64_t epoch_above, int64_t now_unix_ms);
-/* After every attempt of |req| (its |slot|): latency, the breaker, AIMD,
- * host pauses and the adaptive limit. |goes_on|: another attempt of the
- * request (a hedge) is still running, so a probe stays with the request. */
-void salvo__host_after_attempt(salvo_request_t *req, const salvo__slot_t *slot, int error,
-                               long status, uint64_t attempt_us, int goes_on);
-void salvo__engine_schedule(salvo_engine_t *engine);
-/* libcurl's CURLMOPT_TIMERFUNCTION for a lane (|userp|): -1 stops the lane's
- * timer, 0 runs the timeout from the engine's idle pass (never a 0 ms uv
- * timer: see engine.c), more starts the timer. */
-int salvo__lane_timer_cb(CURLM *multi, long timeout_ms, void *userp);
-int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
-void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
-void salvo__engine_handle_closed(salvo_engine_t *engine);
-salvo__slot_t *salvo__engine_get_slot(salvo_engine_t *engine);
-void salvo__engine_put_slot(salvo_engine_t *engine, salvo__slot_t *slot);
+/* The hedge delay for the host, 0 = no hedge. */
+uint64_t salvo__host_hedge_delay(const salvo__host_t *host);
+/* After every attempt of a request to |host|: latency, the adaptive limit,
+ * the breaker, AIMD and host pauses. |probe|: the attempt was the circuit's
+ * half-open probe. |goes_on|: another attempt of the request (a hedge) is
+ * still running, so a probe with no verdict stays with the request. Returns
+ * 1 if the request still holds the probe, else 0. */
+int salvo__host_after_attempt(salvo__host_t *host, const salvo__attempt_end_t *end, int probe,
+                              int goes_on);
 
-/* engine.c: 16 random bytes from a pool refilled by getrandom() */
-void salvo__engine_random(salvo_engine_t *engine, unsigned char out[16]);
-/* A random (version 4) UUID, 36 characters and a NUL. */
-void salvo__uuid4(salvo_engine_t *engine, char out[37]);
-int salvo__retry_policy_check(const salvo_retry_policy_t *p);
+/* ----------------------------------------------------------- request.c */
 
-/* request.c */
-void salvo__request_start(salvo_request_t *req);
 void salvo__request_arm_queued(salvo_engine_t *engine);
-void salvo__request_enqueue(salvo_request_t *req, int front);
+/* The head of a ready host's queue: start it, fail it fast, or leave the
+ * host held until its bucket, pause or circuit lets the next one go. */
 void salvo__request_admit(salvo_request_t *req);
-void salvo__request_finish_attempt(salvo_request_t *req, CURLcode rc);
-/* An attempt ended: with a hedge running, the first response decides. */
-void salvo__slot_finish(salvo__slot_t *slot, CURLcode rc);
-void salvo__request_hedge(salvo_request_t *req);
+/* |slot|'s attempt ended with |rc| and decides the request: retry or complete. */
+void salvo__request_finish_attempt(salvo_request_t *req, salvo__slot_t *slot, CURLcode rc);
+/* |slot|'s attempt ended with |rc| while another attempt of the request,
+ * |other|, goes on: it gets a record saying |why|; |other| carries on. */
+void salvo__request_drop_attempt(salvo_request_t *req, salvo__slot_t *slot, CURLcode rc,
+                                 salvo__slot_t *other, const char *why);
 void salvo__request_complete(salvo_request_t *req, int error);
 void salvo__request_cancel_now(salvo_request_t *req);
+/* Body bytes of the running attempt: buffered, or handed to the data
+ * callback. 0, or why the attempt must stop (SALVO_EBODYLIMIT, SALVO_EABORTED,
+ * SALVO_ENOMEM). */
+int salvo__request_body_bytes(salvo_request_t *req, const char *data, size_t len);
+/* One more attempt of the request goes out (a hedge): returns its number. */
+unsigned salvo__request_count_attempt(salvo_request_t *req);
+/* Pure: 1 if a request may go from state |from| to |to|. */
+int salvo__request_step_ok(int from, int to);
 
-/* attempt.c */
-typedef struct {
-  int error;   /* 0 or salvo_error_t */
-  int reached; /* the request may have reached the server */
-} salvo__outcome_t;
+/* ----------------------------------------------------------- headers.c */
 
-/* Pure: maps an attempt's end to an error class and "reached the server".
- * |stop_reason| is salvo's own reason for stopping it (0 if libcurl ended it),
- * |sent| whether PREREQFUNCTION ran, |pretransfer_us| CURLINFO_PRETRANSFER_TIME_T. */
-salvo__outcome_t salvo__classify(CURLcode rc, long os_errno, int stop_reason, int sent,
-                                 int64_t pretransfer_us);
+/* Validates and keeps one caller header ("Name", "value"): SALVO_EINVAL
+ * (see salvo_request_add_header()), SALVO_ENOMEM or 0. */
+int salvo__headers_add(salvo_request_t *req, const char *name, size_t name_len, const char *value,
+                       size_t value_len);
+/* Builds the list handed to libcurl from the engine's defaults and the
+ * caller's headers (credentials dropped once req->cross_origin), with the
+ * request id and idempotency key. Sets *idempotent. 0 or SALVO_ENOMEM. */
+int salvo__headers_build(salvo_request_t *req, int *idempotent);
+/* The attempt header for attempt |n|, if the policy names one. 0 or SALVO_ENOMEM. */
+int salvo__headers_set_attempt(salvo_request_t *req, unsigned n);
+/* What libcurl is handed (CURLOPT_HTTPHEADER). */
+struct curl_slist *salvo__headers_list(const salvo_request_t *req);
+/* Frees the built list (a redirect builds it again). */
+void salvo__headers_drop(salvo_request_t *req);
+void salvo__headers_free(salvo_request_t *req);
+
+/* ------------------------------------------------------------- hedge.c */
+
+/* At an attempt's start: when to send a hedge, if at all. */
+void salvo__hedge_plan(salvo_request_t *req, const salvo__slot_t *slot);
+/* |slot|'s timer fired at |now|: sends the hedge if it is due. */
+void salvo__hedge_check(salvo__slot_t *slot, uint64_t now);
+/* The first response byte of |slot| came: 0 to go on, or SALVO_ECANCELED
+ * when the other attempt answered first (the transfer must stop). */
+int salvo__hedge_on_response(salvo__slot_t *slot);
+/* An attempt ended: with a hedge running, the first response decides. */
+void salvo__slot_finish(salvo__slot_t *slot, CURLcode rc);
+/* Ends a running hedge with |reason| (cancel, deadline). */
+void salvo__hedge_stop(salvo_request_t *req, int reason);
+
+/* ------------------------------------------------------------ attempt.c */
+
 /* CURLINFO_HTTP_VERSION as salvo reports it: 20, 11, 10, or 0 if unknown. */
 int salvo__http_version(long curl_version);
-int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req);
-extern const char salvo__header_cap_detail[];
+salvo__slot_t *salvo__slot_get(salvo_engine_t *engine);
+void salvo__slot_put(salvo__slot_t *slot);
+/* Pooled handles attached to |share| move to engine->no_share (before it is cleaned up). */
+void salvo__slots_detach_share(salvo_engine_t *engine, CURLSH *share);
+/* Closes every pooled slot (engine close). */
+void salvo__slots_free(salvo_engine_t *engine);
+/* Prepares |slot|'s handle for attempt number |attempt_no| of |req|. 0 or SALVO_EINTERNAL. */
+int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned attempt_no);
 void salvo__attempt_arm_timer(salvo__slot_t *slot);
-int salvo__slot_init_timer(salvo__slot_t *slot);
-
-/* retry.c: pure decisions and backoff */
-typedef struct {
-  salvo_decision_t decision;
-  salvo_stop_reason_t stop; /* when decision is SALVO_DECIDE_STOP */
-  int final_error;          /* the request's error if it stops now */
-  uint64_t wait_ms;         /* when decision is SALVO_DECIDE_RETRY */
-  char reason[128];
-} salvo__decision_t;
-
-uint64_t salvo__rng_next(uint64_t *state);
-/* Wait before retry number |retry| (1 = after the first attempt). */
-uint64_t salvo__backoff_ms(const salvo_retry_policy_t *p, unsigned retry, uint64_t prev_wait_ms,
-                           uint64_t *rng);
-int salvo__status_in(const int *list, long status);
-int salvo__method_in_list(const char *list, const char *method);
-/* Decides after an attempt. |now_ms| and |deadline_at_ms| on the loop clock
- * (deadline 0 = none); |streamed_bytes| already given to a data callback. */
-void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info_t *a,
-                         uint64_t streamed_bytes, uint64_t now_ms, uint64_t deadline_at_ms,
-                         uint64_t prev_wait_ms, uint64_t *rng, salvo__decision_t *out);
-
-/* retry_after.c: ms to wait from |now_unix_ms|, INT64_MAX if absurdly far,
- * -1 if |value| is absent or garbage. */
-int64_t salvo__retry_after_parse(const char *value, int64_t now_unix_ms);
-
-/* validate.c: pure input checks */
-int salvo__valid_method(const char *method);
-int salvo__valid_header_name(const char *name, size_t len);
-int salvo__valid_header_value(const char *value, size_t len);
-/* Returns 0 and sets *is_https (and *out, the parsed URL the caller frees
- * with curl_url_cleanup(), unless out is NULL), or SALVO_EINVAL / SALVO_ENOMEM. */
-int salvo__parse_url(const char *url, int *is_https, CURLU **out);
-/* |url| with a userinfo password shown as "***", cut to |cap|. */
-void salvo__redact_url(const char *url, char *out, size_t cap);
-/* Splits "Name: value"; returns 0 or SALVO_EINVAL. Output points into |line|. */
-int salvo__split_header_line(const char *line, const char **name, size_t *name_len,
-                             const char **value, size_t *value_len);
-/* Builds the curl header line for name/value ("Name;" for an empty value). */
-char *salvo__header_line(const char *name, size_t name_len, const char *value, size_t value_len);
-/* Why a caller may not set this header (a framing or hop-by-hop field), or
- * NULL if it may. Host is checked against the URL by the request. */
-const char *salvo__header_reserved(const char *name, size_t len);
-/* 1 if the name is Host (any case): a caller may give it only for the URL's own authority. */
-int salvo__is_host_header(const char *name, size_t len);
-/* Feeds one response header line; -1 if it gives a Content-Length that
- * disagrees with one seen before in this response (*seen, -1 = none yet). */
-int salvo__content_length_merge(int64_t *seen, const char *line, size_t len);
-/* 1 if |host| is in a NO_PROXY-style |list| (see validate.c). */
-int salvo__no_proxy_match(const char *list, const char *host);
-int salvo__header_has_name(const struct curl_slist *list, const char *name, size_t name_len);
+/* salvo stops the attempt (a timeout, a cancel): libcurl's result is then
+ * not the outcome, |reason| is. */
+void salvo__attempt_stop(salvo__slot_t *slot, int reason);
+/* The attempt is off its lane: stops its timer and reads what libcurl knows
+ * into *end; |detail| (|cap| bytes, may be NULL) gets the words for the result. */
+void salvo__attempt_end(salvo__slot_t *slot, CURLcode rc, salvo__attempt_end_t *end, char *detail,
+                        size_t cap);
+/* Value of the last response header |name| of the attempt, or NULL; valid
+ * until the next call on the slot. */
+const char *salvo__attempt_header(salvo__slot_t *slot, const char *name);
+extern const char salvo__header_cap_detail[];
 
 #endif /* SALVO_INTERNAL_H */

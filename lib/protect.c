@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "pure.h"
 
 void salvo_host_policy_init(salvo_host_policy_t *p) {
   memset(p, 0, sizeof(*p));
@@ -212,7 +212,6 @@ static void open_circuit(salvo__breaker_t *br, uint64_t now, uint64_t *rng) {
   br->state = SALVO_CIRCUIT_OPEN;
   br->open_until_ms = now + (uint64_t)((double)br->break_ms * jitter);
   br->probe_out = 0;
-  br->opens++;
 }
 
 void salvo__breaker_release(salvo__breaker_t *br, int probe) {

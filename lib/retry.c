@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "pure.h"
 
 void salvo_retry_policy_init(salvo_retry_policy_t *p) {
   memset(p, 0, sizeof(*p));
@@ -249,4 +249,25 @@ void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info
   }
   out->decision = SALVO_DECIDE_RETRY;
   out->wait_ms = wait;
+}
+
+/* A header name the policy writes on every attempt: a token, and not one of
+ * the framing or hop-by-hop fields, nor Host (salvo_request_add_header()). */
+static int policy_header_ok(const char *name) {
+  size_t len = strlen(name);
+  return salvo__valid_header_name(name, len) && salvo__header_reserved(name, len) == NULL &&
+         !salvo__is_host_header(name, len);
+}
+
+int salvo__retry_policy_check(const salvo_retry_policy_t *p) {
+  if (p->max_attempts < 1 || p->jitter < SALVO_JITTER_FULL || p->jitter > SALVO_JITTER_NONE ||
+      !(p->backoff_multiplier >= 1.0 && p->backoff_multiplier <= 1e6) ||
+      memchr(p->idempotent_methods, '\0', sizeof(p->idempotent_methods)) == NULL ||
+      memchr(p->request_id_header, '\0', sizeof(p->request_id_header)) == NULL ||
+      memchr(p->attempt_header, '\0', sizeof(p->attempt_header)) == NULL)
+    return SALVO_EINVAL;
+  if ((p->request_id_header[0] != '\0' && !policy_header_ok(p->request_id_header)) ||
+      (p->attempt_header[0] != '\0' && !policy_header_ok(p->attempt_header)))
+    return SALVO_EINVAL;
+  return 0;
 }

@@ -3,7 +3,7 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "internal.h"
+#include "pure.h"
 
 int64_t salvo__retry_after_parse(const char *value, int64_t now_unix_ms) {
   if (value == NULL)

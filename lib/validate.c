@@ -1,11 +1,12 @@
 /* Input checks on what callers hand us: methods, header lines, URLs. Pure. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "pure.h"
 
 /* RFC 9110 §5.6.2 tchar */
 static int is_tchar(unsigned char c) {
@@ -277,4 +278,41 @@ int salvo__content_length_merge(int64_t *seen, const char *line, size_t len) {
       p++;
   }
   return 0;
+}
+
+/* "scheme://host:port" from a URL libcurl already accepted: the authority
+ * without userinfo, lower-cased, with the default port when none is given. */
+size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap) {
+  const char *a = strstr(url, "://");
+  a = a != NULL ? a + 3 : url;
+  size_t alen = strcspn(a, "/?#");
+  const char *at = NULL;
+  for (size_t i = 0; i < alen; i++)
+    if (a[i] == '@')
+      at = a + i;
+  if (at != NULL) {
+    alen -= (size_t)(at + 1 - a);
+    a = at + 1;
+  }
+  const char *scheme = is_https ? "https://" : "http://";
+  size_t n = strlen(scheme);
+  if (n + alen + 7 >= cap)
+    alen = cap - n - 7; /* absurdly long host names share a key; still correct, just coarser */
+  memcpy(out, scheme, n);
+  int has_port = 0;
+  for (size_t i = 0; i < alen; i++) {
+    out[n++] = (char)tolower((unsigned char)a[i]);
+    if (a[i] == ']')
+      has_port = 0;
+    else if (a[i] == ':')
+      has_port = a[0] != '[' || memchr(a, ']', i) != NULL;
+  }
+  if (!has_port) {
+    const char *port = is_https ? ":443" : ":80";
+    size_t pl = strlen(port);
+    memcpy(out + n, port, pl);
+    n += pl;
+  }
+  out[n] = '\0';
+  return n;
 }

@@ -414,3 +414,17 @@ Test(host_key, one_origin_one_key) {
     cr_expect_str_eq(key, rows[i].key, "%s: %s", rows[i].url, key);
   }
 }
+
+/* A request's state moves only along its life (request.c's set_state()
+ * asserts each step against this table). */
+Test(request_state, only_the_steps_of_a_life_are_legal) {
+  enum { N = SALVO__NEW, Q = SALVO__QUEUED, R = SALVO__RUNNING, W = SALVO__WAITING, D = SALVO__DONE };
+  static const int legal[][2] = {{N, Q}, {Q, R}, {R, W}, {R, Q}, {W, Q}, {Q, D}, {R, D}, {W, D}};
+  for (int from = N; from <= D; from++)
+    for (int to = N; to <= D; to++) {
+      int want = 0;
+      for (size_t i = 0; i < sizeof(legal) / sizeof(legal[0]); i++)
+        want |= legal[i][0] == from && legal[i][1] == to;
+      cr_assert_eq(salvo__request_step_ok(from, to), want, "%d -> %d", from, to);
+    }
+}
