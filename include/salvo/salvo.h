@@ -6,18 +6,57 @@
  * callback, whatever happens: success, error, timeout, cancel or engine close.
  *
  * Threading: an engine and its requests belong to the thread that runs the
- * loop. Call every function of this header from that thread. For more cores,
- * run one loop and one engine per thread.
+ * engine's loop. Call every function of this header that takes an engine or
+ * a request from that thread, and salvo_engine_new() there too (or before the
+ * loop runs). salvo keeps no global state of its own, so for more cores run
+ * one loop and one engine per thread. The functions that take neither (the
+ * *_init functions, salvo_strerror(), salvo_err_name(), salvo_version(),
+ * salvo_stop_reason_name(), salvo_circuit_name(), salvo_header_reserved())
+ * may be called from any thread. salvo_engine_new() calls libcurl's
+ * curl_global_init(): see there before creating engines on several threads.
  *
- * Calls allowed from inside salvo callbacks (done_cb, data_cb): every call of
- * this header, including salvo_request_submit(), salvo_request_cancel() and
- * salvo_engine_close(). salvo defers what cannot run inside libcurl's own
- * callbacks; none of them ever calls a done callback before returning.
+ * Calls allowed from inside salvo callbacks (done_cb, data_cb, decide_cb,
+ * attempt_event_cb, host_event_cb): every call of this header, including
+ * salvo_request_submit(), salvo_request_cancel() and salvo_engine_close().
+ * Inside an engine's close_cb, call nothing on that engine. salvo defers what
+ * cannot run inside libcurl's own callbacks (data_cb runs inside libcurl's
+ * write callback), so a cancel or a close takes effect from the loop, after
+ * the callback returns. No function of this header calls a callback before
+ * returning: callbacks run only from the loop.
  *
- * Reading order: errors (classes and names), engine (timeouts), retry (the
- * policy and its decision), per-host protection (rate limits, pauses, retry
- * budget, circuit breaker, hedging, host stats), engine options and life,
- * request (build, submit, cancel, result, response headers). README.md has
+ * Conventions:
+ * - A function that returns int returns 0 on success or a negative
+ *   salvo_error_t. If it fails, its outputs and the object it was given are
+ *   left untouched, unless its comment says otherwise.
+ * - NULL: where a function returns int, a NULL handle or output pointer is
+ *   SALVO_EINVAL. Functions that return void or a pointer need non-NULL
+ *   arguments unless their comment says what NULL does; *_free(NULL) and
+ *   *_close(NULL) do nothing.
+ * - Copies: strings, option structs and bodies passed in are copied before the
+ *   function returns; none of them needs to outlive the call. Callback
+ *   pointers and their user_data are kept as given, and user_data must stay
+ *   valid while the callback may be called. Every callback gets its
+ *   user_data last.
+ * - Returned strings: names and messages (salvo_strerror(), salvo_err_name(),
+ *   salvo_version(), salvo_stop_reason_name(), salvo_circuit_name(),
+ *   salvo_header_reserved()) are static. Every other returned pointer says
+ *   how long it lives; "during the callback" means until the callback returns.
+ * - Time: *_ms fields are milliseconds and *_us fields microseconds. Every
+ *   one is a duration (a timeout, a wait, time left, time taken) except
+ *   salvo_host_event_t.until_ms, which is a moment on the loop's clock: a
+ *   value of uv_now(loop), comparable only with uv_now() of the same loop,
+ *   not a wall-clock time. salvo_host_stats_t.paused_ms is a duration: the
+ *   time left of a pause.
+ * - HTTP versions: salvo_http_version_t (0 auto, 1 HTTP/1.1, 2 HTTP/2) is what
+ *   the engine asks for. salvo_result_t.http_version is what a response used,
+ *   as major * 10 + minor (10, 11 or 20; 0 if none). The two are never
+ *   compared. SALVO_VERSION_* and salvo_version() are salvo's own version.
+ *
+ * Reading order: errors (classes and names), engine (handles, HTTP versions,
+ * timeouts), retry (the policy and its decision), per-host protection (rate
+ * limits, pauses, retry budget, circuit breaker, hedging, concurrency, host
+ * events and stats), engine options and life, request (data callback,
+ * result, build, submit, cancel, accessors, response headers). README.md has
  * the same with examples and the tables of defaults.
  */
 #ifndef SALVO_H
@@ -106,7 +145,7 @@ extern "C" {
      nothing sent */                                                                          \
   XX(ERATELIMIT, -26, "rate_limited", "the host's rate limit would pass the deadline")        \
   /* a redirect salvo will not follow: too many hops, https to http, a scheme other than      \
-     http(s), or a Location it cannot parse */                                                \
+     http(s), a Location it cannot parse or longer than 8000 bytes, or out of memory */       \
   XX(EREDIRECT, -27, "redirect_refused", "a redirect salvo will not follow")                  \
   /* this machine ran out of something (file descriptors, local ports, socket buffers):      \
      nothing was sent, and it is not the host's fault */                                      \
@@ -131,44 +170,54 @@ typedef enum {
 /* One bit per error class, for salvo_retry_policy_t.retry_errors. */
 #define SALVO_ERRBIT(err) (UINT64_C(1) << (unsigned)(-(err)))
 
-/** Human-readable message for an error code. Never NULL. */
+/**
+ * Short human-readable message for an error code: "success" for 0, "unknown
+ * error" for a value that is not a salvo_error_t. Never NULL; static.
+ */
 SALVO_EXTERN const char *salvo_strerror(int err);
 /**
  * Stable lower_snake_case name of an error code ("connect_refused",
- * "idle_timeout", ...), "ok" for 0, "unknown" for anything else. Never NULL.
+ * "idle_timeout", ...), "ok" for 0, "unknown" for anything else. Never NULL;
+ * static.
  */
 SALVO_EXTERN const char *salvo_err_name(int err);
 
-/** Run-time version, "MAJOR.MINOR.PATCH". */
+/** Run-time version, "MAJOR.MINOR.PATCH". Never NULL; static. */
 SALVO_EXTERN const char *salvo_version(void);
 
 /* ---------------------------------------------------------------- engine */
 
 /** An engine: one libcurl multi handle driven by one libuv loop. */
 typedef struct salvo_engine_s salvo_engine_t;
-/** A request. Owned by the caller until submitted, then by the engine. */
+/**
+ * A request. Owned by the caller until salvo_request_submit() returns 0, then
+ * by the engine, which frees it when its done callback returns.
+ */
 typedef struct salvo_request_s salvo_request_t;
 
 typedef enum {
   SALVO_HTTP_AUTO = 0, /* https: HTTP/2 via ALPN, else HTTP/1.1; http: HTTP/1.1 */
   SALVO_HTTP_1_1 = 1,  /* always HTTP/1.1 */
-  SALVO_HTTP_2 = 2     /* https: offer only HTTP/2 first (ALPN); http: h2c (needs libcurl >= 8.0) */
+  SALVO_HTTP_2 = 2     /* https: as AUTO (ALPN offers h2, then http/1.1); http: h2c with prior
+                          knowledge (needs libcurl >= 8.0, else SALVO_ENOTSUP at submit) */
 } salvo_http_version_t;
 
 /*
- * Timeouts in milliseconds; 0 switches one off. Each expiry has its own error
- * class so a caller can tell a dead server (connect) from a stalled one (idle)
- * from a slow one (attempt, deadline) from an overloaded client (queue).
+ * Timeouts, each a duration in milliseconds; 0 switches one off, and any
+ * other value is accepted. Each expiry has its own error class so a caller
+ * can tell a dead server (connect) from a stalled one (idle) from a slow one
+ * (attempt, deadline) from an overloaded client (queue).
  */
 typedef struct {
-  uint64_t connect_ms; /* TCP + TLS handshake, per attempt (3100) */
+  uint64_t connect_ms; /* name resolution, TCP and TLS handshake, per attempt (3100) */
   uint64_t idle_ms;    /* longest gap between bytes once the request is sent (10000) */
-  uint64_t attempt_ms; /* one attempt, wall clock from its start (0 = off) */
+  uint64_t attempt_ms; /* one attempt, from its start to its end (0 = off) */
   uint64_t deadline_ms;/* whole request from submit, every attempt and wait included (30000) */
-  uint64_t queue_ms;   /* longest wait in the engine's queue for a slot (0 = off) */
+  uint64_t queue_ms;   /* longest wait in the engine's queue for a slot; runs again each time
+                          a retry or a redirect hop queues (0 = off) */
 } salvo_timeouts_t;
 
-/** Fills *t with the defaults above. */
+/** Fills *t (not NULL) with the defaults above. */
 SALVO_EXTERN void salvo_timeouts_init(salvo_timeouts_t *t);
 
 /* ----------------------------------------------------------------- retry */
@@ -205,29 +254,41 @@ typedef enum {
   SALVO_STOP_RATE_LIMIT = 10     /* the host's rate limit would hold it past its deadline or queue timeout */
 } salvo_stop_reason_t;
 
-/** Stable lower_snake_case name of a stop reason ("attempts_exhausted", ...). */
+/**
+ * Stable lower_snake_case name of a stop reason ("attempts_exhausted", ...),
+ * "unknown" for a value that is not a salvo_stop_reason_t. Never NULL; static.
+ */
 SALVO_EXTERN const char *salvo_stop_reason_name(salvo_stop_reason_t reason);
 
 /** What the decision callback is told about the attempt that just ended. */
 typedef struct {
-  const char *method;
-  unsigned attempt;        /* number of the attempt that ended, from 1 */
+  const char *method;      /* the method that attempt used (see salvo_request_method()) */
+  unsigned attempt;        /* attempts so far, from 1, hedges included and redirect hops not:
+                              the number max_attempts is compared with */
   int error;               /* its error class, 0 if a response came */
-  long status;             /* its HTTP status, 0 if none */
+  long status;             /* its HTTP status; 0 if none, and 0 whenever error is set */
   int reached_server;      /* the request may have reached the server */
   int idempotent;          /* method in idempotent_methods, or an Idempotency-Key was sent */
-  int64_t retry_after_ms;  /* parsed Retry-After (on 413/429/503), -1 if none or garbage */
+  int64_t retry_after_ms;  /* parsed Retry-After (on 413/429/503), a wait from now; -1 if none or
+                              garbage, INT64_MAX if absurdly far */
 } salvo_attempt_info_t;
 
-/** One entry of a request's attempt history. */
+/**
+ * One entry of a request's attempt history. Every attempt gets one: retries,
+ * hedges and redirect hops included.
+ */
 typedef struct {
-  unsigned attempt;        /* from 1 */
+  unsigned attempt;        /* from 1, counted as salvo_result_t.attempts (hops, hedges included) */
   int error;               /* error class, 0 if a response came */
   long status;             /* HTTP status, 0 if none */
-  int reached_server;
-  salvo_decision_t decision;
-  uint64_t wait_ms;        /* wait before the next attempt; 0 when stopping */
-  int64_t retry_after_ms;  /* Retry-After the server sent, -1 if none */
+  int reached_server;      /* the request may have reached the server */
+  salvo_decision_t decision; /* SALVO_DECIDE_RETRY: the request went on (a retry, a redirect
+                                followed, or a hedge that lost while the other attempt goes on);
+                                SALVO_DECIDE_STOP: it ended with this attempt */
+  uint64_t wait_ms;        /* wait before the next attempt; 0 when stopping, for a redirect hop
+                              and for a hedge that lost */
+  int64_t retry_after_ms;  /* Retry-After the server sent (on 413/429/503), a wait in ms; -1 if
+                              none or garbage, INT64_MAX if absurdly far */
   unsigned sends;          /* times this attempt went on the wire. libcurl sends a request again
                               by itself when a reused connection died before any answer or an
                               HTTP/2 stream was refused. salvo allows that when the server's TCP
@@ -238,15 +299,37 @@ typedef struct {
 } salvo_attempt_record_t;
 
 /**
- * Overrides the policy's decision for one attempt. |default_decision| is what
- * the policy decided and *wait_ms the wait it chose; return SALVO_RETRY or
- * SALVO_STOP, and change *wait_ms to wait differently. The deadline still
- * bounds every wait.
+ * Overrides the policy's decision for one attempt; set as
+ * salvo_retry_policy_t.decide_cb, with decide_data as |user_data|.
+ * |default_decision| is what the policy decided and *wait_ms the wait it
+ * chose (0 when it stops). Return SALVO_DECIDE_RETRY or SALVO_DECIDE_STOP,
+ * and change *wait_ms to wait differently; any other return value keeps the
+ * policy's decision.
+ *
+ * SALVO_DECIDE_STOP where the policy retries ends the request with
+ * SALVO_STOP_BY_CALLBACK and the attempt's own error (0 if it got a status).
+ * SALVO_DECIDE_RETRY retries after *wait_ms even where the policy stops
+ * (max_attempts reached, a body passed to a data callback, a success), but
+ * the deadline still bounds every wait (a wait that reaches it ends the
+ * request with SALVO_EDEADLINE), the host's retry budget may still refuse
+ * (SALVO_STOP_BUDGET), and a closing engine retries nothing. A *wait_ms
+ * changed along with SALVO_DECIDE_STOP is ignored.
+ *
+ * Not called for an attempt that was canceled or ran out of the deadline,
+ * for a redirect salvo follows or refuses, or for a hedge that lost. |req| is
+ * the request; |info| and its strings are valid during the call.
  */
 typedef salvo_decision_t (*salvo_decide_cb)(salvo_request_t *req, const salvo_attempt_info_t *info,
                                             salvo_decision_t default_decision, uint64_t *wait_ms,
                                             void *user_data);
-/** Called after every attempt's decision, for logs and metrics. */
+/**
+ * Called after every attempt's decision, for logs and metrics, redirect hops
+ * and hedges that lost included; set as salvo_retry_policy_t.event_cb, with
+ * event_data as |user_data|. After a redirect is followed, the request's URL
+ * and method are already the next hop's. |record| is valid during the call
+ * and the done callback's result->history holds the same entry. Not called
+ * when memory for the record runs out.
+ */
 typedef void (*salvo_attempt_event_cb)(salvo_request_t *req, const salvo_attempt_record_t *record,
                                        void *user_data);
 
@@ -255,8 +338,12 @@ typedef void (*salvo_attempt_event_cb)(salvo_request_t *req, const salvo_attempt
 /*
  * A retry policy. Fill it with salvo_retry_policy_init(), then change fields.
  * It is copied on use (strings are arrays, so nothing in it needs to outlive
- * the call). The engine's is the default; salvo_request_set_retry_policy()
- * overrides it for one request.
+ * the call; decide_data and event_data are kept as given). The engine's is
+ * the default; salvo_request_set_retry_policy() overrides it for one request.
+ * It is SALVO_EINVAL where it is used if max_attempts is 0, jitter is not a
+ * salvo_jitter_t, backoff_multiplier is not within [1, 1e6], a string array
+ * has no NUL, or request_id_header or attempt_header is set to a name that is
+ * not a token, is reserved (salvo_header_reserved()) or is Host.
  *
  * The rule: an outcome is retried when it is one of the retried error classes
  * or statuses and it is safe. A retried error class is safe if the request
@@ -284,12 +371,12 @@ typedef struct {
                                      one; "" = off ("X-Request-ID") */
   char attempt_header[64];        /* attempt number on each attempt; "" = off ("") */
   salvo_decide_cb decide_cb;      /* NULL = the policy decides (NULL) */
-  void *decide_data;
+  void *decide_data;              /* decide_cb's user_data (NULL) */
   salvo_attempt_event_cb event_cb;/* NULL = none (NULL) */
-  void *event_data;
+  void *event_data;               /* event_cb's user_data (NULL) */
 } salvo_retry_policy_t;
 
-/** Fills *p with the defaults above. */
+/** Fills *p (not NULL) with the defaults above. */
 SALVO_EXTERN void salvo_retry_policy_init(salvo_retry_policy_t *p);
 
 /* ------------------------------------------------------ per-host protection */
@@ -297,8 +384,18 @@ SALVO_EXTERN void salvo_retry_policy_init(salvo_retry_policy_t *p);
 /*
  * Per-host protection. A host is scheme + host + port ("https://example.com:443").
  * Each host gets its own token bucket, retry budget, circuit breaker and
- * latency record, created on its first request. Every wait is a loop timer:
- * a request held back waits in its host's queue and takes no slot.
+ * latency record, created on its first request (or by
+ * salvo_engine_set_host_policy()). Every wait is a loop timer: a request held
+ * back waits in its host's queue and takes no slot.
+ *
+ * salvo_engine_new() and salvo_engine_set_host_policy() refuse a policy
+ * (SALVO_EINVAL) where rate, burst, increase, rate_ceiling, budget_ratio or
+ * budget_floor is negative or NaN, decrease is not within (0, 1), rate_floor
+ * is not above 0, budget_window_ms, breaker_window_ms, breaker_break_ms or
+ * breaker_consecutive is 0, breaker_ratio is not within (0, 1],
+ * breaker_max_break_ms is below breaker_break_ms, reset_epoch_above is
+ * negative, adaptive_tolerance is not within [1, 100], or adaptive_max is set
+ * and below adaptive_min.
  */
 typedef struct {
   /* Rate limit: a token bucket per host. */
@@ -364,7 +461,7 @@ typedef struct {
   double adaptive_tolerance;  /* latency up to this x the no-load latency counts as no queueing (1.5) */
 } salvo_host_policy_t;
 
-/** Fills *p with the defaults above. */
+/** Fills *p (not NULL) with the defaults above. */
 SALVO_EXTERN void salvo_host_policy_init(salvo_host_policy_t *p);
 
 typedef enum {
@@ -373,14 +470,16 @@ typedef enum {
   SALVO_CIRCUIT_HALF_OPEN = 2
 } salvo_circuit_t;
 
-/** Stable name: "closed", "open", "half_open". */
+/** Stable name: "closed", "open", "half_open"; "unknown" for anything else. Static. */
 SALVO_EXTERN const char *salvo_circuit_name(salvo_circuit_t state);
 
 typedef enum {
-  SALVO_HOST_CIRCUIT_OPENED = 1,    /* failures tripped it; until = when it half-opens */
+  SALVO_HOST_CIRCUIT_OPENED = 1,    /* failures tripped it, or the probe failed; until_ms = when
+                                       the next request may go as the half-open probe */
   SALVO_HOST_CIRCUIT_HALF_OPEN = 2, /* one probe goes through */
   SALVO_HOST_CIRCUIT_CLOSED = 3,    /* the probe succeeded */
-  SALVO_HOST_PAUSED = 4,            /* Retry-After or a rate-limit reset: until = end of the pause */
+  SALVO_HOST_PAUSED = 4,            /* Retry-After or a rate-limit reset started or extended a
+                                       pause: until_ms = end of the pause */
   SALVO_HOST_RATE_CHANGED = 5,      /* the adaptive rate moved down (rate = the new one) */
   SALVO_HOST_LIMIT_CHANGED = 6      /* the adaptive concurrency limit moved (limit = the new one) */
 } salvo_host_event_type_t;
@@ -389,15 +488,22 @@ typedef struct {
   salvo_host_event_type_t type;
   const char *host;           /* "https://example.com:443" */
   double rate;                /* the host's rate limit after the event, 0 = none */
-  uint64_t until_ms;          /* loop time (uv_now) the pause or open state ends, else 0 */
+  uint64_t until_ms;          /* a moment, not a duration: the loop time (uv_now(loop)) the pause
+                                 or open state ends; 0 for the other events */
   unsigned limit;             /* the host's concurrency limit after the event, 0 = none */
 } salvo_host_event_t;
 
+/**
+ * Called from the loop when a host's circuit changes state, a pause starts or
+ * grows, or an adaptive rate or limit moves; set as
+ * salvo_engine_opts_t.host_event_cb, with host_event_data as |user_data|.
+ * |ev| and ev->host are valid during the call.
+ */
 typedef void (*salvo_host_event_cb)(salvo_engine_t *engine, const salvo_host_event_t *ev,
                                     void *user_data);
 
 typedef struct {
-  char host[272];             /* "scheme://host:port" */
+  char host[272];             /* "scheme://host:port", lower case, default port filled in */
   uint64_t requests;          /* requests submitted to this host */
   uint64_t successes;         /* requests that ended with a response < 400 */
   uint64_t failures;          /* requests that ended any other way */
@@ -410,7 +516,8 @@ typedef struct {
   uint64_t by_error[32];      /* final outcomes by class: index -error (1..31), [0] = HTTP status >= 400 */
   double rate;                /* current rate limit, requests per second; 0 = none */
   salvo_circuit_t circuit;
-  uint64_t paused_ms;         /* how much longer the host is paused, 0 = not paused */
+  uint64_t paused_ms;         /* a duration, not a moment: time left of the host's pause, measured
+                                 at the loop's current time (uv_now(loop)); 0 = not paused */
   size_t queued;              /* requests of this host now waiting in its queue */
   uint64_t p50_us, p90_us, p99_us, max_us; /* latency of requests that got a response */
   uint64_t resends;           /* sends libcurl made again within an attempt (a reused connection
@@ -424,20 +531,46 @@ typedef struct {
 } salvo_host_stats_t;
 
 /**
- * Gives one host its own policy instead of opts.hosts. |origin| is a URL
- * naming the host ("https://api.example.com", a path is ignored). Takes effect
- * for the host's next admission; its tokens, pause and circuit state carry
- * over. Returns 0, or SALVO_EINVAL (bad origin or policy, engine closing),
- * SALVO_ENOMEM.
+ * Gives one host its own policy instead of opts.hosts. |origin| is an http or
+ * https URL naming the host ("https://api.example.com"; userinfo, path and
+ * query are ignored); it is not kept, and |policy| is copied. The host is
+ * created if it is new, and is never evicted from then on (it counts against
+ * max_hosts; creating it may evict another idle host). Calling it again
+ * replaces the policy.
+ *
+ * The policy applies from the call on: to the host's next admission and to
+ * the outcomes of its attempts still in flight. Its tokens, pause, stats and
+ * circuit state carry over, except that the circuit starts closed again when
+ * the new policy has breaker 0, or a budget_window_ms or breaker_window_ms
+ * other than the host's current one (that also restarts the retry budget's
+ * window), and that an adaptive concurrency limit starts again from
+ * adaptive_initial.
+ *
+ * Returns 0 or one of:
+ *   SALVO_EINVAL  engine or policy is NULL, the policy is invalid (see
+ *                 salvo_host_policy_t), origin is NULL or not an absolute
+ *                 http(s) URL, or the engine is closing;
+ *   SALVO_ENOMEM  out of memory.
  */
 SALVO_EXTERN int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
                                               const salvo_host_policy_t *policy);
 
-/** Number of hosts the engine keeps state for (at most about opts.max_hosts). */
+/**
+ * Number of hosts the engine keeps state for (at most about opts.max_hosts);
+ * 0 if engine is NULL.
+ */
 SALVO_EXTERN size_t salvo_engine_host_count(const salvo_engine_t *engine);
-/** Stats of host |i| (0 <= i < count), in order of first use, except that a
- * host that takes an evicted one's place takes its index too. Indexes hold
- * until the loop runs again. SALVO_EINVAL if out of range. */
+/**
+ * Copies the stats of host |i| (0 <= i < salvo_engine_host_count()) into
+ * *out, which then holds no pointer into the engine. Hosts are in order of
+ * first use, except that a host that takes an evicted one's place takes its
+ * index too. That happens only when a new host is met: in
+ * salvo_request_submit(), in salvo_engine_set_host_policy(), or when a
+ * redirect leads to a new host (from the loop); otherwise an index keeps
+ * naming the same host.
+ *
+ * Returns 0, or SALVO_EINVAL if engine or out is NULL or i is out of range.
+ */
 SALVO_EXTERN int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i,
                                          salvo_host_stats_t *out);
 
@@ -450,39 +583,50 @@ typedef struct {
    * max_connections carry (one HTTP/1.1 request, or max_streams HTTP/2
    * streams of one host, per connection). The rest wait in their host's
    * queue, holding no slot. */
-  size_t max_in_flight;        /* slots (64) */
+  size_t max_in_flight;        /* slots; 0 is SALVO_EINVAL (64) */
   long max_connections;        /* open connections per lane (one for HTTP/1.1 only, one where HTTP/2
-                                  may be used), 0 = no cap (0) */
+                                  may be used), 0 = no cap, negative is SALVO_EINVAL (0) */
   long max_host_connections;   /* per host; 0 = auto: none of its own for HTTP/1.1-only hosts, 4 where
-                                  HTTP/2 may multiplex (0) */
-  long max_streams;            /* HTTP/2 streams per connection salvo uses (100); a server that
-                                  allows fewer makes the rest wait inside libcurl */
+                                  HTTP/2 may multiplex; negative is SALVO_EINVAL (0) */
+  long max_streams;            /* HTTP/2 streams per connection salvo uses, at least 1 (100); a
+                                  server that allows fewer makes the rest wait inside libcurl */
   salvo_http_version_t http_version; /* SALVO_HTTP_AUTO */
-  const char *ca_file;         /* PEM bundle of trusted CAs; NULL = system store (NULL) */
+  const char *ca_file;         /* PEM bundle of trusted CAs, which must be readable when the engine
+                                  is created; NULL = system store (NULL) */
   int insecure_skip_verify;    /* 1 disables TLS verification and warns on stderr (0) */
   /* Proxies. The library ignores the environment (http_proxy, HTTPS_PROXY,
    * ALL_PROXY, NO_PROXY) unless proxy_from_env is 1: a daemon's environment
-   * should not decide where its credentials go. A proxy that cannot be
-   * reached or refuses is SALVO_EPROXY, never the target host's failure. */
+   * should not decide where its credentials go; it is read once, by
+   * salvo_engine_new(). A proxy that libcurl's URL parser refuses is
+   * SALVO_EINVAL there. A proxy that cannot be reached or refuses is
+   * SALVO_EPROXY, never the target host's failure. */
   const char *proxy;           /* "http://[user:pass@]host:port" (or socks5h://...) for every request;
-                                  NULL = none (NULL) */
+                                  NULL or "" = none (NULL) */
   const char *no_proxy;        /* comma-separated entries that go direct: a host name (and the
                                   names under it), an IP address or CIDR range ("10.0.0.0/8"),
                                   "*" = all; NULL = none (NULL) */
   int proxy_from_env;          /* 1: where proxy is NULL, take it as curl does: http_proxy for http,
                                   https_proxy/HTTPS_PROXY for https, else all_proxy/ALL_PROXY;
                                   no_proxy/NO_PROXY where no_proxy is NULL (0) */
-  const char *user_agent;      /* NULL = "salvo/VERSION" */
-  const char *const *default_headers; /* NULL-terminated "Name: value" lines sent on every request (NULL) */
-  size_t max_body_size;        /* buffered or streamed response body cap, bytes (64 MiB) */
+  const char *user_agent;      /* a header value (no control characters); NULL = "salvo/VERSION";
+                                  a User-Agent line in default_headers replaces it (NULL) */
+  const char *const *default_headers; /* NULL-terminated "Name: value" lines sent on every request,
+                                  each under salvo_request_add_header()'s rules, Host refused;
+                                  a request's header of the same name replaces one (NULL) */
+  size_t max_body_size;        /* buffered or streamed response body cap per attempt, bytes; past
+                                  it the attempt ends with SALVO_EBODYLIMIT; 0 is SALVO_EINVAL
+                                  (64 MiB) */
   size_t max_header_size;      /* response header block cap per attempt, bytes; past it the attempt
-                                  ends with SALVO_EPROTO (64 KiB; libcurl's own limit is 100 KB) */
+                                  ends with SALVO_EPROTO; 0 is SALVO_EINVAL (64 KiB; libcurl's own
+                                  limit is 100 KB) */
   /* Redirects (off by default). When followed: at most max_redirects hops;
    * 307/308 keep the method and body; 303 turns anything but HEAD into GET,
-   * and 301/302 turn POST into GET, without the body; Authorization, Cookie
-   * and Proxy-Authorization are dropped once the origin (scheme, host, port)
-   * changes; https to http is refused unless allowed. Each hop is an attempt
-   * with its own record, but does not count against max_attempts. */
+   * and 301/302 turn POST into GET, without the body; Authorization, Cookie,
+   * Proxy-Authorization and Host are dropped once the origin (scheme, host,
+   * port) changes, for every later hop too; https to http is refused unless
+   * allowed, and so is a Location longer than 8000 bytes. Each hop is an
+   * attempt with its own record, but does not count against max_attempts.
+   * salvo_request_url() and salvo_request_method() follow the hops. */
   int follow_redirects;        /* (0) */
   unsigned max_redirects;      /* (5) */
   int redirect_allow_downgrade;/* (0) */
@@ -490,7 +634,7 @@ typedef struct {
   salvo_retry_policy_t retry;  /* engine-wide default, see salvo_retry_policy_init() */
   salvo_host_policy_t hosts;   /* every host's protection, see salvo_host_policy_init() */
   salvo_host_event_cb host_event_cb; /* circuit, pause and rate events; NULL = none (NULL) */
-  void *host_event_data;
+  void *host_event_data;       /* host_event_cb's user_data (NULL) */
   /* Hosts the engine keeps state for. Past it, a new host takes the place of
    * the least recently used idle one: no request of its own live (queued,
    * waiting or in flight), not paused, circuit closed, no policy of its own.
@@ -500,30 +644,63 @@ typedef struct {
   size_t max_hosts;
 } salvo_engine_opts_t;
 
-/** Fills *opts with the documented defaults. Always use it before setting fields. */
+/** Fills *opts (not NULL) with the documented defaults. Always use it before setting fields. */
 SALVO_EXTERN void salvo_engine_opts_init(salvo_engine_opts_t *opts);
 
 /**
- * Creates an engine on |loop|, which the caller owns and keeps running. The
- * engine copies |opts| (NULL = defaults), including the strings it points to.
+ * Creates an engine on |loop|, which the caller owns and keeps running; the
+ * engine adds its own handles to it. The engine copies |opts| (NULL = the
+ * defaults of salvo_engine_opts_init()), including every string it points
+ * to; the callbacks and their user_data are kept as given.
  *
- * Returns 0 and sets *out, or one of:
- *   SALVO_EINVAL   an option is out of range, a default header is malformed,
- *                  or ca_file cannot be read;
- *   SALVO_ENOMEM   out of memory;
- *   SALVO_EINTERNAL libcurl or libuv could not be initialised.
+ * libcurl: every call calls curl_global_init(CURL_GLOBAL_DEFAULT), which sets
+ * up libcurl and its TLS library, unless it fails on an argument first;
+ * salvo never calls curl_global_cleanup(). libcurl's global init is
+ * thread-safe only from libcurl 7.84 on, and only where curl_version_info()
+ * lists CURL_VERSION_THREADSAFE (salvo needs 7.88). Where that does not hold
+ * and engines are created on several threads, or other threads use libcurl,
+ * call curl_global_init() yourself once before starting them; the caller may
+ * always call it first, and salvo's calls then only count up libcurl's init
+ * counter.
+ *
+ * Writes a warning to stderr when insecure_skip_verify is 1 and when the
+ * SSLKEYLOGFILE environment variable is set.
+ *
+ * Returns 0 and sets *out, or one of (*out untouched, nothing left on the
+ * loop):
+ *   SALVO_EINVAL    loop or out is NULL; max_in_flight, max_body_size or
+ *                   max_header_size is 0, max_streams is below 1,
+ *                   max_connections or max_host_connections is negative,
+ *                   http_version is not a salvo_http_version_t; ca_file
+ *                   cannot be read; the retry or host policy is invalid (see
+ *                   their structs); a proxy, given or from the environment,
+ *                   is not a URL or is longer than SALVO_MAX_URL_SIZE;
+ *                   user_agent is not a valid header value; a default header
+ *                   is not a valid "Name: value" line, is reserved or is
+ *                   Host;
+ *   SALVO_ENOMEM    out of memory;
+ *   SALVO_EINTERNAL curl_global_init() or another libcurl set-up call failed.
  */
 SALVO_EXTERN int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts,
                                   salvo_engine_t **out);
 
+/**
+ * Called once the engine has closed (see salvo_engine_close()). Only the
+ * address |engine| may be used: it is freed when the callback returns.
+ */
 typedef void (*salvo_engine_close_cb)(salvo_engine_t *engine, void *user_data);
 
 /**
- * Closes the engine asynchronously: every request still queued, waiting or in
- * flight completes with SALVO_ECANCELED, every uv handle of the engine closes,
- * then |close_cb| (may be NULL) runs and the engine is freed. After that the
- * caller's uv_loop_close() returns 0 as far as salvo is concerned.
- * Calling it twice, or with NULL, does nothing.
+ * Closes the engine asynchronously. From the call on, salvo_request_submit()
+ * returns SALVO_ECLOSING, salvo_engine_set_host_policy() SALVO_EINVAL, and no
+ * queued request starts. Then, from the loop: every request still queued,
+ * waiting or in flight completes with SALVO_ECANCELED (an attempt that ends
+ * before that completes its request with its own outcome, never retried),
+ * every uv handle of the engine closes, |close_cb| (may be NULL) runs with
+ * |user_data|, and the engine is freed. The loop must run for this to
+ * happen; after it the caller's uv_loop_close() returns 0 as far as salvo is
+ * concerned. NULL, or a second call, does nothing: the second call's
+ * close_cb is never called.
  */
 SALVO_EXTERN void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb,
                                      void *user_data);
@@ -544,60 +721,96 @@ typedef struct {
   uint64_t hosts_evicted;      /* idle hosts forgotten to stay within max_hosts */
 } salvo_engine_stats_t;
 
+/**
+ * Copies the engine's counters into *stats (engine and stats not NULL).
+ * queued and waiting are counted at the call.
+ */
 SALVO_EXTERN void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stats);
 
 /* --------------------------------------------------------------- request */
 
 /**
- * Called with body bytes as they arrive when set; the body is then not
- * buffered. Return 0 to go on, anything else to stop the request with
- * SALVO_EABORTED. The bytes are valid only during the call. An attempt that
- * has passed bytes to this callback is never retried: the caller would get
- * them twice.
+ * Called with response body bytes as they arrive, when set with
+ * salvo_request_set_data_cb(); the body is then not buffered. |user_data| is
+ * the one given to salvo_request_submit(). Return 0 to go on, anything else
+ * to end the attempt with SALVO_EABORTED. The bytes are valid during the
+ * call. It runs inside libcurl's write callback (see the note on calls
+ * allowed at the top). A chunk that would take the body past max_body_size
+ * is not passed: the attempt ends with SALVO_EBODYLIMIT.
+ *
+ * The policy never retries an attempt that has passed bytes to this
+ * callback: the caller would get them twice. A decision callback that
+ * returns SALVO_DECIDE_RETRY overrides that, and the next attempt's bytes
+ * then come from the start. With redirects followed, the body of each 3xx
+ * response is passed too, before the next hop's. A request with a data
+ * callback is never hedged.
  */
 typedef int (*salvo_data_cb)(salvo_request_t *req, const char *data, size_t len,
                              void *user_data);
 
-/** Timings of one attempt in microseconds, each a phase duration. */
+/** Timings of one attempt in microseconds, each a duration. */
 typedef struct {
-  uint64_t dns_us;     /* name resolution */
+  uint64_t dns_us;     /* from attempt start to the name resolved */
   uint64_t connect_us; /* TCP connect (0 on a reused connection) */
   uint64_t tls_us;     /* TLS handshake (0 for http or a reused connection) */
   uint64_t ttfb_us;    /* from attempt start to the first response byte */
   uint64_t total_us;   /* from attempt start to its end */
 } salvo_timings_t;
 
-/** What a request's done callback receives. Valid only during the callback. */
+/**
+ * What a request's done callback receives. The struct and everything it
+ * points to are valid during the callback. "The final attempt" is the last
+ * one that ended; a request that ends while it waits between attempts (a
+ * cancel, the deadline) reports that attempt's status and timings, but no
+ * body and no response headers.
+ */
 typedef struct {
   int error;               /* 0, or the salvo_error_t of the final outcome */
-  long status;             /* final HTTP status, 0 if no response was received */
-  unsigned attempts;       /* attempts made, 0 if it never left the queue */
+  long status;             /* the final attempt's HTTP status, 0 if no response was received;
+                              may be set with an error (a body cut short or too large) */
+  unsigned attempts;       /* attempts made, redirect hops and hedges included; 0 if it never
+                              left the queue */
   unsigned sends;          /* times the request went on the wire, over all attempts (>= attempts
                               that reached the server; see salvo_attempt_record_t.sends) */
   int reached_server;      /* 1 if the final attempt's request may have reached the server */
-  int http_version;        /* 10, 11 or 20 for the final response, 0 if none */
-  const char *body;        /* buffered body, NUL-terminated for convenience; NULL with a data_cb */
-  size_t body_len;         /* bytes of body received (also counted with a data_cb) */
+  int http_version;        /* HTTP version of the final response as major * 10 + minor: 10, 11
+                              or 20; 0 if none. Not a salvo_http_version_t */
+  const char *body;        /* the final attempt's buffered body, NUL-terminated for convenience;
+                              "" if none; NULL with a data_cb or after salvo_response_take_body() */
+  size_t body_len;         /* bytes of body the final attempt received (also counted with a
+                              data_cb) */
   salvo_timings_t timings; /* of the final attempt */
   uint64_t elapsed_us;     /* from submit to completion */
-  const char *detail;      /* libcurl's message or salvo's explanation, "" if none */
+  const char *detail;      /* libcurl's message or salvo's explanation, "" if none; never NULL */
   salvo_stop_reason_t stop_reason; /* why the engine stopped */
   int64_t retry_after_ms;  /* with SALVO_ERETRYAFTER: the wait the server named; else -1 */
   const salvo_attempt_record_t *history; /* one record per attempt, oldest first */
-  size_t history_len;      /* == attempts */
-  unsigned redirects;      /* redirects followed; salvo_request_url() is then the final URL */
+  size_t history_len;      /* == attempts, unless memory for a record ran out or the last
+                              attempt could not start */
+  unsigned redirects;      /* redirects followed; when > 0, salvo_request_url() is the URL of the
+                              last hop (see there) */
 } salvo_result_t;
 
+/**
+ * Called exactly once for every request salvo_request_submit() accepted,
+ * always from the loop. |user_data| is the one given to
+ * salvo_request_submit(). |req| is freed when the callback returns.
+ */
 typedef void (*salvo_done_cb)(salvo_request_t *req, const salvo_result_t *result,
                               void *user_data);
 
 /**
- * Creates a request for |method| (e.g. "GET"; any RFC 9110 token) and |url|
- * (absolute http:// or https://). Both are copied.
+ * Creates a request for |method| (e.g. "GET"; any RFC 9110 token, case
+ * kept) and |url| (absolute http:// or https://). Both are copied. The request
+ * starts with the engine's timeouts, retry policy, max_body_size and
+ * follow_redirects; the setters below change them until it is submitted.
+ * The engine is not checked for closing here: salvo_request_submit() is.
  *
- * Returns 0 and sets *out, or:
- *   SALVO_EINVAL  NULL or empty method, a method that is not a token, a
- *                 malformed URL, a scheme other than http/https, no host;
+ * Returns 0 and sets *out, or one of (*out untouched):
+ *   SALVO_EINVAL  engine or out is NULL; method is NULL, empty or not a
+ *                 token; url is NULL, empty, longer than SALVO_MAX_URL_SIZE,
+ *                 of a scheme other than http/https, without a host, or
+ *                 refused by libcurl's URL parser;
  *   SALVO_ENOMEM  out of memory.
  */
 SALVO_EXTERN int salvo_request_new(salvo_engine_t *engine, const char *method, const char *url,
@@ -606,59 +819,109 @@ SALVO_EXTERN int salvo_request_new(salvo_engine_t *engine, const char *method, c
 /**
  * Adds a header, "Name" and "value" given apart; both are copied. A header the
  * engine adds by default (User-Agent, a default header) is replaced when the
- * request sets the same name. An empty value sends the header empty.
+ * request sets the same name. An empty value sends the header empty. A name
+ * added twice is sent twice.
  *
  * The wire framing is always salvo's: Content-Length, Transfer-Encoding, TE,
  * Trailer, Connection, Keep-Alive, Proxy-Connection and Upgrade are refused
- * (salvo_header_reserved() says why), and Host only if it names the URL's own
- * host (and port). A Host header is dropped, like credentials, when a
+ * (salvo_header_reserved() says why), and Host unless it names the URL's own
+ * host: "host" where the URL gives no port, or "host:port" with the URL's
+ * port, given or default. A Host header is dropped, like credentials, when a
  * redirect leaves the origin.
  *
- * Returns 0, SALVO_ENOMEM, or SALVO_EINVAL: empty or non-token name, CR, LF
- * or NUL in the value, a reserved name, a Host that is not the URL's, or
- * the request was already submitted.
+ * Returns 0 or one of (the request unchanged):
+ *   SALVO_EINVAL  req, name or value is NULL; the request was already
+ *                 submitted; the name is empty, not a token or longer than
+ *                 256 bytes; the value has a control character other than
+ *                 tab (CR, LF, ...) or DEL, or is longer than
+ *                 SALVO_MAX_HEADER_LINE_SIZE; the name is reserved; a Host
+ *                 that is not the URL's;
+ *   SALVO_ENOMEM  out of memory.
  */
 SALVO_EXTERN int salvo_request_add_header(salvo_request_t *req, const char *name,
                                           const char *value);
 
 /**
- * Why a caller may not set header |name| ("salvo frames the body itself",
- * ...), or NULL if it may (Host: see salvo_request_add_header()). The string
- * is static. Also applies to opts.default_headers, where Host is refused too.
+ * Why a caller may not set header |name| (any case; "salvo frames the body
+ * itself", ...), or NULL if it may or |name| is NULL (Host: see
+ * salvo_request_add_header()). The string is static. Also applies to
+ * opts.default_headers, where Host is refused too.
  */
 SALVO_EXTERN const char *salvo_header_reserved(const char *name);
 
-/** Same as salvo_request_add_header() with one "Name: value" line. */
+/**
+ * Same as salvo_request_add_header() with one "Name: value" line: the name is
+ * what comes before the first colon, the value what follows it, without the
+ * spaces and tabs around it. Returns what salvo_request_add_header() does,
+ * and SALVO_EINVAL for a NULL line or one without a colon.
+ */
 SALVO_EXTERN int salvo_request_add_header_line(salvo_request_t *req, const char *line);
 
 /**
  * Sets the request body; |len| bytes are copied so that every attempt can
- * re-send them. Returns 0, SALVO_ENOMEM, or SALVO_EINVAL after submit.
+ * re-send them, and a later call replaces them. |body| may be NULL when
+ * |len| is 0, for an empty body. No Content-Type is sent unless a header sets
+ * one. A redirect that turns the method into GET drops the body.
+ *
+ * Returns 0 or one of (the previous body kept):
+ *   SALVO_EINVAL  req is NULL, body is NULL with len > 0, or the request
+ *                 was already submitted;
+ *   SALVO_ENOMEM  out of memory.
  */
 SALVO_EXTERN int salvo_request_set_body(salvo_request_t *req, const void *body, size_t len);
 
-/** Overrides the engine's timeouts for this request (copied). */
+/**
+ * Overrides the engine's timeouts for this request: all five fields, copied,
+ * values not checked (0 switches one off). Returns 0, or SALVO_EINVAL if req
+ * or t is NULL or the request was already submitted.
+ */
 SALVO_EXTERN int salvo_request_set_timeouts(salvo_request_t *req, const salvo_timeouts_t *t);
 
-/** Streams the body to |cb| instead of buffering it (see salvo_data_cb). */
+/**
+ * Streams the response body to |cb| instead of buffering it (see
+ * salvo_data_cb); NULL goes back to buffering. Returns 0, or SALVO_EINVAL if
+ * req is NULL or the request was already submitted.
+ */
 SALVO_EXTERN int salvo_request_set_data_cb(salvo_request_t *req, salvo_data_cb cb);
 
-/** Overrides the engine's retry policy for this request (copied; seed is ignored). */
+/**
+ * Overrides the engine's retry policy for this request. |p| is copied; its
+ * seed is ignored (jitter uses the engine's random state). A later call
+ * replaces it.
+ *
+ * Returns 0 or one of (the request's policy unchanged):
+ *   SALVO_EINVAL  req or p is NULL, the request was already submitted, or
+ *                 the policy is invalid (see salvo_retry_policy_t);
+ *   SALVO_ENOMEM  out of memory.
+ */
 SALVO_EXTERN int salvo_request_set_retry_policy(salvo_request_t *req, const salvo_retry_policy_t *p);
 
-/** Overrides the engine's max_body_size for this request. */
+/**
+ * Overrides the engine's max_body_size for this request: the most body bytes
+ * one attempt takes, buffered or streamed. Any value is accepted; 0 allows no
+ * body (the first body byte ends the attempt with SALVO_EBODYLIMIT).
+ * Returns 0, or SALVO_EINVAL if req is NULL or the request was already
+ * submitted.
+ */
 SALVO_EXTERN int salvo_request_set_max_body_size(salvo_request_t *req, size_t max);
-/** Follows redirects (1) or not (0) for this request, whatever the engine's default. */
+/**
+ * Follows redirects (any non-zero |follow|) or not (0) for this request,
+ * whatever the engine's follow_redirects; max_redirects and
+ * redirect_allow_downgrade stay the engine's. Returns 0, or SALVO_EINVAL if
+ * req is NULL or the request was already submitted.
+ */
 SALVO_EXTERN int salvo_request_set_follow_redirects(salvo_request_t *req, int follow);
 
 /**
  * Submits the request. From a 0 return on, the engine owns |req| and calls
- * |done_cb| exactly once, never before this function returns; |req| is freed
- * when done_cb returns.
+ * |done_cb| exactly once, with |user_data|, from the loop, never before this
+ * function returns; |req| is freed when done_cb returns. The deadline and
+ * queue timeout count from this call. Nothing starts before the loop runs.
  *
- * On error the callback is never called and the caller still owns |req|
- * (free it with salvo_request_free()):
- *   SALVO_EINVAL    done_cb is NULL, or req was already submitted;
+ * On error the callback is never called and the caller still owns |req|,
+ * unchanged as far as the caller can see (free it with salvo_request_free(),
+ * or submit it again):
+ *   SALVO_EINVAL    req or done_cb is NULL, or req was already submitted;
  *   SALVO_ENOTSUP   plaintext HTTP/2 (h2c) asked of libcurl < 8.0, whose h2c is broken;
  *   SALVO_ECLOSING  the engine is closing;
  *   SALVO_ENOMEM    out of memory.
@@ -669,26 +932,60 @@ SALVO_EXTERN int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_c
  * Cancels a submitted request whose done callback has not run yet. The done
  * callback then runs soon, from the loop, with SALVO_ECANCELED (or with the
  * outcome it already had, if it finished in the meantime). Never calls the
- * callback before returning. Returns 0, or SALVO_EINVAL if req was not
- * submitted.
+ * callback before returning; a second call before then does nothing more.
+ * Returns 0, or SALVO_EINVAL if req is NULL, was not submitted, or is inside
+ * its own done callback. Once the done callback has returned, req is freed
+ * and must not be passed.
  */
 SALVO_EXTERN int salvo_request_cancel(salvo_request_t *req);
 
-/** Frees a request that was never submitted successfully. NULL is a no-op. */
+/**
+ * Frees a request that was never submitted successfully, with everything it
+ * holds. NULL is a no-op, and so is a submitted request (the engine frees it
+ * when its done callback returns).
+ */
 SALVO_EXTERN void salvo_request_free(salvo_request_t *req);
 
-/** The engine a request belongs to. */
+/** The engine a request belongs to (req not NULL). */
 SALVO_EXTERN salvo_engine_t *salvo_request_engine(const salvo_request_t *req);
-/** The request's method and URL as given. */
+/**
+ * The request's current method and URL (req not NULL). Before submit, and
+ * until a redirect is followed, they are the strings given to
+ * salvo_request_new(), byte for byte. Each redirect salvo follows changes
+ * them before the next hop is queued: the URL becomes the Location resolved
+ * against the previous URL, as libcurl's URL parser writes it, and a 303 to
+ * anything but HEAD, or a 301 or 302 to a POST, makes the method "GET".
+ * Callbacks see the current hop's (an attempt_event_cb for a followed
+ * redirect already sees the next hop's). Inside the done callback they are
+ * the last hop's: with result->redirects > 0, the final URL. A refused
+ * redirect (SALVO_EREDIRECT) leaves them as they were, unless memory ran out
+ * while the next hop was prepared.
+ *
+ * A pointer returned before any redirect stays valid until the request is
+ * freed (salvo_request_free(), or the return of its done callback); one
+ * returned after a redirect only until the next redirect is followed, which
+ * frees the previous hop's URL. Copy the string to keep it longer.
+ */
 SALVO_EXTERN const char *salvo_request_method(const salvo_request_t *req);
 SALVO_EXTERN const char *salvo_request_url(const salvo_request_t *req);
 
 /**
- * Response headers of the final response, usable only inside the done
- * callback. salvo_response_header() returns the value of the last header named
- * |name| (case-insensitive) or NULL. salvo_response_header_at() walks them in
- * order: returns 0 and sets *name and *value for index |i|, or SALVO_EINVAL past
- * the end. Returned strings live until the done callback returns.
+ * Response headers of the final attempt's response (the last hop's; not 1xx
+ * responses, trailers or a proxy's answer), usable only inside the done
+ * callback (before it they are not there; after it req is freed). Each call
+ * copies what it returns; the copies live until the done callback returns.
+ *
+ * salvo_response_header() returns the value of the last header named |name|
+ * (case-insensitive), or NULL: req or name is NULL, called before the done
+ * callback, no response (result->status 0, or the request ended while
+ * waiting between attempts), no such header, or out of memory.
+ *
+ * salvo_response_header_at() walks them in the order received: returns 0 and
+ * sets *name and *value for index |i|, or one of:
+ *   SALVO_EINVAL  an argument is NULL, called before the done callback, no
+ *                 response (as above), or |i| past the end; *name and
+ *                 *value are untouched;
+ *   SALVO_ENOMEM  out of memory; *name or *value may then be NULL.
  */
 SALVO_EXTERN const char *salvo_response_header(salvo_request_t *req, const char *name);
 SALVO_EXTERN int salvo_response_header_at(salvo_request_t *req, size_t i, const char **name,
@@ -697,7 +994,9 @@ SALVO_EXTERN int salvo_response_header_at(salvo_request_t *req, size_t i, const 
 /**
  * Takes ownership of the buffered body inside the done callback: returns a
  * malloc()ed, NUL-terminated buffer of result->body_len bytes that the caller
- * frees, and result->body becomes invalid. NULL if there is none.
+ * frees with free(), and result->body becomes NULL. Returns NULL, and changes
+ * nothing, if req is NULL, called before the done callback, with a data_cb,
+ * when no body byte was received, or when the body was already taken.
  */
 SALVO_EXTERN char *salvo_response_take_body(salvo_request_t *req);
 
