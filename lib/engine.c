@@ -431,10 +431,11 @@ static int build_default_headers(salvo_engine_t *engine, const char *const *line
   int has_ua = 0;
   for (const char *const *h = lines; h != NULL && *h != NULL; h++)
     has_ua |= strncasecmp(*h, "User-Agent:", 11) == 0;
-  if (!has_ua) {
-    char line[300];
-    snprintf(line, sizeof(line), "User-Agent: %s", engine->user_agent);
-    if ((engine->default_headers = curl_slist_append(NULL, line)) == NULL)
+  if (!has_ua && engine->user_agent[0] != '\0') { /* "" sends none; any length check_opts() let through */
+    char *line = salvo__header_line("User-Agent", 10, engine->user_agent, strlen(engine->user_agent));
+    engine->default_headers = line != NULL ? curl_slist_append(NULL, line) : NULL;
+    free(line);
+    if (engine->default_headers == NULL)
       return SALVO_ENOMEM;
   }
   for (const char *const *h = lines; h != NULL && *h != NULL; h++) {
@@ -499,7 +500,9 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   int rc = check_opts(opts);
   if (rc != 0)
     return rc;
-  /* libcurl's global init is not thread-safe before 7.84; it is a no-op after the first call. */
+  /* Counted by libcurl: each call adds one, and salvo never cleans up, so
+   * libcurl's global state stays for the life of the process. Thread-safe
+   * only from 7.84, where libcurl says CURL_VERSION_THREADSAFE (salvo.h). */
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     return SALVO_EINTERNAL;
   salvo_engine_t *engine = calloc(1, sizeof(*engine));

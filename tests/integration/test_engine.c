@@ -714,6 +714,38 @@ Test(engine, default_headers_user_agent_and_overrides) {
   cr_assert(strstr(headers_seen, "Content-Length: 2097152\n"), "%s", headers_seen);
 }
 
+/* A User-Agent of any length the option accepts goes out whole (it was once
+ * cut at 287 bytes); an empty one sends none. */
+Test(engine, a_long_user_agent_goes_out_whole_and_an_empty_one_not_at_all) {
+  static char ua[1001];
+  memset(ua, 'u', sizeof(ua) - 1);
+  memcpy(ua, "salvo-long/", 11);
+  ua[sizeof(ua) - 2] = 'Z';
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.user_agent = ua;
+  start_engine(&opts);
+  salvo_request_t *req;
+  outcome_t o = {0};
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/headers"), &req), 0);
+  cr_assert_eq(salvo_request_submit(req, keep_body, &o), 0);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.status, 200, "%s", salvo_err_name(o.error));
+  char want[1100];
+  snprintf(want, sizeof(want), "User-Agent: %s\n", ua);
+  cr_assert(strstr(headers_seen, want), "the User-Agent was cut:\n%.400s", headers_seen);
+  fixture_close_engine();
+
+  opts.user_agent = "";
+  start_engine(&opts);
+  memset(&o, 0, sizeof(o));
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/headers"), &req), 0);
+  cr_assert_eq(salvo_request_submit(req, keep_body, &o), 0);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.status, 200, "%s", salvo_err_name(o.error));
+  cr_assert_null(strstr(headers_seen, "User-Agent"), "%s", headers_seen);
+}
+
 static salvo_timings_t timings_seen;
 
 static void keep_timings(salvo_request_t *req, const salvo_result_t *r, void *ud) {

@@ -526,3 +526,37 @@ Test(retry, a_thousand_requests_in_backoff_while_others_flow) {
   salvo_engine_stats(engine, &st);
   cr_assert_eq(st.retries, 1000);
 }
+
+static salvo_decision_t close_then_retry(salvo_request_t *req, const salvo_attempt_info_t *info,
+                                         salvo_decision_t def, uint64_t *wait, void *ud) {
+  (void)info;
+  (void)def;
+  (void)wait;
+  (void)ud;
+  salvo_engine_close(salvo_request_engine(req), on_closed, NULL);
+  return SALVO_DECIDE_RETRY;
+}
+
+/* A retry that falls due while the engine closes is not made: the request
+ * ends as canceled, with a record that says so. It once ended with stop
+ * reason "success" and a record claiming a retry that never went out. */
+Test(retry, a_retry_due_while_the_engine_closes_ends_as_canceled) {
+  start_engine(NULL);
+  salvo_retry_policy_t p;
+  salvo_retry_policy_init(&p);
+  p.decide_cb = close_then_retry;
+  retry_outcome_t x = {0};
+  salvo_request_t *req = make("GET", "/status/503");
+  cr_assert_eq(salvo_request_set_retry_policy(req, &p), 0);
+  submit(req, &x);
+  wait_for(&x, 1);
+  cr_assert_eq(x.o.status, 503);
+  cr_assert_eq(x.o.attempts, 1);
+  cr_assert_eq(x.stop, SALVO_STOP_CANCELED, "%s", salvo_stop_reason_name(x.stop));
+  cr_assert_eq(x.history_len, 1);
+  cr_assert_eq(x.history[0].decision, SALVO_DECIDE_STOP);
+  cr_assert_str_eq(x.history[0].reason, "not retried: the engine is closing");
+  cr_assert_eq(faultd_count(srv, "/status/503"), 1, "nothing more went out");
+  while (!engine_closed)
+    uv_run(&loop, UV_RUN_ONCE);
+}
