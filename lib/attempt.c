@@ -377,23 +377,8 @@ static int goes_direct(const salvo_engine_t *engine, const salvo_request_t *req)
   return direct;
 }
 
-/* Everything a request may change is set on every attempt, "off" values
- * included, so nothing of the previous request on this handle survives. */
-int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned attempt_no) {
-  salvo_engine_t *engine = slot->engine;
-  CURL *easy = slot->easy;
-  if (slot->dirty) {
-    /* libcurl keeps a count of reconnects per handle and fails the sixth
-     * ("Connection died, tried 5 times") however long ago the others were;
-     * only curl_easy_reset() clears it. Reset a handle that made one, or
-     * whose last transfer failed (a reconnect may have failed with it). */
-    curl_easy_reset(slot->easy);
-    slot->configured = 0;
-    slot->dirty = 0;
-    slot->share = SALVO__SHARE_UNKNOWN; /* set it again below, whatever it was */
-  }
-  if (!slot->configured && setup_once(slot) != 0)
-    return SALVO_EINTERNAL;
+/* A slot's per-attempt state, fresh. */
+static void begin(salvo__slot_t *slot, salvo_request_t *req, unsigned attempt_no) {
   slot->req = req;
   slot->attempt_no = attempt_no;
   slot->unread = 0;
@@ -412,18 +397,22 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned att
   slot->upload_seen = 0;
   slot->timer_due_ms = 0;
   slot->errbuf[0] = '\0';
-  slot->started_ms = uv_now(engine->loop);
+  slot->started_ms = uv_now(slot->engine->loop);
   slot->last_activity_ms = slot->started_ms;
   slot->started_ns = uv_hrtime();
+}
 
-  /* The URL salvo_request_new() parsed: libcurl copies it rather than
-   * parsing the string again (~5k instructions per request). */
+/* Where the request goes and how: its URL, TLS sessions, proxy, connection
+ * and protocol. */
+static int set_route(salvo__slot_t *slot, const salvo_request_t *req) {
+  salvo_engine_t *engine = slot->engine;
+  CURL *easy = slot->easy;
   /* TLS sessions are the host's, not the handle's: a handle resumes a
    * session another one made, so a crawl makes one full handshake per host,
    * not one per pooled handle per host. One share per host: libcurl 7.88
    * keeps 8 sessions in a share, too few for many hosts at once. A handle
    * that carries plain http holds the engine's empty share, so a forgotten
-   * host's share is held only by idle handles (salvo__engine_detach_share). */
+   * host's share is held only by idle handles (salvo__slots_detach_share). */
   CURLSH *share = req->is_https ? salvo__host_share(req->host) : NULL;
   if (share == NULL)
     share = engine->no_share;
@@ -431,6 +420,8 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned att
     SETOPT(CURLOPT_SHARE, share);
     slot->share = share;
   }
+  /* The URL salvo_request_new() parsed: libcurl copies it rather than
+   * parsing the string again (~5k instructions per request). */
   SETOPT(CURLOPT_CURLU, req->curlu);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)req->timeouts.connect_ms);
   const char *proxy = req->is_https ? engine->proxy_https : engine->proxy_http;
@@ -444,9 +435,6 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned att
    * twice takes a fresh one there. */
   SETOPT(CURLOPT_FRESH_CONNECT,
          !req->idempotent && salvo__host_wants_fresh(req->host, slot->started_ms) ? 1L : 0L);
-  SETOPT(CURLOPT_MAXFILESIZE_LARGE,
-         (curl_off_t)(req->max_body_size < (size_t)INT64_MAX ? req->max_body_size : 0));
-
   long version = CURL_HTTP_VERSION_1_1;
   if (engine->http_version == SALVO_HTTP_AUTO && req->is_https)
     version = CURL_HTTP_VERSION_2TLS;
@@ -455,10 +443,17 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned att
   SETOPT(CURLOPT_HTTP_VERSION, version);
   /* paired with the per-host connection cap, see engine.c */
   SETOPT(CURLOPT_PIPEWAIT, version != CURL_HTTP_VERSION_1_1 ? 1L : 0L);
-  /* User-Agent travels in req->headers: CURLOPT_USERAGENT makes libcurl
+  return 0;
+}
+
+/* What is sent and what is accepted back: headers, method, body, body cap. */
+static int set_message(salvo__slot_t *slot, const salvo_request_t *req) {
+  CURL *easy = slot->easy;
+  SETOPT(CURLOPT_MAXFILESIZE_LARGE,
+         (curl_off_t)(req->max_body_size < (size_t)INT64_MAX ? req->max_body_size : 0));
+  /* User-Agent travels in the header list: CURLOPT_USERAGENT makes libcurl
    * format it anew for every request (~6k instructions, measured). */
   SETOPT(CURLOPT_HTTPHEADER, salvo__headers_list(req));
-
   /* The method from scratch: GET, then what this request wants. */
   SETOPT(CURLOPT_HTTPGET, 1L);
   SETOPT(CURLOPT_CUSTOMREQUEST, NULL);
@@ -472,6 +467,25 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned att
   }
   SETOPT(CURLOPT_NOPROGRESS, req->has_body && req->body_size >= SALVO__UPLOAD_PROGRESS_MIN ? 0L : 1L);
   return 0;
+}
+
+/* Everything a request may change is set on every attempt, "off" values
+ * included, so nothing of the previous request on this handle survives. */
+int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned attempt_no) {
+  if (slot->dirty) {
+    /* libcurl keeps a count of reconnects per handle and fails the sixth
+     * ("Connection died, tried 5 times") however long ago the others were;
+     * only curl_easy_reset() clears it. Reset a handle that made one, or
+     * whose last transfer failed (a reconnect may have failed with it). */
+    curl_easy_reset(slot->easy);
+    slot->configured = 0;
+    slot->dirty = 0;
+    slot->share = SALVO__SHARE_UNKNOWN; /* set it again below, whatever it was */
+  }
+  if (!slot->configured && setup_once(slot) != 0)
+    return SALVO_EINTERNAL;
+  begin(slot, req, attempt_no);
+  return set_route(slot, req) == 0 && set_message(slot, req) == 0 ? 0 : SALVO_EINTERNAL;
 }
 
 void salvo__attempt_stop(salvo__slot_t *slot, int reason) { slot->stop_reason = reason; }

@@ -502,67 +502,71 @@ static int overloaded(int error, long status) {
          error == SALVO_EATTEMPT || error == SALVO_ECONNTIMEOUT;
 }
 
-/* After every attempt: latency, the adaptive limit, the breaker, AIMD and
- * host pauses. */
-int salvo__host_after_attempt(salvo__host_t *host, const salvo__attempt_end_t *end, int probe,
-                              int goes_on) {
+/* Latency of an answer: for stats, and for the hedge delay's p95. */
+static void record_latency(salvo__host_t *host, uint64_t now, uint64_t us) {
+  if (host->lat_all == NULL)
+    host->lat_all = calloc(1, sizeof(*host->lat_all));
+  if (host->lat_all != NULL) /* out of memory: stats go without latency */
+    salvo__lat_add(host->lat_all, us);
+  if (host->policy.hedge_p95 && host->lat_recent == NULL)
+    host->lat_recent = calloc(2, sizeof(*host->lat_recent));
+  if (host->lat_recent != NULL) {
+    if (now - host->lat_rotated_ms >= 10000) {
+      host->lat_recent[1] = host->lat_recent[0];
+      memset(&host->lat_recent[0], 0, sizeof(host->lat_recent[0]));
+      host->lat_rotated_ms = now;
+    }
+    salvo__lat_add(&host->lat_recent[0], us);
+  }
+}
+
+/* The adaptive concurrency limit learns from answers and overload. */
+static void adapt_limit(salvo__host_t *host, const salvo__attempt_end_t *end, uint64_t now,
+                        int error, long status) {
   salvo_engine_t *engine = host->timer.data;
   const salvo_host_policy_t *p = &host->policy;
-  uint64_t now = uv_now(engine->loop);
-  int error = end->outcome.error;
-  long status = error == 0 ? end->status : 0;
-  uint64_t attempt_us = end->timings.total_us;
-  host->stats.attempts++;
-
-  if (error == 0 && status > 0) {
-    if (host->lat_all == NULL)
-      host->lat_all = calloc(1, sizeof(*host->lat_all));
-    if (host->lat_all != NULL) /* out of memory: stats go without latency */
-      salvo__lat_add(host->lat_all, attempt_us);
-    if (p->hedge_p95 && host->lat_recent == NULL)
-      host->lat_recent = calloc(2, sizeof(*host->lat_recent));
-    if (host->lat_recent != NULL) {
-      if (now - host->lat_rotated_ms >= 10000) {
-        host->lat_recent[1] = host->lat_recent[0];
-        memset(&host->lat_recent[0], 0, sizeof(host->lat_recent[0]));
-        host->lat_rotated_ms = now;
-      }
-      salvo__lat_add(&host->lat_recent[0], attempt_us);
-    }
-  }
-
   int drop = overloaded(error, status);
-  if (p->adaptive_concurrency && error != SALVO_ECANCELED && error != SALVO_EDEADLINE &&
-      (drop || (error == 0 && status > 0))) {
-    /* the event says when the host's limit moves, not when an adaptive
-     * limit above its connection cap does */
-    unsigned before = salvo__host_limit(host);
-    /* Latency to the first byte: the server's queueing shows there; the
-     * body's download time would make a large answer look like overload. */
-    uint64_t us = end->ttfb_us > 0 ? end->ttfb_us : attempt_us;
-    if (salvo__limiter_sample(&host->limiter, p, now, us, end->host_in_flight, drop) &&
-        salvo__host_limit(host) != before) {
-      mark_ready(host); /* it may have room again */
-      salvo__host_event(engine, host, SALVO_HOST_LIMIT_CHANGED);
-    }
+  if (!p->adaptive_concurrency || error == SALVO_ECANCELED || error == SALVO_EDEADLINE ||
+      !(drop || (error == 0 && status > 0)))
+    return;
+  /* the event says when the host's limit moves, not when an adaptive
+   * limit above its connection cap does */
+  unsigned before = salvo__host_limit(host);
+  /* Latency to the first byte: the server's queueing shows there; the
+   * body's download time would make a large answer look like overload. */
+  uint64_t us = end->ttfb_us > 0 ? end->ttfb_us : end->timings.total_us;
+  if (salvo__limiter_sample(&host->limiter, p, now, us, end->host_in_flight, drop) &&
+      salvo__host_limit(host) != before) {
+    mark_ready(host); /* it may have room again */
+    salvo__host_event(engine, host, SALVO_HOST_LIMIT_CHANGED);
   }
+}
 
+/* The breaker's verdict on the attempt; returns whether the request still
+ * holds the half-open probe. */
+static int breaker_verdict(salvo__host_t *host, uint64_t now, int error, long status, int probe,
+                           int goes_on) {
+  salvo_engine_t *engine = host->timer.data;
   if (error != SALVO_ECANCELED && error != SALVO_EDEADLINE) {
-    int ev = salvo__breaker_record(&host->breaker, p, now, is_failure(error, status), probe,
-                                   &engine->rng);
+    int ev = salvo__breaker_record(&host->breaker, &host->policy, now, is_failure(error, status),
+                                   probe, &engine->rng);
     salvo__host_event(engine, host, ev);
-    probe = 0;
-  } else if (!goes_on) {
-    /* Canceled, or out of the caller's time: no verdict on the host. Kept
-     * by a half-open circuit, the probe would hold it half open for good
-     * and fail every later request fast; the next request probes instead.
-     * With a hedge still running, the probe is the hedge's to answer. */
-    salvo__breaker_release(&host->breaker, probe);
-    probe = 0;
+    return 0;
   }
+  if (goes_on)
+    return probe; /* with a hedge still running, the probe is the hedge's to answer */
+  /* Canceled, or out of the caller's time: no verdict on the host. Kept by
+   * a half-open circuit, the probe would hold it half open for good and fail
+   * every later request fast; the next request probes instead. */
+  salvo__breaker_release(&host->breaker, probe);
+  return 0;
+}
 
-  if (error != 0 || status <= 0)
-    return probe;
+/* AIMD on 429s and successes; a 429 or 503 that names a wait pauses the host. */
+static void rate_and_pause(salvo__host_t *host, const salvo__attempt_end_t *end, uint64_t now,
+                           long status) {
+  salvo_engine_t *engine = host->timer.data;
+  const salvo_host_policy_t *p = &host->policy;
   if (status == 429) {
     host->stats.limited++;
     uint64_t sent, unused;
@@ -574,10 +578,25 @@ int salvo__host_after_attempt(salvo__host_t *host, const salvo__attempt_end_t *e
     salvo__bucket_on_success(&host->bucket, p, now);
   }
   if (!p->pause_on_retry_after || (status != 429 && status != 503) || end->pause_ms <= 0)
-    return probe;
+    return;
   uint64_t wait = (uint64_t)end->pause_ms < p->max_pause_ms ? (uint64_t)end->pause_ms : p->max_pause_ms;
   if (salvo__bucket_pause(&host->bucket, now + wait))
     salvo__host_event(engine, host, SALVO_HOST_PAUSED);
+}
+
+int salvo__host_after_attempt(salvo__host_t *host, const salvo__attempt_end_t *end, int probe,
+                              int goes_on) {
+  salvo_engine_t *engine = host->timer.data;
+  uint64_t now = uv_now(engine->loop);
+  int error = end->outcome.error;
+  long status = error == 0 ? end->status : 0;
+  host->stats.attempts++;
+  if (error == 0 && status > 0)
+    record_latency(host, now, end->timings.total_us);
+  adapt_limit(host, end, now, error, status);
+  probe = breaker_verdict(host, now, error, status, probe, goes_on);
+  if (error == 0 && status > 0)
+    rate_and_pause(host, end, now, status);
   return probe;
 }
 

@@ -144,6 +144,94 @@ static int retry_after_applies(const salvo_retry_policy_t *p, const salvo_attemp
          (a->status == 429 || a->status == 503 || a->status == 413);
 }
 
+/* Whether the outcome may be retried at all (the rule in salvo.h), with the
+ * reason in words: 1, or 0 with out->stop set. |what| names the outcome. */
+static int safe_to_retry(const salvo_retry_policy_t *p, const salvo_attempt_info_t *a,
+                         const char *what, uint64_t streamed_bytes, salvo__decision_t *out) {
+  int ok;
+  if (a->error == 0) {
+    if (salvo__status_in(p->retry_any_method_statuses, a->status)) {
+      ok = 1;
+      snprintf(out->reason, sizeof(out->reason), "%s was rejected up front: safe for any method",
+               what);
+    } else if (salvo__status_in(p->retry_statuses, a->status)) {
+      ok = a->idempotent;
+      if (ok)
+        snprintf(out->reason, sizeof(out->reason), "%s on an idempotent %s", what, a->method);
+      else
+        snprintf(out->reason, sizeof(out->reason),
+                 "not retried: %s got %s and is not idempotent", a->method, what);
+    } else if (a->status < 400) {
+      out->stop = SALVO_STOP_SUCCESS;
+      memcpy(out->reason, "success: ", 9);
+      memcpy(out->reason + 9, what, strlen(what) + 1); /* what fits: "status " and a long */
+      return 0;
+    } else {
+      ok = 0;
+      snprintf(out->reason, sizeof(out->reason), "not retried: %s is not retryable", what);
+    }
+  } else if ((p->retry_errors & SALVO_ERRBIT(a->error)) == 0) {
+    ok = 0;
+    snprintf(out->reason, sizeof(out->reason), "not retried: %s is not retryable", what);
+  } else if (!a->reached_server) {
+    ok = 1;
+    snprintf(out->reason, sizeof(out->reason), "%s: the request never reached the server", what);
+  } else if (a->idempotent) {
+    ok = 1;
+    snprintf(out->reason, sizeof(out->reason), "%s on an idempotent %s", what, a->method);
+  } else {
+    ok = 0;
+    snprintf(out->reason, sizeof(out->reason),
+             "not retried: %s reached the server (%s) and is not idempotent", a->method, what);
+  }
+  if (ok && streamed_bytes > 0) {
+    ok = 0;
+    snprintf(out->reason, sizeof(out->reason),
+             "not retried: %llu body bytes were already passed to the data callback",
+             (unsigned long long)streamed_bytes);
+  }
+  if (!ok)
+    out->stop = SALVO_STOP_NOT_RETRYABLE;
+  return ok;
+}
+
+/* The wait before the next attempt: 1 with *wait, or 0 with out->stop set
+ * when there is none (attempts used up, Retry-After too long, the deadline). */
+static int next_wait(const salvo_retry_policy_t *p, const salvo_attempt_info_t *a, const char *what,
+                     uint64_t now_ms, uint64_t deadline_at_ms, uint64_t prev_wait_ms, uint64_t *rng,
+                     salvo__decision_t *out, uint64_t *wait) {
+  if (a->attempt >= p->max_attempts) {
+    out->stop = SALVO_STOP_EXHAUSTED;
+    snprintf(out->reason, sizeof(out->reason), "gave up: %s after %u of %u attempts", what,
+             a->attempt, p->max_attempts);
+    return 0;
+  }
+  if (retry_after_applies(p, a)) {
+    if ((uint64_t)a->retry_after_ms > p->retry_after_max_ms) {
+      out->stop = SALVO_STOP_RETRY_AFTER;
+      out->final_error = SALVO_ERETRYAFTER;
+      snprintf(out->reason, sizeof(out->reason),
+               "gave up: %s asks to wait %lld ms, over retry_after_max_ms %llu", what,
+               (long long)a->retry_after_ms, (unsigned long long)p->retry_after_max_ms);
+      return 0;
+    }
+    *wait = (uint64_t)a->retry_after_ms;
+    size_t n = strlen(out->reason);
+    snprintf(out->reason + n, sizeof(out->reason) - n, "; waits as Retry-After asks");
+  } else {
+    *wait = salvo__backoff_ms(p, a->attempt, prev_wait_ms, rng);
+  }
+  if (deadline_at_ms != 0 && now_ms + *wait >= deadline_at_ms) {
+    out->stop = SALVO_STOP_DEADLINE;
+    out->final_error = SALVO_EDEADLINE;
+    snprintf(out->reason, sizeof(out->reason),
+             "gave up: %s, but waiting %llu ms would pass the deadline", what,
+             (unsigned long long)*wait);
+    return 0;
+  }
+  return 1;
+}
+
 void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info_t *a,
                          uint64_t streamed_bytes, uint64_t now_ms, uint64_t deadline_at_ms,
                          uint64_t prev_wait_ms, uint64_t *rng, salvo__decision_t *out) {
@@ -159,7 +247,6 @@ void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info
     format_long(status_word + 7, a->status);
     what = status_word;
   }
-
   /* Outcomes that end the request whatever the policy says. */
   if (a->error == SALVO_ECANCELED || a->error == SALVO_EDEADLINE || a->error == SALVO_EQUEUE) {
     out->stop = a->error == SALVO_ECANCELED   ? SALVO_STOP_CANCELED
@@ -168,85 +255,10 @@ void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info
     snprintf(out->reason, sizeof(out->reason), "stopped: %s", what);
     return;
   }
-
-  int retryable;
-  if (a->error == 0) {
-    if (salvo__status_in(p->retry_any_method_statuses, a->status)) {
-      retryable = 1;
-      snprintf(out->reason, sizeof(out->reason), "%s was rejected up front: safe for any method",
-               what);
-    } else if (salvo__status_in(p->retry_statuses, a->status)) {
-      retryable = a->idempotent;
-      if (retryable)
-        snprintf(out->reason, sizeof(out->reason), "%s on an idempotent %s", what, a->method);
-      else
-        snprintf(out->reason, sizeof(out->reason),
-                 "not retried: %s got %s and is not idempotent", a->method, what);
-    } else {
-      retryable = 0;
-      out->stop = a->status < 400 ? SALVO_STOP_SUCCESS : SALVO_STOP_NOT_RETRYABLE;
-      if (out->stop == SALVO_STOP_SUCCESS) {
-        memcpy(out->reason, "success: ", 9);
-        memcpy(out->reason + 9, what, strlen(what) + 1); /* what fits: "status " and a long */
-        return;
-      }
-      snprintf(out->reason, sizeof(out->reason), "not retried: %s is not retryable", what);
-    }
-  } else if ((p->retry_errors & SALVO_ERRBIT(a->error)) == 0) {
-    retryable = 0;
-    snprintf(out->reason, sizeof(out->reason), "not retried: %s is not retryable", what);
-  } else if (!a->reached_server) {
-    retryable = 1;
-    snprintf(out->reason, sizeof(out->reason), "%s: the request never reached the server", what);
-  } else if (a->idempotent) {
-    retryable = 1;
-    snprintf(out->reason, sizeof(out->reason), "%s on an idempotent %s", what, a->method);
-  } else {
-    retryable = 0;
-    snprintf(out->reason, sizeof(out->reason),
-             "not retried: %s reached the server (%s) and is not idempotent", a->method, what);
-  }
-  if (retryable && streamed_bytes > 0) {
-    retryable = 0;
-    snprintf(out->reason, sizeof(out->reason),
-             "not retried: %llu body bytes were already passed to the data callback",
-             (unsigned long long)streamed_bytes);
-  }
-  if (!retryable) {
-    out->stop = SALVO_STOP_NOT_RETRYABLE;
+  uint64_t wait = 0;
+  if (!safe_to_retry(p, a, what, streamed_bytes, out) ||
+      !next_wait(p, a, what, now_ms, deadline_at_ms, prev_wait_ms, rng, out, &wait))
     return;
-  }
-  if (a->attempt >= p->max_attempts) {
-    out->stop = SALVO_STOP_EXHAUSTED;
-    snprintf(out->reason, sizeof(out->reason), "gave up: %s after %u of %u attempts", what,
-             a->attempt, p->max_attempts);
-    return;
-  }
-
-  uint64_t wait;
-  if (retry_after_applies(p, a)) {
-    if ((uint64_t)a->retry_after_ms > p->retry_after_max_ms) {
-      out->stop = SALVO_STOP_RETRY_AFTER;
-      out->final_error = SALVO_ERETRYAFTER;
-      snprintf(out->reason, sizeof(out->reason),
-               "gave up: %s asks to wait %lld ms, over retry_after_max_ms %llu", what,
-               (long long)a->retry_after_ms, (unsigned long long)p->retry_after_max_ms);
-      return;
-    }
-    wait = (uint64_t)a->retry_after_ms;
-    size_t n = strlen(out->reason);
-    snprintf(out->reason + n, sizeof(out->reason) - n, "; waits as Retry-After asks");
-  } else {
-    wait = salvo__backoff_ms(p, a->attempt, prev_wait_ms, rng);
-  }
-  if (deadline_at_ms != 0 && now_ms + wait >= deadline_at_ms) {
-    out->stop = SALVO_STOP_DEADLINE;
-    out->final_error = SALVO_EDEADLINE;
-    snprintf(out->reason, sizeof(out->reason),
-             "gave up: %s, but waiting %llu ms would pass the deadline", what,
-             (unsigned long long)wait);
-    return;
-  }
   out->decision = SALVO_DECIDE_RETRY;
   out->wait_ms = wait;
 }
