@@ -246,7 +246,8 @@ typedef enum {
   SALVO_STOP_EXHAUSTED = 2,      /* max_attempts made */
   SALVO_STOP_DEADLINE = 3,       /* the deadline passed, or the next wait would pass it */
   SALVO_STOP_RETRY_AFTER = 4,    /* Retry-After longer than retry_after_max_ms */
-  SALVO_STOP_CANCELED = 5,       /* salvo_request_cancel() or engine close */
+  SALVO_STOP_CANCELED = 5,       /* salvo_request_cancel() or engine close (also a retry that
+                                    fell due while the engine closes: not made) */
   SALVO_STOP_BY_CALLBACK = 6,    /* the decision callback said stop */
   SALVO_STOP_QUEUE = 7,          /* no slot within queue_ms */
   SALVO_STOP_BUDGET = 8,         /* a retry was due, and the host's retry budget refused it */
@@ -608,8 +609,9 @@ typedef struct {
   int proxy_from_env;          /* 1: where proxy is NULL, take it as curl does: http_proxy for http,
                                   https_proxy/HTTPS_PROXY for https, else all_proxy/ALL_PROXY;
                                   no_proxy/NO_PROXY where no_proxy is NULL (0) */
-  const char *user_agent;      /* a header value (no control characters); NULL = "salvo/VERSION";
-                                  a User-Agent line in default_headers replaces it (NULL) */
+  const char *user_agent;      /* a header value (no control characters); NULL = "salvo/VERSION",
+                                  "" = none sent; a User-Agent line in default_headers replaces it
+                                  (NULL) */
   const char *const *default_headers; /* NULL-terminated "Name: value" lines sent on every request,
                                   each under salvo_request_add_header()'s rules, Host refused;
                                   a request's header of the same name replaces one (NULL) */
