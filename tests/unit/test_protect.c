@@ -47,6 +47,26 @@ Test(bucket, holds_the_rate_after_the_burst) {
   cr_assert(w > 0 && w <= 100, "then the next token is 1..100 ms away (%llu)", (unsigned long long)w);
 }
 
+/* A quiet host saves up its burst and no more: after a minute idle, five go
+ * at once (burst 5) and the sixth waits for the rate. */
+Test(bucket, an_idle_host_saves_up_no_more_than_its_burst) {
+  salvo_host_policy_t p = pol();
+  p.rate = 10;
+  p.burst = 5;
+  salvo__bucket_t b;
+  salvo__bucket_init(&b, &p, 0);
+  for (int i = 0; i < 5; i++) /* the first burst, then a quiet minute */
+    salvo__bucket_take(&b, 0);
+  int at_once = 0;
+  while (salvo__bucket_wait(&b, 60000) == 0 && at_once < 1000) {
+    salvo__bucket_take(&b, 60000);
+    at_once++;
+  }
+  cr_assert_eq(at_once, 5, "%d sent at once after a minute idle, with a burst of 5", at_once);
+  uint64_t w = salvo__bucket_wait(&b, 60000);
+  cr_assert(w > 0 && w <= 100, "the sixth waits for the next token (%llu ms)", (unsigned long long)w);
+}
+
 Test(bucket, pause_holds_everything_until_its_end) {
   salvo_host_policy_t p = pol();
   salvo__bucket_t b;
