@@ -490,6 +490,13 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned att
 
 void salvo__attempt_stop(salvo__slot_t *slot, int reason) { slot->stop_reason = reason; }
 
+void salvo__attempt_stop_later(salvo__slot_t *slot, int reason) {
+  slot->stop_reason = reason;
+  if (!salvo__list_linked(&slot->cancel_node))
+    salvo__list_push_back(&slot->engine->slot_cancels, &slot->cancel_node);
+  salvo__engine_schedule(slot->engine);
+}
+
 const char *salvo__attempt_header(salvo__slot_t *slot, const char *name) {
   struct curl_header *h = NULL;
   return curl_easy_header(slot->easy, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK ? h->value : NULL;

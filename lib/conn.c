@@ -121,10 +121,7 @@ void salvo__conn_session_ended(salvo_engine_t *engine, const salvo__slot_t *dead
       if (s == NULL || s == dead || !s->sent || s->stop_reason != 0 || s->lane == NULL ||
           !same_connection(s, dead->local_port, dead->peer_port, dead->peer_ip))
         continue;
-      salvo__attempt_stop(s, SALVO_ECLOSED);
-      if (!salvo__list_linked(&s->cancel_node))
-        salvo__list_push_back(&engine->slot_cancels, &s->cancel_node);
-      salvo__engine_schedule(engine);
+      salvo__attempt_stop_later(s, SALVO_ECLOSED);
     }
   }
 }

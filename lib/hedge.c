@@ -60,12 +60,7 @@ int salvo__hedge_on_response(salvo__slot_t *slot) {
     return SALVO_ECANCELED;
   req->hedge.winner = slot;
   /* The other attempt ends from the loop: not inside libcurl's callback. */
-  salvo__slot_t *loser = slot == req->slot ? req->hedge.slot : req->slot;
-  salvo__attempt_stop(loser, SALVO_ECANCELED);
-  if (!salvo__list_linked(&loser->cancel_node)) {
-    salvo__list_push_back(&slot->engine->slot_cancels, &loser->cancel_node);
-    salvo__engine_schedule(slot->engine);
-  }
+  salvo__attempt_stop_later(slot == req->slot ? req->hedge.slot : req->slot, SALVO_ECANCELED);
   return 0;
 }
 

@@ -365,10 +365,9 @@ int salvo__host_allow_retry(salvo__host_t *host, uint64_t now) {
   return 1;
 }
 
-int salvo__host_may_hedge(const salvo__host_t *host, uint64_t now) {
-  /* salvo__budget_allows() only reads the window, but takes it as its own */
-  return host_has_room(host) &&
-         salvo__budget_allows((salvo__window_t *)&host->budget, &host->policy, now);
+int salvo__host_may_hedge(salvo__host_t *host, uint64_t now) {
+  /* the budget's window moves on to |now| as it is read */
+  return host_has_room(host) && salvo__budget_allows(&host->budget, &host->policy, now);
 }
 
 void salvo__host_count_hedge(salvo__host_t *host, uint64_t now) {

@@ -208,7 +208,7 @@ struct salvo_engine_s {
   salvo__list_t waiting;    /* requests in backoff before their next attempt */
   salvo__list_t running;    /* requests with an attempt on the multi handle */
   salvo__list_t cancels;    /* requests whose cancel is pending */
-  salvo__list_t slot_cancels; /* hedge attempts that lost the race, to end from the loop (hedge.c) */
+  salvo__list_t slot_cancels; /* attempts to end from the loop (attempt.c: salvo__attempt_stop_later) */
   salvo__list_t sockets;    /* watched sockets */
   salvo__conns_t conns;     /* conn.c */
   salvo__slot_t *free_slots; /* attempt.c: the pool */
@@ -397,7 +397,7 @@ int salvo__host_admit(salvo__host_t *host, uint64_t now, uint64_t deadline_at, u
 int salvo__host_allow_retry(salvo__host_t *host, uint64_t now);
 /* A hedge would go now: 1 if the host has room for one more in flight and
  * its budget allows it. salvo__host_count_hedge() once it is sent. */
-int salvo__host_may_hedge(const salvo__host_t *host, uint64_t now);
+int salvo__host_may_hedge(salvo__host_t *host, uint64_t now);
 void salvo__host_count_hedge(salvo__host_t *host, uint64_t now);
 /* An attempt of |host| goes on its lane / comes off it. _added returns the
  * host's in flight, the attempt included. */
@@ -503,6 +503,9 @@ void salvo__attempt_arm_timer(salvo__slot_t *slot);
 /* salvo stops the attempt (a timeout, a cancel): libcurl's result is then
  * not the outcome, |reason| is. */
 void salvo__attempt_stop(salvo__slot_t *slot, int reason);
+/* The same, from inside libcurl's callbacks: the attempt ends from the loop
+ * (engine.c drains engine->slot_cancels). */
+void salvo__attempt_stop_later(salvo__slot_t *slot, int reason);
 /* The attempt is off its lane: stops its timer and reads what libcurl knows
  * into *end; |detail| (|cap| bytes, may be NULL) gets the words for the result. */
 void salvo__attempt_end(salvo__slot_t *slot, CURLcode rc, salvo__attempt_end_t *end, char *detail,

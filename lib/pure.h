@@ -255,6 +255,8 @@ typedef struct {
  * 301 and 302 turn POST into GET. On REFUSE and NONE nothing is allocated;
  * out of memory is a REFUSE. */
 void salvo__redirect_plan(const salvo__redirect_in_t *in, salvo__redirect_plan_t *out);
+/* 1 for the statuses a plan may follow: 301, 302, 303, 307, 308. */
+int salvo__redirect_status(long status);
 /* Frees what a FOLLOW plan holds. */
 void salvo__redirect_plan_free(salvo__redirect_plan_t *plan);
 

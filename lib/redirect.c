@@ -9,7 +9,7 @@
 
 #define MAX_LOCATION 8000
 
-static int is_redirect(long status) {
+int salvo__redirect_status(long status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
@@ -20,7 +20,7 @@ static void refuse(salvo__redirect_plan_t *out, const char *why) {
 
 void salvo__redirect_plan(const salvo__redirect_in_t *in, salvo__redirect_plan_t *out) {
   memset(out, 0, sizeof(*out));
-  if (!is_redirect(in->status) || in->location == NULL || in->location[0] == '\0')
+  if (!salvo__redirect_status(in->status) || in->location == NULL || in->location[0] == '\0')
     return; /* SALVO__REDIRECT_NONE: the response is the answer */
   if (in->hops >= in->max_hops) {
     char why[64];

@@ -258,10 +258,12 @@ static void end_early(salvo_request_t *req, salvo_stop_reason_t stop, int error,
   finish(req, stop, error, -1);
 }
 
-/* One entry of the history, and the event callback. -1 if it could not be
- * kept (out of memory): the request then stops rather than make an attempt
- * it cannot account for. */
-static int record(salvo_request_t *req, const salvo_attempt_record_t *r) {
+/* A new entry at the end of the history, written in place: the caller
+ * fills what is left (wait, Retry-After, sends) and hands it to recorded().
+ * NULL if it could not be kept (out of memory). */
+static salvo_attempt_record_t *new_record(salvo_request_t *req, unsigned attempt, int error,
+                                          long status, int reached, salvo_decision_t decision,
+                                          const char *reason) {
   if (req->history_cap == 0) { /* most requests make one attempt: its record is inline */
     req->history = &req->history_first;
     req->history_cap = 1;
@@ -276,19 +278,11 @@ static int record(salvo_request_t *req, const salvo_attempt_record_t *r) {
       h = realloc(req->history, cap * sizeof(*h));
     }
     if (h == NULL)
-      return -1;
+      return NULL;
     req->history = h;
     req->history_cap = cap;
   }
   salvo_attempt_record_t *rec = &req->history[req->history_len_internal++];
-  *rec = *r;
-  if (req->policy->event_cb != NULL)
-    req->policy->event_cb(req, rec, req->policy->event_data);
-  return 0;
-}
-
-static void make_record(salvo_attempt_record_t *rec, unsigned attempt, int error, long status,
-                        int reached, salvo_decision_t decision, const char *reason) {
   rec->attempt = attempt;
   rec->error = error;
   rec->status = status;
@@ -302,6 +296,13 @@ static void make_record(salvo_attempt_record_t *rec, unsigned attempt, int error
     n = sizeof(rec->reason) - 1;
   memcpy(rec->reason, reason, n);
   rec->reason[n] = '\0';
+  return rec;
+}
+
+/* The record is complete: the event callback sees it. */
+static void recorded(salvo_request_t *req, const salvo_attempt_record_t *rec) {
+  if (req->policy->event_cb != NULL)
+    req->policy->event_cb(req, rec, req->policy->event_data);
 }
 
 /* ------------------------------------------------------------ admission */
@@ -473,16 +474,14 @@ int salvo__request_body_bytes(salvo_request_t *req, const char *data, size_t len
 /* ------------------------------------------------------------ redirects */
 
 /* Points the request at the plan's next hop: its URL, host, method and
- * headers. 0, or -1 (out of memory) with |why| saying so. The plan's
- * allocations are the request's from here. */
+ * headers. 0, or -1 (out of memory). What it takes of the plan (the next
+ * URL) it sets to NULL there; the caller frees the rest. */
 static int apply_redirect(salvo_request_t *req, salvo__redirect_plan_t *plan) {
   salvo_engine_t *engine = req->engine;
   salvo__host_t *host = plan->cross_origin ? salvo__host_get(engine, plan->next_url, plan->next_https)
                                            : req->host;
-  if (host == NULL) {
-    salvo__redirect_plan_free(plan);
-    return -1;
-  }
+  if (host == NULL)
+    return -1; /* the caller frees the plan */
   if (plan->to_get) {
     req->method = (char *)"GET"; /* the original lives inside the request block: nothing to free */
     req->is_get = 1;
@@ -522,9 +521,8 @@ static int apply_redirect(salvo_request_t *req, salvo__redirect_plan_t *plan) {
 static int try_redirect(salvo_request_t *req, const salvo_attempt_info_t *info) {
   salvo_engine_t *engine = req->engine;
   long status = info->status;
-  if (info->error != 0 || !req->follow_redirects ||
-      (status != 301 && status != 302 && status != 303 && status != 307 && status != 308))
-    return 0;
+  if (info->error != 0 || !req->follow_redirects || !salvo__redirect_status(status))
+    return 0; /* most answers: no Location to look up */
   salvo__redirect_in_t in = {status, salvo__attempt_header(req->slot, "Location"), req->url,
                              req->curlu, req->is_https, req->method, req->redirects,
                              engine->max_redirects, engine->redirect_allow_downgrade};
@@ -538,11 +536,12 @@ static int try_redirect(salvo_request_t *req, const salvo_attempt_info_t *info) 
   if (plan.action == SALVO__REDIRECT_FOLLOW && !ok)
     snprintf(plan.why, sizeof(plan.why), "redirect refused: out of memory");
   salvo__redirect_plan_free(&plan); /* what apply_redirect did not take */
-  salvo_attempt_record_t rec;
-  make_record(&rec, req->attempts, 0, status, 1, ok ? SALVO_DECIDE_RETRY : SALVO_DECIDE_STOP,
-              plan.why);
-  rec.sends = req->slot->sends;
-  record(req, &rec); /* out of memory here loses a record, not the hop */
+  salvo_attempt_record_t *rec = new_record(req, req->attempts, 0, status, 1,
+                                           ok ? SALVO_DECIDE_RETRY : SALVO_DECIDE_STOP, plan.why);
+  if (rec != NULL) { /* out of memory here loses a record, not the hop */
+    rec->sends = req->slot->sends;
+    recorded(req, rec);
+  }
   if (!ok) {
     snprintf(req->detail, sizeof(req->detail), "%.120s (from %.100s)", plan.why, from);
     finish(req, SALVO_STOP_NOT_RETRYABLE, SALVO_EREDIRECT, -1);
@@ -638,13 +637,14 @@ static void decide(salvo_request_t *req, const salvo__attempt_end_t *end) {
     snprintf(d.reason, sizeof(d.reason), "not retried: the engine is closing");
   }
   apply_budget(req, &info, now, &d);
-  salvo_attempt_record_t rec;
-  make_record(&rec, req->slot->attempt_no, info.error, end->status, info.reached_server,
-              d.decision, d.reason);
-  rec.wait_ms = d.decision == SALVO_DECIDE_RETRY ? d.wait_ms : 0;
-  rec.retry_after_ms = info.retry_after_ms;
-  rec.sends = req->slot->sends;
-  if (record(req, &rec) != 0 && d.decision == SALVO_DECIDE_RETRY) {
+  salvo_attempt_record_t *rec = new_record(req, req->slot->attempt_no, info.error, end->status,
+                                           info.reached_server, d.decision, d.reason);
+  if (rec != NULL) {
+    rec->wait_ms = d.decision == SALVO_DECIDE_RETRY ? d.wait_ms : 0;
+    rec->retry_after_ms = info.retry_after_ms;
+    rec->sends = req->slot->sends;
+    recorded(req, rec);
+  } else if (d.decision == SALVO_DECIDE_RETRY) {
     /* out of memory: an attempt the history cannot hold is not made */
     d.decision = SALVO_DECIDE_STOP;
     d.stop = SALVO_STOP_NOT_RETRYABLE;
@@ -683,11 +683,13 @@ void salvo__request_drop_attempt(salvo_request_t *req, salvo__slot_t *slot, CURL
   salvo__attempt_end(slot, rc, &end, NULL, 0);
   req->probe = salvo__host_after_attempt(req->host, &end, req->probe, 1);
   req->sends += end.sends;
-  salvo_attempt_record_t rec; /* the request goes on, with the other attempt */
-  make_record(&rec, slot->attempt_no, end.outcome.error,
-              end.outcome.error == 0 ? end.status : 0, end.outcome.reached, SALVO_DECIDE_RETRY, why);
-  rec.sends = end.sends;
-  record(req, &rec);
+  salvo_attempt_record_t *rec = /* the request goes on, with the other attempt */
+      new_record(req, slot->attempt_no, end.outcome.error, end.outcome.error == 0 ? end.status : 0,
+                 end.outcome.reached, SALVO_DECIDE_RETRY, why);
+  if (rec != NULL) {
+    rec->sends = end.sends;
+    recorded(req, rec);
+  }
   salvo__slot_put(slot);
   req->slot = other;
 }
