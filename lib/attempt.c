@@ -280,7 +280,46 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
       return 0; /* short count: libcurl ends this transfer */
     }
   }
+  /* The blank line ends a header block: an interim response's (1xx), then
+   * the response's own; what comes after the body is trailers. */
+  if (!slot->head_done && (size * n == 2 || size * n == 1) && (data[0] == '\r' || data[0] == '\n')) {
+    const char *why = NULL;
+    int head = salvo__request_head(slot->req, slot, &why);
+    if (head < 0) {
+      slot->stop_reason = head;
+      slot->stop_detail = why;
+      return 0;
+    }
+    slot->head_done = head;
+  }
   return size * n;
+}
+
+/* The body reader's bytes, as libcurl sends them. */
+static size_t read_cb(char *buf, size_t size, size_t n, void *userdata) {
+  salvo__slot_t *slot = userdata;
+  touch(slot);
+  size_t len = 0;
+  const char *why = NULL;
+  int stop = salvo__request_body_read(slot->req, buf, size * n, &len, &why);
+  if (stop != 0) {
+    slot->stop_reason = stop;
+    slot->stop_detail = why;
+    return CURL_READFUNC_ABORT;
+  }
+  return len;
+}
+
+/* libcurl sends the body again within an attempt (a kept-alive connection
+ * that died under it): back to its start, or the attempt ends here. */
+static int seek_cb(void *userdata, curl_off_t offset, int origin) {
+  salvo__slot_t *slot = userdata;
+  if (offset == 0 && origin == SEEK_SET && salvo__request_body_rewind(slot->req) == 0)
+    return CURL_SEEKFUNC_OK;
+  slot->stop_reason = SALVO_ECLOSED;
+  slot->stop_detail = "the connection closed under the request, and its body cannot be rewound "
+                      "to send it again";
+  return CURL_SEEKFUNC_CANTSEEK;
 }
 
 static size_t write_cb(char *data, size_t size, size_t n, void *userdata) {
@@ -290,6 +329,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata) {
   int stop = salvo__request_body_bytes(slot->req, data, len);
   if (stop != 0) {
     slot->stop_reason = stop;
+    slot->stop_detail = stop == SALVO_EABORTED ? "stopped by the data callback" : NULL;
     return 0; /* short count: libcurl ends the transfer with CURLE_WRITE_ERROR */
   }
   return len;
@@ -345,6 +385,15 @@ static int setup_once(salvo__slot_t *slot) {
   SETOPT(CURLOPT_HEADERDATA, slot);
   SETOPT(CURLOPT_PREREQFUNCTION, prereq_cb);
   SETOPT(CURLOPT_PREREQDATA, slot);
+  /* used only by requests with a body reader: the others hand libcurl their
+   * body in memory (CURLOPT_POSTFIELDS), which it sends again by itself */
+  SETOPT(CURLOPT_READFUNCTION, read_cb);
+  SETOPT(CURLOPT_READDATA, slot);
+  SETOPT(CURLOPT_SEEKFUNCTION, seek_cb);
+  SETOPT(CURLOPT_SEEKDATA, slot);
+  /* a proxy's answer to CONNECT is not the response: its headers never reach
+   * the header callback (nor the head callback, nor Content-Length checks) */
+  SETOPT(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   /* The proxy is salvo's choice, never the environment's: "" switches
    * libcurl's own reading of http_proxy, ALL_PROXY and NO_PROXY off. */
   SETOPT(CURLOPT_NOPROXY, "");
@@ -391,6 +440,8 @@ static void begin(salvo__slot_t *slot, salvo_request_t *req, unsigned attempt_no
   slot->local_port = 0;
   slot->sent = 0;
   slot->responded = 0;
+  slot->head_done = 0;
+  slot->stop_detail = NULL;
   slot->header_bytes = 0;
   slot->sends = 0;
   slot->stop_reason = 0;
@@ -461,11 +512,19 @@ static int set_message(salvo__slot_t *slot, const salvo_request_t *req) {
     SETOPT(CURLOPT_NOBODY, 1L);
   else if (!req->is_get || req->has_body)
     SETOPT(CURLOPT_CUSTOMREQUEST, req->method);
-  if (req->has_body) {
+  if (req->has_reader) {
+    /* no fields: libcurl reads the body through read_cb, chunked over
+     * HTTP/1.1 when its length is unknown (-1) */
+    SETOPT(CURLOPT_POSTFIELDS, NULL);
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->reader.length);
+  } else if (req->has_body) {
     SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_size);
     SETOPT(CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "");
   }
-  SETOPT(CURLOPT_NOPROGRESS, req->has_body && req->body_size >= SALVO__UPLOAD_PROGRESS_MIN ? 0L : 1L);
+  SETOPT(CURLOPT_NOPROGRESS, req->has_reader || (req->has_body &&
+                                                 req->body_size >= SALVO__UPLOAD_PROGRESS_MIN)
+                                 ? 0L
+                                 : 1L);
   return 0;
 }
 
@@ -634,6 +693,8 @@ static void describe(const salvo__slot_t *slot, CURLcode rc, int error, char *de
     snprintf(detail, cap, "%s", slot->errbuf);
   else if (error != 0 && slot->stop_reason == 0)
     snprintf(detail, cap, "%s", curl_easy_strerror(rc));
+  else if (error != 0 && slot->stop_detail != NULL)
+    snprintf(detail, cap, "%s", slot->stop_detail);
   else
     detail[0] = '\0';
 }

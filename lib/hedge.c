@@ -11,7 +11,8 @@ void salvo__hedge_plan(salvo_request_t *req, const salvo__slot_t *slot) {
   const salvo_host_policy_t *hp = &req->host->policy;
   req->hedge.at_ms = 0;
   if ((hp->hedge_delay_ms != 0 || hp->hedge_p95) && !req->hedge.sent && req->idempotent &&
-      req->data_cb == NULL) { /* idempotent, buffered requests, one hedge per request */
+      req->data_cb == NULL && !req->has_reader) { /* idempotent, buffered requests whose body is
+                                                     in memory, one hedge per request */
     uint64_t delay = salvo__host_hedge_delay(req->host);
     if (delay != 0)
       req->hedge.at_ms = slot->started_ms + delay;

@@ -143,6 +143,8 @@ typedef struct salvo__slot_s {
   uint64_t timer_due_ms;    /* when the timer is armed for, 0 = not armed */
   int sent;                 /* PREREQFUNCTION ran: the request is being sent */
   int responded;            /* the header callback ran: a response is coming */
+  int head_done;            /* the response's header block ended (the head callback ran) */
+  const char *stop_detail;  /* why salvo stopped it, for the result's detail (static), or NULL */
   size_t header_bytes;      /* response header bytes of this attempt */
   unsigned attempt_no;      /* the request's attempt number this slot carries */
   struct salvo__host_s *host; /* whose in-flight count this attempt is in, while on a lane */
@@ -246,6 +248,13 @@ struct salvo_engine_s {
  * changes it, and asserts the step is one of salvo__request_step_ok(). */
 enum { SALVO__NEW = 0, SALVO__QUEUED, SALVO__RUNNING, SALVO__WAITING, SALVO__DONE };
 
+/* What becomes of the running attempt's body with a data callback (see
+ * salvo_data_cb): passed as it comes; held, its first SALVO__HOLD_CAP bytes
+ * kept for the caller in case the request ends with it; or dropped (a
+ * redirect to follow). */
+enum { SALVO__HOLD_NONE = 0, SALVO__HOLD_KEEP = 1, SALVO__HOLD_DROP = 2 };
+#define SALVO__HOLD_CAP (64 * 1024)
+
 /* The header list handed to libcurl. Owner: headers.c. */
 typedef struct {
   struct curl_slist *user;         /* the caller's, as given, validated */
@@ -283,6 +292,9 @@ struct salvo_request_s {
   char *body;                /* copy of the request body, NULL if none */
   size_t body_size;
   int has_body;
+  int has_reader;            /* the body comes from reader (salvo_request_set_body_reader()) */
+  salvo_body_reader_t reader;
+  uint64_t body_read;        /* bytes the reader gave since its last rewind (or the start) */
   salvo__headers_t hdr;
   const salvo_retry_policy_t *policy; /* the engine's, or own_policy when overridden */
   salvo_retry_policy_t *own_policy;   /* salvo_request_set_retry_policy()'s copy, or NULL */
@@ -294,8 +306,16 @@ struct salvo_request_s {
   int cross_origin;          /* a redirect left the first origin: no Authorization, Cookie, Proxy-Authorization */
   char *url_owned;           /* the URL after a redirect (req->url points here), else NULL */
   salvo_data_cb data_cb;
+  salvo_head_cb head_cb;
   salvo_done_cb done_cb;
   void *user_data;
+  void *data;                /* salvo_request_set_data(): the caller's, never read */
+  int hold;                  /* SALVO__HOLD_*: what becomes of the running attempt's body */
+  uint64_t streamed;         /* body bytes of the running attempt passed to data_cb */
+  size_t held_len;           /* bytes of a held body kept in resp_body (hold != NONE) */
+  struct salvo__slot_s *cb_slot; /* the slot whose response a head or data callback is reading
+                                    (salvo_response_header*() use it), NULL outside them */
+  int aborted;               /* a head, data or body reader callback stopped the request */
 
   uv_timer_t timer;          /* deadline and queue timeout while queued, backoff; made on first need */
   int timer_inited;
@@ -450,6 +470,17 @@ void salvo__request_cancel_now(salvo_request_t *req);
  * callback. 0, or why the attempt must stop (SALVO_EBODYLIMIT, SALVO_EABORTED,
  * SALVO_ENOMEM). */
 int salvo__request_body_bytes(salvo_request_t *req, const char *data, size_t len);
+/* A header block of |slot|'s response ended: for the response's own (not a
+ * 1xx), decides whether its body is held and runs the head callback. 1 for
+ * the response's own head, 0 for an interim one, or SALVO_EABORTED to stop
+ * (*why then says why). */
+int salvo__request_head(salvo_request_t *req, salvo__slot_t *slot, const char **why);
+/* The body reader's next bytes for |slot|'s attempt (libcurl's read callback):
+ * 0 with *len, or why the attempt must stop (SALVO_EABORTED). */
+int salvo__request_body_read(salvo_request_t *req, char *buf, size_t cap, size_t *len,
+                             const char **why);
+/* libcurl must send the body again within an attempt: 0 if it was rewound. */
+int salvo__request_body_rewind(salvo_request_t *req);
 /* One more attempt of the request goes out (a hedge): returns its number. */
 unsigned salvo__request_count_attempt(salvo_request_t *req);
 /* Pure: 1 if a request may go from state |from| to |to|. */

@@ -166,6 +166,12 @@ int salvo__status_in(const int *list, long status);
 int salvo__method_in_list(const char *list, const char *method);
 /* Decides after an attempt. |now_ms| and |deadline_at_ms| on the loop clock
  * (deadline 0 = none); |streamed_bytes| already given to a data callback. */
+/* Whether a response with |status| may be tried again under policy |p|, as
+ * far as its head tells: a status retried for this request (|idempotent|)
+ * while attempts remain (|attempt| made, hops not counted). The body of such
+ * a response is held back from a data callback. */
+int salvo__retry_may_status(const salvo_retry_policy_t *p, long status, int idempotent,
+                            unsigned attempt);
 void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info_t *a,
                          uint64_t streamed_bytes, uint64_t now_ms, uint64_t deadline_at_ms,
                          uint64_t prev_wait_ms, uint64_t *rng, salvo__decision_t *out);

@@ -4,8 +4,12 @@
  * reads what libcurl knows (attempt.c), redirect.c plans the next hop; this
  * file applies their answers. */
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -17,6 +21,7 @@ typedef struct scratch_s {
 
 static void request_timer_cb(uv_timer_t *timer);
 static void start(salvo_request_t *req);
+static void close_reader(salvo_request_t *req);
 
 int salvo_request_new(salvo_engine_t *engine, const char *method, const char *url,
                       salvo_request_t **out) {
@@ -84,12 +89,113 @@ int salvo_request_set_body(salvo_request_t *req, const void *body, size_t len) {
       return SALVO_ENOMEM;
     memcpy(copy, body, len);
   }
+  close_reader(req);
   free(req->body);
   req->body = copy;
   req->body_size = len;
   req->has_body = 1;
   return 0;
 }
+
+static void close_reader(salvo_request_t *req) {
+  if (req->has_reader && req->reader.close != NULL)
+    req->reader.close(req->reader.user_data);
+  req->has_reader = 0;
+}
+
+void salvo_body_reader_init(salvo_body_reader_t *r) {
+  memset(r, 0, sizeof(*r));
+  r->length = -1;
+}
+
+int salvo_request_set_body_reader(salvo_request_t *req, const salvo_body_reader_t *reader) {
+  if (req == NULL || reader == NULL || reader->read == NULL || reader->length < -1 ||
+      req->state != SALVO__NEW)
+    return SALVO_EINVAL;
+  close_reader(req);
+  free(req->body);
+  req->body = NULL;
+  req->body_size = 0;
+  req->reader = *reader;
+  req->has_reader = 1;
+  req->has_body = 1;
+  req->body_read = 0;
+  return 0;
+}
+
+/* salvo_request_set_body_file()'s reader: the file, read where the last
+ * read ended, back to 0 on rewind. */
+typedef struct {
+  int fd;
+  uint64_t off;
+} file_body_t;
+
+static int file_read(salvo_request_t *req, char *buf, size_t cap, size_t *len, void *data) {
+  (void)req;
+  file_body_t *f = data;
+  ssize_t n;
+  do
+    n = pread(f->fd, buf, cap, (off_t)f->off);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return -1;
+  f->off += (uint64_t)n;
+  *len = (size_t)n;
+  return 0;
+}
+
+static int file_rewind(salvo_request_t *req, void *data) {
+  (void)req;
+  ((file_body_t *)data)->off = 0;
+  return 0;
+}
+
+static void file_close(void *data) {
+  file_body_t *f = data;
+  close(f->fd);
+  free(f);
+}
+
+int salvo_request_set_body_file(salvo_request_t *req, const char *path) {
+  if (req == NULL || path == NULL || req->state != SALVO__NEW)
+    return SALVO_EINVAL;
+  file_body_t *f = malloc(sizeof(*f));
+  if (f == NULL)
+    return SALVO_ENOMEM;
+  struct stat st;
+  f->off = 0;
+  f->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (f->fd < 0 || fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (f->fd >= 0)
+      close(f->fd);
+    free(f);
+    return SALVO_EINVAL;
+  }
+  salvo_body_reader_t r;
+  salvo_body_reader_init(&r);
+  r.read = file_read;
+  r.rewind = file_rewind;
+  r.close = file_close;
+  r.length = (int64_t)st.st_size;
+  r.user_data = f;
+  return salvo_request_set_body_reader(req, &r); /* cannot fail now */
+}
+
+int salvo_request_set_head_cb(salvo_request_t *req, salvo_head_cb cb) {
+  if (req == NULL || req->state != SALVO__NEW)
+    return SALVO_EINVAL;
+  req->head_cb = cb;
+  return 0;
+}
+
+int salvo_request_set_data(salvo_request_t *req, void *data) {
+  if (req == NULL)
+    return SALVO_EINVAL;
+  req->data = data;
+  return 0;
+}
+
+void *salvo_request_data(const salvo_request_t *req) { return req != NULL ? req->data : NULL; }
 
 int salvo_request_set_timeouts(salvo_request_t *req, const salvo_timeouts_t *t) {
   if (req == NULL || t == NULL || req->state != SALVO__NEW)
@@ -130,6 +236,7 @@ int salvo_request_set_max_body_size(salvo_request_t *req, size_t max) {
 }
 
 static void free_request(salvo_request_t *req) {
+  close_reader(req);
   salvo__headers_free(req);
   free(req->own_policy);
   curl_url_cleanup(req->curlu);
@@ -238,7 +345,7 @@ static void requeue(salvo_request_t *req, uint64_t now) {
 static void release_attempt(salvo_request_t *req) {
   free(req->resp_body);
   req->resp_body = NULL;
-  req->resp_cap = req->resp_len = 0;
+  req->resp_cap = req->resp_len = req->held_len = 0;
   salvo__slot_put(req->slot);
   req->slot = NULL;
   salvo__list_remove(&req->node);
@@ -428,6 +535,9 @@ static void start(salvo_request_t *req) {
   req->slot = slot;
   req->attempts++;
   req->resp_len = 0; /* a retry starts the body afresh */
+  req->streamed = 0;
+  req->held_len = 0;
+  req->hold = SALVO__HOLD_NONE;
   int rc = salvo__headers_set_attempt(req, req->attempts);
   if (rc == 0)
     rc = salvo__attempt_setup(slot, req, req->attempts);
@@ -449,16 +559,11 @@ static void start(salvo_request_t *req) {
   salvo__attempt_arm_timer(slot);
 }
 
-int salvo__request_body_bytes(salvo_request_t *req, const char *data, size_t len) {
-  if (len > req->max_body_size - req->resp_len) /* resp_len <= max_body_size always */
-    return SALVO_EBODYLIMIT;
-  if (req->data_cb != NULL) {
-    req->resp_len += len;
-    return req->data_cb(req, data, len, req->user_data) != 0 ? SALVO_EABORTED : 0;
-  }
-  if (req->resp_len + len + 1 > req->resp_cap) {
+/* Copies |len| bytes to resp_body at |at|, growing it (one byte more for a NUL). */
+static int keep_bytes(salvo_request_t *req, size_t at, const char *data, size_t len) {
+  if (at + len + 1 > req->resp_cap) {
     size_t cap = req->resp_cap ? req->resp_cap : 512; /* small bodies are the common case */
-    while (cap < req->resp_len + len + 1)
+    while (cap < at + len + 1)
       cap *= 2;
     char *p = realloc(req->resp_body, cap);
     if (p == NULL)
@@ -466,8 +571,114 @@ int salvo__request_body_bytes(salvo_request_t *req, const char *data, size_t len
     req->resp_body = p;
     req->resp_cap = cap;
   }
-  memcpy(req->resp_body + req->resp_len, data, len);
+  memcpy(req->resp_body + at, data, len);
+  return 0;
+}
+
+/* Hands bytes to the data callback: 0, or SALVO_EABORTED when it says stop. */
+static int pass(salvo_request_t *req, const char *data, size_t len) {
+  req->streamed += len;
+  req->cb_slot = req->slot;
+  int stop = req->data_cb(req, data, len, req->user_data);
+  req->cb_slot = NULL;
+  if (stop == 0)
+    return 0;
+  req->aborted = 1;
+  return SALVO_EABORTED;
+}
+
+/* A held body outgrew what is kept of it: a response to retry is passed
+ * from here on (and is then not retried); a redirect's is dropped. */
+static int hold_overflow(salvo_request_t *req) {
+  if (req->hold == SALVO__HOLD_DROP)
+    return 0;
+  req->hold = SALVO__HOLD_NONE;
+  size_t n = req->held_len;
+  req->held_len = 0;
+  return n > 0 ? pass(req, req->resp_body, n) : 0;
+}
+
+int salvo__request_body_bytes(salvo_request_t *req, const char *data, size_t len) {
+  if (len > req->max_body_size - req->resp_len) /* resp_len <= max_body_size always */
+    return SALVO_EBODYLIMIT;
+  if (req->data_cb == NULL) {
+    if (keep_bytes(req, req->resp_len, data, len) != 0)
+      return SALVO_ENOMEM;
+    req->resp_len += len;
+    return 0;
+  }
   req->resp_len += len;
+  if (req->hold != SALVO__HOLD_NONE) {
+    if (req->held_len + len <= SALVO__HOLD_CAP) {
+      if (keep_bytes(req, req->held_len, data, len) != 0)
+        return SALVO_ENOMEM;
+      req->held_len += len;
+      return 0;
+    }
+    int stop = hold_overflow(req);
+    if (stop != 0 || req->hold == SALVO__HOLD_DROP)
+      return stop;
+  }
+  return pass(req, data, len);
+}
+
+int salvo__request_head(salvo_request_t *req, salvo__slot_t *slot, const char **why) {
+  long status = 0, version = 0;
+  curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200)
+    return 0; /* an interim response: the response's own head comes later */
+  int redirect = req->follow_redirects && salvo__redirect_status(status) &&
+                 salvo__attempt_header(slot, "Location") != NULL;
+  int held = redirect || salvo__retry_may_status(req->policy, status, req->idempotent,
+                                                 req->attempts - req->redirects);
+  if (req->data_cb != NULL && held)
+    req->hold = redirect ? SALVO__HOLD_DROP : SALVO__HOLD_KEEP;
+  if (req->head_cb == NULL)
+    return 1;
+  curl_easy_getinfo(slot->easy, CURLINFO_HTTP_VERSION, &version);
+  salvo_response_head_t head = {slot->attempt_no, status, salvo__http_version(version),
+                                slot->content_length, held};
+  req->cb_slot = slot;
+  int stop = req->head_cb(req, &head, req->user_data);
+  req->cb_slot = NULL;
+  if (stop == 0)
+    return 1;
+  req->aborted = 1;
+  *why = "stopped by the head callback";
+  return SALVO_EABORTED;
+}
+
+int salvo__request_body_read(salvo_request_t *req, char *buf, size_t cap, size_t *len,
+                             const char **why) {
+  const salvo_body_reader_t *r = &req->reader;
+  uint64_t left = r->length >= 0 ? (uint64_t)r->length - req->body_read : UINT64_MAX;
+  *len = 0;
+  if (left == 0)
+    return 0; /* never more than the length announced */
+  if (cap > left)
+    cap = (size_t)left;
+  size_t got = 0;
+  if (r->read(req, buf, cap, &got, r->user_data) != 0) {
+    *why = "stopped by the body reader";
+  } else if (got > cap) {
+    *why = "the body reader gave more bytes than asked for";
+  } else if (got == 0 && r->length >= 0) {
+    *why = "the body reader ended before the length it announced";
+  } else {
+    req->body_read += got;
+    *len = got;
+    return 0;
+  }
+  req->aborted = 1;
+  return SALVO_EABORTED;
+}
+
+int salvo__request_body_rewind(salvo_request_t *req) {
+  if (!req->has_reader || req->body_read == 0)
+    return 0; /* nothing of it was read: it is at its start */
+  if (req->reader.rewind == NULL || req->reader.rewind(req, req->reader.user_data) != 0)
+    return -1;
+  req->body_read = 0;
   return 0;
 }
 
@@ -490,6 +701,7 @@ static int apply_redirect(salvo_request_t *req, salvo__redirect_plan_t *plan) {
     free(req->body);
     req->body = NULL;
     req->body_size = 0;
+    close_reader(req);
   }
   if (plan->cross_origin)
     req->cross_origin = 1; /* once left, credentials stay off for the rest of the hops */
@@ -532,6 +744,11 @@ static int try_redirect(salvo_request_t *req, const salvo_attempt_info_t *info) 
     return 0;
   char from[128];
   salvo__redact_url(req->url, from, sizeof(from));
+  if (plan.action == SALVO__REDIRECT_FOLLOW && !plan.to_get && salvo__request_body_rewind(req) != 0) {
+    plan.action = SALVO__REDIRECT_REFUSE; /* the body goes again: from its start, or not at all */
+    snprintf(plan.why, sizeof(plan.why),
+             "redirect refused: the request body cannot be rewound to send it again");
+  }
   int ok = plan.action == SALVO__REDIRECT_FOLLOW && apply_redirect(req, &plan) == 0;
   if (plan.action == SALVO__REDIRECT_FOLLOW && !ok)
     snprintf(plan.why, sizeof(plan.why), "redirect refused: out of memory");
@@ -560,8 +777,16 @@ static int try_redirect(salvo_request_t *req, const salvo_attempt_info_t *info) 
 /* The policy's decision, then the decision callback's word on it. */
 static void policy_decision(salvo_request_t *req, const salvo_attempt_info_t *info, uint64_t now,
                             salvo__decision_t *d) {
-  salvo__retry_decide(req->policy, info, req->data_cb != NULL ? req->resp_len : 0, now,
-                      req->deadline_at_ms, req->last_wait_ms, &req->engine->rng, d);
+  if (req->aborted) { /* a head, data or body reader callback said stop */
+    memset(d, 0, sizeof(*d));
+    d->decision = SALVO_DECIDE_STOP;
+    d->stop = SALVO_STOP_BY_CALLBACK;
+    d->final_error = info->error;
+    snprintf(d->reason, sizeof(d->reason), "stopped by a callback of the request");
+    return;
+  }
+  salvo__retry_decide(req->policy, info, req->streamed, now, req->deadline_at_ms,
+                      req->last_wait_ms, &req->engine->rng, d);
   int forced = info->error == SALVO_ECANCELED || info->error == SALVO_EDEADLINE;
   if (req->policy->decide_cb == NULL || forced)
     return;
@@ -635,6 +860,13 @@ static void decide(salvo_request_t *req, const salvo__attempt_end_t *end) {
     d.decision = SALVO_DECIDE_STOP; /* nothing new goes out: the request ends as canceled */
     d.stop = SALVO_STOP_CANCELED;
     snprintf(d.reason, sizeof(d.reason), "not retried: the engine is closing");
+  }
+  if (d.decision == SALVO_DECIDE_RETRY && salvo__request_body_rewind(req) != 0) {
+    d.decision = SALVO_DECIDE_STOP;
+    d.stop = SALVO_STOP_NOT_RETRYABLE;
+    d.final_error = info.error;
+    snprintf(d.reason, sizeof(d.reason), "not retried: the request body cannot be rewound (%s)",
+             info.error ? salvo_err_name(info.error) : "status");
   }
   apply_budget(req, &info, now, &d);
   salvo_attempt_record_t *rec = new_record(req, req->slot->attempt_no, info.error, end->status,
@@ -710,6 +942,16 @@ void salvo__request_complete(salvo_request_t *req, int error) {
   if (salvo__list_linked(&req->arm_node))
     salvo__list_remove(&req->arm_node);
   set_state(req, SALVO__DONE);
+  if (req->data_cb != NULL && req->held_len > 0) {
+    /* the request ends with a held response: its caller gets its body now */
+    size_t n = req->held_len;
+    req->held_len = 0;
+    if (pass(req, req->resp_body, n) != 0 && error == 0) {
+      error = SALVO_EABORTED;
+      req->result.stop_reason = SALVO_STOP_BY_CALLBACK;
+      snprintf(req->detail, sizeof(req->detail), "stopped by the data callback");
+    }
+  }
   salvo__host_count_outcome(req->host, error, req->result.status);
   salvo__host_unref(engine, req->host); /* nothing below uses it */
   if (req->timer_inited)
@@ -766,38 +1008,50 @@ static const char *keep(salvo_request_t *req, const char *s) {
   return sc->data;
 }
 
+/* The handle whose response headers the caller may read now: inside a head
+ * or data callback, the one being received; inside the done callback, the
+ * final attempt's, if it had a response. NULL anywhere else. */
+static CURL *headers_handle(const salvo_request_t *req) {
+  if (req->cb_slot != NULL)
+    return req->cb_slot->easy;
+  if (req->state == SALVO__DONE && req->slot != NULL && req->result.status != 0)
+    return req->slot->easy;
+  return NULL;
+}
+
 const char *salvo_response_header(salvo_request_t *req, const char *name) {
-  if (req == NULL || name == NULL || req->state != SALVO__DONE || req->slot == NULL ||
-      req->result.status == 0)
-    return NULL;
+  CURL *easy = req != NULL && name != NULL ? headers_handle(req) : NULL;
   struct curl_header *h = NULL;
-  if (curl_easy_header(req->slot->easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+  if (easy == NULL || curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
     return NULL;
   if (h->amount > 1 &&
-      curl_easy_header(req->slot->easy, name, h->amount - 1, CURLH_HEADER, -1, &h) != CURLHE_OK)
+      curl_easy_header(easy, name, h->amount - 1, CURLH_HEADER, -1, &h) != CURLHE_OK)
     return NULL;
   return keep(req, h->value);
 }
 
 int salvo_response_header_at(salvo_request_t *req, size_t i, const char **name,
                              const char **value) {
-  if (req == NULL || name == NULL || value == NULL || req->state != SALVO__DONE ||
-      req->slot == NULL || req->result.status == 0)
+  CURL *easy = req != NULL && name != NULL && value != NULL ? headers_handle(req) : NULL;
+  if (easy == NULL)
     return SALVO_EINVAL;
   struct curl_header *h = NULL;
   size_t k = 0;
-  while ((h = curl_easy_nextheader(req->slot->easy, CURLH_HEADER, -1, h)) != NULL) {
+  while ((h = curl_easy_nextheader(easy, CURLH_HEADER, -1, h)) != NULL) {
     if (k++ == i) {
       *name = keep(req, h->name);
       *value = keep(req, h->value);
-      return *name != NULL && *value != NULL ? 0 : SALVO_ENOMEM;
+      if (*name != NULL && *value != NULL)
+        return 0;
+      *name = *value = NULL;
+      return SALVO_ENOMEM;
     }
   }
   return SALVO_EINVAL;
 }
 
 char *salvo_response_take_body(salvo_request_t *req) {
-  if (req == NULL || req->state != SALVO__DONE || req->resp_body == NULL)
+  if (req == NULL || req->state != SALVO__DONE || req->resp_body == NULL || req->data_cb != NULL)
     return NULL;
   char *body = req->resp_body;
   req->resp_body = NULL;

@@ -184,7 +184,7 @@ static int safe_to_retry(const salvo_retry_policy_t *p, const salvo_attempt_info
     snprintf(out->reason, sizeof(out->reason),
              "not retried: %s reached the server (%s) and is not idempotent", a->method, what);
   }
-  if (ok && streamed_bytes > 0) {
+  if (ok && streamed_bytes > 0 && a->attempt < p->max_attempts) { /* else: exhausted, below */
     ok = 0;
     snprintf(out->reason, sizeof(out->reason),
              "not retried: %llu body bytes were already passed to the data callback",
@@ -230,6 +230,14 @@ static int next_wait(const salvo_retry_policy_t *p, const salvo_attempt_info_t *
     return 0;
   }
   return 1;
+}
+
+int salvo__retry_may_status(const salvo_retry_policy_t *p, long status, int idempotent,
+                            unsigned attempt) {
+  if (attempt >= p->max_attempts)
+    return 0;
+  return salvo__status_in(p->retry_any_method_statuses, status) ||
+         (idempotent && salvo__status_in(p->retry_statuses, status));
 }
 
 void salvo__retry_decide(const salvo_retry_policy_t *p, const salvo_attempt_info_t *a,

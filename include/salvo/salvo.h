@@ -133,8 +133,8 @@ extern "C" {
   XX(ENOTSUP, -20, "not_supported", "not supported by this libcurl")                          \
   /* malformed response (not HTTP, bad encoding, ...) */                                      \
   XX(EPROTO, -21, "protocol_error", "malformed HTTP response")                                \
-  /* the data callback asked to stop */                                                       \
-  XX(EABORTED, -22, "aborted_by_callback", "stopped by the data callback")                    \
+  /* a callback (head, data, body reader) asked to stop */                                    \
+  XX(EABORTED, -22, "aborted_by_callback", "stopped by a callback")                           \
   /* unexpected libcurl or libuv failure; see the result's detail */                          \
   XX(EINTERNAL, -23, "internal_error", "internal error in libcurl or libuv")                  \
   /* the server asked to wait longer than retry_after_max_ms */                               \
@@ -248,7 +248,8 @@ typedef enum {
   SALVO_STOP_RETRY_AFTER = 4,    /* Retry-After longer than retry_after_max_ms */
   SALVO_STOP_CANCELED = 5,       /* salvo_request_cancel() or engine close (also a retry that
                                     fell due while the engine closes: not made) */
-  SALVO_STOP_BY_CALLBACK = 6,    /* the decision callback said stop */
+  SALVO_STOP_BY_CALLBACK = 6,    /* the decision callback said stop, or the head, data or body
+                                    reader callback stopped the request (SALVO_EABORTED) */
   SALVO_STOP_QUEUE = 7,          /* no slot within queue_ms */
   SALVO_STOP_BUDGET = 8,         /* a retry was due, and the host's retry budget refused it */
   SALVO_STOP_CIRCUIT = 9,        /* the host's circuit was open */
@@ -735,19 +736,64 @@ SALVO_EXTERN void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_
  * Called with response body bytes as they arrive, when set with
  * salvo_request_set_data_cb(); the body is then not buffered. |user_data| is
  * the one given to salvo_request_submit(). Return 0 to go on, anything else
- * to end the attempt with SALVO_EABORTED. The bytes are valid during the
- * call. It runs inside libcurl's write callback (see the note on calls
+ * to stop the request: the attempt ends with SALVO_EABORTED, which is never
+ * retried (stop reason SALVO_STOP_BY_CALLBACK). The bytes are valid during
+ * the call. It runs inside libcurl's write callback (see the note on calls
  * allowed at the top). A chunk that would take the body past max_body_size
  * is not passed: the attempt ends with SALVO_EBODYLIMIT.
  *
- * The policy never retries an attempt that has passed bytes to this
- * callback: the caller would get them twice. A decision callback that
- * returns SALVO_DECIDE_RETRY overrides that, and the next attempt's bytes
- * then come from the start. With redirects followed, the body of each 3xx
- * response is passed too, before the next hop's. A request with a data
- * callback is never hedged.
+ * Only the body of the response the request ends with is passed, once:
+ * - The body of a response salvo may try again after is held back, not
+ *   passed as it arrives: a status the policy retries for this request while
+ *   attempts remain (salvo_response_head_t.held; 503 and 429 by default),
+ *   and a redirect salvo follows. If the request goes on (a retry, the next
+ *   hop), that body is dropped. If it ends with that response (the retry
+ *   budget, the deadline or the decision callback stopped it, or a redirect
+ *   was refused), up to the first 64 KiB held are passed just before the done
+ *   callback, from the loop, and nothing past them. A held body that grows
+ *   past 64 KiB is passed from then on as it comes, and the response is then
+ *   not retried.
+ * - Any other response's body is passed as it arrives, and the policy never
+ *   retries an attempt that passed bytes: the caller would get them twice. A
+ *   decision callback that returns SALVO_DECIDE_RETRY overrides that, and the
+ *   next attempt's bytes then come from the start (its head callback says a
+ *   new response begins).
+ * A request with a data callback is never hedged.
+ *
+ * salvo_response_header() and salvo_response_header_at() work inside it,
+ * for the response whose bytes these are.
  */
 typedef int (*salvo_data_cb)(salvo_request_t *req, const char *data, size_t len,
+                             void *user_data);
+
+/** What the response-head callback is told about one attempt's response. */
+typedef struct {
+  unsigned attempt;        /* the attempt, counted as salvo_attempt_record_t.attempt */
+  long status;             /* its HTTP status (never 1xx: interim responses are skipped) */
+  int http_version;        /* 10, 11 or 20, as salvo_result_t.http_version */
+  int64_t content_length;  /* its Content-Length, -1 if none */
+  int held;                /* 1: salvo may try again after this response (a status the policy
+                              retries for this request while attempts remain, or a redirect it
+                              follows), so its body is held back from the data callback (see
+                              salvo_data_cb); 0: its body is the one the caller gets */
+} salvo_response_head_t;
+
+/**
+ * Called once per attempt that gets a response, when its status line and
+ * headers are in and before any of its body bytes; set with
+ * salvo_request_set_head_cb(). A new call means a new response begins: a
+ * caller writing a streamed body to a file truncates it here. Runs for held
+ * responses too (head->held), for each redirect hop, and for trailers never.
+ * |user_data| is the one given to salvo_request_submit(); |head| is valid
+ * during the call. salvo_response_header() and salvo_response_header_at()
+ * work inside it, for this response.
+ *
+ * Return 0 to go on, anything else to stop the request: the attempt ends
+ * with SALVO_EABORTED, never retried (stop reason SALVO_STOP_BY_CALLBACK),
+ * and its body is not read. It runs inside libcurl's header callback (see
+ * the note on calls allowed at the top).
+ */
+typedef int (*salvo_head_cb)(salvo_request_t *req, const salvo_response_head_t *head,
                              void *user_data);
 
 /** Timings of one attempt in microseconds, each a duration. */
@@ -873,6 +919,73 @@ SALVO_EXTERN int salvo_request_add_header_line(salvo_request_t *req, const char 
 SALVO_EXTERN int salvo_request_set_body(salvo_request_t *req, const void *body, size_t len);
 
 /**
+ * A request body that is not in memory: salvo reads it as it sends, and
+ * rewinds it when it must send it again. The three callbacks get the
+ * reader's user_data; read and rewind get the request too. They run on the
+ * loop thread, inside libcurl's callbacks (see the note on calls allowed at
+ * the top), and must not block for long: reading a local file is fine,
+ * waiting on a network is not.
+ *
+ * read puts up to |cap| next bytes of the body in |buf| and sets *len; *len
+ * 0 means the body has ended. Return 0, or anything else to stop the
+ * request: the attempt ends with SALVO_EABORTED, never retried. With a known
+ * length the body must end exactly there: salvo never asks for more, and a
+ * body that ends early ends the attempt with SALVO_EABORTED.
+ */
+typedef int (*salvo_body_read_cb)(salvo_request_t *req, char *buf, size_t cap, size_t *len,
+                                  void *user_data);
+/**
+ * Goes back to the start of the body: return 0 if it did, anything else if
+ * it cannot. Called before the body is sent again: a retry, a 307 or 308
+ * redirect, or a send libcurl makes again on a fresh connection, and only
+ * when some of the body was read since the start or the last rewind.
+ */
+typedef int (*salvo_body_rewind_cb)(salvo_request_t *req, void *user_data);
+/** Releases what the reader holds; called once (see salvo_body_reader_t.close). */
+typedef void (*salvo_body_close_cb)(void *user_data);
+
+typedef struct {
+  salvo_body_read_cb read;     /* required (NULL) */
+  salvo_body_rewind_cb rewind; /* NULL: the body cannot be rewound, and an attempt after one
+                                  that read any of it is not made: the request ends with that
+                                  attempt's outcome, and its history says why (NULL) */
+  salvo_body_close_cb close;   /* called once, when the request is freed (after its done
+                                  callback, or by salvo_request_free()) or the reader is
+                                  replaced; NULL = nothing to do (NULL) */
+  int64_t length;              /* body bytes, or -1: unknown, sent chunked over HTTP/1.1 (-1) */
+  void *user_data;             /* (NULL) */
+} salvo_body_reader_t;
+
+/** Fills *r (not NULL): no callbacks, length -1, user_data NULL. */
+SALVO_EXTERN void salvo_body_reader_init(salvo_body_reader_t *r);
+
+/**
+ * Sends the body from |reader| (copied; its user_data is kept as given)
+ * instead of memory; it replaces a body set before (a previous reader is
+ * closed). A request with a body reader is never hedged. A redirect that
+ * turns the method into GET drops the body (the reader is not read again).
+ *
+ * Returns 0 or one of (the request unchanged):
+ *   SALVO_EINVAL  req or reader is NULL, reader->read is NULL, length is
+ *                 below -1, or the request was already submitted.
+ */
+SALVO_EXTERN int salvo_request_set_body_reader(salvo_request_t *req,
+                                               const salvo_body_reader_t *reader);
+
+/**
+ * Sends the regular file at |path| as the body, read as it is sent (never
+ * held in memory) and rewound for each re-send. Its length is taken now; a
+ * file that then shrinks ends the attempt with SALVO_EABORTED. The file is
+ * opened now and closed when the request is freed.
+ *
+ * Returns 0 or one of (the request unchanged):
+ *   SALVO_EINVAL  req or path is NULL, the file cannot be opened, or is not a
+ *                 regular file, or the request was already submitted;
+ *   SALVO_ENOMEM  out of memory.
+ */
+SALVO_EXTERN int salvo_request_set_body_file(salvo_request_t *req, const char *path);
+
+/**
  * Overrides the engine's timeouts for this request: all five fields, copied,
  * values not checked (0 switches one off). Returns 0, or SALVO_EINVAL if req
  * or t is NULL or the request was already submitted.
@@ -885,6 +998,27 @@ SALVO_EXTERN int salvo_request_set_timeouts(salvo_request_t *req, const salvo_ti
  * req is NULL or the request was already submitted.
  */
 SALVO_EXTERN int salvo_request_set_data_cb(salvo_request_t *req, salvo_data_cb cb);
+
+/**
+ * Calls |cb| with each attempt's response head (see salvo_head_cb); NULL =
+ * none. Returns 0, or SALVO_EINVAL if req is NULL or the request was already
+ * submitted.
+ */
+SALVO_EXTERN int salvo_request_set_head_cb(salvo_request_t *req, salvo_head_cb cb);
+
+/**
+ * The request's own pointer, for the caller: salvo never reads it. Every
+ * callback that gets the request (done, head, data, decide, attempt event)
+ * reaches it with salvo_request_data(), so one policy can serve many
+ * requests. It is separate from the user_data given to
+ * salvo_request_submit(), which the done, head and data callbacks get as
+ * their last argument. It may be set at any time, also after submit, from
+ * the thread that may call functions on the request. Returns 0, or
+ * SALVO_EINVAL if req is NULL.
+ */
+SALVO_EXTERN int salvo_request_set_data(salvo_request_t *req, void *data);
+/** What salvo_request_set_data() set (NULL before), or NULL if req is NULL. */
+SALVO_EXTERN void *salvo_request_data(const salvo_request_t *req);
 
 /**
  * Overrides the engine's retry policy for this request. |p| is copied; its
@@ -972,22 +1106,26 @@ SALVO_EXTERN const char *salvo_request_method(const salvo_request_t *req);
 SALVO_EXTERN const char *salvo_request_url(const salvo_request_t *req);
 
 /**
- * Response headers of the final attempt's response (the last hop's; not 1xx
- * responses, trailers or a proxy's answer), usable only inside the done
- * callback (before it they are not there; after it req is freed). Each call
- * copies what it returns; the copies live until the done callback returns.
+ * Response headers, usable inside three callbacks: the head callback and
+ * the data callback (the headers of the response being received), and the
+ * done callback (the final attempt's response, the last hop's). Not 1xx
+ * responses, trailers or a proxy's answer. Anywhere else they are not there
+ * (and after the done callback req is freed). Each call copies what it
+ * returns; the copies live until the request is freed, that is until its
+ * done callback returns.
  *
  * salvo_response_header() returns the value of the last header named |name|
- * (case-insensitive), or NULL: req or name is NULL, called before the done
- * callback, no response (result->status 0, or the request ended while
+ * (case-insensitive), or NULL: req or name is NULL, called outside those
+ * callbacks, no response (result->status 0, or the request ended while
  * waiting between attempts), no such header, or out of memory.
  *
  * salvo_response_header_at() walks them in the order received: returns 0 and
  * sets *name and *value for index |i|, or one of:
- *   SALVO_EINVAL  an argument is NULL, called before the done callback, no
+ *   SALVO_EINVAL  an argument is NULL, called outside those callbacks, no
  *                 response (as above), or |i| past the end; *name and
  *                 *value are untouched;
- *   SALVO_ENOMEM  out of memory; *name or *value may then be NULL.
+ *   SALVO_ENOMEM  out of memory copying them; *name and *value are then
+ *                 both set to NULL.
  */
 SALVO_EXTERN const char *salvo_response_header(salvo_request_t *req, const char *name);
 SALVO_EXTERN int salvo_response_header_at(salvo_request_t *req, size_t i, const char **name,

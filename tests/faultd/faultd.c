@@ -101,11 +101,13 @@ void faultd__record(faultd_t *fd, const freq_t *req) {
     bump(fd->idempotency_keys, req->idem_key);
   if (req->body_len > 0)
     fd->bodies++;
+  fd->body_bytes += req->body_len;
   if (req->proxied)
     fd->proxied++;
 }
 
 unsigned faultd_proxied(const faultd_t *fd) { return fd->proxied; }
+uint64_t faultd_body_bytes(const faultd_t *fd) { return fd->body_bytes; }
 
 unsigned faultd_count(const faultd_t *fd, const char *prefix) {
   if (prefix[0] == '\0')
@@ -156,6 +158,7 @@ void faultd_counters_reset(faultd_t *fd) {
   json_object_clear(fd->request_ids);
   json_object_clear(fd->idempotency_keys);
   fd->total = fd->bodies = fd->proxied = 0;
+  fd->body_bytes = 0;
   faultd__capacity_reset(fd);
 }
 

@@ -100,6 +100,8 @@ unsigned faultd_connections(const faultd_t *fd);
 unsigned faultd_tls_handshakes(const faultd_t *fd, unsigned *resumed);
 /* Requests asked of it as a proxy (absolute-form URL). */
 unsigned faultd_proxied(const faultd_t *fd);
+/* Request body bytes of every request read to its end (since start or /counters/reset). */
+uint64_t faultd_body_bytes(const faultd_t *fd);
 /* 429s /ratelimit/RATE/KEY answered for KEY. */
 unsigned faultd_key_limited(const faultd_t *fd, const char *key);
 /* Requests seen for a /fail-until or /count KEY, and how many distinct

@@ -113,6 +113,7 @@ struct faultd_s {
   json_t *idempotency_keys;
   unsigned total;
   unsigned bodies;        /* requests that carried a body */
+  uint64_t body_bytes;    /* request body bytes of every request read to its end */
   unsigned proxied;       /* requests asked of it as a proxy (absolute-form URL) */
   faultd_pool_t *pools;   /* /capacity pools, in order of creation */
 };

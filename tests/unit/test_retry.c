@@ -277,3 +277,24 @@ Test(backoff, the_seed_reproduces_a_run) {
   cr_assert(same);
   cr_assert(differs);
 }
+
+/* What the head of a response tells before its body: held back from a data
+ * callback exactly when the full decision would retry that status, as far as
+ * status, method and attempts go. */
+Test(retry, may_status_agrees_with_the_decision) {
+  salvo_retry_policy_t p;
+  salvo_retry_policy_init(&p);
+  p.max_attempts = 3;
+  for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++)
+    for (size_t s = 0; s < sizeof(statuses) / sizeof(statuses[0]); s++)
+      for (unsigned attempt = 1; attempt <= 4; attempt++) {
+        salvo_attempt_info_t a = {methods[m].method, attempt, 0, statuses[s], 1,
+                                  methods[m].idempotent, -1};
+        salvo__decision_t d;
+        uint64_t rng = 1;
+        salvo__retry_decide(&p, &a, 0, 1000, 0, 0, &rng, &d);
+        int may = salvo__retry_may_status(&p, statuses[s], methods[m].idempotent, attempt);
+        cr_assert_eq(may, d.decision == SALVO_DECIDE_RETRY, "%s %ld attempt %u: may %d, decide %d",
+                     methods[m].method, statuses[s], attempt, may, (int)d.decision);
+      }
+}
