@@ -38,6 +38,7 @@ typedef struct {
   int error;
   long status;
   unsigned attempts;
+  unsigned sends;
   int stop;
   size_t body_len;
   int body_null;
@@ -96,6 +97,7 @@ static void done_cb(salvo_request_t *req, const salvo_result_t *r, void *ud) {
   s->error = r->error;
   s->status = r->status;
   s->attempts = r->attempts;
+  s->sends = r->sends;
   s->stop = (int)r->stop_reason;
   s->body_len = r->body_len;
   s->body_null = r->body == NULL;
@@ -524,4 +526,36 @@ Test(stream, reader_empty_at_start_stops_at_once) {
   uint64_t ms = (uv_hrtime() - t0) / 1000000;
   cr_assert_eq(s.error, SALVO_EABORTED, "%s: %s", salvo_err_name(s.error), s.detail);
   cr_assert_lt(ms, 5000, "took %llu ms", (unsigned long long)ms);
+}
+
+/* libcurl sends an idempotent request again by itself when a kept-alive
+ * connection closes under it: a reader body is rewound for that send, and
+ * one that cannot rewind is not sent again (the attempt ends as closed). */
+static void resend_case(int can_rewind, st_t *s, mem_reader_t *m) {
+  start_engine(1);
+  st_t warm = {0};
+  submit_and_wait(make("GET", "/ok", &warm, 0), &warm); /* a connection to reuse */
+  cr_assert_eq(warm.status, 200);
+  salvo_request_t *req = with_reader("PUT", "/close", s, m, (int64_t)m->len, can_rewind);
+  submit_and_wait(req, s);
+}
+
+Test(stream, libcurl_resend_rewinds_the_reader) {
+  st_t s = {0};
+  mem_reader_t m = {.data = text, .len = strlen(text), .can_rewind = 1};
+  resend_case(1, &s, &m);
+  cr_assert_eq(s.attempts, 1);
+  cr_assert_eq(s.sends, 2, "sent again on a fresh connection (%u sends)", s.sends);
+  cr_assert_eq(m.rewinds, 1);
+  cr_assert_eq(faultd_count(srv, "/close"), 2);
+  cr_assert_eq(faultd_body_bytes(srv), 2 * m.len, "the whole body both times");
+}
+
+Test(stream, libcurl_resend_without_rewind_is_not_made) {
+  st_t s = {0};
+  mem_reader_t m = {.data = text, .len = strlen(text)};
+  resend_case(0, &s, &m);
+  cr_assert_eq(s.error, SALVO_ECLOSED, "%s: %s", salvo_err_name(s.error), s.detail);
+  cr_assert_eq(faultd_count(srv, "/close"), 1, "sent once");
+  cr_assert(strstr(s.detail, "cannot be rewound") != NULL, "%s", s.detail);
 }
