@@ -949,6 +949,7 @@ void salvo__request_complete(salvo_request_t *req, int error) {
     if (pass(req, req->resp_body, n) != 0 && error == 0) {
       error = SALVO_EABORTED;
       req->result.stop_reason = SALVO_STOP_BY_CALLBACK;
+      req->stop_set = 1;
       snprintf(req->detail, sizeof(req->detail), "stopped by the data callback");
     }
   }
