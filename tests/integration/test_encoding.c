@@ -266,9 +266,14 @@ static void bomb(int stream) {
                "the engine counts the decoded bytes taken, not the chunk refused");
   cr_assert_lt(ms, 20000, "%s: took %llu ms", how, (unsigned long long)ms);
   long grew_kb = (stream ? stream_rss_max : e.rss_kb) - rss_before;
-  long slack_kb = 8 * 1024;
-  cr_assert_leq(grew_kb, (stream ? 0 : CAP / 1024) + slack_kb, "%s: RSS grew by %ld KiB", how,
-                grew_kb);
+#if defined(__SANITIZE_ADDRESS__)
+  /* AddressSanitizer keeps freed memory (the buffer's smaller copies) in
+   * quarantine, so RSS grows by design there: the native run checks it. */
+#else
+  if (getenv("SALVO_UNDER_VALGRIND") == NULL) /* valgrind's own allocator: likewise */
+    cr_assert_leq(grew_kb, (stream ? 0 : CAP / 1024) + 8 * 1024, "%s: RSS grew by %ld KiB", how,
+                  grew_kb);
+#endif
   cr_assert_eq(faultd_count(srv, "/gzip-bomb/"), 1);
   printf("gzip bomb %s: %zu bytes kept in %llu ms, RSS +%ld KiB\n", how, e.o.body_len,
          (unsigned long long)ms, grew_kb);
