@@ -188,18 +188,26 @@ static int stream_cb(salvo_request_t *req, const char *data, size_t len, void *u
 
 /* max_body_size counts decoded bytes, at the exact byte, buffered or
  * streamed: a body of 60 bytes on the wire that decodes to 10001 is over a
- * cap of 10000. Off, the same response is 60 bytes and within it. */
+ * cap of 10000. Off, the same response is 60 bytes and within it. A
+ * Content-Length over the cap (1 GiB of zeros in 1 MB, under a cap of
+ * 500000 that 30 decoded chunks of 16 KiB would fit in) ends it at the
+ * headers, before any body byte. */
 Test(encoding, the_body_cap_counts_decoded_bytes) {
   start_engine(1, 0);
-  enum { CAP = 10000 };
   const struct {
     const char *path;
     int stream, accept, error;
+    size_t cap;
   } cases[] = {
-      {"/gzip/10000", 0, 1, 0}, {"/gzip/10001", 0, 1, SALVO_EBODYLIMIT},
-      {"/gzip/10000", 1, 1, 0}, {"/gzip/10001", 1, 1, SALVO_EBODYLIMIT},
-      {"/br/10001", 0, 1, SALVO_EBODYLIMIT}, {"/gzip/10001", 0, 0, 0},
-      {"/gzip/10001", 1, 0, 0},
+      {"/gzip/10000", 0, 1, 0, 10000},
+      {"/gzip/10001", 0, 1, SALVO_EBODYLIMIT, 10000},
+      {"/gzip/10000", 1, 1, 0, 10000},
+      {"/gzip/10001", 1, 1, SALVO_EBODYLIMIT, 10000},
+      {"/br/10001", 0, 1, SALVO_EBODYLIMIT, 10000},
+      {"/gzip/10001", 0, 0, 0, 10000},
+      {"/gzip/10001", 1, 0, 0, 10000},
+      {"/gzip-bomb/1", 0, 1, SALVO_EBODYLIMIT, 500000},
+      {"/gzip-bomb/1", 1, 1, SALVO_EBODYLIMIT, 500000},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     enc_outcome_t e;
@@ -207,7 +215,7 @@ Test(encoding, the_body_cap_counts_decoded_bytes) {
     salvo_request_t *req;
     streamed = 0;
     cr_assert_eq(salvo_request_new(engine, "GET", url_on(base, cases[i].path), &req), 0);
-    cr_assert_eq(salvo_request_set_max_body_size(req, CAP), 0);
+    cr_assert_eq(salvo_request_set_max_body_size(req, cases[i].cap), 0);
     cr_assert_eq(salvo_request_set_accept_encoding(req, cases[i].accept), 0);
     if (cases[i].stream)
       cr_assert_eq(salvo_request_set_data_cb(req, stream_cb), 0);
@@ -216,13 +224,17 @@ Test(encoding, the_body_cap_counts_decoded_bytes) {
     const char *how = cases[i].stream ? "streamed" : "buffered";
     cr_assert_eq(e.o.error, cases[i].error, "%s %s accept %d: %s", how, cases[i].path,
                  cases[i].accept, salvo_err_name(e.o.error));
-    cr_assert_leq(e.o.body_len, CAP);
+    cr_assert_leq(e.o.body_len, cases[i].cap);
     if (cases[i].stream)
       cr_assert_eq(streamed, e.o.body_len, "body_len counts what the data callback got");
     if (cases[i].error == 0 && cases[i].accept)
-      cr_assert_eq(e.o.body_len, CAP, "%s %s: the whole decoded body", how, cases[i].path);
+      cr_assert_eq(e.o.body_len, cases[i].cap, "%s %s: the whole decoded body", how,
+                   cases[i].path);
     if (!cases[i].accept)
       cr_assert_lt(e.o.body_len, 100, "off: the encoded bytes");
+    if (strncmp(cases[i].path, "/gzip-bomb/", 11) == 0)
+      cr_assert_eq(e.o.body_len, 0, "%s: %zu bytes, but Content-Length %ld is over the cap", how,
+                   e.o.body_len, e.content_length);
   }
 }
 
