@@ -173,8 +173,8 @@ typedef struct salvo__slot_s {
 /* The engine. Owner: engine.c, but for the blocks marked with another file's
  * name; its counters (stats) are each written by one file: attempts,
  * in_flight (engine.c), submitted, completed, successes, failures, retries,
- * connections_opened, bytes_received (request.c), resends (attempt.c); the
- * percentiles are read from latency (host.c) when asked for. */
+ * connections_opened, bytes_received (request.c), resends (attempt.c); its
+ * percentiles are worked out when asked for, from latency (host.c's). */
 struct salvo_engine_s {
   uv_loop_t *loop;
   salvo__lane_t lanes[SALVO__LANES];

@@ -523,8 +523,8 @@ typedef struct {
   uint64_t p50_us, p90_us, p99_us, max_us; /* time (salvo_timings_t.total_us) of its attempts
                                  that got a response; 0 before the first. Bucketed: a percentile
                                  is within 1/32 (3.125%) of the time recorded at its rank (the
-                                 nearest rank; exact below 16 us), and never above max_us, which
-                                 is exact */
+                                 nearest rank; exact below 16 us; up to 2^38 us, 76 hours), and
+                                 never above max_us, which is exact */
   uint64_t resends;           /* sends libcurl made again within an attempt (a reused connection
                                  that died, an HTTP/2 stream refused); those the server may have
                                  read spent retry budget */
