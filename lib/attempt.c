@@ -500,8 +500,12 @@ static int set_route(salvo__slot_t *slot, const salvo_request_t *req) {
 /* What is sent and what is accepted back: headers, method, body, body cap. */
 static int set_message(salvo__slot_t *slot, const salvo_request_t *req) {
   CURL *easy = slot->easy;
+  /* libcurl checks Content-Length, the encoded size, against it; salvo's own
+   * count (salvo__request_body_bytes) caps the decoded bytes. */
   SETOPT(CURLOPT_MAXFILESIZE_LARGE,
          (curl_off_t)(req->max_body_size < (size_t)INT64_MAX ? req->max_body_size : 0));
+  /* "": every encoding this libcurl decodes; NULL: no header, no decoding */
+  SETOPT(CURLOPT_ACCEPT_ENCODING, req->accept_encoding ? "" : NULL);
   /* User-Agent travels in the header list: CURLOPT_USERAGENT makes libcurl
    * format it anew for every request (~6k instructions, measured). */
   SETOPT(CURLOPT_HTTPHEADER, salvo__headers_list(req));

@@ -401,6 +401,7 @@ static int copy_opts(salvo_engine_t *engine, const salvo_engine_opts_t *opts) {
   engine->follow_redirects = opts->follow_redirects != 0;
   engine->max_redirects = opts->max_redirects;
   engine->redirect_allow_downgrade = opts->redirect_allow_downgrade != 0;
+  engine->accept_encoding = opts->accept_encoding != 0;
   engine->http_version = opts->http_version;
   engine->insecure = opts->insecure_skip_verify != 0;
   engine->timeouts = opts->timeouts;
@@ -620,4 +621,8 @@ void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stat
     stats->waiting++;
   stats->hosts = engine->nhosts;
   stats->hosts_evicted = engine->hosts_evicted;
+  stats->p50_us = salvo__lat_pct(&engine->latency, 0.50);
+  stats->p90_us = salvo__lat_pct(&engine->latency, 0.90);
+  stats->p99_us = salvo__lat_pct(&engine->latency, 0.99);
+  stats->max_us = engine->latency.max;
 }

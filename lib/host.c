@@ -503,6 +503,8 @@ static int overloaded(int error, long status) {
 
 /* Latency of an answer: for stats, and for the hedge delay's p95. */
 static void record_latency(salvo__host_t *host, uint64_t now, uint64_t us) {
+  salvo_engine_t *engine = host->timer.data;
+  salvo__lat_add(&engine->latency, us); /* the engine's, over all hosts */
   if (host->lat_all == NULL)
     host->lat_all = calloc(1, sizeof(*host->lat_all));
   if (host->lat_all != NULL) /* out of memory: stats go without latency */

@@ -174,8 +174,9 @@ typedef struct salvo__slot_s {
 
 /* The engine. Owner: engine.c, but for the blocks marked with another file's
  * name; its counters (stats) are each written by one file: attempts,
- * in_flight (engine.c), submitted, completed, retries, connections_opened
- * (request.c), resends (attempt.c). */
+ * in_flight (engine.c), submitted, completed, successes, failures, retries,
+ * connections_opened, bytes_received (request.c), resends (attempt.c); its
+ * percentiles are worked out when asked for, from latency (host.c's). */
 struct salvo_engine_s {
   uv_loop_t *loop;
   salvo__lane_t lanes[SALVO__LANES];
@@ -202,6 +203,7 @@ struct salvo_engine_s {
   salvo__list_t idle_hosts; /* hosts with no live request, eviction candidates first */
   size_t max_hosts;         /* 0 = no cap */
   uint64_t hosts_evicted;
+  salvo__lat_t latency;     /* every response's time, all hosts: the engine's percentiles */
   size_t table_size;        /* power of two */
   salvo_host_policy_t host_policy;
   salvo_host_event_cb host_event_cb;
@@ -221,6 +223,7 @@ struct salvo_engine_s {
   int follow_redirects;
   unsigned max_redirects;
   int redirect_allow_downgrade;
+  int accept_encoding;
   size_t max_body_size;
   salvo_http_version_t http_version;
   int insecure;
@@ -302,6 +305,7 @@ struct salvo_request_s {
   salvo_timeouts_t timeouts;
   size_t max_body_size;
   int follow_redirects;
+  int accept_encoding;       /* send Accept-Encoding and decode the answer */
   unsigned redirects;        /* hops followed */
   int cross_origin;          /* a redirect left the first origin: no Authorization, Cookie, Proxy-Authorization */
   char *url_owned;           /* the URL after a redirect (req->url points here), else NULL */

@@ -57,6 +57,7 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   req->policy = &engine->retry;
   req->max_body_size = engine->max_body_size;
   req->follow_redirects = engine->follow_redirects;
+  req->accept_encoding = engine->accept_encoding;
   salvo__list_init(&req->node);
   salvo__list_init(&req->cancel_node);
   salvo__list_init(&req->arm_node);
@@ -225,6 +226,13 @@ int salvo_request_set_follow_redirects(salvo_request_t *req, int follow) {
   if (req == NULL || req->state != SALVO__NEW)
     return SALVO_EINVAL;
   req->follow_redirects = follow != 0;
+  return 0;
+}
+
+int salvo_request_set_accept_encoding(salvo_request_t *req, int on) {
+  if (req == NULL || req->state != SALVO__NEW)
+    return SALVO_EINVAL;
+  req->accept_encoding = on != 0;
   return 0;
 }
 
@@ -601,6 +609,7 @@ static int hold_overflow(salvo_request_t *req) {
 int salvo__request_body_bytes(salvo_request_t *req, const char *data, size_t len) {
   if (len > req->max_body_size - req->resp_len) /* resp_len <= max_body_size always */
     return SALVO_EBODYLIMIT;
+  req->engine->stats.bytes_received += len;
   if (req->data_cb == NULL) {
     if (keep_bytes(req, req->resp_len, data, len) != 0)
       return SALVO_ENOMEM;
@@ -983,6 +992,10 @@ void salvo__request_complete(salvo_request_t *req, int error) {
   r->elapsed_us = (uv_hrtime() - req->submit_ns) / 1000;
   r->detail = req->detail;
   engine->stats.completed++;
+  if (error == 0 && r->status < 400) /* the hosts' rule (salvo__host_count_outcome) */
+    engine->stats.successes++;
+  else
+    engine->stats.failures++;
 
   req->done_cb(req, r, req->user_data);
 

@@ -101,6 +101,7 @@ static struct {
   size_t body_slots;         /* --max-buffered-bytes / --max-body-size: requests in flight at once */
   salvo_host_stats_t *hosts; /* snapshot taken when the engine closes */
   uint64_t hosts_evicted;    /* idle hosts the engine forgot (past its max_hosts) */
+  salvo_engine_stats_t engine_stats; /* taken when the engine closes */
   size_t nhosts;
   size_t in_engine;          /* submitted, not yet done */
   size_t total_seen;         /* results printed */
@@ -683,9 +684,8 @@ static void close_engine(void) {
   for (size_t i = 0; g.hosts != NULL && i < n; i++)
     if (salvo_engine_host_stats(g.engine, i, &g.hosts[g.nhosts]) == 0)
       g.nhosts++;
-  salvo_engine_stats_t es;
-  salvo_engine_stats(g.engine, &es);
-  g.hosts_evicted = es.hosts_evicted;
+  salvo_engine_stats(g.engine, &g.engine_stats);
+  g.hosts_evicted = g.engine_stats.hosts_evicted;
   salvo_engine_close(g.engine, NULL, NULL);
 }
 
@@ -747,6 +747,12 @@ static void summary(void) {
   proxy_summary();
   fprintf(stderr, "  latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", hist_pct(&g.latency, 50),
           hist_pct(&g.latency, 90), hist_pct(&g.latency, 99), (double)g.latency.max_us / 1000.0);
+  const salvo_engine_stats_t *es = &g.engine_stats;
+  fprintf(stderr, "  engine: successes %llu  failures %llu  attempts %llu  body bytes %llu\n"
+          "    per response, ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n",
+          (unsigned long long)es->successes, (unsigned long long)es->failures,
+          (unsigned long long)es->attempts, (unsigned long long)es->bytes_received,
+          es->p50_us / 1000.0, es->p90_us / 1000.0, es->p99_us / 1000.0, es->max_us / 1000.0);
   size_t nh = g.nhosts;
   if (nh > 0)
     fprintf(stderr, "  hosts:\n");

@@ -521,7 +521,11 @@ typedef struct {
   uint64_t paused_ms;         /* a duration, not a moment: time left of the host's pause, measured
                                  at the loop's current time (uv_now(loop)); 0 = not paused */
   size_t queued;              /* requests of this host now waiting in its queue */
-  uint64_t p50_us, p90_us, p99_us, max_us; /* latency of requests that got a response */
+  uint64_t p50_us, p90_us, p99_us, max_us; /* time (salvo_timings_t.total_us) of its attempts
+                                 that got a response; 0 before the first. Bucketed: a percentile
+                                 is within 1/32 (3.125%) of the time recorded at its rank (the
+                                 nearest rank; exact below 16 us; up to 2^38 us, 76 hours), and
+                                 never above max_us, which is exact */
   uint64_t resends;           /* sends libcurl made again within an attempt (a reused connection
                                  that died, an HTTP/2 stream refused); those the server may have
                                  read spent retry budget */
@@ -616,9 +620,9 @@ typedef struct {
   const char *const *default_headers; /* NULL-terminated "Name: value" lines sent on every request,
                                   each under salvo_request_add_header()'s rules, Host refused;
                                   a request's header of the same name replaces one (NULL) */
-  size_t max_body_size;        /* buffered or streamed response body cap per attempt, bytes; past
-                                  it the attempt ends with SALVO_EBODYLIMIT; 0 is SALVO_EINVAL
-                                  (64 MiB) */
+  size_t max_body_size;        /* buffered or streamed response body cap per attempt, bytes (decoded
+                                  ones with accept_encoding); past it the attempt ends with
+                                  SALVO_EBODYLIMIT; 0 is SALVO_EINVAL (64 MiB) */
   size_t max_header_size;      /* response header block cap per attempt, bytes; past it the attempt
                                   ends with SALVO_EPROTO; 0 is SALVO_EINVAL (64 KiB; libcurl's own
                                   limit is 100 KB) */
@@ -645,6 +649,21 @@ typedef struct {
    * counts it in hosts_evicted). If none is idle, the engine keeps more.
    * A host takes about 1.5 KB, 3.7 KB once it has answered. 0 = no cap (10000) */
   size_t max_hosts;
+  /* Compressed responses (off by default; salvo_request_set_accept_encoding()
+   * for one request). On, every request sends Accept-Encoding with each
+   * encoding this libcurl decodes (curl_version_info() says which; Debian
+   * 12's libcurl sends "deflate, gzip, br, zstd"), and a response in one of
+   * them is decoded: the body, the data callback, result.body_len and
+   * max_body_size all count decoded bytes, so a small body that decodes to
+   * gigabytes ends at the cap with SALVO_EBODYLIMIT. A Content-Length, which
+   * counts the bytes sent, above max_body_size still ends the attempt at its
+   * headers. A body that does not decode, or in an encoding libcurl does not
+   * know, ends the attempt with SALVO_EPROTO. A caller's own Accept-Encoding
+   * header goes out instead of salvo's; without accept_encoding it is sent
+   * as well, but nothing is decoded: the body arrives as the server sent it,
+   * and is counted so. */
+  int accept_encoding;         /* 0 = no Accept-Encoding sent, nothing decoded; any other value
+                                  = on (0) */
 } salvo_engine_opts_t;
 
 /** Fills *opts (not NULL) with the documented defaults. Always use it before setting fields. */
@@ -722,6 +741,17 @@ typedef struct {
   size_t in_flight;            /* transfers now on the wire (handed to libcurl) */
   size_t hosts;                /* hosts the engine keeps state for now */
   uint64_t hosts_evicted;      /* idle hosts forgotten to stay within max_hosts */
+  uint64_t successes;          /* requests that ended with a response < 400 */
+  uint64_t failures;           /* requests that ended any other way (successes + failures =
+                                  completed) */
+  uint64_t bytes_received;     /* response body bytes of every attempt (retries, redirect hops
+                                  included), as the buffer or data callback took them: decoded
+                                  ones with accept_encoding; a chunk refused by max_body_size is
+                                  not counted */
+  uint64_t p50_us, p90_us, p99_us, max_us; /* time (salvo_timings_t.total_us) of every attempt
+                                  that got a response, all hosts, hosts since evicted included;
+                                  0 before the first. Bucketed as salvo_host_stats_t's: a
+                                  percentile is within 1/32 (3.125%) of the time at its rank */
 } salvo_engine_stats_t;
 
 /**
@@ -733,7 +763,8 @@ SALVO_EXTERN void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_
 /* --------------------------------------------------------------- request */
 
 /**
- * Called with response body bytes as they arrive, when set with
+ * Called with response body bytes as they arrive (decoded, when the response
+ * is: see accept_encoding), when set with
  * salvo_request_set_data_cb(); the body is then not buffered. |user_data| is
  * the one given to salvo_request_submit(). Return 0 to go on, anything else
  * to stop the request: the attempt ends with SALVO_EABORTED, which is never
@@ -826,7 +857,8 @@ typedef struct {
   const char *body;        /* the final attempt's buffered body, NUL-terminated for convenience;
                               "" if none; NULL with a data_cb or after salvo_response_take_body() */
   size_t body_len;         /* bytes of body the final attempt received (also counted with a
-                              data_cb) */
+                              data_cb): decoded bytes when the response was decoded (see
+                              accept_encoding), else as the server sent them */
   salvo_timings_t timings; /* of the final attempt */
   uint64_t elapsed_us;     /* from submit to completion */
   const char *detail;      /* libcurl's message or salvo's explanation, "" if none; never NULL */
@@ -850,8 +882,9 @@ typedef void (*salvo_done_cb)(salvo_request_t *req, const salvo_result_t *result
 /**
  * Creates a request for |method| (e.g. "GET"; any RFC 9110 token, case
  * kept) and |url| (absolute http:// or https://). Both are copied. The request
- * starts with the engine's timeouts, retry policy, max_body_size and
- * follow_redirects; the setters below change them until it is submitted.
+ * starts with the engine's timeouts, retry policy, max_body_size,
+ * follow_redirects and accept_encoding; the setters below change them until
+ * it is submitted.
  * The engine is not checked for closing here: salvo_request_submit() is.
  *
  * Returns 0 and sets *out, or one of (*out untouched):
@@ -1034,7 +1067,8 @@ SALVO_EXTERN int salvo_request_set_retry_policy(salvo_request_t *req, const salv
 
 /**
  * Overrides the engine's max_body_size for this request: the most body bytes
- * one attempt takes, buffered or streamed. Any value is accepted; 0 allows no
+ * one attempt takes, buffered or streamed (decoded bytes, when the response
+ * is decoded: see accept_encoding). Any value is accepted; 0 allows no
  * body (the first body byte ends the attempt with SALVO_EBODYLIMIT).
  * Returns 0, or SALVO_EINVAL if req is NULL or the request was already
  * submitted.
@@ -1047,6 +1081,13 @@ SALVO_EXTERN int salvo_request_set_max_body_size(salvo_request_t *req, size_t ma
  * req is NULL or the request was already submitted.
  */
 SALVO_EXTERN int salvo_request_set_follow_redirects(salvo_request_t *req, int follow);
+/**
+ * Asks for compressed responses and decodes them (any non-zero |on|) or not
+ * (0) for this request, whatever the engine's accept_encoding (see there for
+ * what is sent, decoded and counted). Returns 0, or SALVO_EINVAL if req is
+ * NULL or the request was already submitted.
+ */
+SALVO_EXTERN int salvo_request_set_accept_encoding(salvo_request_t *req, int on);
 
 /**
  * Submits the request. From a 0 return on, the engine owns |req| and calls

@@ -40,6 +40,8 @@ struct conn_s {
   int reset_after;        /* end_after_answer(): RST rather than FIN */
   unsigned drip_left;
   faultd_slot_t slot;     /* HTTP/1.1: the request's place in a /capacity pool */
+  fault_plan_t *repeat;   /* HTTP/1.1: an F_REPEAT body being sent, NULL = none */
+  uint64_t repeat_sent;   /* its bytes written so far */
 };
 
 static const char *port_names[FAULTD_PORTS] = {
@@ -446,6 +448,8 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     faultd_counters_reset(fd);
     set_body(p, "{}", 2);
     p->content_type = "application/json";
+  } else if (faultd__enc_plan(path, p)) {
+    /* /gzip, /br, /gzip-bomb, /bad-gzip: faultd_enc.c */
   } else {
     p->status = 404;
     set_body(p, "no such fault\n", 14);
@@ -493,6 +497,8 @@ void faultd__handle_closed(faultd_t *fd) {
   maybe_free(fd);
 }
 
+static void h1_repeat_free(conn_t *c);
+
 static void conn_handle_closed(uv_handle_t *h) {
   conn_t *c = h->data;
   faultd_t *fd = c->fd;
@@ -500,6 +506,7 @@ static void conn_handle_closed(uv_handle_t *h) {
     if (c->ssl)
       SSL_free(c->ssl); /* frees the BIOs too */
     faultd__h2_free(c->h2);
+    h1_repeat_free(c);
     free(c);
     fd->open_handles--;
     maybe_free(fd);
@@ -597,9 +604,12 @@ static void h1_head(conn_t *c, int status, const char *content_length, const cha
 
 static void h1_respond(conn_t *c, const fault_plan_t *p) {
   char cl[32], extra[1536] = "";
-  snprintf(cl, sizeof(cl), "%zu", p->body_len);
+  snprintf(cl, sizeof(cl), "%llu", (unsigned long long)faultd__body_size(p));
   size_t n = (size_t)snprintf(extra, sizeof(extra), "Content-Type: %s\r\nX-Test: yes\r\nX-Test: last\r\n",
                               p->content_type);
+  if (p->content_encoding != NULL)
+    n += (size_t)snprintf(extra + n, sizeof(extra) - n, "Content-Encoding: %s\r\n",
+                          p->content_encoding);
   if (p->retry_after[0])
     n += (size_t)snprintf(extra + n, sizeof(extra) - n, "Retry-After: %s\r\n", p->retry_after);
   if (p->ratelimit_reset[0] && n < sizeof(extra))
@@ -631,8 +641,8 @@ static void h1_respond(conn_t *c, const fault_plan_t *p) {
   /* A response to HEAD has no body (RFC 9110 9.3.2). Sending one left the
    * bytes in front of the next response on the connection, which the soak
    * test met as protocol_error on a later request. */
-  if (strcmp(c->req.method, "HEAD") == 0)
-    return;
+  if (strcmp(c->req.method, "HEAD") == 0 || p->kind == F_REPEAT)
+    return; /* an F_REPEAT body: h1_repeat_start() */
   if (!p->chunked) {
     faultd__conn_write(c, p->body, p->body_len);
     return;
@@ -706,6 +716,60 @@ static void end_after_answer(conn_t *c, int reset) {
   }
 }
 
+static void h1_repeat_free(conn_t *c) {
+  if (c->repeat != NULL)
+    free(c->repeat->body);
+  free(c->repeat);
+  c->repeat = NULL;
+}
+
+static void h1_repeat_more(conn_t *c);
+
+static void h1_repeat_written(uv_write_t *w, int status) {
+  conn_t *c = w->data;
+  (void)status;
+  free(w);
+  if (!c->closing)
+    h1_repeat_more(c);
+}
+
+/* Calls h1_repeat_more() once everything queued so far is written. */
+static void h1_repeat_after_writes(conn_t *c) {
+  uv_write_t *w = malloc(sizeof(*w)); /* an empty write completes after the others */
+  w->data = c;
+  uv_buf_t b = uv_buf_init(NULL, 0);
+  if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, h1_repeat_written) != 0) {
+    free(w);
+    faultd__conn_close(c, 0);
+  }
+}
+
+/* The next 64 KiB of an F_REPEAT body, once the last are written: the
+ * server holds no more of it than that, however long it is. */
+static void h1_repeat_more(conn_t *c) {
+  unsigned char buf[65536];
+  size_t n = faultd__repeat_read(c->repeat, c->repeat_sent, buf, sizeof(buf));
+  faultd__conn_write(c, buf, n);
+  c->repeat_sent += n;
+  if (c->repeat_sent < faultd__body_size(c->repeat)) {
+    h1_repeat_after_writes(c);
+    return;
+  }
+  h1_repeat_free(c);
+  c->stalled = 0; /* answered: the connection takes the next request */
+  http_parser_init(&c->parser, HTTP_REQUEST);
+}
+
+/* Takes the plan's body (the block to repeat) and sends the body from the loop. */
+static void h1_repeat_start(conn_t *c, fault_plan_t *p) {
+  c->repeat = malloc(sizeof(*c->repeat));
+  *c->repeat = *p;
+  p->body = NULL;
+  c->repeat_sent = 0;
+  c->stalled = 1; /* one request at a time: nothing else until it is sent */
+  h1_repeat_after_writes(c);
+}
+
 static void h1_execute(conn_t *c, fault_plan_t *p) {
   char cl[32];
   switch (p->kind) {
@@ -777,6 +841,11 @@ static void h1_execute(conn_t *c, fault_plan_t *p) {
     h1_head(c, 200, NULL,
             p->bytes ? "Content-Length: 5, 2\r\n" : "Content-Length: 5\r\nContent-Length: 2\r\n");
     faultd__conn_write(c, p->body, p->body_len);
+    break;
+  case F_REPEAT:
+    h1_respond(c, p); /* the head */
+    if (strcmp(c->req.method, "HEAD") != 0)
+      h1_repeat_start(c, p);
     break;
   case F_H2_RST_REFUSED:
   case F_H2_RST_INTERNAL:

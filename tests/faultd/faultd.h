@@ -23,6 +23,12 @@
  *   /bytes/N                       200, N bytes
  *   /headers                       200, the request's headers as the body
  *   /echo                          200, body "METHOD BODYLEN"
+ *   /gzip/BYTES, /br/BYTES         200, Content-Encoding gzip / br, whatever the request's
+ *                                  Accept-Encoding: BYTES (at most 256 MiB) of "abc...z" again
+ *                                  and again, compressed
+ *   /gzip-bomb/GB                  200, Content-Encoding gzip: about GB x 1 MB of gzip that decodes
+ *                                  to GB GiB of zeros (GB 1..1024), made up as it is sent
+ *   /bad-gzip                      200, Content-Encoding gzip, a body that is not gzip
  *   /fail-until/N/KEY?status=S&retry-after=V&fault=reset|close
  *                                  fails until the Nth request for KEY (status S, 503 by
  *                                  default, or the fault), then 200

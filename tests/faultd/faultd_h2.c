@@ -102,6 +102,12 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     memcpy(buf, "0123456789", 10);
     st->sent = 10;
     return 10;
+  case F_REPEAT: /* made up as it goes: nghttp2 asks as the flow-control window allows */
+    n = faultd__repeat_read(p, st->sent, buf, length);
+    st->sent += n;
+    if (st->sent == faultd__body_size(p))
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
   default:
     n = p->body_len - st->sent;
     if (n > length)
@@ -122,11 +128,11 @@ static void respond(stream_t *st, const char *content_length) {
   char status[8], cl[32];
   snprintf(status, sizeof(status), "%d", p->status);
   if (content_length == NULL) {
-    snprintf(cl, sizeof(cl), "%zu", p->body_len);
+    snprintf(cl, sizeof(cl), "%llu", (unsigned long long)faultd__body_size(p));
     content_length = cl;
   }
   char *huge = NULL;
-  nghttp2_nv nva[12];
+  nghttp2_nv nva[14];
   size_t n = 0;
   nva[n++] = (nghttp2_nv)NV(":status", status);
   if (!p->chunked)
@@ -144,6 +150,8 @@ static void respond(stream_t *st, const char *content_length) {
     nva[n++] = (nghttp2_nv)NV("x-queue-ms", p->queue_ms);
   if (p->kind == F_CL_CONFLICT)
     nva[n++] = (nghttp2_nv)NV("content-length", "2");
+  if (p->content_encoding != NULL)
+    nva[n++] = (nghttp2_nv)NV("content-encoding", p->content_encoding);
   if (p->huge_header_kb > 0) {
     huge = malloc(p->huge_header_kb * 1024 + 1);
     memset(huge, 'h', p->huge_header_kb * 1024);
@@ -249,6 +257,7 @@ static int handle(stream_t *st) {
   char cl[32];
   switch (p->kind) {
   case F_RESPOND:
+  case F_REPEAT:
     respond(st, NULL);
     break;
   case F_SLEEP:

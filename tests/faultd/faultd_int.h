@@ -31,6 +31,8 @@ typedef enum {
   F_H2_PUSH_PROMISE,       /* a PUSH_PROMISE, which the client disabled */
   F_CL_CONFLICT,           /* Content-Length 5 and 2 (two fields, or "5, 2" in one) */
   F_CAPACITY,              /* a place in a capacity pool, then 200 after ms (faultd_capacity.c) */
+  F_REPEAT,                /* 200 with repeat.head, body x repeat.count, repeat.tail: a body too
+                              long to hold, made up as it is sent (faultd_enc.c) */
 } fault_kind_t;
 
 typedef struct {
@@ -56,6 +58,12 @@ typedef struct {
     char pool[128];       /* the pool's key: ?name=, else "N/MS/Q" */
     char retry_after[64]; /* Retry-After of the 503 when the queue is full, "" = none */
   } capacity;             /* F_CAPACITY; ms is the service time */
+  const char *content_encoding; /* Content-Encoding value (static), NULL = none */
+  struct {
+    unsigned char head[16], tail[16];
+    size_t head_len, tail_len;
+    uint64_t count;       /* times body repeats between head and tail */
+  } repeat;               /* F_REPEAT */
 } fault_plan_t;
 
 /* One request as read off the wire. */
@@ -148,6 +156,16 @@ json_t *faultd__capacity_json(const faultd_t *fd);
 /* Zeroes the pools' counts; pools that hold nobody are forgotten. */
 void faultd__capacity_reset(faultd_t *fd);
 void faultd__capacity_free(faultd_t *fd);
+
+/* faultd_enc.c */
+/* Plans /gzip/BYTES, /br/BYTES, /gzip-bomb/GB and /bad-gzip into *plan;
+ * returns 0 (plan untouched) if |path| is none of them. */
+int faultd__enc_plan(const char *path, fault_plan_t *plan);
+/* The length of a plan's body: body_len, or all of an F_REPEAT body. */
+uint64_t faultd__body_size(const fault_plan_t *plan);
+/* Copies up to |cap| bytes of an F_REPEAT body from |offset| into |buf|;
+ * returns how many (0 at the end). */
+size_t faultd__repeat_read(const fault_plan_t *plan, uint64_t offset, void *buf, size_t cap);
 
 /* faultd_h2.c */
 typedef struct h2_s h2_t;

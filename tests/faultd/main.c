@@ -32,6 +32,7 @@ static const char usage[] =
     "/huge-headers/KB /bad-chunk /fail-until/N/KEY?status=S&retry-after=V\n"
     "/random/PERCENT/SEED?status=S /slow-some/PERCENT/MS/SEED /ratelimit/RATE/KEY?retry-after=V\n"
     "/capacity/N/MS?q=Q&name=NAME&retry-after=V\n"
+    "/gzip/BYTES /br/BYTES /gzip-bomb/GB /bad-gzip\n"
     "/h2/goaway-after/N /h2/rst/refused /h2/rst/internal\n"
     "/h2/stall /counters /counters/reset (see the README).\n";
 
