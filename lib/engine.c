@@ -13,14 +13,6 @@
 static void check_multi_info(salvo__lane_t *lane);
 static void maybe_finish_close(salvo_engine_t *engine);
 
-void salvo_timeouts_init(salvo_timeouts_t *t) {
-  t->connect_ms = 3100; /* 3 s of SYN retransmission, plus 100 ms */
-  t->idle_ms = 10000;
-  t->attempt_ms = 0;
-  t->deadline_ms = 30000;
-  t->queue_ms = 0;
-}
-
 void salvo_engine_opts_init(salvo_engine_opts_t *opts) {
   memset(opts, 0, sizeof(*opts));
   opts->max_in_flight = 64;
@@ -403,7 +395,8 @@ static int copy_opts(salvo_engine_t *engine, const salvo_engine_opts_t *opts) {
   engine->redirect_allow_downgrade = opts->redirect_allow_downgrade != 0;
   engine->http_version = opts->http_version;
   engine->insecure = opts->insecure_skip_verify != 0;
-  engine->timeouts = opts->timeouts;
+  salvo_timeouts_init(&engine->timeouts); /* what SALVO_TIMEOUT_INHERIT takes here */
+  salvo__timeouts_apply(&engine->timeouts, &opts->timeouts);
   engine->retry = opts->retry;
   engine->host_policy = opts->hosts;
   engine->host_event_cb = opts->host_event_cb;

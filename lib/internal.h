@@ -229,7 +229,7 @@ struct salvo_engine_s {
   char *proxy_https;        /* proxy for https:// URLs, NULL = none */
   char *no_proxy;           /* hosts that go direct, NULL = none */
   struct curl_slist *default_headers; /* validated "Name: value" lines */
-  salvo_timeouts_t timeouts;
+  salvo_timeouts_t timeouts; /* resolved: no SALVO_TIMEOUT_INHERIT, none above the max */
   salvo_retry_policy_t retry;
   uint64_t rng;             /* jitter random state (salvo__rng_next) */
   unsigned char random_pool[512]; /* uv_random() bytes for request ids and keys */

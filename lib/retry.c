@@ -221,7 +221,7 @@ static int next_wait(const salvo_retry_policy_t *p, const salvo_attempt_info_t *
   } else {
     *wait = salvo__backoff_ms(p, a->attempt, prev_wait_ms, rng);
   }
-  if (deadline_at_ms != 0 && now_ms + *wait >= deadline_at_ms) {
+  if (deadline_at_ms != 0 && salvo__add_ms(now_ms, *wait) >= deadline_at_ms) {
     out->stop = SALVO_STOP_DEADLINE;
     out->final_error = SALVO_EDEADLINE;
     snprintf(out->reason, sizeof(out->reason),

@@ -46,7 +46,9 @@
  *   salvo_host_event_t.until_ms, which is a moment on the loop's clock: a
  *   value of uv_now(loop), comparable only with uv_now() of the same loop,
  *   not a wall-clock time. salvo_host_stats_t.paused_ms is a duration: the
- *   time left of a pause.
+ *   time left of a pause. Any duration is accepted: where a moment plus a
+ *   duration would pass UINT64_MAX it stays at UINT64_MAX, which never
+ *   comes (see SALVO_TIMEOUT_MAX_MS for timeouts).
  * - HTTP versions: salvo_http_version_t (0 auto, 1 HTTP/1.1, 2 HTTP/2) is what
  *   the engine asks for. salvo_result_t.http_version is what a response used,
  *   as major * 10 + minor (10, 11 or 20; 0 if none). The two are never
@@ -203,11 +205,25 @@ typedef enum {
 } salvo_http_version_t;
 
 /*
- * Timeouts, each a duration in milliseconds; 0 switches one off, and any
- * other value is accepted. Each expiry has its own error class so a caller
- * can tell a dead server (connect) from a stalled one (idle) from a slow one
- * (attempt, deadline) from an overloaded client (queue).
+ * Timeouts, each a duration in milliseconds. 0 and SALVO_TIMEOUT_NEVER switch
+ * one off (it waits forever), and so does every value above
+ * SALVO_TIMEOUT_MAX_MS, such as (uint64_t)-1 or a negative number converted:
+ * no value expires early by wrapping around. SALVO_TIMEOUT_INHERIT keeps the
+ * value of the level above: the engine's in salvo_request_set_timeouts(),
+ * salvo_timeouts_init()'s default in salvo_engine_opts_t. Each expiry has
+ * its own error class so a caller can tell a dead server (connect) from a
+ * stalled one (idle) from a slow one (attempt, deadline) from an overloaded
+ * client (queue).
  */
+#define SALVO_TIMEOUT_NEVER UINT64_MAX
+#define SALVO_TIMEOUT_INHERIT (UINT64_MAX - 1)
+/* The longest timeout that is kept as given: 2^40 ms, about 34.8 years. Any
+ * moment of the loop's clock (milliseconds since boot) plus it stays far
+ * from wrapping, it converts to a double and to microseconds exactly, and it
+ * fits libcurl's long on 64-bit systems (on 32-bit ones the connect timeout
+ * stops at LONG_MAX ms, 24.8 days). */
+#define SALVO_TIMEOUT_MAX_MS (UINT64_C(1) << 40)
+
 typedef struct {
   uint64_t connect_ms; /* name resolution, TCP and TLS handshake, per attempt (3100) */
   uint64_t idle_ms;    /* longest gap between bytes once the request is sent (10000) */
@@ -217,8 +233,14 @@ typedef struct {
                           a retry or a redirect hop queues (0 = off) */
 } salvo_timeouts_t;
 
-/** Fills *t (not NULL) with the defaults above. */
+/** Fills *t with the defaults above; NULL does nothing. */
 SALVO_EXTERN void salvo_timeouts_init(salvo_timeouts_t *t);
+/**
+ * Fills all five fields of *t with SALVO_TIMEOUT_INHERIT, so that
+ * salvo_request_set_timeouts() changes only the fields set afterwards;
+ * NULL does nothing.
+ */
+SALVO_EXTERN void salvo_timeouts_inherit(salvo_timeouts_t *t);
 
 /* ----------------------------------------------------------------- retry */
 
@@ -873,11 +895,26 @@ SALVO_EXTERN int salvo_request_add_header_line(salvo_request_t *req, const char 
 SALVO_EXTERN int salvo_request_set_body(salvo_request_t *req, const void *body, size_t len);
 
 /**
- * Overrides the engine's timeouts for this request: all five fields, copied,
- * values not checked (0 switches one off). Returns 0, or SALVO_EINVAL if req
- * or t is NULL or the request was already submitted.
+ * Overrides the request's timeouts, the engine's until then: each field of
+ * |t| replaces the request's value, except a field holding
+ * SALVO_TIMEOUT_INHERIT, which keeps it. Start from salvo_timeouts_inherit()
+ * to change some only, or from salvo_timeouts_init() for the library's
+ * defaults (not the engine's). 0, SALVO_TIMEOUT_NEVER and any value above
+ * SALVO_TIMEOUT_MAX_MS switch one off. A later call applies on top.
+ *
+ * Returns 0 or one of (the request unchanged):
+ *   SALVO_EINVAL  req or t is NULL, or the request was already submitted.
  */
 SALVO_EXTERN int salvo_request_set_timeouts(salvo_request_t *req, const salvo_timeouts_t *t);
+/**
+ * Sets only the request's deadline (salvo_timeouts_t.deadline_ms), as
+ * salvo_request_set_timeouts() would: 0, SALVO_TIMEOUT_NEVER or above
+ * SALVO_TIMEOUT_MAX_MS is none, SALVO_TIMEOUT_INHERIT changes nothing.
+ *
+ * Returns 0 or one of (the request unchanged):
+ *   SALVO_EINVAL  req is NULL, or the request was already submitted.
+ */
+SALVO_EXTERN int salvo_request_set_deadline(salvo_request_t *req, uint64_t deadline_ms);
 
 /**
  * Streams the response body to |cb| instead of buffering it (see
