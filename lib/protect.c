@@ -9,6 +9,8 @@
 #include "pure.h"
 
 void salvo_host_policy_init(salvo_host_policy_t *p) {
+  if (p == NULL)
+    return;
   memset(p, 0, sizeof(*p));
   p->decrease = 0.5;
   p->increase = 1.0;

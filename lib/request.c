@@ -22,6 +22,8 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
                       salvo_request_t **out) {
   if (engine == NULL || out == NULL || !salvo__valid_method(method))
     return SALVO_EINVAL;
+  if (!salvo__engine_live(engine) || engine->closing)
+    return SALVO_ECLOSING;
   int is_https = 0;
   CURLU *curlu = NULL;
   int rc = salvo__parse_url(url, &is_https, &curlu);
@@ -164,9 +166,9 @@ void salvo_request_free(salvo_request_t *req) {
   free_request(req);
 }
 
-salvo_engine_t *salvo_request_engine(const salvo_request_t *req) { return req->engine; }
-const char *salvo_request_method(const salvo_request_t *req) { return req->method; }
-const char *salvo_request_url(const salvo_request_t *req) { return req->url; }
+salvo_engine_t *salvo_request_engine(const salvo_request_t *req) { return req ? req->engine : NULL; }
+const char *salvo_request_method(const salvo_request_t *req) { return req ? req->method : NULL; }
+const char *salvo_request_url(const salvo_request_t *req) { return req ? req->url : NULL; }
 
 /* ------------------------------------------------------------ state */
 
@@ -374,7 +376,7 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
   if (req == NULL || done_cb == NULL || req->state != SALVO__NEW)
     return SALVO_EINVAL;
   salvo_engine_t *engine = req->engine;
-  if (engine->closing)
+  if (!salvo__engine_live(engine) || engine->closing)
     return SALVO_ECLOSING;
   if (engine->http_version == SALVO_HTTP_2 && !req->is_https && !engine->h2c_supported)
     return SALVO_ENOTSUP;

@@ -7,6 +7,8 @@
 #include "pure.h"
 
 void salvo_retry_policy_init(salvo_retry_policy_t *p) {
+  if (p == NULL)
+    return;
   memset(p, 0, sizeof(*p));
   p->max_attempts = 4;
   p->backoff_base_ms = 250;
