@@ -156,12 +156,22 @@ static void tick(uv_timer_t *t) {
   finish_if_done(w);
 }
 
+/* salvo's own messages (a warning about an insecure setting, ...): on stderr. */
+static void log_to_stderr(salvo_engine_t *engine, salvo_log_level_t level, const char *message,
+                          void *user_data) {
+  (void)engine;
+  (void)user_data;
+  static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+  fprintf(stderr, "salvo: %s: %s\n", (unsigned)level < 4 ? names[level] : "LOG", message);
+}
+
 static void worker_run(void *arg) {
   worker_t *w = arg;
   uv_loop_init(&w->loop);
   hist_init(&w->hist);
   salvo_engine_opts_t o = opts;
   o.max_in_flight = (size_t)w->concurrency;
+  o.log_cb = log_to_stderr;
   if (salvo_engine_new(&w->loop, &o, &w->engine) != 0) {
     fprintf(stderr, "salvo-bench: cannot start an engine\n");
     exit(2);

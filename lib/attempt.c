@@ -2,6 +2,7 @@
  * timers (idle and attempt timeout) and the classification of its outcome. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,10 +141,11 @@ static void slot_timer_cb(uv_timer_t *timer) {
   int reason = 0;
   if (req->deadline_at_ms && now >= req->deadline_at_ms)
     reason = SALVO_EDEADLINE;
-  else if (req->timeouts.attempt_ms && now >= slot->started_ms + req->timeouts.attempt_ms)
+  else if (req->timeouts.attempt_ms &&
+           now >= salvo__add_ms(slot->started_ms, req->timeouts.attempt_ms))
     reason = SALVO_EATTEMPT;
   else if (slot->sent && req->timeouts.idle_ms &&
-           now >= slot->last_activity_ms + req->timeouts.idle_ms)
+           now >= salvo__add_ms(slot->last_activity_ms, req->timeouts.idle_ms))
     reason = SALVO_EIDLE;
   if (reason == 0) {
     salvo__attempt_arm_timer(slot); /* activity moved the idle expiry on */
@@ -166,15 +168,16 @@ void salvo__attempt_arm_timer(salvo__slot_t *slot) {
   uint64_t due = req->deadline_at_ms; /* the request's deadline, watched here while it runs */
   if (req->hedge.at_ms != 0 && slot == req->slot && (due == 0 || req->hedge.at_ms < due))
     due = req->hedge.at_ms;
-  if (req->timeouts.attempt_ms && (due == 0 || slot->started_ms + req->timeouts.attempt_ms < due))
-    due = slot->started_ms + req->timeouts.attempt_ms;
+  uint64_t attempt_due = salvo__add_ms(slot->started_ms, req->timeouts.attempt_ms);
+  if (req->timeouts.attempt_ms && (due == 0 || attempt_due < due))
+    due = attempt_due;
   uint64_t now = uv_now(slot->engine->loop);
   if (req->timeouts.idle_ms) {
     /* The idle clock runs once the request is sent. Before that, the
      * attempt's start stands in for the last activity: the expiry is then
      * early, never late, and sending does not have to move the timer (one
      * uv_timer_start per attempt). An early firing re-checks and re-arms. */
-    uint64_t idle_due = slot->last_activity_ms + req->timeouts.idle_ms;
+    uint64_t idle_due = salvo__add_ms(slot->last_activity_ms, req->timeouts.idle_ms);
     if ((slot->sent || idle_due > now) && (due == 0 || idle_due < due))
       due = idle_due;
   }
@@ -453,6 +456,15 @@ static void begin(salvo__slot_t *slot, salvo_request_t *req, unsigned attempt_no
   slot->started_ns = uv_hrtime();
 }
 
+/* CURLOPT_CONNECTTIMEOUT_MS for a kept connect timeout (0 = off). libcurl
+ * reads 0 as its default of 300 s, so off is the longest salvo keeps; a
+ * 32-bit long stops at LONG_MAX. */
+static long connect_timeout(uint64_t ms) {
+  if (ms == 0)
+    ms = SALVO_TIMEOUT_MAX_MS;
+  return ms < (uint64_t)LONG_MAX ? (long)ms : LONG_MAX;
+}
+
 /* Where the request goes and how: its URL, TLS sessions, proxy, connection
  * and protocol. */
 static int set_route(salvo__slot_t *slot, const salvo_request_t *req) {
@@ -474,7 +486,7 @@ static int set_route(salvo__slot_t *slot, const salvo_request_t *req) {
   /* The URL salvo_request_new() parsed: libcurl copies it rather than
    * parsing the string again (~5k instructions per request). */
   SETOPT(CURLOPT_CURLU, req->curlu);
-  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)req->timeouts.connect_ms);
+  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_timeout(req->timeouts.connect_ms));
   const char *proxy = req->is_https ? engine->proxy_https : engine->proxy_http;
   if (proxy != NULL && engine->no_proxy != NULL && goes_direct(engine, req))
     proxy = NULL;

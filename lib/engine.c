@@ -2,6 +2,8 @@
  * lane) through libcurl's socket and timer callbacks, the pattern of curl's
  * docs/examples/multi-uv.c, with the pitfalls of libcurl 7.88 and libuv
  * handled where they are met. Owns salvo_engine_t and its lanes. */
+#include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +15,9 @@
 static void check_multi_info(salvo__lane_t *lane);
 static void maybe_finish_close(salvo_engine_t *engine);
 
-void salvo_timeouts_init(salvo_timeouts_t *t) {
-  t->connect_ms = 3100; /* 3 s of SYN retransmission, plus 100 ms */
-  t->idle_ms = 10000;
-  t->attempt_ms = 0;
-  t->deadline_ms = 30000;
-  t->queue_ms = 0;
-}
-
 void salvo_engine_opts_init(salvo_engine_opts_t *opts) {
+  if (opts == NULL)
+    return;
   memset(opts, 0, sizeof(*opts));
   opts->max_in_flight = 64;
   opts->max_connections = 0;
@@ -71,6 +67,54 @@ void salvo__uuid4(salvo_engine_t *engine, char out[37]) {
     *o++ = hex[b[i] & 15];
   }
   *o = '\0';
+}
+
+/* ------------------------------------------------------------ log */
+
+const char *salvo_log_level_name(salvo_log_level_t level) {
+  switch (level) {
+  case SALVO_LOG_ERROR:
+    return "error";
+  case SALVO_LOG_WARN:
+    return "warn";
+  case SALVO_LOG_INFO:
+    return "info";
+  case SALVO_LOG_DEBUG:
+    return "debug";
+  }
+  return "unknown";
+}
+
+/* |shown| is the engine the callback is told of: NULL while salvo_engine_new()
+ * runs (salvo.h, salvo_log_cb). */
+static void log_v(const salvo_engine_t *engine, salvo_engine_t *shown, salvo_log_level_t level,
+                  const char *fmt, va_list ap) {
+  if (engine->log_cb == NULL)
+    return; /* never stderr: the caller decides where messages go */
+  char message[512];
+  vsnprintf(message, sizeof(message), fmt, ap);
+  engine->log_cb(shown, level, message, engine->log_data);
+}
+
+void salvo__log(salvo_engine_t *engine, salvo_log_level_t level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  log_v(engine, engine, level, fmt, ap);
+  va_end(ap);
+}
+
+/* A message of salvo_engine_new(): the caller has no engine yet. */
+static void __attribute__((format(printf, 3, 4)))
+log_new(const salvo_engine_t *engine, salvo_log_level_t level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  log_v(engine, NULL, level, fmt, ap);
+  va_end(ap);
+}
+
+int salvo__engine_live(const salvo_engine_t *engine) {
+  assert(engine->magic == SALVO__ENGINE_LIVE && "salvo: an engine used after its close completed");
+  return engine->magic == SALVO__ENGINE_LIVE;
 }
 
 /* ------------------------------------------------------------ glue */
@@ -311,6 +355,7 @@ void salvo__engine_schedule(salvo_engine_t *engine) {
 /* ------------------------------------------------------------ life */
 
 static void engine_free(salvo_engine_t *engine) {
+  engine->magic = SALVO__ENGINE_DEAD;
   for (int i = 0; i < SALVO__LANES; i++)
     salvo__fair_free(&engine->lanes[i].ready);
   salvo__conns_free(&engine->conns);
@@ -404,8 +449,11 @@ static int copy_opts(salvo_engine_t *engine, const salvo_engine_opts_t *opts) {
   engine->accept_encoding = opts->accept_encoding != 0;
   engine->http_version = opts->http_version;
   engine->insecure = opts->insecure_skip_verify != 0;
-  engine->timeouts = opts->timeouts;
+  salvo_timeouts_init(&engine->timeouts); /* what SALVO_TIMEOUT_INHERIT takes here */
+  salvo__timeouts_apply(&engine->timeouts, &opts->timeouts);
   engine->retry = opts->retry;
+  engine->log_cb = opts->log_cb;
+  engine->log_data = opts->log_data;
   engine->host_policy = opts->hosts;
   engine->host_event_cb = opts->host_event_cb;
   engine->host_event_data = opts->host_event_data;
@@ -530,12 +578,13 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
     uv_timer_init(loop, &engine->lanes[i].timer);
   uv_idle_init(loop, &engine->deferred);
   engine->live_handles = SALVO__LANES + 1;
+  engine->magic = SALVO__ENGINE_LIVE;
   if (engine->insecure)
-    fprintf(stderr, "salvo: WARNING: TLS certificate verification is DISABLED for this engine; "
-                    "any server can impersonate any host\n");
+    log_new(engine, SALVO_LOG_WARN, "TLS certificate verification is DISABLED for this engine; "
+                                    "any server can impersonate any host");
   if (env("SSLKEYLOGFILE", NULL) != NULL) /* libcurl's OpenSSL backend honours it */
-    fprintf(stderr, "salvo: WARNING: SSLKEYLOGFILE is set: libcurl writes the TLS secrets of "
-                    "every connection to that file\n");
+    log_new(engine, SALVO_LOG_WARN, "SSLKEYLOGFILE is set: libcurl writes the TLS secrets of "
+                                    "every connection to that file");
   *out = engine;
   return 0;
 
@@ -549,6 +598,7 @@ fail:
 void salvo__engine_handle_closed(salvo_engine_t *engine) {
   engine->live_handles--;
   if (engine->teardown_done && engine->live_handles == 0) {
+    engine->magic = SALVO__ENGINE_DEAD; /* from here on it must not be used (salvo.h) */
     salvo_engine_close_cb cb = engine->close_cb;
     void *data = engine->close_data;
     if (cb != NULL)
@@ -603,7 +653,7 @@ static void maybe_finish_close(salvo_engine_t *engine) {
 }
 
 void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb, void *user_data) {
-  if (engine == NULL || engine->closing)
+  if (engine == NULL || !salvo__engine_live(engine) || engine->closing)
     return;
   engine->closing = 1;
   engine->close_cb = close_cb;
@@ -614,6 +664,12 @@ void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb, 
 }
 
 void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stats) {
+  if (stats == NULL)
+    return;
+  if (engine == NULL || !salvo__engine_live(engine)) {
+    memset(stats, 0, sizeof(*stats));
+    return;
+  }
   *stats = engine->stats;
   stats->queued = salvo__hosts_queued(engine);
   stats->waiting = 0;
@@ -625,4 +681,18 @@ void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stat
   stats->p90_us = salvo__lat_pct(&engine->latency, 0.90);
   stats->p99_us = salvo__lat_pct(&engine->latency, 0.99);
   stats->max_us = engine->latency.max;
+}
+
+int salvo_engine_get_timeouts(const salvo_engine_t *engine, salvo_timeouts_t *out) {
+  if (engine == NULL || out == NULL || !salvo__engine_live(engine))
+    return SALVO_EINVAL;
+  *out = engine->timeouts;
+  return 0;
+}
+
+int salvo_engine_get_retry_policy(const salvo_engine_t *engine, salvo_retry_policy_t *out) {
+  if (engine == NULL || out == NULL || !salvo__engine_live(engine))
+    return SALVO_EINVAL;
+  *out = engine->retry;
+  return 0;
 }

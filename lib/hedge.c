@@ -15,7 +15,7 @@ void salvo__hedge_plan(salvo_request_t *req, const salvo__slot_t *slot) {
                                                      in memory, one hedge per request */
     uint64_t delay = salvo__host_hedge_delay(req->host);
     if (delay != 0)
-      req->hedge.at_ms = slot->started_ms + delay;
+      req->hedge.at_ms = salvo__add_ms(slot->started_ms, delay);
   }
 }
 

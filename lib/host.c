@@ -345,7 +345,8 @@ int salvo__host_admit(salvo__host_t *host, uint64_t now, uint64_t deadline_at, u
   if (wait > 0) {
     if (admit == SALVO__ADMIT_PROBE)
       salvo__breaker_release(&host->breaker, 1); /* the probe goes later */
-    if ((deadline_at != 0 && now + wait >= deadline_at) || (queue_at != 0 && now + wait >= queue_at))
+    uint64_t until = salvo__add_ms(now, wait);
+    if ((deadline_at != 0 && until >= deadline_at) || (queue_at != 0 && until >= queue_at))
       return SALVO__NO_RATE;
     block(host, wait);
     return SALVO__HOLD;
@@ -391,7 +392,7 @@ CURLSH *salvo__host_share(salvo__host_t *host) {
 static void block(salvo__host_t *host, uint64_t wait_ms) {
   salvo_engine_t *engine = host->timer.data;
   unready(host);
-  host->blocked_until_ms = uv_now(engine->loop) + wait_ms;
+  host->blocked_until_ms = salvo__add_ms(uv_now(engine->loop), wait_ms);
   uv_timer_start(&host->timer, host_timer_cb, wait_ms, 0);
 }
 
@@ -581,7 +582,7 @@ static void rate_and_pause(salvo__host_t *host, const salvo__attempt_end_t *end,
   if (!p->pause_on_retry_after || (status != 429 && status != 503) || end->pause_ms <= 0)
     return;
   uint64_t wait = (uint64_t)end->pause_ms < p->max_pause_ms ? (uint64_t)end->pause_ms : p->max_pause_ms;
-  if (salvo__bucket_pause(&host->bucket, now + wait))
+  if (salvo__bucket_pause(&host->bucket, salvo__add_ms(now, wait)))
     salvo__host_event(engine, host, SALVO_HOST_PAUSED);
 }
 
@@ -602,11 +603,11 @@ int salvo__host_after_attempt(salvo__host_t *host, const salvo__attempt_end_t *e
 }
 
 size_t salvo_engine_host_count(const salvo_engine_t *engine) {
-  return engine != NULL ? engine->nhosts : 0;
+  return engine != NULL && salvo__engine_live(engine) ? engine->nhosts : 0;
 }
 
 int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i, salvo_host_stats_t *out) {
-  if (engine == NULL || out == NULL || i >= engine->nhosts)
+  if (engine == NULL || out == NULL || !salvo__engine_live(engine) || i >= engine->nhosts)
     return SALVO_EINVAL;
   const salvo__host_t *h = engine->hosts[i];
   uint64_t now = uv_now(engine->loop);
@@ -652,7 +653,7 @@ uint64_t salvo__host_hedge_delay(const salvo__host_t *host) {
 int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
                                  const salvo_host_policy_t *policy) {
   int is_https = 0;
-  if (engine == NULL || policy == NULL || engine->closing ||
+  if (engine == NULL || policy == NULL || !salvo__engine_live(engine) || engine->closing ||
       salvo__host_policy_check(policy) != 0 || salvo__parse_url(origin, &is_https, NULL) != 0)
     return SALVO_EINVAL;
   salvo__host_t *h = salvo__host_get(engine, origin, is_https);

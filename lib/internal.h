@@ -192,6 +192,8 @@ struct salvo_engine_s {
   unsigned live_handles;    /* uv handles of the engine and its requests not yet closed */
   salvo_engine_close_cb close_cb;
   void *close_data;
+  uint32_t magic;           /* SALVO__ENGINE_LIVE until its close completes (salvo__engine_live);
+                               not first in the struct, where free() writes its own links */
 
   int lane_turn;            /* the lane whose host wins a tie for the next slot */
   long max_streams;
@@ -234,8 +236,10 @@ struct salvo_engine_s {
   char *proxy_https;        /* proxy for https:// URLs, NULL = none */
   char *no_proxy;           /* hosts that go direct, NULL = none */
   struct curl_slist *default_headers; /* validated "Name: value" lines */
-  salvo_timeouts_t timeouts;
+  salvo_timeouts_t timeouts; /* resolved: no SALVO_TIMEOUT_INHERIT, none above the max */
   salvo_retry_policy_t retry;
+  salvo_log_cb log_cb;      /* NULL = messages dropped */
+  void *log_data;
   uint64_t rng;             /* jitter random state (salvo__rng_next) */
   unsigned char random_pool[512]; /* uv_random() bytes for request ids and keys */
   size_t random_left;
@@ -368,6 +372,15 @@ typedef struct {
 
 /* ------------------------------------------------------------ engine.c */
 
+#define SALVO__ENGINE_LIVE UINT32_C(0x5a1f0e11)
+#define SALVO__ENGINE_DEAD UINT32_C(0xdead0e11)
+/* 1 if |engine|'s close has not completed, else 0; builds without NDEBUG
+ * abort instead (salvo.h, "Lifetimes"). Public functions that take an
+ * engine check it first: one compare. */
+int salvo__engine_live(const salvo_engine_t *engine);
+/* Hands a message to the engine's log callback (salvo_log_cb), if any. */
+void salvo__log(salvo_engine_t *engine, salvo_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void salvo__engine_pump(salvo_engine_t *engine);
 void salvo__engine_schedule(salvo_engine_t *engine);
 /* libcurl's CURLMOPT_TIMERFUNCTION for a lane (|userp|): -1 stops the lane's

@@ -9,6 +9,8 @@
 #include "pure.h"
 
 void salvo_host_policy_init(salvo_host_policy_t *p) {
+  if (p == NULL)
+    return;
   memset(p, 0, sizeof(*p));
   p->decrease = 0.5;
   p->increase = 1.0;
@@ -83,7 +85,8 @@ uint64_t salvo__bucket_wait(salvo__bucket_t *b, uint64_t now) {
   refill(b, now);
   if (b->tokens >= 1.0)
     return 0;
-  uint64_t ms = (uint64_t)ceil((1.0 - b->tokens) * 1000.0 / b->rate);
+  /* a rate of 1e-300 is valid: the wait then does not fit, and stays "never" */
+  uint64_t ms = salvo__ms_from_double(ceil((1.0 - b->tokens) * 1000.0 / b->rate));
   return ms > 0 ? ms : 1;
 }
 
@@ -210,7 +213,7 @@ static void open_circuit(salvo__breaker_t *br, uint64_t now, uint64_t *rng) {
   /* +/-20% so that many clients do not come back at the same moment. */
   double jitter = 0.8 + 0.4 * (double)(salvo__rng_next(rng) >> 11) / 9007199254740992.0;
   br->state = SALVO_CIRCUIT_OPEN;
-  br->open_until_ms = now + (uint64_t)((double)br->break_ms * jitter);
+  br->open_until_ms = salvo__add_ms(now, salvo__ms_from_double((double)br->break_ms * jitter));
   br->probe_out = 0;
 }
 
@@ -226,7 +229,7 @@ int salvo__breaker_record(salvo__breaker_t *br, const salvo_host_policy_t *p, ui
   if (br->state == SALVO_CIRCUIT_HALF_OPEN && probe) {
     br->probe_out = 0;
     if (failure) {
-      uint64_t next = br->break_ms * 2;
+      uint64_t next = salvo__add_ms(br->break_ms, br->break_ms);
       br->break_ms = next < p->breaker_max_break_ms ? next : p->breaker_max_break_ms;
       open_circuit(br, now, rng);
       return SALVO_HOST_CIRCUIT_OPENED;

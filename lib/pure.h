@@ -1,8 +1,9 @@
 /* The pure decisions of lib/: no I/O, no loop, no clock of their own (the
- * time is an argument). protect.c, retry.c, retry_after.c, validate.c and
- * redirect.c include only this header, and are unit-tested and fuzzed
- * without a loop: they need libcurl (its URL parser) but never libuv, whose
- * header comes in only because salvo.h's types use it. Not installed. */
+ * time is an argument). protect.c, retry.c, retry_after.c, validate.c,
+ * redirect.c and timeouts.c include only this header, and are unit-tested
+ * and fuzzed without a loop: they need libcurl (its URL parser) but never
+ * libuv, whose header comes in only because salvo.h's types use it. Not
+ * installed. */
 #ifndef SALVO_PURE_H
 #define SALVO_PURE_H
 
@@ -13,6 +14,35 @@
 
 #include "list.h"
 #include "salvo/salvo.h"
+
+/* ------------------------------------------------------ time arithmetic */
+
+/* |a| + |b| where either may be any uint64_t: UINT64_MAX (never) where the
+ * sum would wrap. Every moment plus a duration goes through it: a caller
+ * may give any duration (salvo.h, "Time"). */
+static inline uint64_t salvo__add_ms(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* A duration computed in double as uint64_t: 0 for NaN or <= 0, UINT64_MAX
+ * where it would not fit (converting such a double is undefined in C). */
+static inline uint64_t salvo__ms_from_double(double ms) {
+  if (!(ms > 0))
+    return 0;
+  return ms < 18446744073709551616.0 ? (uint64_t)ms : UINT64_MAX;
+}
+
+/* A timeout as salvo keeps it: 0 (off) for 0, SALVO_TIMEOUT_NEVER and any
+ * value above SALVO_TIMEOUT_MAX_MS, else the value. SALVO_TIMEOUT_INHERIT is
+ * the caller's to resolve first. */
+static inline uint64_t salvo__timeout_value(uint64_t ms) {
+  return ms > SALVO_TIMEOUT_MAX_MS ? 0 : ms;
+}
+
+/* timeouts.c: applies |given| over |*kept|, field by field, as
+ * salvo_request_set_timeouts() says: SALVO_TIMEOUT_INHERIT keeps *kept,
+ * anything else becomes salvo__timeout_value() of it. */
+void salvo__timeouts_apply(salvo_timeouts_t *kept, const salvo_timeouts_t *given);
 
 /* ------------------------------------------------------ protect.c */
 

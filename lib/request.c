@@ -27,6 +27,8 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
                       salvo_request_t **out) {
   if (engine == NULL || out == NULL || !salvo__valid_method(method))
     return SALVO_EINVAL;
+  if (!salvo__engine_live(engine) || engine->closing)
+    return SALVO_ECLOSING;
   int is_https = 0;
   CURLU *curlu = NULL;
   int rc = salvo__parse_url(url, &is_https, &curlu);
@@ -201,7 +203,17 @@ void *salvo_request_data(const salvo_request_t *req) { return req != NULL ? req-
 int salvo_request_set_timeouts(salvo_request_t *req, const salvo_timeouts_t *t) {
   if (req == NULL || t == NULL || req->state != SALVO__NEW)
     return SALVO_EINVAL;
-  req->timeouts = *t;
+  salvo__timeouts_apply(&req->timeouts, t);
+  return 0;
+}
+
+int salvo_request_set_deadline(salvo_request_t *req, uint64_t deadline_ms) {
+  if (req == NULL || req->state != SALVO__NEW)
+    return SALVO_EINVAL;
+  salvo_timeouts_t t;
+  salvo_timeouts_inherit(&t);
+  t.deadline_ms = deadline_ms;
+  salvo__timeouts_apply(&req->timeouts, &t);
   return 0;
 }
 
@@ -269,9 +281,9 @@ void salvo_request_free(salvo_request_t *req) {
   free_request(req);
 }
 
-salvo_engine_t *salvo_request_engine(const salvo_request_t *req) { return req->engine; }
-const char *salvo_request_method(const salvo_request_t *req) { return req->method; }
-const char *salvo_request_url(const salvo_request_t *req) { return req->url; }
+salvo_engine_t *salvo_request_engine(const salvo_request_t *req) { return req ? req->engine : NULL; }
+const char *salvo_request_method(const salvo_request_t *req) { return req ? req->method : NULL; }
+const char *salvo_request_url(const salvo_request_t *req) { return req ? req->url : NULL; }
 
 /* ------------------------------------------------------------ state */
 
@@ -344,7 +356,7 @@ static void enqueue(salvo_request_t *req, int front) {
  * hop, a backoff over): it may wait there, so its queue timeout runs from now. */
 static void requeue(salvo_request_t *req, uint64_t now) {
   enqueue(req, 1);
-  req->queue_at_ms = req->timeouts.queue_ms ? now + req->timeouts.queue_ms : 0;
+  req->queue_at_ms = req->timeouts.queue_ms ? salvo__add_ms(now, req->timeouts.queue_ms) : 0;
   arm_request_timer(req);
 }
 
@@ -479,7 +491,7 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
   if (req == NULL || done_cb == NULL || req->state != SALVO__NEW)
     return SALVO_EINVAL;
   salvo_engine_t *engine = req->engine;
-  if (engine->closing)
+  if (!salvo__engine_live(engine) || engine->closing)
     return SALVO_ECLOSING;
   if (engine->http_version == SALVO_HTTP_2 && !req->is_https && !engine->h2c_supported)
     return SALVO_ENOTSUP;
@@ -495,8 +507,8 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
   uv_update_time(engine->loop);
   uint64_t now = uv_now(engine->loop);
   req->submit_ns = uv_hrtime();
-  req->deadline_at_ms = req->timeouts.deadline_ms ? now + req->timeouts.deadline_ms : 0;
-  req->queue_at_ms = req->timeouts.queue_ms ? now + req->timeouts.queue_ms : 0;
+  req->deadline_at_ms = req->timeouts.deadline_ms ? salvo__add_ms(now, req->timeouts.deadline_ms) : 0;
+  req->queue_at_ms = req->timeouts.queue_ms ? salvo__add_ms(now, req->timeouts.queue_ms) : 0;
   /* Deadline, queue timeout and backoff share one timer, made when the
    * request is first seen waiting (salvo__request_arm_queued). */
   if (req->deadline_at_ms != 0 || req->queue_at_ms != 0)
@@ -807,7 +819,7 @@ static void policy_decision(salvo_request_t *req, const salvo_attempt_info_t *in
     d->final_error = info->error;
     snprintf(d->reason, sizeof(d->reason), "stopped by the decision callback");
   } else if (said == SALVO_DECIDE_RETRY && (d->decision == SALVO_DECIDE_STOP || wait != d->wait_ms)) {
-    if (req->deadline_at_ms != 0 && now + wait >= req->deadline_at_ms) {
+    if (req->deadline_at_ms != 0 && salvo__add_ms(now, wait) >= req->deadline_at_ms) {
       d->decision = SALVO_DECIDE_STOP;
       d->stop = SALVO_STOP_DEADLINE;
       d->final_error = SALVO_EDEADLINE;
@@ -843,7 +855,7 @@ static void enter_waiting(salvo_request_t *req, uint64_t wait_ms, uint64_t now) 
   release_attempt(req);
   salvo__list_push_back(&req->engine->waiting, &req->node);
   set_state(req, SALVO__WAITING);
-  req->retry_at_ms = now + wait_ms;
+  req->retry_at_ms = salvo__add_ms(now, wait_ms); /* a callback's or Retry-After's wait: any */
   req->last_wait_ms = wait_ms;
   req->engine->stats.retries++;
   arm_request_timer(req);

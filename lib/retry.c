@@ -7,6 +7,8 @@
 #include "pure.h"
 
 void salvo_retry_policy_init(salvo_retry_policy_t *p) {
+  if (p == NULL)
+    return;
   memset(p, 0, sizeof(*p));
   p->max_attempts = 4;
   p->backoff_base_ms = 250;
@@ -221,7 +223,7 @@ static int next_wait(const salvo_retry_policy_t *p, const salvo_attempt_info_t *
   } else {
     *wait = salvo__backoff_ms(p, a->attempt, prev_wait_ms, rng);
   }
-  if (deadline_at_ms != 0 && now_ms + *wait >= deadline_at_ms) {
+  if (deadline_at_ms != 0 && salvo__add_ms(now_ms, *wait) >= deadline_at_ms) {
     out->stop = SALVO_STOP_DEADLINE;
     out->final_error = SALVO_EDEADLINE;
     snprintf(out->reason, sizeof(out->reason),

@@ -98,12 +98,18 @@ int salvo__parse_url(const char *url, int *is_https, CURLU **out) {
   if (url == NULL || *url == '\0' || strnlen(url, SALVO_MAX_URL_SIZE + 1) > SALVO_MAX_URL_SIZE)
     return SALVO_EINVAL;
   /* The scheme by hand (no allocation), the rest by libcurl's parser, which
-   * also refuses a missing host. No CURLU_GUESS_SCHEME: a URL must say what it is. */
+   * refuses an empty host ("http://:80/", "http://user@/", "http://[]/";
+   * tests/unit/test_validate.c holds the shapes). No CURLU_GUESS_SCHEME: a
+   * URL must say what it is. */
   if (strncasecmp(url, "https://", 8) == 0)
     *is_https = 1;
   else if (strncasecmp(url, "http://", 7) == 0)
     *is_https = 0;
   else
+    return SALVO_EINVAL;
+  /* But for an empty authority: libcurl 7.88 reads "http:///ok" as the
+   * host "ok", and would resolve that through DNS. */
+  if (url[*is_https ? 8 : 7] == '/')
     return SALVO_EINVAL;
   CURLU *u = curl_url();
   if (u == NULL)

@@ -29,6 +29,15 @@ static uint64_t interval_ms = 5000;
 static unsigned in_flight, round_no;
 static int stopping;
 
+/* salvo's own messages (a warning about an insecure setting, ...): on stderr. */
+static void log_to_stderr(salvo_engine_t *engine, salvo_log_level_t level, const char *message,
+                          void *user_data) {
+  (void)engine;
+  (void)user_data;
+  static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+  fprintf(stderr, "salvo: %s: %s\n", (unsigned)level < 4 ? names[level] : "LOG", message);
+}
+
 static void on_result(salvo_request_t *req, const salvo_result_t *r, void *ud) {
   (void)ud;
   in_flight--;
@@ -96,6 +105,7 @@ int main(int argc, char **argv) {
                                            {NULL, 0, NULL, 0}};
   salvo_engine_opts_t opts;
   salvo_engine_opts_init(&opts);
+  opts.log_cb = log_to_stderr;
   opts.timeouts.deadline_ms = 4000;
   opts.hosts.breaker = 1; /* a daemon polling forever should not hammer a dead endpoint */
   int o;

@@ -189,6 +189,15 @@ static json_t *text_json(const char *text) {
   return j != NULL ? j : json_string("(not shown)");
 }
 
+/* salvo's own messages (a warning about an insecure setting, ...): on stderr. */
+static void log_to_stderr(salvo_engine_t *engine, salvo_log_level_t level, const char *message,
+                          void *user_data) {
+  (void)engine;
+  (void)user_data;
+  static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+  fprintf(stderr, "salvo: %s: %s\n", (unsigned)level < 4 ? names[level] : "LOG", message);
+}
+
 /* One line on stderr; |text| may come from the input: escaped, URLs redacted. */
 static void warn(const char *prefix, const char *text) {
   char *redacted = fetch_redact_text(text);
@@ -1073,6 +1082,7 @@ int main(int argc, char **argv) {
       {"max-buffered-bytes", required_argument, NULL, O_MAX_BUFFERED},
       {NULL, 0, NULL, 0}};
   salvo_engine_opts_init(&g.opts);
+  g.opts.log_cb = log_to_stderr;
   g.opts.proxy_from_env = 1; /* a command-line tool follows curl: http_proxy, HTTPS_PROXY, ... */
   hist_init(&g.latency);
   g.headers = json_object();

@@ -11,9 +11,10 @@
  * loop runs). salvo keeps no global state of its own, so for more cores run
  * one loop and one engine per thread. The functions that take neither (the
  * *_init functions, salvo_strerror(), salvo_err_name(), salvo_version(),
- * salvo_stop_reason_name(), salvo_circuit_name(), salvo_header_reserved())
- * may be called from any thread. salvo_engine_new() calls libcurl's
- * curl_global_init(): see there before creating engines on several threads.
+ * salvo_stop_reason_name(), salvo_circuit_name(), salvo_header_reserved(),
+ * salvo_log_level_name()) may be called from any thread. salvo_engine_new()
+ * calls libcurl's curl_global_init(): see there before creating engines on
+ * several threads.
  *
  * Calls allowed from inside salvo callbacks (done_cb, data_cb, decide_cb,
  * attempt_event_cb, host_event_cb): every call of this header, including
@@ -22,16 +23,28 @@
  * cannot run inside libcurl's own callbacks (data_cb runs inside libcurl's
  * write callback), so a cancel or a close takes effect from the loop, after
  * the callback returns. No function of this header calls a callback before
- * returning: callbacks run only from the loop.
+ * returning: callbacks run only from the loop. The one exception is the log
+ * callback (salvo_log_cb), which salvo_engine_new() may call, with a NULL
+ * engine, before it returns.
+ *
+ * Lifetimes: an engine lives from salvo_engine_new() until its close
+ * completes (salvo_engine_close()): after its close_cb returns it is freed,
+ * and passing it, or a request made on it, to any function but
+ * salvo_request_free() is undefined. From salvo_engine_close() on,
+ * salvo_request_new() and salvo_request_submit() return SALVO_ECLOSING.
+ * Builds without NDEBUG abort (assert) where they see an engine whose close
+ * has completed, which they do as long as its memory was not reused.
  *
  * Conventions:
  * - A function that returns int returns 0 on success or a negative
  *   salvo_error_t. If it fails, its outputs and the object it was given are
  *   left untouched, unless its comment says otherwise.
- * - NULL: where a function returns int, a NULL handle or output pointer is
- *   SALVO_EINVAL. Functions that return void or a pointer need non-NULL
- *   arguments unless their comment says what NULL does; *_free(NULL) and
- *   *_close(NULL) do nothing.
+ * - NULL: a NULL handle, output pointer or required argument makes a
+ *   function that returns int return SALVO_EINVAL, one that returns a
+ *   pointer return NULL, one that returns a count return 0, and one that
+ *   returns void do nothing (salvo_engine_stats(NULL, st) zero-fills *st).
+ *   *_free(NULL), *_close(NULL) and *_init(NULL) do nothing. Exceptions say
+ *   so in their comment.
  * - Copies: strings, option structs and bodies passed in are copied before the
  *   function returns; none of them needs to outlive the call. Callback
  *   pointers and their user_data are kept as given, and user_data must stay
@@ -39,14 +52,17 @@
  *   user_data last.
  * - Returned strings: names and messages (salvo_strerror(), salvo_err_name(),
  *   salvo_version(), salvo_stop_reason_name(), salvo_circuit_name(),
- *   salvo_header_reserved()) are static. Every other returned pointer says
- *   how long it lives; "during the callback" means until the callback returns.
+ *   salvo_header_reserved(), salvo_log_level_name()) are static. Every other
+ *   returned pointer says how long it lives; "during the callback" means
+ *   until the callback returns.
  * - Time: *_ms fields are milliseconds and *_us fields microseconds. Every
  *   one is a duration (a timeout, a wait, time left, time taken) except
  *   salvo_host_event_t.until_ms, which is a moment on the loop's clock: a
  *   value of uv_now(loop), comparable only with uv_now() of the same loop,
  *   not a wall-clock time. salvo_host_stats_t.paused_ms is a duration: the
- *   time left of a pause.
+ *   time left of a pause. Any duration is accepted: where a moment plus a
+ *   duration would pass UINT64_MAX it stays at UINT64_MAX, which never
+ *   comes (see SALVO_TIMEOUT_MAX_MS for timeouts).
  * - HTTP versions: salvo_http_version_t (0 auto, 1 HTTP/1.1, 2 HTTP/2) is what
  *   the engine asks for. salvo_result_t.http_version is what a response used,
  *   as major * 10 + minor (10, 11 or 20; 0 if none). The two are never
@@ -55,7 +71,7 @@
  * Reading order: errors (classes and names), engine (handles, HTTP versions,
  * timeouts), retry (the policy and its decision), per-host protection (rate
  * limits, pauses, retry budget, circuit breaker, hedging, concurrency, host
- * events and stats), engine options and life, request (data callback,
+ * events and stats), log, engine options and life, request (data callback,
  * result, build, submit, cancel, accessors, response headers). README.md has
  * the same with examples and the tables of defaults.
  */
@@ -203,11 +219,25 @@ typedef enum {
 } salvo_http_version_t;
 
 /*
- * Timeouts, each a duration in milliseconds; 0 switches one off, and any
- * other value is accepted. Each expiry has its own error class so a caller
- * can tell a dead server (connect) from a stalled one (idle) from a slow one
- * (attempt, deadline) from an overloaded client (queue).
+ * Timeouts, each a duration in milliseconds. 0 and SALVO_TIMEOUT_NEVER switch
+ * one off (it waits forever), and so does every value above
+ * SALVO_TIMEOUT_MAX_MS, such as (uint64_t)-1 or a negative number converted:
+ * no value expires early by wrapping around. SALVO_TIMEOUT_INHERIT keeps the
+ * value of the level above: the engine's in salvo_request_set_timeouts(),
+ * salvo_timeouts_init()'s default in salvo_engine_opts_t. Each expiry has
+ * its own error class so a caller can tell a dead server (connect) from a
+ * stalled one (idle) from a slow one (attempt, deadline) from an overloaded
+ * client (queue).
  */
+#define SALVO_TIMEOUT_NEVER UINT64_MAX
+#define SALVO_TIMEOUT_INHERIT (UINT64_MAX - 1)
+/* The longest timeout that is kept as given: 2^40 ms, about 34.8 years. Any
+ * moment of the loop's clock (milliseconds since boot) plus it stays far
+ * from wrapping, it converts to a double and to microseconds exactly, and it
+ * fits libcurl's long on 64-bit systems (on 32-bit ones the connect timeout
+ * stops at LONG_MAX ms, 24.8 days). */
+#define SALVO_TIMEOUT_MAX_MS (UINT64_C(1) << 40)
+
 typedef struct {
   uint64_t connect_ms; /* name resolution, TCP and TLS handshake, per attempt (3100) */
   uint64_t idle_ms;    /* longest gap between bytes once the request is sent (10000) */
@@ -217,8 +247,14 @@ typedef struct {
                           a retry or a redirect hop queues (0 = off) */
 } salvo_timeouts_t;
 
-/** Fills *t (not NULL) with the defaults above. */
+/** Fills *t with the defaults above; NULL does nothing. */
 SALVO_EXTERN void salvo_timeouts_init(salvo_timeouts_t *t);
+/**
+ * Fills all five fields of *t with SALVO_TIMEOUT_INHERIT, so that
+ * salvo_request_set_timeouts() changes only the fields set afterwards;
+ * NULL does nothing.
+ */
+SALVO_EXTERN void salvo_timeouts_inherit(salvo_timeouts_t *t);
 
 /* ----------------------------------------------------------------- retry */
 
@@ -378,7 +414,7 @@ typedef struct {
   void *event_data;               /* event_cb's user_data (NULL) */
 } salvo_retry_policy_t;
 
-/** Fills *p (not NULL) with the defaults above. */
+/** Fills *p with the defaults above; NULL does nothing. */
 SALVO_EXTERN void salvo_retry_policy_init(salvo_retry_policy_t *p);
 
 /* ------------------------------------------------------ per-host protection */
@@ -463,7 +499,7 @@ typedef struct {
   double adaptive_tolerance;  /* latency up to this x the no-load latency counts as no queueing (1.5) */
 } salvo_host_policy_t;
 
-/** Fills *p (not NULL) with the defaults above. */
+/** Fills *p with the defaults above; NULL does nothing. */
 SALVO_EXTERN void salvo_host_policy_init(salvo_host_policy_t *p);
 
 typedef enum {
@@ -580,6 +616,32 @@ SALVO_EXTERN size_t salvo_engine_host_count(const salvo_engine_t *engine);
 SALVO_EXTERN int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i,
                                          salvo_host_stats_t *out);
 
+/* ------------------------------------------------------------------- log */
+
+typedef enum {
+  SALVO_LOG_ERROR = 0, /* something failed that the caller should know of */
+  SALVO_LOG_WARN = 1,  /* a setting that weakens security, or a likely mistake */
+  SALVO_LOG_INFO = 2,  /* a notable event of the engine's life */
+  SALVO_LOG_DEBUG = 3  /* detail for finding a problem */
+} salvo_log_level_t;
+
+/** Stable name: "error", "warn", "info", "debug"; "unknown" for anything else. Static. */
+SALVO_EXTERN const char *salvo_log_level_name(salvo_log_level_t level);
+
+/**
+ * Receives every message salvo has for a person, set as
+ * salvo_engine_opts_t.log_cb with log_data as |user_data|; salvo itself
+ * never writes to stderr or stdout. |message| is one line of text without
+ * a newline or the level, valid during the call; it never carries a secret
+ * (a password in a URL shows as "***", no header value is quoted). |engine|
+ * is the engine the message is about, or NULL for the messages of
+ * salvo_engine_new(), which come before it returns (and before it sets
+ * *out). It runs on the thread of the call that caused the message, and
+ * may call what the other callbacks may (see the top of this header).
+ */
+typedef void (*salvo_log_cb)(salvo_engine_t *engine, salvo_log_level_t level, const char *message,
+                             void *user_data);
+
 typedef struct {
   /* Slots: transfers on the wire at once, over all hosts. salvo hands libcurl
    * only transfers that can go out now: a host gets at most what its
@@ -599,7 +661,7 @@ typedef struct {
   salvo_http_version_t http_version; /* SALVO_HTTP_AUTO */
   const char *ca_file;         /* PEM bundle of trusted CAs, which must be readable when the engine
                                   is created; NULL = system store (NULL) */
-  int insecure_skip_verify;    /* 1 disables TLS verification and warns on stderr (0) */
+  int insecure_skip_verify;    /* 1 disables TLS verification and logs a warning (0) */
   /* Proxies. The library ignores the environment (http_proxy, HTTPS_PROXY,
    * ALL_PROXY, NO_PROXY) unless proxy_from_env is 1: a daemon's environment
    * should not decide where its credentials go; it is read once, by
@@ -664,9 +726,14 @@ typedef struct {
    * and is counted so. */
   int accept_encoding;         /* 0 = no Accept-Encoding sent, nothing decoded; any other value
                                   = on (0) */
+  salvo_log_cb log_cb;         /* salvo's messages (see salvo_log_cb); NULL = dropped (NULL) */
+  void *log_data;              /* log_cb's user_data (NULL) */
 } salvo_engine_opts_t;
 
-/** Fills *opts (not NULL) with the documented defaults. Always use it before setting fields. */
+/**
+ * Fills *opts with the documented defaults; NULL does nothing. Always use it
+ * before setting fields.
+ */
 SALVO_EXTERN void salvo_engine_opts_init(salvo_engine_opts_t *opts);
 
 /**
@@ -685,8 +752,11 @@ SALVO_EXTERN void salvo_engine_opts_init(salvo_engine_opts_t *opts);
  * always call it first, and salvo's calls then only count up libcurl's init
  * counter.
  *
- * Writes a warning to stderr when insecure_skip_verify is 1 and when the
- * SSLKEYLOGFILE environment variable is set.
+ * Logs a warning (SALVO_LOG_WARN, to opts.log_cb with a NULL engine, before
+ * returning) when insecure_skip_verify is 1 and when the SSLKEYLOGFILE
+ * environment variable is set. Timeouts are kept as salvo_timeouts_t says:
+ * SALVO_TIMEOUT_INHERIT takes salvo_timeouts_init()'s default, a value
+ * above SALVO_TIMEOUT_MAX_MS is off.
  *
  * Returns 0 and sets *out, or one of (*out untouched, nothing left on the
  * loop):
@@ -713,19 +783,40 @@ SALVO_EXTERN int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *op
 typedef void (*salvo_engine_close_cb)(salvo_engine_t *engine, void *user_data);
 
 /**
- * Closes the engine asynchronously. From the call on, salvo_request_submit()
- * returns SALVO_ECLOSING, salvo_engine_set_host_policy() SALVO_EINVAL, and no
- * queued request starts. Then, from the loop: every request still queued,
+ * Closes the engine asynchronously. From the call on, salvo_request_new()
+ * and salvo_request_submit() return SALVO_ECLOSING,
+ * salvo_engine_set_host_policy() SALVO_EINVAL, and no queued request
+ * starts. Then, from the loop: every request still queued,
  * waiting or in flight completes with SALVO_ECANCELED (an attempt that ends
  * before that completes its request with its own outcome, never retried),
  * every uv handle of the engine closes, |close_cb| (may be NULL) runs with
  * |user_data|, and the engine is freed. The loop must run for this to
  * happen; after it the caller's uv_loop_close() returns 0 as far as salvo is
- * concerned. NULL, or a second call, does nothing: the second call's
- * close_cb is never called.
+ * concerned. NULL, or a second call before the close completes, does
+ * nothing: the second call's close_cb is never called. Once close_cb has
+ * returned (with no close_cb: once the loop has run the close through) the
+ * engine must not be passed to anything, nor a request made on it but to
+ * salvo_request_free() (see Lifetimes at the top).
  */
 SALVO_EXTERN void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb,
                                      void *user_data);
+
+/**
+ * Copies the engine's timeouts, the defaults of its requests, into *out as
+ * the engine applies them: 0 for one that is off (given as 0,
+ * SALVO_TIMEOUT_NEVER or above SALVO_TIMEOUT_MAX_MS), a default for one
+ * given as SALVO_TIMEOUT_INHERIT. Returns 0, or SALVO_EINVAL if engine or
+ * out is NULL (*out untouched).
+ */
+SALVO_EXTERN int salvo_engine_get_timeouts(const salvo_engine_t *engine, salvo_timeouts_t *out);
+/**
+ * Copies the engine's retry policy, the default of its requests, into *out,
+ * as opts.retry gave it (seed included, 0 if the engine seeded from the
+ * OS); its decide_data and event_data are the caller's pointers. Returns 0,
+ * or SALVO_EINVAL if engine or out is NULL (*out untouched).
+ */
+SALVO_EXTERN int salvo_engine_get_retry_policy(const salvo_engine_t *engine,
+                                               salvo_retry_policy_t *out);
 
 /** Counters since the engine was created. */
 typedef struct {
@@ -755,8 +846,8 @@ typedef struct {
 } salvo_engine_stats_t;
 
 /**
- * Copies the engine's counters into *stats (engine and stats not NULL).
- * queued and waiting are counted at the call.
+ * Copies the engine's counters into *stats. queued and waiting are counted
+ * at the call. A NULL engine zero-fills *stats; a NULL stats does nothing.
  */
 SALVO_EXTERN void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stats);
 
@@ -884,15 +975,17 @@ typedef void (*salvo_done_cb)(salvo_request_t *req, const salvo_result_t *result
  * kept) and |url| (absolute http:// or https://). Both are copied. The request
  * starts with the engine's timeouts, retry policy, max_body_size,
  * follow_redirects and accept_encoding; the setters below change them until
- * it is submitted.
- * The engine is not checked for closing here: salvo_request_submit() is.
+ * it is submitted. Nothing is resolved or sent here.
  *
  * Returns 0 and sets *out, or one of (*out untouched):
- *   SALVO_EINVAL  engine or out is NULL; method is NULL, empty or not a
- *                 token; url is NULL, empty, longer than SALVO_MAX_URL_SIZE,
- *                 of a scheme other than http/https, without a host, or
- *                 refused by libcurl's URL parser;
- *   SALVO_ENOMEM  out of memory.
+ *   SALVO_EINVAL    engine or out is NULL; method is NULL, empty or not a
+ *                   token; url is NULL, empty, longer than
+ *                   SALVO_MAX_URL_SIZE, of a scheme other than http/https,
+ *                   without a host ("http:///path", "http://:80/",
+ *                   "http://user@/", "http://[]/"), or refused by libcurl's
+ *                   URL parser;
+ *   SALVO_ECLOSING  the engine is closing (salvo_engine_close() was called);
+ *   SALVO_ENOMEM    out of memory.
  */
 SALVO_EXTERN int salvo_request_new(salvo_engine_t *engine, const char *method, const char *url,
                                    salvo_request_t **out);
@@ -1019,11 +1112,26 @@ SALVO_EXTERN int salvo_request_set_body_reader(salvo_request_t *req,
 SALVO_EXTERN int salvo_request_set_body_file(salvo_request_t *req, const char *path);
 
 /**
- * Overrides the engine's timeouts for this request: all five fields, copied,
- * values not checked (0 switches one off). Returns 0, or SALVO_EINVAL if req
- * or t is NULL or the request was already submitted.
+ * Overrides the request's timeouts, the engine's until then: each field of
+ * |t| replaces the request's value, except a field holding
+ * SALVO_TIMEOUT_INHERIT, which keeps it. Start from salvo_timeouts_inherit()
+ * to change some only, or from salvo_timeouts_init() for the library's
+ * defaults (not the engine's). 0, SALVO_TIMEOUT_NEVER and any value above
+ * SALVO_TIMEOUT_MAX_MS switch one off. A later call applies on top.
+ *
+ * Returns 0 or one of (the request unchanged):
+ *   SALVO_EINVAL  req or t is NULL, or the request was already submitted.
  */
 SALVO_EXTERN int salvo_request_set_timeouts(salvo_request_t *req, const salvo_timeouts_t *t);
+/**
+ * Sets only the request's deadline (salvo_timeouts_t.deadline_ms), as
+ * salvo_request_set_timeouts() would: 0, SALVO_TIMEOUT_NEVER or above
+ * SALVO_TIMEOUT_MAX_MS is none, SALVO_TIMEOUT_INHERIT changes nothing.
+ *
+ * Returns 0 or one of (the request unchanged):
+ *   SALVO_EINVAL  req is NULL, or the request was already submitted.
+ */
+SALVO_EXTERN int salvo_request_set_deadline(salvo_request_t *req, uint64_t deadline_ms);
 
 /**
  * Streams the response body to |cb| instead of buffering it (see
@@ -1123,10 +1231,10 @@ SALVO_EXTERN int salvo_request_cancel(salvo_request_t *req);
  */
 SALVO_EXTERN void salvo_request_free(salvo_request_t *req);
 
-/** The engine a request belongs to (req not NULL). */
+/** The engine a request belongs to; NULL if req is NULL. */
 SALVO_EXTERN salvo_engine_t *salvo_request_engine(const salvo_request_t *req);
 /**
- * The request's current method and URL (req not NULL). Before submit, and
+ * The request's current method and URL; NULL if req is NULL. Before submit, and
  * until a redirect is followed, they are the strings given to
  * salvo_request_new(), byte for byte. Each redirect salvo follows changes
  * them before the next hop is queued: the URL becomes the Location resolved

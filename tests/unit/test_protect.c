@@ -512,3 +512,60 @@ Test(policy, defaults_are_valid_and_bad_values_refused) {
   cr_assert_str_eq(salvo_err_name(SALVO_ECIRCUIT), "circuit_open");
   cr_assert_str_eq(salvo_stop_reason_name(SALVO_STOP_BUDGET), "retry_budget");
 }
+
+/* ------------------------------------------------ durations that do not fit */
+
+/* A break of UINT64_MAX ms (any value is accepted) keeps the circuit open:
+ * break x jitter (up to 1.2) does not fit in 64 bits, and now + break would
+ * wrap. Several seeds, so that jitter above 1 comes up. */
+Test(breaker, a_break_of_uint64_max_stays_open) {
+  salvo_host_policy_t p = pol();
+  p.breaker = 1;
+  p.breaker_consecutive = 1;
+  p.breaker_break_ms = UINT64_MAX;
+  p.breaker_max_break_ms = UINT64_MAX;
+  for (uint64_t seed = 1; seed <= 16; seed++) {
+    salvo__breaker_t br;
+    salvo__breaker_init(&br, &p);
+    uint64_t rng = seed;
+    int ev;
+    cr_assert_eq(salvo__breaker_record(&br, &p, 5000, 1, 0, &rng), SALVO_HOST_CIRCUIT_OPENED);
+    cr_assert_geq(br.open_until_ms, UINT64_MAX / 10 * 8, "seed %llu: open until %llu",
+                  (unsigned long long)seed, (unsigned long long)br.open_until_ms);
+    cr_assert_eq(salvo__breaker_admit(&br, &p, 5000 + 86400000, &ev), SALVO__REJECT,
+                 "seed %llu: still open a day later", (unsigned long long)seed);
+  }
+}
+
+/* Doubling a break past 2^63 stays at the cap instead of wrapping to 0. */
+Test(breaker, a_doubled_break_past_two_to_the_63_stays_at_the_cap) {
+  salvo_host_policy_t p = pol();
+  p.breaker = 1;
+  p.breaker_consecutive = 1;
+  p.breaker_break_ms = UINT64_C(1) << 63;
+  p.breaker_max_break_ms = UINT64_MAX;
+  salvo__breaker_t br;
+  salvo__breaker_init(&br, &p);
+  uint64_t rng = 3;
+  int ev;
+  salvo__breaker_record(&br, &p, 0, 1, 0, &rng);
+  uint64_t t = br.open_until_ms;
+  cr_assert_eq(salvo__breaker_admit(&br, &p, t, &ev), SALVO__ADMIT_PROBE);
+  cr_assert_eq(salvo__breaker_record(&br, &p, t, 1, 1, &rng), SALVO_HOST_CIRCUIT_OPENED);
+  cr_assert_eq(br.break_ms, UINT64_MAX, "2^64 capped, not 0: %llu", (unsigned long long)br.break_ms);
+  cr_assert_eq(br.open_until_ms, UINT64_MAX, "open for good");
+  cr_assert_eq(salvo__breaker_admit(&br, &p, UINT64_MAX - 1, &ev), SALVO__REJECT);
+}
+
+/* A rate of 1e-300 per second is valid: the wait for the next token does
+ * not fit in 64 bits, and is "never", not a garbage conversion. */
+Test(bucket, a_tiny_rate_waits_forever) {
+  salvo_host_policy_t p = pol();
+  p.rate = 1e-300;
+  p.burst = 1;
+  salvo__bucket_t b;
+  salvo__bucket_init(&b, &p, 1000);
+  cr_assert_eq(salvo__bucket_wait(&b, 1000), 0, "the burst");
+  salvo__bucket_take(&b, 1000);
+  cr_assert_eq(salvo__bucket_wait(&b, 1001), UINT64_MAX);
+}

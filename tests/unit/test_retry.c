@@ -298,3 +298,33 @@ Test(retry, may_status_agrees_with_the_decision) {
                      methods[m].method, statuses[s], attempt, may, (int)d.decision);
       }
 }
+
+/* Waits that do not fit: a backoff of UINT64_MAX (backoff_max_ms and the base
+ * huge) and a Retry-After of INT64_MAX (retry_after_max_ms huge) would wrap
+ * now + wait below the deadline and retry at once. They pass the deadline. */
+Test(retry, a_wait_that_would_wrap_passes_the_deadline) {
+  salvo_retry_policy_t p;
+  salvo_retry_policy_init(&p);
+  p.jitter = SALVO_JITTER_NONE;
+  p.backoff_base_ms = UINT64_MAX;
+  p.backoff_max_ms = UINT64_MAX;
+  salvo_attempt_info_t a = {"GET", 1, SALVO_ERESET, 0, 1, 1, -1};
+  uint64_t rng = 1;
+  salvo__decision_t d;
+  salvo__retry_decide(&p, &a, 0, 1000, 5000, 0, &rng, &d);
+  cr_assert_eq(d.decision, SALVO_DECIDE_STOP, "waited %llu ms", (unsigned long long)d.wait_ms);
+  cr_assert_eq(d.stop, SALVO_STOP_DEADLINE);
+  cr_assert_eq(d.final_error, SALVO_EDEADLINE);
+  /* Retry-After INT64_MAX, allowed, on a clock past 2^63 */
+  salvo_retry_policy_init(&p);
+  p.retry_after_max_ms = UINT64_MAX;
+  salvo_attempt_info_t b = {"GET", 1, 0, 503, 1, 1, INT64_MAX};
+  uint64_t now = UINT64_MAX - 10;
+  salvo__retry_decide(&p, &b, 0, now, now + 5, 0, &rng, &d);
+  cr_assert_eq(d.decision, SALVO_DECIDE_STOP, "waited %llu ms", (unsigned long long)d.wait_ms);
+  cr_assert_eq(d.stop, SALVO_STOP_DEADLINE);
+  /* with no deadline it is a wait like any other */
+  salvo__retry_decide(&p, &b, 0, now, 0, 0, &rng, &d);
+  cr_assert_eq(d.decision, SALVO_DECIDE_RETRY);
+  cr_assert_eq(d.wait_ms, (uint64_t)INT64_MAX);
+}

@@ -77,6 +77,29 @@ Test(validate, urls) {
   curl_url_cleanup(parsed);
 }
 
+/* Every shape of a URL without a host is refused here, before libcurl could
+ * take a path for a host name and resolve it ("http:///ok" is the host "ok"
+ * to libcurl 7.88). No DNS: nothing is resolved in this test. */
+Test(validate, a_url_without_a_host_is_refused) {
+  static const char *const no_host[] = {
+      "http:///ok", "https:///ok", "HTTP:///ok", "http:///", "http:////ok", "http://:80/",
+      "http://:/", "http://@/", "http://@:80/", "http://user@/", "http://u:p@/x", "http://[]/",
+      "http://[/", "http://]/", "http://#f", "http://?x", "http:/ok", "http:ok"};
+  for (size_t i = 0; i < sizeof(no_host) / sizeof(no_host[0]); i++) {
+    int https = -1;
+    CURLU *u = NULL;
+    cr_assert_eq(salvo__parse_url(no_host[i], &https, &u), SALVO_EINVAL, "%s", no_host[i]);
+    cr_assert_null(u, "%s: nothing handed out", no_host[i]);
+  }
+  /* and the shapes with a host still pass */
+  static const char *const with_host[] = {"http://127.0.0.1/", "http://[::1]:8080/x",
+                                          "http://u:p@127.0.0.1/", "https://a.example/"};
+  for (size_t i = 0; i < sizeof(with_host) / sizeof(with_host[0]); i++) {
+    int https = -1;
+    cr_assert_eq(salvo__parse_url(with_host[i], &https, NULL), 0, "%s", with_host[i]);
+  }
+}
+
 Test(validate, no_proxy_lists_match_hosts_and_their_subdomains) {
   cr_assert(salvo__no_proxy_match("*", "anything.test"));
   cr_assert(salvo__no_proxy_match("example.com", "example.com"));

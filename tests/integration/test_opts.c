@@ -1,0 +1,425 @@
+/* Options as they enter the engine: timeouts that cannot wrap, per-request
+ * overrides that inherit, the engine's settings read back, NULL and
+ * lifetime rules, and the log callback. Against salvo-faultd in-process. */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <salvo/salvo.h>
+
+#include "fixture.h"
+#include "harness.h"
+
+static void run_until_done(outcome_t *o, size_t n) {
+  for (;;) {
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++)
+      done += o[i].calls > 0;
+    if (done == n)
+      break;
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+}
+
+static char *url(const char *path) {
+  static char buf[8][128];
+  static int k;
+  k = (k + 1) % 8;
+  snprintf(buf[k], sizeof(buf[k]), "%s%s", base, path);
+  return buf[k];
+}
+
+static unsigned host_hedges(void) {
+  salvo_host_stats_t st;
+  cr_assert_eq(salvo_engine_host_stats(engine, 0, &st), 0);
+  return (unsigned)st.hedges;
+}
+
+TestSuite(opts, .init = fixture_setup, .fini = fixture_teardown, .timeout = 60);
+
+/* ------------------------------------------------------------ timeouts */
+
+/* Every "forever" spelling: none may expire at once by wrapping around. */
+static const uint64_t forever[] = {SALVO_TIMEOUT_NEVER, (uint64_t)-1, (uint64_t)-5,
+                                   SALVO_TIMEOUT_MAX_MS + 1};
+
+Test(opts, never_and_minus_one_timeouts_wait_forever) {
+  for (size_t i = 0; i < sizeof(forever) / sizeof(forever[0]); i++) {
+    salvo_engine_opts_t opts;
+    salvo_engine_opts_init(&opts);
+    opts.retry.max_attempts = 1;
+    opts.timeouts.connect_ms = forever[i];
+    opts.timeouts.idle_ms = forever[i];
+    opts.timeouts.attempt_ms = forever[i];
+    opts.timeouts.deadline_ms = forever[i];
+    opts.timeouts.queue_ms = forever[i];
+    cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+    salvo_timeouts_t kept;
+    cr_assert_eq(salvo_engine_get_timeouts(engine, &kept), 0);
+    cr_assert(kept.connect_ms == 0 && kept.idle_ms == 0 && kept.attempt_ms == 0 &&
+                  kept.deadline_ms == 0 && kept.queue_ms == 0,
+              "[%zu] every one reads back as off", i);
+    outcome_t o[2] = {{0}};
+    submit_to(engine, "GET", url("/ok"), NULL, &o[0]);
+    uint64_t t0 = uv_hrtime();
+    submit_to(engine, "GET", url("/sleep/300"), NULL, &o[1]);
+    run_until_done(o, 2);
+    cr_assert_eq(o[0].error, 0, "[%zu] /ok: %s (%s)", i, salvo_err_name(o[0].error), o[0].detail);
+    cr_assert_eq(o[0].status, 200);
+    cr_assert_eq(o[1].error, 0, "[%zu] /sleep/300 cut short: %s (%s)", i,
+                 salvo_err_name(o[1].error), o[1].detail);
+    cr_assert_eq(o[1].status, 200);
+    cr_assert_geq(ms_since(t0), 290, "[%zu] the server's 300 ms were waited for", i);
+    fixture_close_engine();
+  }
+  engine = NULL;
+}
+
+/* The same through the request's setters. */
+Test(opts, a_request_may_wait_forever_too) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1;
+  opts.timeouts.deadline_ms = 100;
+  opts.timeouts.idle_ms = 100;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  outcome_t o[2] = {{0}};
+  salvo_timeouts_t t;
+  salvo_timeouts_inherit(&t);
+  t.idle_ms = (uint64_t)-1;
+  t.attempt_ms = SALVO_TIMEOUT_NEVER;
+  t.deadline_ms = SALVO_TIMEOUT_NEVER;
+  submit_to(engine, "GET", url("/sleep/300"), &t, &o[0]);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/sleep/300"), &req), 0);
+  cr_assert_eq(salvo_request_set_timeouts(req, &t), 0);
+  cr_assert_eq(salvo_request_set_deadline(req, (uint64_t)-1), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[1]), 0);
+  run_until_done(o, 2);
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(o[i].error, 0, "[%d] %s (%s)", i, salvo_err_name(o[i].error), o[i].detail);
+    cr_assert_eq(o[i].status, 200);
+  }
+}
+
+Test(opts, a_request_that_sets_only_connect_keeps_the_engine_deadline) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1;
+  opts.timeouts.deadline_ms = 200;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  salvo_timeouts_t t;
+  salvo_timeouts_inherit(&t);
+  t.connect_ms = 1000;
+  outcome_t o = {0};
+  uint64_t t0 = uv_hrtime();
+  submit_to(engine, "GET", url("/sleep/2000"), &t, &o);
+  run_until_done(&o, 1);
+  uint64_t took = ms_since(t0);
+  cr_assert_eq(o.error, SALVO_EDEADLINE, "got %s (%s)", salvo_err_name(o.error), o.detail);
+  cr_assert_geq(took, 150, "the engine's 200 ms deadline, not an instant one (%llu ms)",
+                (unsigned long long)took);
+  cr_assert_lt(took, 1500, "the engine's 200 ms deadline, not the default 30 s (%llu ms)",
+               (unsigned long long)took);
+}
+
+Test(opts, set_deadline_changes_the_deadline_alone) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1;
+  opts.timeouts.idle_ms = 150;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  outcome_t o[2] = {{0}};
+  salvo_request_t *req;
+  /* 1: a deadline shorter than the engine's idle timeout ends it */
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/sleep/2000"), &req), 0);
+  cr_assert_eq(salvo_request_set_deadline(req, 60), 0);
+  cr_assert_eq(salvo_request_set_deadline(req, SALVO_TIMEOUT_INHERIT), 0, "changes nothing");
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
+  /* 2: a deadline of its own leaves the engine's idle timeout in place */
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/sleep/2000"), &req), 0);
+  cr_assert_eq(salvo_request_set_deadline(req, 10000), 0);
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o[1]), 0);
+  run_until_done(o, 2);
+  cr_assert_eq(o[0].error, SALVO_EDEADLINE, "got %s", salvo_err_name(o[0].error));
+  cr_assert_eq(o[1].error, SALVO_EIDLE, "got %s", salvo_err_name(o[1].error));
+  cr_assert_lt(o[1].elapsed_us, 1500000, "the engine's 150 ms idle timeout, kept");
+}
+
+static salvo_decision_t wait_forever(salvo_request_t *req, const salvo_attempt_info_t *info,
+                                     salvo_decision_t def, uint64_t *wait_ms, void *ud) {
+  (void)req;
+  (void)info;
+  (void)def;
+  (void)ud;
+  *wait_ms = UINT64_MAX;
+  return SALVO_DECIDE_RETRY;
+}
+
+Test(opts, a_wait_of_uint64_max_ends_at_the_deadline_not_at_once) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.timeouts.deadline_ms = 2000;
+  opts.retry.decide_cb = wait_forever;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  outcome_t o = {0};
+  submit_to(engine, "GET", url("/status/500"), NULL, &o);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.error, SALVO_EDEADLINE, "got %s (%s)", salvo_err_name(o.error), o.detail);
+  cr_assert_eq(o.attempts, 1, "no retry went out (%u)", o.attempts);
+  cr_assert_eq(faultd_count(srv, "/status/500"), 1);
+  cr_assert_lt(o.elapsed_us, 1000000, "given up when decided, not at the deadline");
+}
+
+Test(opts, a_hedge_delay_of_never_sends_no_hedge) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1;
+  opts.hosts.hedge_delay_ms = SALVO_TIMEOUT_NEVER;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  outcome_t o = {0};
+  submit_to(engine, "GET", url("/sleep/300"), NULL, &o);
+  run_until_done(&o, 1);
+  cr_assert_eq(o.status, 200, "got %s", salvo_err_name(o.error));
+  cr_assert_eq(o.attempts, 1);
+  cr_assert_eq(host_hedges(), 0);
+  cr_assert_eq(faultd_count(srv, "/sleep/300"), 1, "the server saw one request");
+}
+
+Test(opts, the_engine_settings_read_back) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.timeouts.connect_ms = 1234;
+  opts.timeouts.idle_ms = SALVO_TIMEOUT_INHERIT;
+  opts.timeouts.attempt_ms = 777;
+  opts.timeouts.deadline_ms = SALVO_TIMEOUT_MAX_MS;
+  opts.timeouts.queue_ms = SALVO_TIMEOUT_NEVER;
+  opts.retry.max_attempts = 7;
+  opts.retry.backoff_max_ms = UINT64_MAX;
+  opts.retry.seed = 99;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  salvo_timeouts_t t, defaults;
+  salvo_timeouts_init(&defaults);
+  cr_assert_eq(salvo_engine_get_timeouts(engine, &t), 0);
+  cr_assert_eq(t.connect_ms, 1234);
+  cr_assert_eq(t.idle_ms, defaults.idle_ms, "inherit in the engine is the library default");
+  cr_assert_eq(t.attempt_ms, 777);
+  cr_assert_eq(t.deadline_ms, SALVO_TIMEOUT_MAX_MS, "the maximum is kept as given");
+  cr_assert_eq(t.queue_ms, 0, "never reads back as off");
+  salvo_retry_policy_t p;
+  cr_assert_eq(salvo_engine_get_retry_policy(engine, &p), 0);
+  cr_assert_eq(memcmp(&p, &opts.retry, sizeof(p)), 0, "the policy as given");
+  cr_assert_eq(salvo_engine_get_timeouts(NULL, &t), SALVO_EINVAL);
+  cr_assert_eq(salvo_engine_get_timeouts(engine, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_engine_get_retry_policy(NULL, &p), SALVO_EINVAL);
+  cr_assert_eq(salvo_engine_get_retry_policy(engine, NULL), SALVO_EINVAL);
+}
+
+/* ------------------------------------------------------------ lifetimes */
+
+Test(opts, a_closing_engine_makes_no_new_request) {
+  cr_assert_eq(salvo_engine_new(&loop, NULL, &engine), 0);
+  salvo_request_t *before;
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &before), 0);
+  salvo_engine_close(engine, on_closed, NULL);
+  salvo_request_t *req = (salvo_request_t *)&req; /* untouched on error */
+  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), SALVO_ECLOSING);
+  cr_assert_eq(req, (salvo_request_t *)&req);
+  outcome_t o = {0};
+  cr_assert_eq(salvo_request_submit(before, record_cb, &o), SALVO_ECLOSING);
+  while (!engine_closed)
+    uv_run(&loop, UV_RUN_ONCE);
+  salvo_request_free(before); /* allowed after the close: it does not touch the engine */
+  cr_assert_eq(o.calls, 0);
+  cr_assert_eq(faultd_count(srv, "/ok"), 0);
+}
+
+/* Without a loop or a server. */
+TestSuite(opts_api, .timeout = 30);
+
+#ifndef NDEBUG
+static void use_in_close_cb(salvo_engine_t *e, void *ud) {
+  (void)ud;
+  salvo_request_t *req = NULL;
+  salvo_request_new(e, "GET", "http://127.0.0.1:9/", &req); /* the engine's close completed */
+  _exit(0); /* reached only if nothing caught it */
+}
+
+Test(opts_api, an_engine_used_after_its_close_aborts_in_debug_builds, .signal = SIGABRT) {
+  uv_loop_t l;
+  cr_assert_eq(uv_loop_init(&l), 0);
+  salvo_engine_t *e;
+  cr_assert_eq(salvo_engine_new(&l, NULL, &e), 0);
+  salvo_engine_close(e, use_in_close_cb, NULL);
+  uv_run(&l, UV_RUN_DEFAULT);
+}
+#endif
+
+Test(opts_api, null_follows_one_rule) {
+  /* int: SALVO_EINVAL */
+  salvo_request_t *req = NULL;
+  uv_loop_t l;
+  cr_assert_eq(uv_loop_init(&l), 0);
+  cr_assert_eq(salvo_engine_new(NULL, NULL, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(NULL, "GET", "http://127.0.0.1/", &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_add_header(NULL, "A", "b"), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_add_header_line(NULL, "A: b"), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_body(NULL, "", 0), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_timeouts(NULL, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_deadline(NULL, 1), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_data_cb(NULL, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_retry_policy(NULL, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_max_body_size(NULL, 1), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_follow_redirects(NULL, 1), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_submit(NULL, record_cb, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_cancel(NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_engine_set_host_policy(NULL, "http://127.0.0.1/", NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_engine_host_stats(NULL, 0, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_engine_get_timeouts(NULL, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_engine_get_retry_policy(NULL, NULL), SALVO_EINVAL);
+  const char *n = "x", *v = "y";
+  cr_assert_eq(salvo_response_header_at(NULL, 0, &n, &v), SALVO_EINVAL);
+  cr_assert_str_eq(n, "x", "outputs untouched");
+  /* pointer: NULL */
+  cr_assert_null(salvo_request_engine(NULL));
+  cr_assert_null(salvo_request_method(NULL));
+  cr_assert_null(salvo_request_url(NULL));
+  cr_assert_null(salvo_response_header(NULL, "a"));
+  cr_assert_null(salvo_response_take_body(NULL));
+  cr_assert_null(salvo_header_reserved(NULL));
+  /* count: 0 */
+  cr_assert_eq(salvo_engine_host_count(NULL), 0);
+  /* void: nothing, and stats zero-filled */
+  salvo_engine_stats_t st;
+  memset(&st, 0xff, sizeof(st));
+  salvo_engine_stats(NULL, &st);
+  salvo_engine_stats_t zero;
+  memset(&zero, 0, sizeof(zero));
+  cr_assert_eq(memcmp(&st, &zero, sizeof(st)), 0, "salvo_engine_stats(NULL, st) zero-fills st");
+  salvo_engine_stats(NULL, NULL);
+  salvo_timeouts_init(NULL);
+  salvo_timeouts_inherit(NULL);
+  salvo_retry_policy_init(NULL);
+  salvo_host_policy_init(NULL);
+  salvo_engine_opts_init(NULL);
+  salvo_request_free(NULL);
+  salvo_engine_close(NULL, NULL, NULL);
+  /* a live engine with NULL outputs */
+  salvo_engine_t *e;
+  cr_assert_eq(salvo_engine_new(&l, NULL, &e), 0);
+  salvo_engine_stats(e, NULL);
+  cr_assert_eq(salvo_engine_host_stats(e, 0, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(e, "GET", "http://127.0.0.1/", NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(e, NULL, "http://127.0.0.1/", &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(e, "GET", NULL, &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(e, "GET", "http://127.0.0.1/", &req), 0);
+  cr_assert_eq(salvo_request_submit(req, NULL, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_timeouts(req, NULL), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_engine(req), e);
+  salvo_request_free(req);
+  salvo_engine_close(e, NULL, NULL);
+  uv_run(&l, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&l), 0);
+}
+
+Test(opts_api, a_url_without_a_host_is_refused_before_any_lookup) {
+  static const char *const no_host[] = {"http:///ok", "https:///ok", "http://:80/", "http://@/",
+                                        "http://[]/", "http://user@/", "http://u:p@:80/",
+                                        "http:///", "HTTP:///ok"};
+  uv_loop_t l;
+  cr_assert_eq(uv_loop_init(&l), 0);
+  salvo_engine_t *e;
+  cr_assert_eq(salvo_engine_new(&l, NULL, &e), 0);
+  for (size_t i = 0; i < sizeof(no_host) / sizeof(no_host[0]); i++) {
+    salvo_request_t *req = NULL;
+    cr_assert_eq(salvo_request_new(e, "GET", no_host[i], &req), SALVO_EINVAL, "%s", no_host[i]);
+    cr_assert_null(req);
+  }
+  salvo_engine_close(e, NULL, NULL);
+  uv_run(&l, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&l), 0);
+}
+
+/* ------------------------------------------------------------ log */
+
+typedef struct {
+  int count;
+  int level[4];
+  int engine_set[4];
+  char text[4][256];
+} logbook_t;
+
+static void log_into(salvo_engine_t *e, salvo_log_level_t level, const char *message, void *ud) {
+  logbook_t *b = ud;
+  if (b->count < 4) {
+    b->level[b->count] = (int)level;
+    b->engine_set[b->count] = e != NULL;
+    snprintf(b->text[b->count], sizeof(b->text[b->count]), "%s", message);
+  }
+  b->count++;
+}
+
+static void new_and_close(int insecure, salvo_log_cb cb, void *data) {
+  uv_loop_t l;
+  cr_assert_eq(uv_loop_init(&l), 0);
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.insecure_skip_verify = insecure;
+  opts.log_cb = cb;
+  opts.log_data = data;
+  salvo_engine_t *e;
+  cr_assert_eq(salvo_engine_new(&l, &opts, &e), 0);
+  salvo_engine_close(e, NULL, NULL);
+  uv_run(&l, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&l), 0);
+}
+
+Test(opts_api, warnings_go_to_the_log_callback) {
+  unsetenv("SSLKEYLOGFILE");
+  logbook_t b = {0};
+  new_and_close(1, log_into, &b);
+  cr_assert_eq(b.count, 1, "one message, got %d", b.count);
+  cr_assert_eq(b.level[0], SALVO_LOG_WARN);
+  cr_assert_not_null(strstr(b.text[0], "verification"), "names verification: %s", b.text[0]);
+  cr_assert_eq(b.engine_set[0], 0, "salvo_engine_new's messages come with a NULL engine");
+  cr_assert_null(strchr(b.text[0], '\n'), "one line, no newline");
+  /* libcurl's TLS set-up read the environment at the first engine: it is safe to set now */
+  setenv("SSLKEYLOGFILE", "/dev/null", 1);
+  memset(&b, 0, sizeof(b));
+  new_and_close(0, log_into, &b);
+  unsetenv("SSLKEYLOGFILE");
+  cr_assert_eq(b.count, 1, "one message, got %d", b.count);
+  cr_assert_eq(b.level[0], SALVO_LOG_WARN);
+  cr_assert_not_null(strstr(b.text[0], "SSLKEYLOGFILE"), "%s", b.text[0]);
+  memset(&b, 0, sizeof(b));
+  new_and_close(0, log_into, &b);
+  cr_assert_eq(b.count, 0, "nothing to say about a safe engine: %s", b.text[0]);
+  cr_assert_str_eq(salvo_log_level_name(SALVO_LOG_WARN), "warn");
+  cr_assert_str_eq(salvo_log_level_name(SALVO_LOG_ERROR), "error");
+  cr_assert_str_eq(salvo_log_level_name((salvo_log_level_t)42), "unknown");
+}
+
+Test(opts_api, without_a_log_callback_nothing_reaches_stderr) {
+  new_and_close(0, NULL, NULL); /* libcurl's global set-up, before the capture */
+  FILE *capture = tmpfile();
+  cr_assert_not_null(capture);
+  fflush(stderr);
+  int saved = dup(2);
+  cr_assert_geq(saved, 0);
+  cr_assert_eq(dup2(fileno(capture), 2), 2);
+  setenv("SSLKEYLOGFILE", "/dev/null", 1);
+  new_and_close(1, NULL, NULL);
+  unsetenv("SSLKEYLOGFILE");
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  char got[256] = "";
+  rewind(capture);
+  size_t n = fread(got, 1, sizeof(got) - 1, capture);
+  fclose(capture);
+  cr_assert_eq(n, 0, "the library wrote to stderr: %s", got);
+}
