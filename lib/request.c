@@ -107,6 +107,8 @@ static void close_reader(salvo_request_t *req) {
 }
 
 void salvo_body_reader_init(salvo_body_reader_t *r) {
+  if (r == NULL)
+    return;
   memset(r, 0, sizeof(*r));
   r->length = -1;
 }

@@ -1082,7 +1082,7 @@ typedef struct {
   void *user_data;             /* (NULL) */
 } salvo_body_reader_t;
 
-/** Fills *r (not NULL): no callbacks, length -1, user_data NULL. */
+/** Fills *r: no callbacks, length -1, user_data NULL; NULL does nothing. */
 SALVO_EXTERN void salvo_body_reader_init(salvo_body_reader_t *r);
 
 /**
