@@ -431,8 +431,14 @@ static void stats_from_elsewhere(void *arg) {
   salvo_engine_stats(engine, &st); /* asserts: not the loop's thread */
 }
 
+#ifdef NDEBUG
+#define DEBUG_ABORT 0 /* criterion counts a skipped test that expects a signal as failed */
+#else
+#define DEBUG_ABORT SIGABRT
+#endif
+
 Test(threads, a_loop_only_call_from_another_thread_aborts_in_debug_builds,
-     .signal = SIGABRT) {
+     .signal = DEBUG_ABORT) {
 #ifdef NDEBUG
   cr_skip_test("the thread check is an assert(): compiled out with NDEBUG");
 #endif
