@@ -997,8 +997,8 @@ SALVO_EXTERN int salvo_request_submit_threadsafe(salvo_request_t *req, salvo_don
  * callback before returning; a second call before then does nothing more.
  * Returns 0, or SALVO_EINVAL if req is NULL, was not submitted, is inside
  * its own done callback, or was handed over by
- * salvo_request_submit_threadsafe() and not yet taken by the loop. Once the done callback has returned, req is freed
- * and must not be passed.
+ * salvo_request_submit_threadsafe() and not yet taken by the loop. Once the
+ * done callback has returned, req is freed and must not be passed.
  */
 SALVO_EXTERN int salvo_request_cancel(salvo_request_t *req);
 
