@@ -18,7 +18,7 @@
 #include "harness.h"
 
 #define PRODUCERS 4
-#define MAX_PER_PRODUCER 20000 /* ids: producer * MAX_PER_PRODUCER + n */
+#define MAX_PER_PRODUCER 10000 /* ids: producer * MAX_PER_PRODUCER + n */
 #define MAX_IDS (PRODUCERS * MAX_PER_PRODUCER)
 
 /* Each request's outcome, by id. Written on the loop's thread only (the done
@@ -37,11 +37,11 @@ typedef struct {
 } slot_t;
 
 static slot_t *slots;
-static unsigned completed;              /* done callbacks: the loop's thread only */
-static atomic_uint done_by[PRODUCERS];   /* the same, per producer, for the producers to read */
-static atomic_int unthrottle;            /* producers with a window stop waiting */
+static unsigned completed;             /* done callbacks: the loop's thread only */
+static atomic_uint done_by[PRODUCERS]; /* done callbacks per producer, for the producers to read */
+static atomic_int unthrottle;          /* producers with a window stop waiting */
 static uv_thread_t loop_thread;
-static unsigned off_loop_thread;      /* done callbacks that ran on another thread */
+static unsigned off_loop_thread;       /* done callbacks that ran on another thread */
 
 typedef struct {
   int index;
