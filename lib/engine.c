@@ -112,9 +112,12 @@ log_new(const salvo_engine_t *engine, salvo_log_level_t level, const char *fmt, 
   va_end(ap);
 }
 
+/* magic and closing are read by salvo_request_new(), which other threads
+ * may call: relaxed atomics there and where they are written. */
 int salvo__engine_live(const salvo_engine_t *engine) {
-  assert(engine->magic == SALVO__ENGINE_LIVE && "salvo: an engine used after its close completed");
-  return engine->magic == SALVO__ENGINE_LIVE;
+  uint32_t magic = __atomic_load_n(&engine->magic, __ATOMIC_RELAXED);
+  assert(magic == SALVO__ENGINE_LIVE && "salvo: an engine used after its close completed");
+  return magic == SALVO__ENGINE_LIVE;
 }
 
 /* ------------------------------------------------------------ glue */
@@ -149,6 +152,7 @@ static void socket_close(salvo__socket_t *ctx) {
 
 static void poll_cb(uv_poll_t *poll, int status, int events) {
   salvo__socket_t *ctx = SALVO__CONTAINER_OF(poll, salvo__socket_t, poll);
+  salvo__engine_saw_loop(ctx->lane->engine);
   int flags = 0;
   if (status < 0) {
     /* libuv stopped the handle (POLLERR/POLLHUP, reported as an error).
@@ -226,6 +230,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 
 static void curl_timer_fired(uv_timer_t *timer) {
   salvo__lane_t *lane = SALVO__CONTAINER_OF(timer, salvo__lane_t, timer);
+  salvo__engine_saw_loop(lane->engine);
   socket_action(lane, CURL_SOCKET_TIMEOUT, 0);
 }
 
@@ -340,9 +345,26 @@ static void run_deferred(salvo_engine_t *engine) {
 
 static void deferred_cb(uv_idle_t *idle) {
   salvo_engine_t *engine = SALVO__CONTAINER_OF(idle, salvo_engine_t, deferred);
+  salvo__engine_saw_loop(engine);
   uv_idle_stop(idle);
   engine->deferred_active = 0;
   run_deferred(engine);
+}
+
+/* Recorded lazily: a daemon may make its engine on one thread and then run
+ * the loop on another. */
+void salvo__engine_saw_loop(salvo_engine_t *engine) {
+  if (!engine->loop_thread_known) {
+    engine->loop_thread = uv_thread_self();
+    engine->loop_thread_known = 1;
+  }
+}
+
+int salvo__engine_on_loop_thread(const salvo_engine_t *engine) {
+  if (!engine->loop_thread_known)
+    return 1;
+  uv_thread_t self = uv_thread_self();
+  return uv_thread_equal(&engine->loop_thread, &self);
 }
 
 void salvo__engine_schedule(salvo_engine_t *engine) {
@@ -355,7 +377,8 @@ void salvo__engine_schedule(salvo_engine_t *engine) {
 /* ------------------------------------------------------------ life */
 
 static void engine_free(salvo_engine_t *engine) {
-  engine->magic = SALVO__ENGINE_DEAD;
+  salvo__inject_free(engine);
+  __atomic_store_n(&engine->magic, SALVO__ENGINE_DEAD, __ATOMIC_RELAXED);
   for (int i = 0; i < SALVO__LANES; i++)
     salvo__fair_free(&engine->lanes[i].ready);
   salvo__conns_free(&engine->conns);
@@ -571,13 +594,13 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   engine->no_share = curl_share_init();
   if (engine->no_share == NULL ||
       curl_share_setopt(engine->no_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
-      (rc = init_lanes(engine, opts)) != 0)
+      (rc = init_lanes(engine, opts)) != 0 || (rc = salvo__inject_init(engine)) != 0)
     goto fail;
   /* uv_timer_init and uv_idle_init cannot fail (libuv 1.x returns 0). */
   for (int i = 0; i < SALVO__LANES; i++)
     uv_timer_init(loop, &engine->lanes[i].timer);
   uv_idle_init(loop, &engine->deferred);
-  engine->live_handles = SALVO__LANES + 1;
+  engine->live_handles = SALVO__LANES + 2; /* the lane timers, deferred, the injector's wake */
   engine->magic = SALVO__ENGINE_LIVE;
   if (engine->insecure)
     log_new(engine, SALVO_LOG_WARN, "TLS certificate verification is DISABLED for this engine; "
@@ -598,7 +621,8 @@ fail:
 void salvo__engine_handle_closed(salvo_engine_t *engine) {
   engine->live_handles--;
   if (engine->teardown_done && engine->live_handles == 0) {
-    engine->magic = SALVO__ENGINE_DEAD; /* from here on it must not be used (salvo.h) */
+    /* from here on it must not be used (salvo.h) */
+    __atomic_store_n(&engine->magic, SALVO__ENGINE_DEAD, __ATOMIC_RELAXED);
     salvo_engine_close_cb cb = engine->close_cb;
     void *data = engine->close_data;
     if (cb != NULL)
@@ -631,6 +655,7 @@ static void maybe_finish_close(salvo_engine_t *engine) {
     salvo_request_t *req = SALVO__CONTAINER_OF(engine->waiting.next, salvo_request_t, node);
     salvo__request_cancel_now(req);
   }
+  salvo__inject_teardown(engine); /* handed over from other threads, not yet taken */
   engine->teardown_done = 1;
 
   engine->multi_busy = 1;
@@ -655,7 +680,9 @@ static void maybe_finish_close(salvo_engine_t *engine) {
 void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb, void *user_data) {
   if (engine == NULL || !salvo__engine_live(engine) || engine->closing)
     return;
-  engine->closing = 1;
+  SALVO__ASSERT_LOOP_THREAD(engine);
+  salvo__inject_close(engine); /* first: nothing more comes from other threads */
+  __atomic_store_n(&engine->closing, 1, __ATOMIC_RELAXED); /* salvo_request_new() reads it */
   engine->close_cb = close_cb;
   engine->close_data = user_data;
   /* Always from the loop: close may be called inside a libcurl callback
@@ -670,6 +697,7 @@ void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_stats_t *stat
     memset(stats, 0, sizeof(*stats));
     return;
   }
+  SALVO__ASSERT_LOOP_THREAD(engine);
   *stats = engine->stats;
   stats->queued = salvo__hosts_queued(engine);
   stats->waiting = 0;

@@ -603,11 +603,17 @@ int salvo__host_after_attempt(salvo__host_t *host, const salvo__attempt_end_t *e
 }
 
 size_t salvo_engine_host_count(const salvo_engine_t *engine) {
-  return engine != NULL && salvo__engine_live(engine) ? engine->nhosts : 0;
+  if (engine == NULL || !salvo__engine_live(engine))
+    return 0;
+  SALVO__ASSERT_LOOP_THREAD(engine);
+  return engine->nhosts;
 }
 
 int salvo_engine_host_stats(const salvo_engine_t *engine, size_t i, salvo_host_stats_t *out) {
-  if (engine == NULL || out == NULL || !salvo__engine_live(engine) || i >= engine->nhosts)
+  if (engine == NULL || out == NULL || !salvo__engine_live(engine))
+    return SALVO_EINVAL;
+  SALVO__ASSERT_LOOP_THREAD(engine);
+  if (i >= engine->nhosts)
     return SALVO_EINVAL;
   const salvo__host_t *h = engine->hosts[i];
   uint64_t now = uv_now(engine->loop);
@@ -653,6 +659,8 @@ uint64_t salvo__host_hedge_delay(const salvo__host_t *host) {
 int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
                                  const salvo_host_policy_t *policy) {
   int is_https = 0;
+  if (engine != NULL && salvo__engine_live(engine))
+    SALVO__ASSERT_LOOP_THREAD(engine);
   if (engine == NULL || policy == NULL || !salvo__engine_live(engine) || engine->closing ||
       salvo__host_policy_check(policy) != 0 || salvo__parse_url(origin, &is_https, NULL) != 0)
     return SALVO_EINVAL;

@@ -5,6 +5,7 @@
 #ifndef SALVO_INTERNAL_H
 #define SALVO_INTERNAL_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -172,6 +173,19 @@ typedef struct salvo__slot_s {
   char errbuf[CURL_ERROR_SIZE];
 } salvo__slot_t;
 
+/* Requests handed to the engine from other threads
+ * (salvo_request_submit_threadsafe): a locked queue that the loop drains when
+ * |wake| fires. The one struct of lib/ that other threads touch, and only
+ * under |lock|. Owner: inject.c. */
+typedef struct {
+  uv_mutex_t lock;     /* guards queue and closing */
+  salvo__list_t queue; /* handed-over requests (their node), oldest first */
+  int closing;         /* salvo_engine_close() was called: nothing more is taken */
+  uv_async_t wake;     /* uv_async_send()'d under lock by each hand-over; not referenced:
+                          it does not keep the loop alive */
+  int made;            /* lock and wake exist (salvo_engine_new() got that far) */
+} salvo__injector_t;
+
 /* The engine. Owner: engine.c, but for the blocks marked with another file's
  * name; its counters (stats) are each written by one file: attempts,
  * in_flight (engine.c), submitted, completed, successes, failures, retries,
@@ -245,15 +259,21 @@ struct salvo_engine_s {
   size_t random_left;
 
   salvo_engine_stats_t stats;
+  salvo__injector_t inject; /* inject.c */
+  uv_thread_t loop_thread;  /* the thread its loop callbacks run on, once loop_thread_known */
+  int loop_thread_known;
 };
 
 /* -------------------------------------------------------------- request */
 
 /* A request's life: NEW (being built) -> QUEUED (in its host's queue) ->
  * RUNNING (an attempt on a lane) -> WAITING (backoff) -> QUEUED ... -> DONE.
- * A redirect goes from RUNNING back to QUEUED. Only request.c's set_state()
- * changes it, and asserts the step is one of salvo__request_step_ok(). */
-enum { SALVO__NEW = 0, SALVO__QUEUED, SALVO__RUNNING, SALVO__WAITING, SALVO__DONE };
+ * A redirect goes from RUNNING back to QUEUED. Handed over from another
+ * thread, NEW -> HANDED (in the injector's queue) -> QUEUED once the loop
+ * takes it, or HANDED -> DONE if it never enters the engine (closing, out of
+ * memory). Only request.c's set_state() changes it, and asserts the step is
+ * one of salvo__request_step_ok(). */
+enum { SALVO__NEW = 0, SALVO__QUEUED, SALVO__RUNNING, SALVO__WAITING, SALVO__DONE, SALVO__HANDED };
 
 /* What becomes of the running attempt's body with a data callback (see
  * salvo_data_cb): passed as it comes; held, its first SALVO__HOLD_CAP bytes
@@ -283,7 +303,8 @@ typedef struct {
 /* Owner: request.c, but for hdr (headers.c) and hedge (hedge.c). */
 struct salvo_request_s {
   salvo_engine_t *engine;
-  salvo__list_t node;        /* in its host's queue, engine->waiting or engine->running */
+  salvo__list_t node;        /* in its host's queue, engine->waiting or engine->running; while
+                                HANDED, in the injector's queue (inject.c) */
   salvo__list_t cancel_node; /* in engine->cancels */
   salvo__list_t arm_node;    /* in engine->unarmed */
   salvo__host_t *host;
@@ -392,6 +413,17 @@ int salvo__lane_timer_cb(CURLM *multi, long timeout_ms, void *userp);
 int salvo__engine_add_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
 void salvo__engine_remove_attempt(salvo_engine_t *engine, salvo__slot_t *slot);
 void salvo__engine_handle_closed(salvo_engine_t *engine);
+/* One of the engine's loop callbacks runs: the first tells which thread runs
+ * its loop. */
+void salvo__engine_saw_loop(salvo_engine_t *engine);
+/* 0 if the engine's loop is known to run on a thread other than the
+ * caller's, else 1. Only for SALVO__ASSERT_LOOP_THREAD. */
+int salvo__engine_on_loop_thread(const salvo_engine_t *engine);
+/* In the calls of salvo.h that must be made on the loop's thread: debug
+ * builds abort on a call from another thread (compiled out with NDEBUG). */
+#define SALVO__ASSERT_LOOP_THREAD(engine)                                                     \
+  assert(salvo__engine_on_loop_thread(engine) &&                                              \
+         "salvo: called from a thread other than the engine's loop's (salvo.h, Threading)")
 /* 16 random bytes from a pool refilled by uv_random(). */
 void salvo__engine_random(salvo_engine_t *engine, unsigned char out[16]);
 /* A random (version 4) UUID, 36 characters and a NUL. */
@@ -502,6 +534,17 @@ int salvo__request_body_rewind(salvo_request_t *req);
 unsigned salvo__request_count_attempt(salvo_request_t *req);
 /* Pure: 1 if a request may go from state |from| to |to|. */
 int salvo__request_step_ok(int from, int to);
+/* salvo_request_submit_threadsafe(), on the caller's thread: 0 if |req| may
+ * be handed over (not NULL, not submitted, done_cb not NULL), else
+ * SALVO_EINVAL, or SALVO_ENOTSUP where salvo_request_submit() would say so.
+ * Reads only what never changes after salvo_engine_new(). */
+int salvo__request_check_hand_over(const salvo_request_t *req, salvo_done_cb done_cb);
+/* ... then, under the injector's lock: the request is HANDED, with its callback. */
+void salvo__request_hand_over(salvo_request_t *req, salvo_done_cb done_cb, void *user_data);
+/* From the loop: a HANDED request enters the engine as salvo_request_submit()
+ * would take it, or, if the engine is closing or refuses it, gets its one
+ * done callback now with SALVO_ECANCELED or the refusal, and no attempt. */
+void salvo__request_take_handed(salvo_request_t *req);
 
 /* ----------------------------------------------------------- headers.c */
 
@@ -534,6 +577,20 @@ int salvo__hedge_on_response(salvo__slot_t *slot);
 void salvo__slot_finish(salvo__slot_t *slot, CURLcode rc);
 /* Ends a running hedge with |reason| (cancel, deadline). */
 void salvo__hedge_stop(salvo_request_t *req, int reason);
+
+/* ------------------------------------------------------------ inject.c */
+
+/* Makes the injector's lock and wake handle on the engine's loop (not
+ * referenced). 0, or SALVO_EINTERNAL with nothing made. */
+int salvo__inject_init(salvo_engine_t *engine);
+/* salvo_engine_close() was called: from now on hand-overs get SALVO_ECLOSING. */
+void salvo__inject_close(salvo_engine_t *engine);
+/* From the loop, as the engine tears down: what was handed over and not yet
+ * taken completes as canceled, and the wake handle closes (counted in
+ * engine->live_handles). */
+void salvo__inject_teardown(salvo_engine_t *engine);
+/* With the engine's memory: destroys the lock. */
+void salvo__inject_free(salvo_engine_t *engine);
 
 /* ------------------------------------------------------------ attempt.c */
 

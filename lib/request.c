@@ -27,7 +27,8 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
                       salvo_request_t **out) {
   if (engine == NULL || out == NULL || !salvo__valid_method(method))
     return SALVO_EINVAL;
-  if (!salvo__engine_live(engine) || engine->closing)
+  /* other threads may call this: closing is read as engine.c writes it */
+  if (!salvo__engine_live(engine) || __atomic_load_n(&engine->closing, __ATOMIC_RELAXED))
     return SALVO_ECLOSING;
   int is_https = 0;
   CURLU *curlu = NULL;
@@ -291,14 +292,19 @@ const char *salvo_request_url(const salvo_request_t *req) { return req ? req->ur
 
 int salvo__request_step_ok(int from, int to) {
   switch (to) {
-  case SALVO__QUEUED: /* submitted, the backoff over, or a redirect's next hop */
-    return from == SALVO__NEW || from == SALVO__WAITING || from == SALVO__RUNNING;
+  case SALVO__QUEUED: /* submitted (or taken from the injector), the backoff over, or a
+                        redirect's next hop */
+    return from == SALVO__NEW || from == SALVO__HANDED || from == SALVO__WAITING ||
+           from == SALVO__RUNNING;
   case SALVO__RUNNING:
     return from == SALVO__QUEUED;
   case SALVO__WAITING:
     return from == SALVO__RUNNING;
-  case SALVO__DONE:
-    return from == SALVO__QUEUED || from == SALVO__RUNNING || from == SALVO__WAITING;
+  case SALVO__DONE: /* HANDED: it never entered the engine (refuse_handed) */
+    return from == SALVO__QUEUED || from == SALVO__RUNNING || from == SALVO__WAITING ||
+           from == SALVO__HANDED;
+  case SALVO__HANDED:
+    return from == SALVO__NEW;
   default:
     return 0;
   }
@@ -489,14 +495,33 @@ static void request_timer_cb(uv_timer_t *timer) {
   salvo__engine_pump(engine);
 }
 
+/* libcurl < 8.0 breaks h2c (ENGINEERING.md): refused up front. */
+static int h2c_refused(const salvo_request_t *req) {
+  const salvo_engine_t *engine = req->engine;
+  return engine->http_version == SALVO_HTTP_2 && !req->is_https && !engine->h2c_supported;
+}
+
+static int enter_engine(salvo_request_t *req, salvo_done_cb done_cb, void *user_data);
+
 int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user_data) {
   if (req == NULL || done_cb == NULL || req->state != SALVO__NEW)
     return SALVO_EINVAL;
   salvo_engine_t *engine = req->engine;
-  if (!salvo__engine_live(engine) || engine->closing)
+  if (!salvo__engine_live(engine))
     return SALVO_ECLOSING;
-  if (engine->http_version == SALVO_HTTP_2 && !req->is_https && !engine->h2c_supported)
+  SALVO__ASSERT_LOOP_THREAD(engine);
+  if (engine->closing)
+    return SALVO_ECLOSING;
+  if (h2c_refused(req))
     return SALVO_ENOTSUP;
+  req->submit_ns = uv_hrtime();
+  return enter_engine(req, done_cb, user_data);
+}
+
+/* What submit does once the request passed its checks: on error the request
+ * is as it was. */
+static int enter_engine(salvo_request_t *req, salvo_done_cb done_cb, void *user_data) {
+  salvo_engine_t *engine = req->engine;
   req->host = salvo__host_get(engine, req->url, req->is_https);
   if (req->host == NULL)
     return SALVO_ENOMEM;
@@ -508,7 +533,6 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
    * valgrind, where a test's set-up made the deadline fire early). */
   uv_update_time(engine->loop);
   uint64_t now = uv_now(engine->loop);
-  req->submit_ns = uv_hrtime();
   req->deadline_at_ms = req->timeouts.deadline_ms ? salvo__add_ms(now, req->timeouts.deadline_ms) : 0;
   req->queue_at_ms = req->timeouts.queue_ms ? salvo__add_ms(now, req->timeouts.queue_ms) : 0;
   /* Deadline, queue timeout and backoff share one timer, made when the
@@ -527,10 +551,58 @@ int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user
   return 0;
 }
 
+/* ------------------------------------------------ from other threads */
+
+int salvo__request_check_hand_over(const salvo_request_t *req, salvo_done_cb done_cb) {
+  if (req == NULL || done_cb == NULL || req->state != SALVO__NEW)
+    return SALVO_EINVAL;
+  return h2c_refused(req) ? SALVO_ENOTSUP : 0;
+}
+
+void salvo__request_hand_over(salvo_request_t *req, salvo_done_cb done_cb, void *user_data) {
+  set_state(req, SALVO__HANDED);
+  req->done_cb = done_cb;
+  req->user_data = user_data;
+  req->submit_ns = uv_hrtime(); /* elapsed_us counts the wait for the loop too */
+}
+
+/* A handed-over request that never entered the engine: its one done
+ * callback, with |error| and no attempt, then it is freed (it has no timer). */
+static void refuse_handed(salvo_request_t *req, int error) {
+  salvo_engine_t *engine = req->engine;
+  set_state(req, SALVO__DONE);
+  if (error == SALVO_ECANCELED)
+    snprintf(req->detail, sizeof(req->detail),
+             "canceled: the engine closed before its loop took the request from another thread");
+  else
+    snprintf(req->detail, sizeof(req->detail), "not taken from another thread: %s",
+             salvo_strerror(error));
+  salvo_result_t *r = &req->result; /* zero since salvo_request_new(): no attempt, no history */
+  r->error = error;
+  r->stop_reason = error == SALVO_ECANCELED ? SALVO_STOP_CANCELED : SALVO_STOP_NOT_RETRYABLE;
+  r->retry_after_ms = -1;
+  r->body = req->data_cb == NULL ? "" : NULL;
+  r->elapsed_us = (uv_hrtime() - req->submit_ns) / 1000;
+  r->detail = req->detail;
+  engine->stats.submitted++; /* accepted by the thread-safe call: counted like the others */
+  engine->stats.completed++;
+  req->done_cb(req, r, req->user_data);
+  free_request(req);
+}
+
+void salvo__request_take_handed(salvo_request_t *req) {
+  int rc = SALVO_ECANCELED; /* accepted before the close: ends as the engine's queued ones do */
+  if (!req->engine->closing)
+    rc = enter_engine(req, req->done_cb, req->user_data);
+  if (rc != 0)
+    refuse_handed(req, rc);
+}
+
 int salvo_request_cancel(salvo_request_t *req) {
   if (req == NULL ||
       (req->state != SALVO__QUEUED && req->state != SALVO__RUNNING && req->state != SALVO__WAITING))
     return SALVO_EINVAL;
+  SALVO__ASSERT_LOOP_THREAD(req->engine);
   if (!salvo__list_linked(&req->cancel_node)) {
     salvo__list_push_back(&req->engine->cancels, &req->cancel_node);
     salvo__engine_schedule(req->engine);

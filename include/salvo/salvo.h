@@ -7,12 +7,28 @@
  *
  * Threading: an engine and its requests belong to the thread that runs the
  * engine's loop. Call every function of this header that takes an engine or
- * a request from that thread, and salvo_engine_new() there too (or before the
- * loop runs). salvo keeps no global state of its own, so for more cores run
- * one loop and one engine per thread. The functions that take neither (the
- * *_init functions, salvo_strerror(), salvo_err_name(), salvo_version(),
- * salvo_stop_reason_name(), salvo_circuit_name(), salvo_header_reserved(),
- * salvo_log_level_name()) may be called from any thread. salvo_engine_new()
+ * a submitted request from that thread, and salvo_engine_new() there too (or
+ * before the loop runs), with these exceptions:
+ * - salvo_request_submit_threadsafe() may be called from any thread, until
+ *   the engine's close_cb runs (see there); the done callback still runs on
+ *   the loop's thread.
+ * - salvo_request_new(), the salvo_request_set_* and salvo_request_add_header*
+ *   setters, salvo_request_method(), salvo_request_url(),
+ *   salvo_request_engine() and salvo_request_free() may be called from any
+ *   thread for a request not yet submitted, by one thread at a time per
+ *   request: they read only what never changes after salvo_engine_new().
+ * - The functions that take neither an engine nor a request (the *_init
+ *   functions, salvo_strerror(), salvo_err_name(), salvo_version(),
+ *   salvo_stop_reason_name(), salvo_circuit_name(), salvo_header_reserved(),
+ *   salvo_log_level_name()) may be called from any thread.
+ * Debug builds (without NDEBUG) abort with an assertion when
+ * salvo_request_submit(), salvo_request_cancel(), salvo_engine_close(),
+ * salvo_engine_set_host_policy(), salvo_engine_stats(),
+ * salvo_engine_host_count() or salvo_engine_host_stats() is called from a
+ * thread other than the one the engine's loop was seen running on (known
+ * from the loop's first pass over the engine, so calls made before the loop
+ * thread starts are not checked). salvo keeps no global state of its own, so
+ * for more cores run one loop and one engine per thread. salvo_engine_new()
  * calls libcurl's curl_global_init(): see there before creating engines on
  * several threads.
  *
@@ -783,20 +799,21 @@ SALVO_EXTERN int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *op
 typedef void (*salvo_engine_close_cb)(salvo_engine_t *engine, void *user_data);
 
 /**
- * Closes the engine asynchronously. From the call on, salvo_request_new()
- * and salvo_request_submit() return SALVO_ECLOSING,
- * salvo_engine_set_host_policy() SALVO_EINVAL, and no queued request
- * starts. Then, from the loop: every request still queued,
- * waiting or in flight completes with SALVO_ECANCELED (an attempt that ends
- * before that completes its request with its own outcome, never retried),
- * every uv handle of the engine closes, |close_cb| (may be NULL) runs with
- * |user_data|, and the engine is freed. The loop must run for this to
- * happen; after it the caller's uv_loop_close() returns 0 as far as salvo is
- * concerned. NULL, or a second call before the close completes, does
- * nothing: the second call's close_cb is never called. Once close_cb has
- * returned (with no close_cb: once the loop has run the close through) the
- * engine must not be passed to anything, nor a request made on it but to
- * salvo_request_free() (see Lifetimes at the top).
+ * Closes the engine asynchronously. From the call on, salvo_request_new(),
+ * salvo_request_submit() and salvo_request_submit_threadsafe() return
+ * SALVO_ECLOSING, salvo_engine_set_host_policy() SALVO_EINVAL, and no queued
+ * request starts. Then, from the loop: every request still queued, waiting,
+ * in flight, or handed over from another thread and not yet taken completes
+ * with SALVO_ECANCELED (an attempt that ends before that completes its
+ * request with its own outcome, never retried), every uv handle of the
+ * engine closes, |close_cb| (may be NULL) runs with |user_data|, and the
+ * engine is freed. The loop must run for this to happen; after it the
+ * caller's uv_loop_close() returns 0 as far as salvo is concerned. NULL, or a
+ * second call before the close completes, does nothing: the second call's
+ * close_cb is never called. Once close_cb has returned (with no close_cb:
+ * once the loop has run the close through) the engine must not be passed to
+ * anything, nor a request made on it but to salvo_request_free() (see
+ * Lifetimes at the top).
  */
 SALVO_EXTERN void salvo_engine_close(salvo_engine_t *engine, salvo_engine_close_cb close_cb,
                                      void *user_data);
@@ -820,7 +837,8 @@ SALVO_EXTERN int salvo_engine_get_retry_policy(const salvo_engine_t *engine,
 
 /** Counters since the engine was created. */
 typedef struct {
-  uint64_t submitted;          /* requests accepted by salvo_request_submit() */
+  uint64_t submitted;          /* requests accepted by salvo_request_submit(), and by
+                                  salvo_request_submit_threadsafe() once the loop took them */
   uint64_t completed;          /* done callbacks called */
   uint64_t attempts;           /* transfers started */
   uint64_t retries;            /* attempts scheduled after a failed one */
@@ -1214,13 +1232,55 @@ SALVO_EXTERN int salvo_request_set_accept_encoding(salvo_request_t *req, int on)
 SALVO_EXTERN int salvo_request_submit(salvo_request_t *req, salvo_done_cb done_cb, void *user_data);
 
 /**
+ * Submits the request from any thread: for worker threads that build
+ * requests (salvo_request_new() and the setters, on their own thread) and
+ * hand them to an engine whose loop runs elsewhere. The request goes into
+ * the engine's hand-over queue, and the loop is woken (uv_async_send()); the
+ * loop then takes it as salvo_request_submit() would, in the order handed
+ * over. From a 0 return on, the engine owns |req| and calls |done_cb| exactly
+ * once, with |user_data|, from the loop, on the loop's thread, never before
+ * this function returns; |req| is freed when done_cb returns. The caller
+ * must not touch |req| after a 0 return: it may be done and freed already.
+ * The deadline and queue timeout count from when the loop takes the request;
+ * result->elapsed_us from this call. May be called on the loop's thread too,
+ * and from inside callbacks.
+ *
+ * A request the loop cannot take still gets its done callback, from the
+ * loop, with no attempt made (result->attempts 0): SALVO_ECANCELED if
+ * salvo_engine_close() was called before the loop took it, or SALVO_ENOMEM.
+ * salvo_engine_stats() counts it in submitted and completed alike.
+ * salvo_request_cancel() refuses the request (SALVO_EINVAL) until the loop
+ * has taken it.
+ *
+ * The engine's wake handle does not keep its loop alive: a loop that should
+ * wait for requests from other threads needs a handle of its own that does
+ * (a daemon's listening socket, a signal watcher, a timer), or uv_run()
+ * may return while requests are on their way.
+ *
+ * Lifetime: the call may race with salvo_engine_close() (it then returns
+ * SALVO_ECLOSING), but must not be made once the engine's close_cb has run:
+ * the engine is freed. Stop the threads that submit, or make sure they have
+ * stopped, before the loop runs that far (for instance: close the engine,
+ * then join them, then run the loop until close_cb).
+ *
+ * On error the callback is never called and the caller still owns |req|,
+ * unchanged (free it with salvo_request_free(), or submit it again):
+ *   SALVO_EINVAL    req or done_cb is NULL, or req was already submitted;
+ *   SALVO_ENOTSUP   plaintext HTTP/2 (h2c) asked of libcurl < 8.0, whose h2c is broken;
+ *   SALVO_ECLOSING  salvo_engine_close() was called.
+ */
+SALVO_EXTERN int salvo_request_submit_threadsafe(salvo_request_t *req, salvo_done_cb done_cb,
+                                                 void *user_data);
+
+/**
  * Cancels a submitted request whose done callback has not run yet. The done
  * callback then runs soon, from the loop, with SALVO_ECANCELED (or with the
  * outcome it already had, if it finished in the meantime). Never calls the
  * callback before returning; a second call before then does nothing more.
- * Returns 0, or SALVO_EINVAL if req is NULL, was not submitted, or is inside
- * its own done callback. Once the done callback has returned, req is freed
- * and must not be passed.
+ * Returns 0, or SALVO_EINVAL if req is NULL, was not submitted, is inside
+ * its own done callback, or was handed over by
+ * salvo_request_submit_threadsafe() and not yet taken by the loop. Once the
+ * done callback has returned, req is freed and must not be passed.
  */
 SALVO_EXTERN int salvo_request_cancel(salvo_request_t *req);
 

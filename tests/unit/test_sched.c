@@ -418,10 +418,13 @@ Test(host_key, one_origin_one_key) {
 /* A request's state moves only along its life (request.c's set_state()
  * asserts each step against this table). */
 Test(request_state, only_the_steps_of_a_life_are_legal) {
-  enum { N = SALVO__NEW, Q = SALVO__QUEUED, R = SALVO__RUNNING, W = SALVO__WAITING, D = SALVO__DONE };
-  static const int legal[][2] = {{N, Q}, {Q, R}, {R, W}, {R, Q}, {W, Q}, {Q, D}, {R, D}, {W, D}};
-  for (int from = N; from <= D; from++)
-    for (int to = N; to <= D; to++) {
+  enum { N = SALVO__NEW, Q = SALVO__QUEUED, R = SALVO__RUNNING, W = SALVO__WAITING, D = SALVO__DONE,
+         H = SALVO__HANDED };
+  static const int legal[][2] = {{N, Q}, {Q, R}, {R, W}, {R, Q}, {W, Q}, {Q, D}, {R, D}, {W, D},
+                                 /* from another thread: taken by the loop, or never */
+                                 {N, H}, {H, Q}, {H, D}};
+  for (int from = N; from <= H; from++)
+    for (int to = N; to <= H; to++) {
       int want = 0;
       for (size_t i = 0; i < sizeof(legal) / sizeof(legal[0]); i++)
         want |= legal[i][0] == from && legal[i][1] == to;
