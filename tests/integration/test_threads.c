@@ -370,11 +370,12 @@ Test(threads, handed_over_then_closed_end_canceled_without_an_attempt) {
   uv_thread_t tid;
   cr_assert_eq(uv_thread_create(&tid, hand_over_100, NULL), 0);
   uv_thread_join(&tid);
-  salvo_engine_close(engine, on_closed, NULL);
-  salvo_request_t *late = NULL;
+  salvo_request_t *late = NULL, *later = NULL;
   char u[96];
   snprintf(u, sizeof(u), "%s/ok", base);
-  cr_assert_eq(salvo_request_new(engine, "GET", u, &late), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", u, &late), 0); /* built before the close */
+  salvo_engine_close(engine, on_closed, NULL);
+  cr_assert_eq(salvo_request_new(engine, "GET", u, &later), SALVO_ECLOSING);
   cr_assert_eq(salvo_request_submit_threadsafe(late, count_cb, (void *)(uintptr_t)100),
                SALVO_ECLOSING);
   salvo_request_free(late);
