@@ -40,4 +40,43 @@ grep -q "SIGTERM: shutting down" "$dir/out" || fail "no shutdown line"
 grep -q "/hang .* canceled" "$dir/out" || fail "the hanging request did not end as canceled"
 grep -q "skipped" "$dir/out" || fail "rounds did not wait for the hanging one"
 grep -q "loop closed: yes" "$dir/out" || fail "loop left handles open"
-echo "ok: $(grep -c '^round' "$dir/out") result lines, stopped in ${took}s"
+rounds=$(grep -c '^round' "$dir/out")
+
+# Worker threads hand reports over (salvo_request_submit_threadsafe), and a
+# 3 MiB file is PUT streamed, answered 503 once and sent again from its start.
+curl_counters() { # the server's counters, over bash's /dev/tcp (no curl needed)
+  bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf "GET /counters HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" >&3
+    n=0
+    while IFS= read -r line <&3; do
+      line=${line%$'"'"'\r'"'"'}
+      [ -z "$line" ] && break
+      case $line in Content-Length:*) n=${line#*: } ;; esac
+    done
+    head -c "$n" <&3' counters "$http"
+}
+before=$(curl_counters | sed -n 's/.*"body_bytes":\([0-9]*\).*/\1/p')
+head -c 3145728 /dev/zero >"$dir/upload.bin"
+"$daemon" --interval 200 --workers 3 --report "$base/echo" --upload "$dir/upload.bin" \
+  --upload-to "$base/fail-until/2/daemon-upload-$$" "$base/ok" >"$dir/out" 2>&1 &
+dpid=$!
+sleep 1.5
+kill -TERM $dpid
+wait $dpid && rc=0 || rc=$?
+[ "$rc" = 0 ] || fail "exit status $rc after SIGTERM (workers)"
+grep -q "upload attempt 1: response 503 (salvo will send it again)" "$dir/out" || fail "no held 503 head"
+grep -q "upload attempt 2: response 200" "$dir/out" || fail "no second upload attempt"
+grep -q "upload .* 200  attempts 2" "$dir/out" || fail "upload did not end 200 after 2 attempts"
+for w in 1 2 3; do
+  n=$(grep -c "^report worker $w seq .* 200 " "$dir/out" || true)
+  [ "$n" -ge 2 ] || fail "worker $w: $n reports answered 200"
+done
+grep -q "3 workers joined" "$dir/out" || fail "workers not joined"
+grep -q "loop closed: yes" "$dir/out" || fail "loop left handles open (workers)"
+after=$(curl_counters | sed -n 's/.*"body_bytes":\([0-9]*\).*/\1/p')
+up=$(( after - before ))
+reports=$(grep -c "^report worker" "$dir/out")
+# the server read the file twice, plus each report's small JSON body
+[ "$up" -ge $(( 2 * 3145728 )) ] && [ "$up" -le $(( 2 * 3145728 + 64 * (reports + 10) )) ] ||
+  fail "the server read $up body bytes for 2 x 3145728 and $reports reports"
+echo "ok: $rounds result lines, stopped in ${took}s; $reports reports from 3 workers, upload sent twice ($up body bytes read)"

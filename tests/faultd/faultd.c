@@ -140,10 +140,10 @@ unsigned faultd_key_count(const faultd_t *fd, const char *key, unsigned *ids, un
 }
 
 char *faultd_counters_json(const faultd_t *fd) {
-  json_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:O, s:O, s:O, s:O, s:O, s:o}",
+  json_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:i, s:I, s:i, s:O, s:O, s:O, s:O, s:O, s:o}",
                           "requests", fd->total, "connections", fd->connections,
                           "tls_handshakes", fd->tls_handshakes, "tls_resumed", fd->tls_resumed,
-                          "bodies_received", fd->bodies,
+                          "bodies_received", fd->bodies, "body_bytes", (json_int_t)fd->body_bytes,
                           "proxied", fd->proxied, "paths",
                           fd->paths, "methods", fd->methods, "keys", fd->keys, "request_ids",
                           fd->request_ids, "idempotency_keys", fd->idempotency_keys, "capacity",
