@@ -661,9 +661,11 @@ int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
   int is_https = 0;
   if (engine != NULL && salvo__engine_live(engine))
     SALVO__ASSERT_LOOP_THREAD(engine);
-  if (engine == NULL || policy == NULL || !salvo__engine_live(engine) || engine->closing ||
+  if (engine == NULL || policy == NULL || !salvo__engine_live(engine) ||
       salvo__host_policy_check(policy) != 0 || salvo__parse_url(origin, &is_https, NULL) != 0)
     return SALVO_EINVAL;
+  if (engine->closing) /* as salvo_request_new() and salvo_request_submit() say it */
+    return SALVO_ECLOSING;
   salvo__host_t *h = salvo__host_get(engine, origin, is_https);
   if (h == NULL)
     return SALVO_ENOMEM;

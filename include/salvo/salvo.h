@@ -605,10 +605,11 @@ typedef struct {
  * adaptive_initial.
  *
  * Returns 0 or one of:
- *   SALVO_EINVAL  engine or policy is NULL, the policy is invalid (see
- *                 salvo_host_policy_t), origin is NULL or not an absolute
- *                 http(s) URL, or the engine is closing;
- *   SALVO_ENOMEM  out of memory.
+ *   SALVO_EINVAL    engine or policy is NULL, the policy is invalid (see
+ *                   salvo_host_policy_t), or origin is NULL or not an
+ *                   absolute http(s) URL;
+ *   SALVO_ECLOSING  the engine is closing (salvo_engine_close() was called);
+ *   SALVO_ENOMEM    out of memory.
  */
 SALVO_EXTERN int salvo_engine_set_host_policy(salvo_engine_t *engine, const char *origin,
                                               const salvo_host_policy_t *policy);
@@ -800,8 +801,8 @@ typedef void (*salvo_engine_close_cb)(salvo_engine_t *engine, void *user_data);
 
 /**
  * Closes the engine asynchronously. From the call on, salvo_request_new(),
- * salvo_request_submit() and salvo_request_submit_threadsafe() return
- * SALVO_ECLOSING, salvo_engine_set_host_policy() SALVO_EINVAL, and no queued
+ * salvo_request_submit(), salvo_request_submit_threadsafe() and
+ * salvo_engine_set_host_policy() return SALVO_ECLOSING, and no queued
  * request starts. Then, from the loop: every request still queued, waiting,
  * in flight, or handed over from another thread and not yet taken completes
  * with SALVO_ECANCELED (an attempt that ends before that completes its

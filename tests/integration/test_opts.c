@@ -231,6 +231,10 @@ Test(opts, a_closing_engine_makes_no_new_request) {
   cr_assert_eq(req, (salvo_request_t *)&req);
   outcome_t o = {0};
   cr_assert_eq(salvo_request_submit(before, record_cb, &o), SALVO_ECLOSING);
+  salvo_host_policy_t hp;
+  salvo_host_policy_init(&hp);
+  cr_assert_eq(salvo_engine_set_host_policy(engine, url("/"), &hp), SALVO_ECLOSING);
+  cr_assert_eq(salvo_engine_host_count(engine), 0, "no host made for it");
   while (!engine_closed)
     uv_run(&loop, UV_RUN_ONCE);
   salvo_request_free(before); /* allowed after the close: it does not touch the engine */
