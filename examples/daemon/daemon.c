@@ -61,8 +61,7 @@ static void log_to_stderr(salvo_engine_t *engine, salvo_log_level_t level, const
                           void *user_data) {
   (void)engine;
   (void)user_data;
-  static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
-  fprintf(stderr, "salvo: %s: %s\n", (unsigned)level < 4 ? names[level] : "LOG", message);
+  fprintf(stderr, "salvo: %s: %s\n", salvo_log_level_name(level), message);
 }
 
 static void on_result(salvo_request_t *req, const salvo_result_t *r, void *ud) {
