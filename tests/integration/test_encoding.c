@@ -48,11 +48,6 @@ static void start_engine(int accept_encoding, int tls) {
   cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
 }
 
-static void run_until(const int *calls) {
-  while (*calls == 0)
-    uv_run(&loop, UV_RUN_ONCE);
-}
-
 static char *url_on(const char *at, const char *path) {
   static char buf[4][160];
   static int k;
@@ -73,7 +68,7 @@ static void get(const char *at, const char *path, int accept, const char *header
   if (header != NULL)
     cr_assert_eq(salvo_request_add_header_line(req, header), 0);
   cr_assert_eq(salvo_request_submit(req, enc_cb, e), 0);
-  run_until(&e->o.calls);
+  fixture_run_until(&e->o.calls);
   cr_assert_eq(e->o.calls, 1);
 }
 
@@ -220,7 +215,7 @@ Test(encoding, the_body_cap_counts_decoded_bytes) {
     if (cases[i].stream)
       cr_assert_eq(salvo_request_set_data_cb(req, stream_cb), 0);
     cr_assert_eq(salvo_request_submit(req, enc_cb, &e), 0);
-    run_until(&e.o.calls);
+    fixture_run_until(&e.o.calls);
     const char *how = cases[i].stream ? "streamed" : "buffered";
     cr_assert_eq(e.o.error, cases[i].error, "%s %s accept %d: %s", how, cases[i].path,
                  cases[i].accept, salvo_err_name(e.o.error));
@@ -261,7 +256,7 @@ static void bomb(int stream) {
     cr_assert_eq(salvo_request_set_data_cb(req, stream_cb), 0);
   uint64_t t0 = uv_hrtime();
   cr_assert_eq(salvo_request_submit(req, enc_cb, &e), 0);
-  run_until(&e.o.calls);
+  fixture_run_until(&e.o.calls);
   uint64_t ms = ms_since(t0);
   salvo_engine_stats(engine, &after);
   const char *how = stream ? "streamed" : "buffered";

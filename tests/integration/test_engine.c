@@ -27,33 +27,14 @@ static void start_engine(const salvo_engine_opts_t *given) {
 }
 
 
-static void run_until_done(outcome_t *o, size_t n) {
-  for (;;) {
-    size_t done = 0;
-    for (size_t i = 0; i < n; i++)
-      done += o[i].calls > 0;
-    if (done == n)
-      break;
-    uv_run(&loop, UV_RUN_ONCE);
-  }
-}
-
-static char *url(const char *path) {
-  static char buf[8][128];
-  static int k;
-  k = (k + 1) % 8;
-  snprintf(buf[k], sizeof(buf[k]), "%s%s", base, path);
-  return buf[k];
-}
-
 TestSuite(engine, .init = fixture_setup, .fini = fixture_teardown, .timeout = 60);
 
 Test(engine, get_returns_status_body_headers_and_version) {
   start_engine(NULL);
   outcome_t o = {0};
-  submit_to(engine, "GET", url("/ok"), NULL, &o);
+  submit_to(engine, "GET", fixture_url("/ok"), NULL, &o);
   cr_assert_eq(o.calls, 0, "done_cb must not run inside submit");
-  run_until_done(&o, 1);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.calls, 1);
   cr_assert_eq(o.error, 0, "error %s: %s", salvo_err_name(o.error), o.detail);
   cr_assert_eq(o.status, 200);
@@ -70,26 +51,26 @@ Test(engine, methods_and_bodies_reach_the_server_as_given) {
   start_engine(NULL);
   outcome_t o[7] = {{0}};
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "POST", url("/echo"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "POST", fixture_url("/echo"), &req), 0);
   cr_assert_eq(salvo_request_set_body(req, "hello", 5), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
-  submit_to(engine, "PUT", url("/echo"), NULL, &o[1]);
-  submit_to(engine, "DELETE", url("/echo"), NULL, &o[2]);
-  submit_to(engine, "HEAD", url("/ok"), NULL, &o[3]);
-  cr_assert_eq(salvo_request_new(engine, "PATCH", url("/echo"), &req), 0);
+  submit_to(engine, "PUT", fixture_url("/echo"), NULL, &o[1]);
+  submit_to(engine, "DELETE", fixture_url("/echo"), NULL, &o[2]);
+  submit_to(engine, "HEAD", fixture_url("/ok"), NULL, &o[3]);
+  cr_assert_eq(salvo_request_new(engine, "PATCH", fixture_url("/echo"), &req), 0);
   char big[200000];
   memset(big, 'b', sizeof(big));
   cr_assert_eq(salvo_request_set_body(req, big, sizeof(big)), 0);
   memset(big, 0, sizeof(big)); /* the body was copied */
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[4]), 0);
   /* a body on a GET or a DELETE leaves the method alone (libcurl would make it a POST) */
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/echo"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/echo"), &req), 0);
   cr_assert_eq(salvo_request_set_body(req, "query", 5), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[5]), 0);
-  cr_assert_eq(salvo_request_new(engine, "DELETE", url("/echo"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "DELETE", fixture_url("/echo"), &req), 0);
   cr_assert_eq(salvo_request_set_body(req, "ids", 3), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[6]), 0);
-  run_until_done(o, 7);
+  outcomes_run(&loop, o, 7);
   cr_assert_str_eq(o[0].body, "POST 5");
   cr_assert_str_eq(o[1].body, "PUT 0");
   cr_assert_str_eq(o[2].body, "DELETE 0");
@@ -106,7 +87,7 @@ Test(engine, refused_port_never_reached_the_server) {
   char u[64];
   snprintf(u, sizeof(u), "http://127.0.0.1:%d/", test_refused_port());
   submit_to(engine, "POST", u, NULL, &o);
-  run_until_done(&o, 1);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.error, SALVO_ECONNREFUSED, "got %s", salvo_err_name(o.error));
   cr_assert_eq(o.reached, 0);
   cr_assert_eq(o.status, 0);
@@ -123,7 +104,7 @@ Test(engine, connect_timeout_against_a_port_that_drops_syns) {
   t.connect_ms = 300;
   outcome_t o = {0};
   submit_to(engine, "GET", u, &t, &o);
-  run_until_done(&o, 1);
+  outcomes_run(&loop, &o, 1);
   test_close_fds(fds);
   cr_assert_eq(o.error, SALVO_ECONNTIMEOUT, "got %s (%s)", salvo_err_name(o.error), o.detail);
   cr_assert_eq(o.reached, 0);
@@ -137,9 +118,9 @@ Test(engine, idle_timeout_when_the_server_never_answers) {
   salvo_timeouts_init(&t);
   t.idle_ms = 300;
   outcome_t o[2] = {{0}};
-  submit_to(engine, "GET", url("/hang"), &t, &o[0]);
-  submit_to(engine, "GET", url("/headers-then-stall"), &t, &o[1]);
-  run_until_done(o, 2);
+  submit_to(engine, "GET", fixture_url("/hang"), &t, &o[0]);
+  submit_to(engine, "GET", fixture_url("/headers-then-stall"), &t, &o[1]);
+  outcomes_run(&loop, o, 2);
   for (int i = 0; i < 2; i++) {
     cr_assert_eq(o[i].error, SALVO_EIDLE, "[%d] got %s", i, salvo_err_name(o[i].error));
     cr_assert_eq(o[i].reached, 1);
@@ -157,8 +138,8 @@ Test(engine, attempt_timeout_against_a_drip_that_is_never_idle) {
   t.idle_ms = 300;
   t.attempt_ms = 700;
   outcome_t o = {0};
-  submit_to(engine, "GET", url("/drip/100000/50"), &t, &o);
-  run_until_done(&o, 1);
+  submit_to(engine, "GET", fixture_url("/drip/100000/50"), &t, &o);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.error, SALVO_EATTEMPT, "got %s", salvo_err_name(o.error));
   cr_assert_gt(o.body_len, 3, "bytes kept arriving");
   cr_assert_geq(o.elapsed_us / 1000, 650);
@@ -176,8 +157,8 @@ Test(engine, a_deadline_counts_from_the_submit_even_when_the_loop_clock_is_stale
   salvo_timeouts_init(&t);
   t.deadline_ms = 600;
   outcome_t o = {0};
-  submit_to(engine, "GET", url("/sleep/100"), &t, &o);
-  run_until_done(&o, 1);
+  submit_to(engine, "GET", fixture_url("/sleep/100"), &t, &o);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.error, 0, "a 100 ms answer within a 600 ms deadline: %s", salvo_err_name(o.error));
   cr_assert_eq(o.status, 200);
 }
@@ -194,10 +175,10 @@ Test(engine, after_a_silent_close_posts_take_fresh_connections_for_a_while) {
   opts.http_version = SALVO_HTTP_1_1;
   start_engine(&opts);
   outcome_t o[3] = {{0}};
-  submit_to(engine, "GET", url("/close-after-answer"), NULL, &o[0]); /* answers, then FIN */
-  run_until_done(o, 1);
-  submit_to(engine, "GET", url("/ok"), NULL, &o[1]); /* a new connection, kept in the pool */
-  run_until_done(o + 1, 1);
+  submit_to(engine, "GET", fixture_url("/close-after-answer"), NULL, &o[0]); /* answers, then FIN */
+  outcomes_run(&loop, o, 1);
+  submit_to(engine, "GET", fixture_url("/ok"), NULL, &o[1]); /* a new connection, kept in the pool */
+  outcomes_run(&loop, o + 1, 1);
   cr_assert(o[0].status == 200 && o[1].status == 200);
   unsigned before = faultd_connections(srv);
   uv_timer_t t;
@@ -208,10 +189,10 @@ Test(engine, after_a_silent_close_posts_take_fresh_connections_for_a_while) {
     uv_run(&loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&t, NULL);
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "POST", url("/echo"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "POST", fixture_url("/echo"), &req), 0);
   cr_assert_eq(salvo_request_set_body(req, "pay", 3), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[2]), 0);
-  run_until_done(o + 2, 1);
+  outcomes_run(&loop, o + 2, 1);
   cr_assert_str_eq(o[2].body, "POST 3");
   cr_assert_eq(faultd_connections(srv), before + 1, "the POST reused a pooled connection");
 }
@@ -235,7 +216,7 @@ Test(engine, a_valid_certificate_for_another_name_is_refused) {
   snprintf(u, sizeof(u), "https://127.0.0.1:%d/ok", faultd_port(other, FAULTD_PORT_TLS));
   outcome_t o = {0};
   submit_to(engine, "GET", u, NULL, &o);
-  run_until_done(&o, 1);
+  outcomes_run(&loop, &o, 1);
   unsigned served = faultd_count(other, "/ok");
   faultd_close(other);
   cr_assert_eq(o.error, SALVO_ETLSVERIFY, "got %s (%s)", salvo_err_name(o.error), o.detail);
@@ -249,8 +230,8 @@ Test(engine, deadline_ends_a_slow_request) {
   salvo_timeouts_init(&t);
   t.deadline_ms = 400;
   outcome_t o = {0};
-  submit_to(engine, "GET", url("/sleep/5000"), &t, &o);
-  run_until_done(&o, 1);
+  submit_to(engine, "GET", fixture_url("/sleep/5000"), &t, &o);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.error, SALVO_EDEADLINE, "got %s", salvo_err_name(o.error));
   cr_assert_geq(o.elapsed_us / 1000, 350);
   cr_assert_leq(o.elapsed_us / 1000, 3000);
@@ -267,9 +248,9 @@ Test(engine, queue_timeout_when_no_slot_frees_up) {
   salvo_timeouts_init(&queued);
   queued.queue_ms = 200;
   outcome_t o[2] = {{0}};
-  submit_to(engine, "GET", url("/hang"), &slow, &o[0]);
-  submit_to(engine, "GET", url("/ok"), &queued, &o[1]);
-  run_until_done(o, 2);
+  submit_to(engine, "GET", fixture_url("/hang"), &slow, &o[0]);
+  submit_to(engine, "GET", fixture_url("/ok"), &queued, &o[1]);
+  outcomes_run(&loop, o, 2);
   cr_assert_eq(o[1].error, SALVO_EQUEUE, "got %s", salvo_err_name(o[1].error));
   cr_assert_eq(o[1].attempts, 0, "it never left the queue");
   cr_assert_geq(o[1].elapsed_us / 1000, 150);
@@ -281,10 +262,10 @@ Test(engine, queue_timeout_when_no_slot_frees_up) {
 Test(engine, broken_responses_are_classified) {
   start_engine(NULL);
   outcome_t o[3] = {{0}};
-  submit_to(engine, "GET", url("/close"), NULL, &o[0]);
-  submit_to(engine, "GET", url("/reset"), NULL, &o[1]);
-  submit_to(engine, "GET", url("/truncate"), NULL, &o[2]);
-  run_until_done(o, 3);
+  submit_to(engine, "GET", fixture_url("/close"), NULL, &o[0]);
+  submit_to(engine, "GET", fixture_url("/reset"), NULL, &o[1]);
+  submit_to(engine, "GET", fixture_url("/truncate"), NULL, &o[2]);
+  outcomes_run(&loop, o, 3);
   cr_assert_eq(o[0].error, SALVO_ECLOSED, "close: %s", salvo_err_name(o[0].error));
   cr_assert_eq(o[1].error, SALVO_ERESET, "reset: %s", salvo_err_name(o[1].error));
   cr_assert_eq(o[2].error, SALVO_ETRUNCATED, "truncate: %s", salvo_err_name(o[2].error));
@@ -307,28 +288,28 @@ Test(engine, body_cap_streaming_and_abort) {
   start_engine(NULL);
   outcome_t o[3] = {{0}};
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/bytes/1000"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/bytes/1000"), &req), 0);
   cr_assert_eq(salvo_request_set_max_body_size(req, 100), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
-  run_until_done(o, 1);
+  outcomes_run(&loop, o, 1);
   cr_assert_eq(o[0].error, SALVO_EBODYLIMIT, "got %s", salvo_err_name(o[0].error));
 
   stream_bytes = 0;
   stream_stop_after = 0;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/bytes/300000"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/bytes/300000"), &req), 0);
   cr_assert_eq(salvo_request_set_data_cb(req, count_data), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[1]), 0);
-  run_until_done(o + 1, 1);
+  outcomes_run(&loop, o + 1, 1);
   cr_assert_eq(o[1].error, 0);
   cr_assert_eq(stream_bytes, 300000);
   cr_assert_eq(o[1].body_len, 300000);
 
   stream_bytes = 0;
   stream_stop_after = 1;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/bytes/300000"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/bytes/300000"), &req), 0);
   cr_assert_eq(salvo_request_set_data_cb(req, count_data), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[2]), 0);
-  run_until_done(o + 2, 1);
+  outcomes_run(&loop, o + 2, 1);
   cr_assert_eq(o[2].error, SALVO_EABORTED, "got %s", salvo_err_name(o[2].error));
 }
 
@@ -354,12 +335,12 @@ Test(engine, body_cap_holds_on_a_chunked_body_with_no_length) {
     salvo_request_t *req;
     stream_bytes = 0;
     stream_stop_after = 0;
-    cr_assert_eq(salvo_request_new(engine, "GET", url(cases[i].path), &req), 0);
+    cr_assert_eq(salvo_request_new(engine, "GET", fixture_url(cases[i].path), &req), 0);
     cr_assert_eq(salvo_request_set_max_body_size(req, CAP), 0);
     if (cases[i].stream)
       cr_assert_eq(salvo_request_set_data_cb(req, count_data), 0);
     cr_assert_eq(salvo_request_submit(req, record_cb, &o), 0);
-    run_until_done(&o, 1);
+    outcomes_run(&loop, &o, 1);
     const char *how = cases[i].stream ? "streamed" : "buffered";
     cr_assert_eq(o.error, cases[i].error, "%s %s: %s", how, cases[i].path, salvo_err_name(o.error));
     cr_assert_eq(o.attempts, 1, "%s %s: a body over the cap is not fetched again", how,
@@ -381,7 +362,7 @@ Test(engine, cancel_queued_and_in_flight_completes_each_once) {
   outcome_t o[N] = {{0}};
   salvo_request_t *reqs[N];
   for (int i = 0; i < N; i++)
-    reqs[i] = submit_to(engine, "GET", url("/hang"), NULL, &o[i]);
+    reqs[i] = submit_to(engine, "GET", fixture_url("/hang"), NULL, &o[i]);
   uint64_t t0 = uv_hrtime();
   while (faultd_count(srv, "/hang") < 10 && ms_since(t0) < 5000)
     uv_run(&loop, UV_RUN_ONCE);
@@ -391,7 +372,7 @@ Test(engine, cancel_queued_and_in_flight_completes_each_once) {
   cr_assert_eq(salvo_request_cancel(reqs[0]), 0, "cancelling twice is harmless");
   for (int i = 0; i < N; i++)
     cr_assert_eq(o[i].calls, 0, "cancel never calls back synchronously");
-  run_until_done(o, N);
+  outcomes_run(&loop, o, N);
   uv_run(&loop, UV_RUN_NOWAIT);
   for (int i = 0; i < N; i++) {
     cr_assert_eq(o[i].calls, 1);
@@ -446,7 +427,7 @@ static void race_engine(void) {
 Test(engine, cancel_from_a_done_callback_of_requests_whose_completion_is_queued) {
   race_engine();
   race_submit(cancel_the_rest);
-  run_until_done(race_o, RACE_N);
+  outcomes_run(&loop, race_o, RACE_N);
   for (int i = 0; i < 10; i++)
     uv_run(&loop, UV_RUN_NOWAIT); /* a second completion would show here */
   int ok = 0, canceled = 0;
@@ -533,20 +514,20 @@ Test(engine, close_cancels_everything_and_leaves_the_loop_clean) {
   memset(close_o, 0, sizeof(close_o));
   for (int i = 0; i < 100; i++) {
     salvo_request_t *req;
-    cr_assert_eq(salvo_request_new(engine, "GET", url("/hang"), &req), 0);
+    cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/hang"), &req), 0);
     cr_assert_eq(salvo_request_submit(req, i == 99 ? done_then_submit : record_cb, &close_o[i]), 0);
   }
   uint64_t t0 = uv_hrtime();
   while (faultd_count(srv, "/hang") < 20 && ms_since(t0) < 5000)
     uv_run(&loop, UV_RUN_ONCE);
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/ok"), &req), 0);
   salvo_engine_close(engine, on_closed, NULL);
   salvo_engine_close(engine, on_closed, NULL); /* twice is a no-op */
   outcome_t late = {0};
   cr_assert_eq(salvo_request_submit(req, record_cb, &late), SALVO_ECLOSING);
   salvo_request_free(req);
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), SALVO_ECLOSING);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/ok"), &req), SALVO_ECLOSING);
   while (!engine_closed)
     uv_run(&loop, UV_RUN_ONCE);
   for (int i = 0; i < 100; i++) {
@@ -560,15 +541,15 @@ Test(engine, close_cancels_everything_and_leaves_the_loop_clean) {
 Test(engine, bad_input_is_refused_and_loses_nothing_accepted) {
   start_engine(NULL);
   outcome_t good = {0};
-  submit_to(engine, "GET", url("/ok"), NULL, &good);
+  submit_to(engine, "GET", fixture_url("/ok"), NULL, &good);
   salvo_request_t *req = NULL;
   cr_assert_eq(salvo_request_new(engine, "GET", "not a url", &req), SALVO_EINVAL);
   cr_assert_eq(salvo_request_new(engine, "GET", "ftp://127.0.0.1/x", &req), SALVO_EINVAL);
   cr_assert_eq(salvo_request_new(engine, "GET", "http://127.0.0.1:99999/", &req), SALVO_EINVAL);
-  cr_assert_eq(salvo_request_new(engine, "", url("/ok"), &req), SALVO_EINVAL);
-  cr_assert_eq(salvo_request_new(engine, NULL, url("/ok"), &req), SALVO_EINVAL);
-  cr_assert_eq(salvo_request_new(engine, "GET /x HTTP/1.1\r\n", url("/ok"), &req), SALVO_EINVAL);
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "", fixture_url("/ok"), &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(engine, NULL, fixture_url("/ok"), &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(engine, "GET /x HTTP/1.1\r\n", fixture_url("/ok"), &req), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/ok"), &req), 0);
   cr_assert_eq(salvo_request_add_header(req, "X-A", "1\r\nX-Injected: 1"), SALVO_EINVAL);
   cr_assert_eq(salvo_request_add_header(req, "X A", "1"), SALVO_EINVAL);
   cr_assert_eq(salvo_request_add_header(req, "", "1"), SALVO_EINVAL);
@@ -578,7 +559,7 @@ Test(engine, bad_input_is_refused_and_loses_nothing_accepted) {
   cr_assert_eq(salvo_request_cancel(req), SALVO_EINVAL, "not submitted");
   salvo_request_free(req);
   salvo_request_free(NULL);
-  run_until_done(&good, 1);
+  outcomes_run(&loop, &good, 1);
   cr_assert_eq(good.status, 200, "the accepted request still completes");
 }
 
@@ -609,7 +590,7 @@ Test(engine, h2c_is_refused_on_libcurl_before_8) {
   opts.http_version = SALVO_HTTP_2;
   start_engine(&opts);
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/ok"), &req), 0);
   outcome_t o = {0};
   int rc = salvo_request_submit(req, record_cb, &o);
   if (curl_version_info(CURLVERSION_NOW)->version_num < 0x080000) {
@@ -619,7 +600,7 @@ Test(engine, h2c_is_refused_on_libcurl_before_8) {
     /* libcurl 8 offers the server an upgrade; salvo-faultd does not take it,
      * so the answer comes over HTTP/1.1, once */
     cr_assert_eq(rc, 0);
-    run_until_done(&o, 1);
+    outcomes_run(&loop, &o, 1);
     cr_assert_eq(o.calls, 1);
     cr_assert_eq(o.status, 200, "h2c on libcurl >= 8: %s", salvo_err_name(o.error));
     cr_assert_eq(o.attempts, 1);
@@ -648,13 +629,13 @@ Test(engine, many_requests_and_submits_from_done_callbacks) {
   static outcome_t o[N];
   memset(o, 0, sizeof(o));
   for (int i = 0; i < N; i++)
-    submit_to(engine, "GET", url("/ok"), NULL, &o[i]);
+    submit_to(engine, "GET", fixture_url("/ok"), NULL, &o[i]);
   chain_left = 500;
   memset(&chain_o, 0, sizeof(chain_o));
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/bytes/10"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/bytes/10"), &req), 0);
   cr_assert_eq(salvo_request_submit(req, chain_cb, NULL), 0);
-  run_until_done(o, N);
+  outcomes_run(&loop, o, N);
   while (chain_left > 0)
     uv_run(&loop, UV_RUN_ONCE);
   for (int i = 0; i < N; i++) {
@@ -691,14 +672,14 @@ Test(engine, default_headers_user_agent_and_overrides) {
   start_engine(&opts);
   salvo_request_t *req;
   outcome_t o = {0};
-  cr_assert_eq(salvo_request_new(engine, "POST", url("/headers"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "POST", fixture_url("/headers"), &req), 0);
   cr_assert_eq(salvo_request_add_header(req, "x-trace", "mine"), 0);
   cr_assert_eq(salvo_request_add_header(req, "X-Empty", ""), 0);
   cr_assert_eq(salvo_request_add_header_line(req, "X-Line:  spaced value  "), 0);
   static char big[2 << 20]; /* 2 MiB: large enough that libcurl would add Expect */
   cr_assert_eq(salvo_request_set_body(req, big, sizeof(big)), 0);
   cr_assert_eq(salvo_request_submit(req, keep_body, &o), 0);
-  run_until_done(&o, 1);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.status, 200, "%s", salvo_err_name(o.error));
   cr_assert(strstr(headers_seen, "X-Team: core\n"), "default header missing:\n%s", headers_seen);
   cr_assert(strstr(headers_seen, "X-Third: 3\n"), "later default missing:\n%s", headers_seen);
@@ -729,9 +710,9 @@ Test(engine, a_long_user_agent_goes_out_whole_and_an_empty_one_not_at_all) {
   start_engine(&opts);
   salvo_request_t *req;
   outcome_t o = {0};
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/headers"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/headers"), &req), 0);
   cr_assert_eq(salvo_request_submit(req, keep_body, &o), 0);
-  run_until_done(&o, 1);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.status, 200, "%s", salvo_err_name(o.error));
   char want[1100];
   snprintf(want, sizeof(want), "User-Agent: %s\n", ua);
@@ -741,9 +722,9 @@ Test(engine, a_long_user_agent_goes_out_whole_and_an_empty_one_not_at_all) {
   opts.user_agent = "";
   start_engine(&opts);
   memset(&o, 0, sizeof(o));
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/headers"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/headers"), &req), 0);
   cr_assert_eq(salvo_request_submit(req, keep_body, &o), 0);
-  run_until_done(&o, 1);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.status, 200, "%s", salvo_err_name(o.error));
   cr_assert_null(strstr(headers_seen, "User-Agent"), "%s", headers_seen);
 }
@@ -759,9 +740,9 @@ Test(engine, timings_of_the_final_attempt) {
   start_engine(NULL);
   salvo_request_t *req;
   outcome_t o = {0};
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/sleep/150"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/sleep/150"), &req), 0);
   cr_assert_eq(salvo_request_submit(req, keep_timings, &o), 0);
-  run_until_done(&o, 1);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.status, 200);
   cr_assert_geq(timings_seen.ttfb_us, 140000, "ttfb %lu us", (unsigned long)timings_seen.ttfb_us);
   cr_assert_geq(timings_seen.total_us, timings_seen.ttfb_us);
@@ -799,12 +780,12 @@ Test(engine, cancel_from_inside_a_data_callback) {
   start_engine(NULL);
   outcome_t o[2] = {{0}};
   inside_calls = 0;
-  victim = submit_to(engine, "GET", url("/hang"), NULL, &o[1]);
+  victim = submit_to(engine, "GET", fixture_url("/hang"), NULL, &o[1]);
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/drip/100000/20"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/drip/100000/20"), &req), 0);
   cr_assert_eq(salvo_request_set_data_cb(req, cancel_from_data), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
-  run_until_done(o, 2);
+  outcomes_run(&loop, o, 2);
   cr_assert_eq(o[0].error, SALVO_ECANCELED, "%s", salvo_err_name(o[0].error));
   cr_assert_eq(o[1].error, SALVO_ECANCELED, "%s", salvo_err_name(o[1].error));
   cr_assert_eq(o[0].calls + o[1].calls, 2);
@@ -814,10 +795,10 @@ Test(engine, close_from_inside_a_data_callback) {
   start_engine(NULL);
   outcome_t o[3] = {{0}};
   inside_calls = 0;
-  submit_to(engine, "GET", url("/hang"), NULL, &o[1]);
-  submit_to(engine, "GET", url("/sleep/5000"), NULL, &o[2]);
+  submit_to(engine, "GET", fixture_url("/hang"), NULL, &o[1]);
+  submit_to(engine, "GET", fixture_url("/sleep/5000"), NULL, &o[2]);
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/drip/100000/20"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/drip/100000/20"), &req), 0);
   cr_assert_eq(salvo_request_set_data_cb(req, close_from_data), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
   while (!engine_closed)
@@ -859,7 +840,7 @@ Test(engine, a_reused_handle_carries_nothing_from_the_previous_request) {
   seq_done = 0;
   for (int i = 0; i < 8; i++) {
     salvo_request_t *req;
-    cr_assert_eq(salvo_request_new(engine, seq[i].method, url(seq[i].path), &req), 0);
+    cr_assert_eq(salvo_request_new(engine, seq[i].method, fixture_url(seq[i].path), &req), 0);
     if (seq[i].body)
       cr_assert_eq(salvo_request_set_body(req, seq[i].body, strlen(seq[i].body)), 0);
     cr_assert_eq(salvo_request_submit(req, seq_cb, (void *)(intptr_t)i), 0);
@@ -895,7 +876,7 @@ Test(engine, caller_framing_headers_are_refused_and_the_wire_keeps_salvos_framin
                                    "TE", "Trailer", "Connection", "CONNECTION", "Keep-Alive",
                                    "Proxy-Connection", "Upgrade"};
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "POST", url("/echo"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "POST", fixture_url("/echo"), &req), 0);
   for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
     cr_assert_eq(salvo_request_add_header(req, reserved[i], "0"), SALVO_EINVAL, "%s", reserved[i]);
     char line[64];
@@ -915,7 +896,7 @@ Test(engine, caller_framing_headers_are_refused_and_the_wire_keeps_salvos_framin
   cr_assert_eq(salvo_request_set_body(req, "hello world", 11), 0);
   outcome_t o = {0};
   cr_assert_eq(salvo_request_submit(req, record_cb, &o), 0);
-  run_until_done(&o, 1);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.status, 200, "%s", salvo_err_name(o.error));
   cr_assert_str_eq(o.body, "POST 11", "the server read the whole body as one request");
   cr_assert_eq(faultd_count(srv, "/echo"), 1, "one request on the wire, not two");
@@ -931,8 +912,8 @@ Test(engine, running_out_of_file_descriptors_is_local_not_the_hosts_fault) {
   opts.retry.max_attempts = 1;
   start_engine(&opts);
   outcome_t warm = {0};
-  submit_to(engine, "GET", url("/ok"), NULL, &warm);
-  run_until_done(&warm, 1);
+  submit_to(engine, "GET", fixture_url("/ok"), NULL, &warm);
+  outcomes_run(&loop, &warm, 1);
   cr_assert_eq(warm.status, 200);
   struct rlimit old;
   cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -944,8 +925,8 @@ Test(engine, running_out_of_file_descriptors_is_local_not_the_hosts_fault) {
   cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
   static outcome_t o[5];
   for (int i = 0; i < 5; i++)
-    submit_to(engine, "GET", url("/ok"), NULL, &o[i]);
-  run_until_done(o, 5);
+    submit_to(engine, "GET", fixture_url("/ok"), NULL, &o[i]);
+  outcomes_run(&loop, o, 5);
   cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
   int local = 0;
   for (int i = 0; i < 5; i++) {
@@ -971,7 +952,7 @@ Test(engine, oversized_urls_and_headers_are_invalid_input) {
   big[n] = '\0';
   salvo_request_t *req = NULL;
   cr_assert_eq(salvo_request_new(engine, "GET", big, &req), SALVO_EINVAL, "a URL over the limit");
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/ok"), &req), 0);
   cr_assert_eq(salvo_request_add_header(req, "X-Big", big + k), SALVO_EINVAL, "a value over the limit");
   big[k + 1000] = '\0';
   cr_assert_eq(salvo_request_add_header(req, "X-Fine", big + k), 0, "a 1000-byte value is fine");
@@ -983,7 +964,7 @@ Test(engine, oversized_urls_and_headers_are_invalid_input) {
  * proxied) and refuses CONNECT, so it stands in for a proxy on loopback. */
 static void get_once(const char *u, outcome_t *o) {
   submit_to(engine, "GET", u, NULL, o);
-  run_until_done(o, 1);
+  outcomes_run(&loop, o, 1);
 }
 
 static int host_circuit_closed(void) {
@@ -1003,10 +984,10 @@ Test(engine, the_library_ignores_proxy_variables_unless_asked) {
   start_engine(NULL);
   salvo_request_t *req;
   outcome_t o = {0};
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/headers"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/headers"), &req), 0);
   cr_assert_eq(salvo_request_add_header(req, "Authorization", "Bearer s3cret-token"), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o), 0);
-  run_until_done(&o, 1);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.status, 200);
   cr_assert_eq(faultd_proxied(srv), 0, "the token went to the proxy named in the environment");
 
@@ -1062,8 +1043,8 @@ Test(engine, an_explicit_proxy_no_proxy_and_proxy_failures) {
   outcome_t down[3];
   memset(down, 0, sizeof(down));
   for (int i = 0; i < 3; i++)
-    submit_to(engine, "GET", url("/ok"), NULL, &down[i]);
-  run_until_done(down, 3);
+    submit_to(engine, "GET", fixture_url("/ok"), NULL, &down[i]);
+  outcomes_run(&loop, down, 3);
   for (int i = 0; i < 3; i++) {
     cr_assert_eq(down[i].error, SALVO_EPROXY, "%s (%s)", salvo_err_name(down[i].error),
                  down[i].detail);
@@ -1113,8 +1094,8 @@ Test(engine, a_broken_proxy_is_the_proxys_failure) {
     salvo_request_t *req;
     cr_assert_eq(salvo_request_new(engine, "POST", tls_ok, &req), 0);
     cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
-    submit_to(engine, "GET", url("/ok"), NULL, &o[1]);
-    run_until_done(o, 2);
+    submit_to(engine, "GET", fixture_url("/ok"), NULL, &o[1]);
+    outcomes_run(&loop, o, 2);
     cr_assert_eq(o[0].error, SALVO_EPROXY, "https POST via %s: %s (%s)", faultd_port_name(broken[b]),
                  salvo_err_name(o[0].error), o[0].detail);
     cr_assert_eq(o[0].reached, 0);
@@ -1142,7 +1123,7 @@ Test(engine, policy_headers_cannot_be_framing_headers) {
   }
   start_engine(NULL);
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/ok"), &req), 0);
   salvo_retry_policy_t p;
   salvo_retry_policy_init(&p);
   snprintf(p.attempt_header, sizeof(p.attempt_header), "Content-Length");
@@ -1163,11 +1144,11 @@ Test(engine, an_empty_idempotency_key_does_not_make_a_post_retryable) {
   const char *keys[] = {"", "k-1"};
   for (int i = 0; i < 2; i++) {
     salvo_request_t *req;
-    cr_assert_eq(salvo_request_new(engine, "POST", url("/close"), &req), 0);
+    cr_assert_eq(salvo_request_new(engine, "POST", fixture_url("/close"), &req), 0);
     cr_assert_eq(salvo_request_add_header(req, "Idempotency-Key", keys[i]), 0);
     cr_assert_eq(salvo_request_submit(req, record_cb, &o[i]), 0);
   }
-  run_until_done(o, 2);
+  outcomes_run(&loop, o, 2);
   cr_assert_eq(o[0].attempts, 1, "an empty key: %u attempts", o[0].attempts);
   cr_assert_eq(o[1].attempts, 3, "a real key: %u attempts", o[1].attempts);
 }

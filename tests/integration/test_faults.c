@@ -268,8 +268,21 @@ static void run_matrix(int protocol) {
       /* what the server received is what salvo says it sent: its attempts,
        * plus the replays libcurl makes of idempotent requests, counted */
       unsigned counted = faultd_count(srv, s->counted_as);
-      cr_expect_eq(counted, s->o.sends, "%s: server counted %u, salvo sent %u in %u attempts",
-                   what, counted, s->o.sends, s->o.attempts);
+      if (fc->conn_level && protocol == H2) {
+        /* A fault that ends the HTTP/2 session may leave libcurl about to
+         * open the next attempt's stream on that dead connection: the server
+         * never reads it (its TCP acknowledges none of it), and libcurl sends
+         * it again on a fresh connection. salvo counts both sends, so here the
+         * server may count fewer, never more, and each attempt reached it
+         * (found by CI under ASan: 2 runs in 20, before issue 16 too). */
+        cr_expect_leq(counted, s->o.sends, "%s: server counted %u, salvo sent %u in %u attempts",
+                      what, counted, s->o.sends, s->o.attempts);
+        cr_expect_geq(counted, s->o.attempts, "%s: server counted %u for %u attempts", what,
+                      counted, s->o.attempts);
+      } else {
+        cr_expect_eq(counted, s->o.sends, "%s: server counted %u, salvo sent %u in %u attempts",
+                     what, counted, s->o.sends, s->o.attempts);
+      }
       if (!idem) /* libcurl never replays it: one send per attempt at most */
         cr_expect_leq(s->o.sends, s->o.attempts, "%s: a POST without a key was sent %u times "
                       "in %u attempts", what, s->o.sends, s->o.attempts);

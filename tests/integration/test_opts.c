@@ -14,25 +14,6 @@
 #include "fixture.h"
 #include "harness.h"
 
-static void run_until_done(outcome_t *o, size_t n) {
-  for (;;) {
-    size_t done = 0;
-    for (size_t i = 0; i < n; i++)
-      done += o[i].calls > 0;
-    if (done == n)
-      break;
-    uv_run(&loop, UV_RUN_ONCE);
-  }
-}
-
-static char *url(const char *path) {
-  static char buf[8][128];
-  static int k;
-  k = (k + 1) % 8;
-  snprintf(buf[k], sizeof(buf[k]), "%s%s", base, path);
-  return buf[k];
-}
-
 static unsigned host_hedges(void) {
   salvo_host_stats_t st;
   cr_assert_eq(salvo_engine_host_stats(engine, 0, &st), 0);
@@ -64,10 +45,10 @@ Test(opts, never_and_minus_one_timeouts_wait_forever) {
                   kept.deadline_ms == 0 && kept.queue_ms == 0,
               "[%zu] every one reads back as off", i);
     outcome_t o[2] = {{0}};
-    submit_to(engine, "GET", url("/ok"), NULL, &o[0]);
+    submit_to(engine, "GET", fixture_url("/ok"), NULL, &o[0]);
     uint64_t t0 = uv_hrtime();
-    submit_to(engine, "GET", url("/sleep/300"), NULL, &o[1]);
-    run_until_done(o, 2);
+    submit_to(engine, "GET", fixture_url("/sleep/300"), NULL, &o[1]);
+    outcomes_run(&loop, o, 2);
     cr_assert_eq(o[0].error, 0, "[%zu] /ok: %s (%s)", i, salvo_err_name(o[0].error), o[0].detail);
     cr_assert_eq(o[0].status, 200);
     cr_assert_eq(o[1].error, 0, "[%zu] /sleep/300 cut short: %s (%s)", i,
@@ -93,13 +74,13 @@ Test(opts, a_request_may_wait_forever_too) {
   t.idle_ms = (uint64_t)-1;
   t.attempt_ms = SALVO_TIMEOUT_NEVER;
   t.deadline_ms = SALVO_TIMEOUT_NEVER;
-  submit_to(engine, "GET", url("/sleep/300"), &t, &o[0]);
+  submit_to(engine, "GET", fixture_url("/sleep/300"), &t, &o[0]);
   salvo_request_t *req;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/sleep/300"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/sleep/300"), &req), 0);
   cr_assert_eq(salvo_request_set_timeouts(req, &t), 0);
   cr_assert_eq(salvo_request_set_deadline(req, (uint64_t)-1), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[1]), 0);
-  run_until_done(o, 2);
+  outcomes_run(&loop, o, 2);
   for (int i = 0; i < 2; i++) {
     cr_assert_eq(o[i].error, 0, "[%d] %s (%s)", i, salvo_err_name(o[i].error), o[i].detail);
     cr_assert_eq(o[i].status, 200);
@@ -117,8 +98,8 @@ Test(opts, a_request_that_sets_only_connect_keeps_the_engine_deadline) {
   t.connect_ms = 1000;
   outcome_t o = {0};
   uint64_t t0 = uv_hrtime();
-  submit_to(engine, "GET", url("/sleep/2000"), &t, &o);
-  run_until_done(&o, 1);
+  submit_to(engine, "GET", fixture_url("/sleep/2000"), &t, &o);
+  outcomes_run(&loop, &o, 1);
   uint64_t took = ms_since(t0);
   cr_assert_eq(o.error, SALVO_EDEADLINE, "got %s (%s)", salvo_err_name(o.error), o.detail);
   cr_assert_geq(took, 150, "the engine's 200 ms deadline, not an instant one (%llu ms)",
@@ -136,15 +117,15 @@ Test(opts, set_deadline_changes_the_deadline_alone) {
   outcome_t o[2] = {{0}};
   salvo_request_t *req;
   /* 1: a deadline shorter than the engine's idle timeout ends it */
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/sleep/2000"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/sleep/2000"), &req), 0);
   cr_assert_eq(salvo_request_set_deadline(req, 60), 0);
   cr_assert_eq(salvo_request_set_deadline(req, SALVO_TIMEOUT_INHERIT), 0, "changes nothing");
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
   /* 2: a deadline of its own leaves the engine's idle timeout in place */
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/sleep/2000"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/sleep/2000"), &req), 0);
   cr_assert_eq(salvo_request_set_deadline(req, 10000), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[1]), 0);
-  run_until_done(o, 2);
+  outcomes_run(&loop, o, 2);
   cr_assert_eq(o[0].error, SALVO_EDEADLINE, "got %s", salvo_err_name(o[0].error));
   cr_assert_eq(o[1].error, SALVO_EIDLE, "got %s", salvo_err_name(o[1].error));
   cr_assert_lt(o[1].elapsed_us, 1500000, "the engine's 150 ms idle timeout, kept");
@@ -167,8 +148,8 @@ Test(opts, a_wait_of_uint64_max_ends_at_the_deadline_not_at_once) {
   opts.retry.decide_cb = wait_forever;
   cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
   outcome_t o = {0};
-  submit_to(engine, "GET", url("/status/500"), NULL, &o);
-  run_until_done(&o, 1);
+  submit_to(engine, "GET", fixture_url("/status/500"), NULL, &o);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.error, SALVO_EDEADLINE, "got %s (%s)", salvo_err_name(o.error), o.detail);
   cr_assert_eq(o.attempts, 1, "no retry went out (%u)", o.attempts);
   cr_assert_eq(faultd_count(srv, "/status/500"), 1);
@@ -182,8 +163,8 @@ Test(opts, a_hedge_delay_of_never_sends_no_hedge) {
   opts.hosts.hedge_delay_ms = SALVO_TIMEOUT_NEVER;
   cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
   outcome_t o = {0};
-  submit_to(engine, "GET", url("/sleep/300"), NULL, &o);
-  run_until_done(&o, 1);
+  submit_to(engine, "GET", fixture_url("/sleep/300"), NULL, &o);
+  outcomes_run(&loop, &o, 1);
   cr_assert_eq(o.status, 200, "got %s", salvo_err_name(o.error));
   cr_assert_eq(o.attempts, 1);
   cr_assert_eq(host_hedges(), 0);
@@ -224,16 +205,16 @@ Test(opts, the_engine_settings_read_back) {
 Test(opts, a_closing_engine_makes_no_new_request) {
   cr_assert_eq(salvo_engine_new(&loop, NULL, &engine), 0);
   salvo_request_t *before;
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &before), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/ok"), &before), 0);
   salvo_engine_close(engine, on_closed, NULL);
   salvo_request_t *req = (salvo_request_t *)&req; /* untouched on error */
-  cr_assert_eq(salvo_request_new(engine, "GET", url("/ok"), &req), SALVO_ECLOSING);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/ok"), &req), SALVO_ECLOSING);
   cr_assert_eq(req, (salvo_request_t *)&req);
   outcome_t o = {0};
   cr_assert_eq(salvo_request_submit(before, record_cb, &o), SALVO_ECLOSING);
   salvo_host_policy_t hp;
   salvo_host_policy_init(&hp);
-  cr_assert_eq(salvo_engine_set_host_policy(engine, url("/"), &hp), SALVO_ECLOSING);
+  cr_assert_eq(salvo_engine_set_host_policy(engine, fixture_url("/"), &hp), SALVO_ECLOSING);
   cr_assert_eq(salvo_engine_host_count(engine), 0, "no host made for it");
   while (!engine_closed)
     uv_run(&loop, UV_RUN_ONCE);

@@ -47,11 +47,6 @@ typedef struct {
   char last_reason[128];
 } st_t;
 
-static void run_until(const int *calls) {
-  while (*calls == 0)
-    uv_run(&loop, UV_RUN_ONCE);
-}
-
 static void start_engine(unsigned max_attempts) {
   salvo_engine_opts_t opts;
   salvo_engine_opts_init(&opts);
@@ -122,7 +117,7 @@ static salvo_request_t *make(const char *method, const char *path, st_t *s, int 
 
 static void submit_and_wait(salvo_request_t *req, st_t *s) {
   cr_assert_eq(salvo_request_submit(req, done_cb, s), 0);
-  run_until(&s->calls);
+  fixture_run_until(&s->calls);
   cr_assert_eq(s->calls, 1);
 }
 

@@ -61,4 +61,19 @@ static inline void fixture_close_engine(void) {
   engine_closed = 0;
 }
 
+/* base + path, in one of 8 rotating buffers: good for the next 7 calls. */
+static FIXTURE_UNUSED char *fixture_url(const char *path) {
+  static char buf[8][128];
+  static int k;
+  k = (k + 1) % 8;
+  snprintf(buf[k], sizeof(buf[k]), "%s%s", base, path);
+  return buf[k];
+}
+
+/* Runs the loop until *calls is no longer 0 (a done callback counts there). */
+static FIXTURE_UNUSED void fixture_run_until(const int *calls) {
+  while (*calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+}
+
 #endif

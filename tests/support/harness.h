@@ -68,6 +68,18 @@ static inline salvo_request_t *submit_to(salvo_engine_t *engine, const char *met
   return req;
 }
 
+/* Runs |loop| until each of the |n| requests has completed. */
+static inline void outcomes_run(uv_loop_t *loop, const outcome_t *o, size_t n) {
+  for (;;) {
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++)
+      done += o[i].calls > 0;
+    if (done == n)
+      break;
+    uv_run(loop, UV_RUN_ONCE);
+  }
+}
+
 static inline uint64_t ms_since(uint64_t start_ns) { return (uv_hrtime() - start_ns) / 1000000; }
 
 #endif
