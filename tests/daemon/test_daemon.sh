@@ -60,7 +60,9 @@ head -c 3145728 /dev/zero >"$dir/upload.bin"
 "$daemon" --interval 200 --workers 3 --report "$base/echo" --upload "$dir/upload.bin" \
   --upload-to "$base/fail-until/2/daemon-upload-$$" "$base/ok" >"$dir/out" 2>&1 &
 dpid=$!
-sleep 1.5
+# until the upload has ended (10 s at most), and 3 report rounds more
+for i in $(seq 100); do grep -q "^upload .* attempts" "$dir/out" && break; sleep 0.1; done
+sleep 0.7
 kill -TERM $dpid
 wait $dpid && rc=0 || rc=$?
 [ "$rc" = 0 ] || fail "exit status $rc after SIGTERM (workers)"

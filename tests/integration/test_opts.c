@@ -98,13 +98,13 @@ Test(opts, a_request_that_sets_only_connect_keeps_the_engine_deadline) {
   t.connect_ms = 1000;
   outcome_t o = {0};
   uint64_t t0 = uv_hrtime();
-  submit_to(engine, "GET", fixture_url("/sleep/2000"), &t, &o);
+  submit_to(engine, "GET", fixture_url("/sleep/10000"), &t, &o);
   outcomes_run(&loop, &o, 1);
   uint64_t took = ms_since(t0);
   cr_assert_eq(o.error, SALVO_EDEADLINE, "got %s (%s)", salvo_err_name(o.error), o.detail);
   cr_assert_geq(took, 150, "the engine's 200 ms deadline, not an instant one (%llu ms)",
                 (unsigned long long)took);
-  cr_assert_lt(took, 1500, "the engine's 200 ms deadline, not the default 30 s (%llu ms)",
+  cr_assert_lt(took, 8000, "the engine's 200 ms deadline, not the default 30 s (%llu ms)",
                (unsigned long long)took);
 }
 
@@ -117,18 +117,18 @@ Test(opts, set_deadline_changes_the_deadline_alone) {
   outcome_t o[2] = {{0}};
   salvo_request_t *req;
   /* 1: a deadline shorter than the engine's idle timeout ends it */
-  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/sleep/2000"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/sleep/10000"), &req), 0);
   cr_assert_eq(salvo_request_set_deadline(req, 60), 0);
   cr_assert_eq(salvo_request_set_deadline(req, SALVO_TIMEOUT_INHERIT), 0, "changes nothing");
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[0]), 0);
   /* 2: a deadline of its own leaves the engine's idle timeout in place */
-  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/sleep/2000"), &req), 0);
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url("/sleep/10000"), &req), 0);
   cr_assert_eq(salvo_request_set_deadline(req, 10000), 0);
   cr_assert_eq(salvo_request_submit(req, record_cb, &o[1]), 0);
   outcomes_run(&loop, o, 2);
   cr_assert_eq(o[0].error, SALVO_EDEADLINE, "got %s", salvo_err_name(o[0].error));
   cr_assert_eq(o[1].error, SALVO_EIDLE, "got %s", salvo_err_name(o[1].error));
-  cr_assert_lt(o[1].elapsed_us, 1500000, "the engine's 150 ms idle timeout, kept");
+  cr_assert_lt(o[1].elapsed_us, 8000000, "the engine's 150 ms idle timeout, kept");
 }
 
 static salvo_decision_t wait_forever(salvo_request_t *req, const salvo_attempt_info_t *info,
