@@ -167,6 +167,7 @@ typedef struct salvo__slot_s {
   int resent_read;          /* libcurl resent a send the server may have read (once per attempt) */
   int dirty;                /* libcurl's per-handle state may carry over: reset before reuse */
   int configured;           /* the options that never change are set on the easy handle */
+  int accept_encoding;      /* what CURLOPT_ACCEPT_ENCODING is set to on the handle: 1 = all */
   int stop_reason;          /* SALVO_EIDLE, SALVO_EBODYLIMIT, ... set by salvo, 0 = none */
   uint64_t upload_seen;     /* bytes uploaded at the last progress callback */
   salvo__list_t cancel_node; /* in engine->slot_cancels */
