@@ -513,11 +513,10 @@ static int set_route(salvo__slot_t *slot, const salvo_request_t *req) {
 /* What is sent and what is accepted back: headers, method, body, body cap. */
 static int set_message(salvo__slot_t *slot, const salvo_request_t *req) {
   CURL *easy = slot->easy;
-  /* libcurl checks Content-Length, the encoded size, against it; salvo's own
-   * count (salvo__request_body_bytes) caps the decoded bytes. */
-  SETOPT(CURLOPT_MAXFILESIZE_LARGE,
-         (curl_off_t)(req->max_body_size < (size_t)INT64_MAX ? req->max_body_size : 0));
-  /* "": every encoding this libcurl decodes; NULL: no header, no decoding */
+  /* No CURLOPT_MAXFILESIZE: libcurl would fail a Content-Length over the cap
+   * while the headers are still coming, before the head callback.
+   * salvo__request_head() checks it at the end of the header block, and
+   * salvo__request_body_bytes() caps the (decoded) bytes. */
   if (slot->accept_encoding != req->accept_encoding) { /* set only when it changes: the
                                                           string costs libcurl a copy */
     SETOPT(CURLOPT_ACCEPT_ENCODING, req->accept_encoding ? "" : NULL);

@@ -522,8 +522,9 @@ void salvo__request_cancel_now(salvo_request_t *req);
 int salvo__request_body_bytes(salvo_request_t *req, const char *data, size_t len);
 /* A header block of |slot|'s response ended: for the response's own (not a
  * 1xx), decides whether its body is held and runs the head callback. 1 for
- * the response's own head, 0 for an interim one, or SALVO_EABORTED to stop
- * (*why then says why). */
+ * the response's own head, 0 for an interim one, or why the attempt stops
+ * (*why then says it in words): SALVO_EABORTED (the callback) or
+ * SALVO_EBODYLIMIT (a Content-Length over max_body_size). */
 int salvo__request_head(salvo_request_t *req, salvo__slot_t *slot, const char **why);
 /* The body reader's next bytes for |slot|'s attempt (libcurl's read callback):
  * 0 with *len, or why the attempt must stop (SALVO_EABORTED). */

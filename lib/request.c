@@ -170,7 +170,9 @@ int salvo_request_set_body_file(salvo_request_t *req, const char *path) {
     return SALVO_ENOMEM;
   struct stat st;
   f->off = 0;
-  f->fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO would wait for a writer; a regular file
+   * ignores the flag, and anything else is refused below */
+  f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (f->fd < 0 || fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     if (f->fd >= 0)
       close(f->fd);
@@ -718,31 +720,41 @@ int salvo__request_body_bytes(salvo_request_t *req, const char *data, size_t len
 }
 
 int salvo__request_head(salvo_request_t *req, salvo__slot_t *slot, const char **why) {
-  if (req->data_cb == NULL && req->head_cb == NULL)
-    return 1; /* nothing to hold, no one to tell: most requests */
+  /* a Content-Length over the cap ends the attempt here, after the head
+   * callback: a response to HEAD, a 204 or a 304 has no body, whatever it says */
+  int too_large = slot->content_length >= 0 && !req->is_head &&
+                  (uint64_t)slot->content_length > (uint64_t)req->max_body_size;
+  if (req->data_cb == NULL && req->head_cb == NULL && !too_large)
+    return 1; /* nothing to hold, no one to tell, nothing to refuse: most requests */
   long status = 0, version = 0;
   curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
   if (status < 200)
     return 0; /* an interim response: the response's own head comes later */
+  too_large = too_large && status != 204 && status != 304;
   int redirect = req->follow_redirects && salvo__redirect_status(status) &&
                  salvo__attempt_header(slot, "Location") != NULL;
   int held = redirect || salvo__retry_may_status(req->policy, status, req->idempotent,
                                                  req->attempts - req->redirects);
   if (req->data_cb != NULL && held)
     req->hold = redirect ? SALVO__HOLD_DROP : SALVO__HOLD_KEEP;
-  if (req->head_cb == NULL)
-    return 1;
-  curl_easy_getinfo(slot->easy, CURLINFO_HTTP_VERSION, &version);
-  salvo_response_head_t head = {slot->attempt_no, status, salvo__http_version(version),
-                                slot->content_length, held};
-  req->cb_slot = slot;
-  int stop = req->head_cb(req, &head, req->user_data);
-  req->cb_slot = NULL;
-  if (stop == 0)
-    return 1;
-  req->aborted = 1;
-  *why = "stopped by the head callback";
-  return SALVO_EABORTED;
+  if (req->head_cb != NULL) {
+    curl_easy_getinfo(slot->easy, CURLINFO_HTTP_VERSION, &version);
+    salvo_response_head_t head = {slot->attempt_no, status, salvo__http_version(version),
+                                  slot->content_length, held};
+    req->cb_slot = slot;
+    int stop = req->head_cb(req, &head, req->user_data);
+    req->cb_slot = NULL;
+    if (stop != 0) {
+      req->aborted = 1;
+      *why = "stopped by the head callback";
+      return SALVO_EABORTED;
+    }
+  }
+  if (too_large) {
+    *why = "its Content-Length is larger than max_body_size";
+    return SALVO_EBODYLIMIT;
+  }
+  return 1;
 }
 
 int salvo__request_body_read(salvo_request_t *req, char *buf, size_t cap, size_t *len,

@@ -701,7 +701,9 @@ typedef struct {
                                   a request's header of the same name replaces one (NULL) */
   size_t max_body_size;        /* buffered or streamed response body cap per attempt, bytes (decoded
                                   ones with accept_encoding); past it the attempt ends with
-                                  SALVO_EBODYLIMIT; 0 is SALVO_EINVAL (64 MiB) */
+                                  SALVO_EBODYLIMIT, and so does a Content-Length above it, once
+                                  the headers are in (not for HEAD, 204, 304); 0 is
+                                  SALVO_EINVAL (64 MiB) */
   size_t max_header_size;      /* response header block cap per attempt, bytes; past it the attempt
                                   ends with SALVO_EPROTO; 0 is SALVO_EINVAL (64 KiB; libcurl's own
                                   limit is 100 KB) */
@@ -735,8 +737,8 @@ typedef struct {
    * them is decoded: the body, the data callback, result.body_len and
    * max_body_size all count decoded bytes, so a small body that decodes to
    * gigabytes ends at the cap with SALVO_EBODYLIMIT. A Content-Length, which
-   * counts the bytes sent, above max_body_size still ends the attempt at its
-   * headers. A body that does not decode, or in an encoding libcurl does not
+   * counts the bytes sent, above max_body_size still ends the attempt at the
+   * end of its headers (after the head callback). A body that does not decode, or in an encoding libcurl does not
    * know, ends the attempt with SALVO_EPROTO. A caller's own Accept-Encoding
    * header goes out instead of salvo's; without accept_encoding it is sent
    * as well, but nothing is decoded: the body arrives as the server sent it,
@@ -889,8 +891,9 @@ SALVO_EXTERN void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_
  *   attempts remain (salvo_response_head_t.held; 503 and 429 by default),
  *   and a redirect salvo follows. If the request goes on (a retry, the next
  *   hop), that body is dropped. If it ends with that response (the retry
- *   budget, the deadline or the decision callback stopped it, or a redirect
- *   was refused), up to the first 64 KiB held are passed just before the done
+ *   budget, the deadline or the decision callback stopped it, a redirect
+ *   was refused, or a cancel or the deadline cut the body short: then what
+ *   had arrived), up to the first 64 KiB held are passed just before the done
  *   callback, from the loop, and nothing past them. A held body that grows
  *   past 64 KiB is passed from then on as it comes, and the response is then
  *   not retried.

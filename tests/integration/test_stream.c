@@ -5,6 +5,7 @@
  * reaches every callback, and request bodies come from a reader or a file:
  * rewound for a retry, never re-sent when they cannot be. */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -553,4 +554,56 @@ Test(stream, libcurl_resend_without_rewind_is_not_made) {
   cr_assert_eq(s.error, SALVO_ECLOSED, "%s: %s", salvo_err_name(s.error), s.detail);
   cr_assert_eq(faultd_count(srv, "/close"), 1, "sent once");
   cr_assert(strstr(s.detail, "cannot be rewound") != NULL, "%s", s.detail);
+}
+
+/* A Content-Length over max_body_size: the head callback still sees the
+ * response, then the attempt ends with body_too_large (salvo's check, at the
+ * end of the header block; libcurl's own would fail it mid-headers). Chunked,
+ * the cap stops it at the first byte past it. A HEAD is not refused for it. */
+static void over_cap_case(const char *base_url, const char *method, const char *path, st_t *s) {
+  char u[256];
+  snprintf(u, sizeof(u), "%s%s", base_url, path);
+  salvo_request_t *req = NULL;
+  cr_assert_eq(salvo_request_new(engine, method, u, &req), 0);
+  cr_assert_eq(salvo_request_set_head_cb(req, head_cb), 0);
+  cr_assert_eq(salvo_request_set_max_body_size(req, 10), 0);
+  submit_and_wait(req, s);
+}
+
+Test(stream, content_length_over_the_cap_reaches_the_head_callback) {
+  start_engine(1);
+  const char *bases[] = {base, tls_base};
+  for (int b = 0; b < 2; b++) {
+    st_t s = {0}, c = {0}, h = {0};
+    over_cap_case(bases[b], "GET", "/bytes/100", &s);
+    cr_assert_eq(s.error, SALVO_EBODYLIMIT, "%s: %s", salvo_err_name(s.error), s.detail);
+    cr_assert_eq(s.heads, 1, "%s: the head callback ran %d times", bases[b], s.heads);
+    cr_assert_eq(s.head_status[0], 200);
+    cr_assert_str_eq(s.detail, "its Content-Length is larger than max_body_size");
+    over_cap_case(bases[b], "GET", "/bytes/100?chunked=1", &c);
+    cr_assert_eq(c.error, SALVO_EBODYLIMIT, "%s", salvo_err_name(c.error));
+    cr_assert_eq(c.heads, 1);
+    over_cap_case(bases[b], "HEAD", "/bytes/100", &h);
+    cr_assert_eq(h.error, 0, "HEAD: %s: %s", salvo_err_name(h.error), h.detail);
+    cr_assert_eq(h.status, 200);
+    cr_assert_eq(h.heads, 1);
+  }
+}
+
+/* A FIFO is not a regular file: refused at once, not opened waiting for a
+ * writer (which would freeze the loop's thread). */
+Test(stream, body_file_refuses_a_fifo_without_blocking, .timeout = 10) {
+  start_engine(1);
+  char path[] = "/tmp/salvo-fifo-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  unlink(path);
+  cr_assert_eq(mkfifo(path, 0600), 0);
+  salvo_request_t *req = NULL;
+  cr_assert_eq(salvo_request_new(engine, "PUT", base, &req), 0);
+  int rc = salvo_request_set_body_file(req, path);
+  unlink(path);
+  cr_assert_eq(rc, SALVO_EINVAL);
+  salvo_request_free(req);
 }
