@@ -683,15 +683,20 @@ static int pass(salvo_request_t *req, const char *data, size_t len) {
   return SALVO_EABORTED;
 }
 
+/* Hands what is held of the body to the data callback, once. */
+static int pass_held(salvo_request_t *req) {
+  size_t n = req->held_len;
+  req->held_len = 0;
+  return n > 0 ? pass(req, req->resp_body, n) : 0;
+}
+
 /* A held body outgrew what is kept of it: a response to retry is passed
  * from here on (and is then not retried); a redirect's is dropped. */
 static int hold_overflow(salvo_request_t *req) {
   if (req->hold == SALVO__HOLD_DROP)
     return 0;
   req->hold = SALVO__HOLD_NONE;
-  size_t n = req->held_len;
-  req->held_len = 0;
-  return n > 0 ? pass(req, req->resp_body, n) : 0;
+  return pass_held(req);
 }
 
 int salvo__request_body_bytes(salvo_request_t *req, const char *data, size_t len) {
@@ -1053,9 +1058,7 @@ void salvo__request_complete(salvo_request_t *req, int error) {
   set_state(req, SALVO__DONE);
   if (req->data_cb != NULL && req->held_len > 0) {
     /* the request ends with a held response: its caller gets its body now */
-    size_t n = req->held_len;
-    req->held_len = 0;
-    if (pass(req, req->resp_body, n) != 0 && error == 0) {
+    if (pass_held(req) != 0 && error == 0) {
       error = SALVO_EABORTED;
       req->result.stop_reason = SALVO_STOP_BY_CALLBACK;
       req->stop_set = 1;
