@@ -588,6 +588,7 @@ static void refuse_handed(salvo_request_t *req, int error) {
   r->detail = req->detail;
   engine->stats.submitted++; /* accepted by the thread-safe call: counted like the others */
   engine->stats.completed++;
+  engine->stats.failures++; /* successes + failures == completed, as for the others */
   req->done_cb(req, r, req->user_data);
   free_request(req);
 }

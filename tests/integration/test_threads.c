@@ -395,6 +395,8 @@ Test(threads, handed_over_then_closed_end_canceled_without_an_attempt) {
   cr_assert_eq(slots[100].calls, 0, "the refused one never completes");
   cr_assert_eq(stats_at_last.submitted, 100);
   cr_assert_eq(stats_at_last.completed, 100);
+  cr_assert_eq(stats_at_last.failures, 100, "each canceled hand-over is a failure");
+  cr_assert_eq(stats_at_last.successes, 0);
   cr_assert_eq(faultd_count(srv, "/ok"), 0, "nothing was sent");
 }
 
