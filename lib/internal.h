@@ -342,6 +342,8 @@ struct salvo_request_s {
   void *data;                /* salvo_request_set_data(): the caller's, never read */
   int hold;                  /* SALVO__HOLD_*: what becomes of the running attempt's body */
   uint64_t streamed;         /* body bytes of the running attempt passed to data_cb */
+  int data_restartable;      /* the data callback's sink starts over at each head: streamed bytes
+                                do not stop retries (salvo_request_set_data_restartable) */
   size_t held_len;           /* bytes of a held body kept in resp_body (hold != NONE) */
   struct salvo__slot_s *cb_slot; /* the slot whose response a head or data callback is reading
                                     (salvo_response_header*() use it), NULL outside them */

@@ -239,6 +239,13 @@ int salvo_request_set_data_cb(salvo_request_t *req, salvo_data_cb cb) {
   return 0;
 }
 
+int salvo_request_set_data_restartable(salvo_request_t *req, int restartable) {
+  if (req == NULL || req->state != SALVO__NEW)
+    return SALVO_EINVAL;
+  req->data_restartable = restartable != 0;
+  return 0;
+}
+
 int salvo_request_set_follow_redirects(salvo_request_t *req, int follow) {
   if (req == NULL || req->state != SALVO__NEW)
     return SALVO_EINVAL;
@@ -900,7 +907,7 @@ static void policy_decision(salvo_request_t *req, const salvo_attempt_info_t *in
     snprintf(d->reason, sizeof(d->reason), "stopped by a callback of the request");
     return;
   }
-  salvo__retry_decide(req->policy, info, req->streamed, now, req->deadline_at_ms,
+  salvo__retry_decide(req->policy, info, req->data_restartable ? 0 : req->streamed, now, req->deadline_at_ms,
                       req->last_wait_ms, &req->engine->rng, d);
   int forced = info->error == SALVO_ECANCELED || info->error == SALVO_EDEADLINE;
   if (req->policy->decide_cb == NULL || forced)

@@ -898,7 +898,8 @@ SALVO_EXTERN void salvo_engine_stats(const salvo_engine_t *engine, salvo_engine_
  *   past 64 KiB is passed from then on as it comes, and the response is then
  *   not retried.
  * - Any other response's body is passed as it arrives, and the policy never
- *   retries an attempt that passed bytes: the caller would get them twice. A
+ *   retries an attempt that passed bytes: the caller would get them twice
+ *   (unless salvo_request_set_data_restartable() says its sink starts over). A
  *   decision callback that returns SALVO_DECIDE_RETRY overrides that, and the
  *   next attempt's bytes then come from the start (its head callback says a
  *   new response begins).
@@ -1161,6 +1162,18 @@ SALVO_EXTERN int salvo_request_set_deadline(salvo_request_t *req, uint64_t deadl
  * req is NULL or the request was already submitted.
  */
 SALVO_EXTERN int salvo_request_set_data_cb(salvo_request_t *req, salvo_data_cb cb);
+
+/**
+ * Says the data callback's sink starts over at every head callback (a file
+ * truncated or rewound there, a digest reset), so body bytes already passed
+ * do not keep the policy from retrying the attempt: a body cut short by a
+ * reset, a timeout or a truncation is fetched again, whole, as a buffered
+ * one would be, and the next attempt's head callback says it begins. Without
+ * it (0, the default) an attempt that passed bytes is not retried (see
+ * salvo_data_cb). Held bodies and hedging are unchanged. Returns 0, or
+ * SALVO_EINVAL if req is NULL or the request was already submitted.
+ */
+SALVO_EXTERN int salvo_request_set_data_restartable(salvo_request_t *req, int restartable);
 
 /**
  * Calls |cb| with each attempt's response head (see salvo_head_cb); NULL =

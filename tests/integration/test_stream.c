@@ -147,6 +147,32 @@ Test(stream, retried_503_body_is_never_passed) {
   cr_assert_eq(faultd_key_count(srv, "stream503", NULL, NULL), 3);
 }
 
+/* A body cut short after some of it was passed: not retried by default (the
+ * caller would get the bytes twice), retried whole when the caller says its
+ * sink starts over at each head (salvo-fetch's files). */
+Test(stream, restartable_sink_lets_a_cut_body_be_retried) {
+  start_engine(3);
+  st_t plain = {0}, again = {0};
+  salvo_request_t *a = make("GET", "/truncate", &plain, 1);
+  submit_and_wait(a, &plain);
+  cr_assert_eq(plain.attempts, 1, "attempts %u: %s", plain.attempts, plain.last_reason);
+  cr_assert_eq(plain.bytes, 10);
+  cr_assert_neq(plain.error, 0);
+  salvo_request_free(a);
+  salvo_request_t *b = make("GET", "/truncate", &again, 1);
+  cr_assert_eq(salvo_request_set_data_restartable(b, 1), 0);
+  submit_and_wait(b, &again);
+  cr_assert_eq(again.attempts, 3, "attempts %u: %s", again.attempts, again.last_reason);
+  cr_assert_eq(again.heads, 3, "each attempt's head says a new body begins");
+  cr_assert_eq(again.bytes, 30, "10 bytes from each of the 3 attempts");
+  cr_assert_eq(again.error, plain.error, "%s", salvo_err_name(again.error));
+  cr_assert_eq(again.stop, SALVO_STOP_EXHAUSTED, "stop %d: %s", again.stop, again.last_reason);
+  cr_assert_eq(faultd_count(srv, "/truncate"), 4);
+  cr_assert_eq(salvo_request_set_data_restartable(b, 0), SALVO_EINVAL, "only before submit");
+  cr_assert_eq(salvo_request_set_data_restartable(NULL, 1), SALVO_EINVAL);
+  salvo_request_free(b);
+}
+
 /* A 429 to a POST is retried too (any method), and the last attempt's 503,
  * with no attempts left, is not held: its body is the answer, passed once. */
 Test(stream, last_attempt_body_passed_once) {
