@@ -112,6 +112,7 @@ int fetch_parse_line(const char *text, size_t line, fetch_spec_t *sp, char *why,
   json_t *method = json_object_get(sp->obj, "method");
   json_t *headers = json_object_get(sp->obj, "headers");
   json_t *body = json_object_get(sp->obj, "body");
+  json_t *sha = json_object_get(sp->obj, "sha256");
   sp->url = json_string_value(url); /* NULL unless a string */
   const char *problem = take_id(sp, json_object_get(sp->obj, "id"));
   if (problem != NULL)
@@ -124,10 +125,13 @@ int fetch_parse_line(const char *text, size_t line, fetch_spec_t *sp, char *why,
     problem = "\"headers\" must be an object of strings";
   else if (body != NULL && !json_is_string(body))
     problem = "\"body\" must be a string";
+  else if (sha != NULL && (!json_is_string(sha) || fetch_parse_sha256(json_string_value(sha), sp->sha256) != 0))
+    problem = "\"sha256\" must be 64 hex digits";
   if (problem != NULL) {
     snprintf(why, why_len, "%s", problem);
     return -1;
   }
+  sp->has_sha256 = sha != NULL;
   sp->method = method != NULL ? json_string_value(method) : NULL;
   sp->headers = headers;
   if (body != NULL) {
@@ -312,16 +316,120 @@ static uint64_t fnv1a(const char *s) {
   return h;
 }
 
-void fetch_file_name(const char *id, size_t line, char *out) {
-  size_t n = 0, len = strlen(id);
-  size_t keep = len > 200 ? 183 : len;
-  for (size_t i = 0; i < keep; i++) {
-    unsigned char c = (unsigned char)id[i];
-    out[n++] = (isalnum(c) || c == '-' || c == '_' || c == '.') && c < 0x80 ? (char)c : '_';
+/* |src| made safe into out[*n..]: [A-Za-z0-9._-] kept, other bytes '_'. */
+static void safe_append(char *out, size_t *n, size_t cap, const char *src, size_t len) {
+  for (size_t i = 0; i < len && *n + 1 < cap; i++) {
+    unsigned char c = (unsigned char)src[i];
+    out[(*n)++] = (isalnum(c) || c == '-' || c == '_' || c == '.') && c < 0x80 ? (char)c : '_';
   }
-  out[n] = '\0';
-  if (len > 200)
-    snprintf(out + n, FETCH_NAME_MAX - n, "-%016llx", (unsigned long long)fnv1a(id));
-  else if (n == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
+  out[*n] = '\0';
+}
+
+/* A made-safe name of any length into FETCH_NAME_MAX bytes: long ones cut
+ * and tagged with a hash of |whole|, a leading dot turned into '_'. */
+static void finish_name(char *name, size_t n, const char *whole, size_t line, char *out) {
+  if (n > 200) {
+    snprintf(out, FETCH_NAME_MAX, "%.183s-%016llx", name, (unsigned long long)fnv1a(whole));
+  } else if (n == 0) {
     snprintf(out, FETCH_NAME_MAX, "line-%zu", line);
+  } else {
+    memcpy(out, name, n + 1);
+  }
+  if (out[0] == '.')
+    out[0] = '_'; /* no hidden files, and never "." or ".." */
+}
+
+void fetch_file_name(const char *id, size_t line, char *out) {
+  char name[FETCH_ID_MAX + 1];
+  size_t n = 0, len = strlen(id);
+  safe_append(name, &n, sizeof(name), id, len > FETCH_ID_MAX ? FETCH_ID_MAX : len);
+  finish_name(name, n, id, line, out);
+}
+
+/* The host and the path of |url| (for a template): no userinfo, no port,
+ * no query. Both may be empty. */
+static void url_parts(const char *url, const char **host, size_t *host_len, const char **path,
+                      size_t *path_len) {
+  const char *auth = strstr(url, "://");
+  auth = auth != NULL ? auth + 3 : url;
+  size_t alen = strcspn(auth, "/?#");
+  const char *h = auth;
+  for (size_t i = 0; i < alen; i++)
+    if (auth[i] == '@')
+      h = auth + i + 1;
+  size_t hlen = (size_t)(auth + alen - h);
+  if (hlen > 0 && h[0] == '[') {
+    const char *close = memchr(h, ']', hlen);
+    hlen = close != NULL ? (size_t)(close - h) + 1 : hlen;
+  } else {
+    const char *colon = memchr(h, ':', hlen);
+    if (colon != NULL)
+      hlen = (size_t)(colon - h);
+  }
+  *host = h;
+  *host_len = hlen;
+  *path = auth + alen;
+  *path_len = (*path)[0] == '/' ? strcspn(*path, "?#") : 0;
+}
+
+int fetch_output_name(const char *tmpl, const char *id, const char *url, size_t line, char *out,
+                      char *why, size_t why_len) {
+  char name[4 * FETCH_ID_MAX + 64], num[32];
+  size_t n = 0;
+  const char *host, *path;
+  size_t host_len, path_len;
+  url_parts(url, &host, &host_len, &path, &path_len);
+  while (path_len > 0 && path[0] == '/') { /* "/a/b" names as "a_b" */
+    path++;
+    path_len--;
+  }
+  for (const char *t = tmpl; *t;) {
+    if ((t[0] == '{' && t[1] == '{') || (t[0] == '}' && t[1] == '}')) {
+      safe_append(name, &n, sizeof(name), t, 1);
+      t += 2;
+    } else if (t[0] == '}') {
+      snprintf(why, why_len, "--output-template: a '}' without its '{' in '%%s'");
+      return -1;
+    } else if (t[0] != '{') {
+      safe_append(name, &n, sizeof(name), t, 1);
+      t++;
+    } else if (strncmp(t, "{id}", 4) == 0) {
+      safe_append(name, &n, sizeof(name), id, strlen(id));
+      t += 4;
+    } else if (strncmp(t, "{host}", 6) == 0) {
+      safe_append(name, &n, sizeof(name), host, host_len);
+      t += 6;
+    } else if (strncmp(t, "{path}", 6) == 0) {
+      safe_append(name, &n, sizeof(name), path, path_len);
+      t += 6;
+    } else if (strncmp(t, "{line}", 6) == 0) {
+      int k = snprintf(num, sizeof(num), "%zu", line);
+      safe_append(name, &n, sizeof(name), num, (size_t)k);
+      t += 6;
+    } else {
+      snprintf(why, why_len, "--output-template knows {id}, {host}, {path} and {line}: '%%s'");
+      return -1;
+    }
+  }
+  finish_name(name, n, name, line, out);
+  return 0;
+}
+
+static int hexval(char c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+int fetch_parse_sha256(const char *hex, unsigned char out[32]) {
+  if (strlen(hex) != 64)
+    return -1;
+  for (int i = 0; i < 32; i++) {
+    int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0)
+      return -1;
+    out[i] = (unsigned char)(hi << 4 | lo);
+  }
+  return 0;
 }

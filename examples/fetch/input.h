@@ -25,6 +25,8 @@ typedef struct {
   json_t *obj;          /* the parsed line; fetch_spec_free() releases it */
   char *bare_url;       /* a bare URL line's copy */
   int id_given;         /* 1 when sp->id came from the line, 0 when it is the line number */
+  int has_sha256;       /* the line carries "sha256" */
+  unsigned char sha256[32];
 } fetch_spec_t;
 
 /* Parses one input line. Returns 1 with a request in *sp, 0 for a blank
@@ -54,10 +56,21 @@ char *fetch_redact_text(const char *text);
 char *fetch_escape(const char *text);
 
 /* The file name an id saves to under -o: [A-Za-z0-9._-] kept, every other
- * byte '_'; "", "." and ".." become "line-N"; past 200 bytes the name is cut
- * to 183 and ends in '-' and 16 hex digits of a hash of the whole id. |out|
- * needs FETCH_NAME_MAX bytes. */
+ * byte '_', a leading '.' too; "" becomes "line-N"; past 200 bytes the name
+ * is cut to 183 and ends in '-' and 16 hex digits of a hash of the whole id.
+ * |out| needs FETCH_NAME_MAX bytes. */
 #define FETCH_NAME_MAX 256
 void fetch_file_name(const char *id, size_t line, char *out);
+
+/* The file name from a --output-template: {id}, {host}, {path} (the URL's,
+ * without its query) and {line} replaced, '{{' and '}}' as braces, and the
+ * whole made safe as fetch_file_name() makes an id. Returns 0, or -1 with
+ * the reason in |why| (an unknown placeholder, a lone brace) as a format with
+ * one %s for the template. */
+int fetch_output_name(const char *tmpl, const char *id, const char *url, size_t line, char *out,
+                      char *why, size_t why_len);
+
+/* 64 hex digits into 32 bytes: 0, or -1 if |hex| is not that. */
+int fetch_parse_sha256(const char *hex, unsigned char out[32]);
 
 #endif

@@ -1,0 +1,92 @@
+/* --resume FILE: the result lines of an earlier run. The last line of an id
+ * says how it ended; ids that ended done (ok, and http_error if asked) are
+ * skipped. A line cut short by a killed run is ignored. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fetch.h"
+
+static struct {
+  json_t *done;     /* id -> true, for the ids that ended done */
+  char *batch;      /* the "batch" its lines carry */
+  size_t skipped;
+} rs;
+
+/* A file that ends without a newline, appended to as stdout: the first
+ * new line must not join the cut one. */
+static void newline_if_same_file(const char *path, FILE *f) {
+  struct stat in, out;
+  if (fseek(f, -1, SEEK_END) != 0 || fgetc(f) == '\n')
+    return;
+  if (stat(path, &in) == 0 && fstat(1, &out) == 0 && in.st_dev == out.st_dev &&
+      in.st_ino == out.st_ino && write(1, "\n", 1) != 1)
+    fprintf(stderr, "salvo-fetch: --resume: cannot end the cut line of '%s'\n", path);
+}
+
+int fetch_resume_load(const char *path, int http_error_done) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    fprintf(stderr, "salvo-fetch: --resume: cannot read '%s'\n", path);
+    return -1;
+  }
+  json_t *last = json_object(); /* id -> outcome of its last line */
+  char *line = NULL;
+  size_t cap = 0, lineno = 0, bad = 0, bad_at = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, f)) > 0) {
+    lineno++;
+    json_t *o = json_loadb(line, (size_t)n, 0, NULL);
+    json_t *id = json_object_get(o, "id"), *outcome = json_object_get(o, "outcome");
+    json_t *batch = json_object_get(o, "batch");
+    if (!json_is_string(id) || !json_is_string(outcome)) {
+      if (n > 1 || line[0] != '\n') {
+        bad++;
+        bad_at = lineno;
+      }
+    } else {
+      json_object_set(last, json_string_value(id), outcome);
+      if (json_is_string(batch) && rs.batch == NULL)
+        rs.batch = strdup(json_string_value(batch));
+    }
+    json_decref(o);
+  }
+  int read_error = ferror(f);
+  newline_if_same_file(path, f);
+  fclose(f);
+  free(line);
+  if (read_error) {
+    json_decref(last);
+    fprintf(stderr, "salvo-fetch: --resume: cannot read '%s' to its end\n", path);
+    return -1;
+  }
+  if (bad > 1 || (bad == 1 && bad_at != lineno))
+    fprintf(stderr, "salvo-fetch: --resume: %zu lines of '%s' are not result lines (the last: line %zu); "
+            "ignored\n", bad, path, bad_at);
+  rs.done = json_object();
+  const char *id;
+  json_t *v;
+  json_object_foreach(last, id, v) {
+    const char *outcome = json_string_value(v);
+    if (strcmp(outcome, "ok") == 0 || (http_error_done && strcmp(outcome, "http_error") == 0))
+      json_object_set_new(rs.done, id, json_true());
+  }
+  fprintf(stderr, "salvo-fetch: --resume: %zu ids in '%s', %zu of them done\n", json_object_size(last),
+          path, json_object_size(rs.done));
+  json_decref(last);
+  return 0;
+}
+
+int fetch_resume_done(const char *id) { return rs.done != NULL && json_object_get(rs.done, id) != NULL; }
+const char *fetch_resume_batch(void) { return rs.batch; }
+size_t fetch_resume_skipped(void) { return rs.skipped; }
+void fetch_resume_count_skip(void) { rs.skipped++; }
+
+void fetch_resume_free(void) {
+  json_decref(rs.done);
+  free(rs.batch);
+  rs.done = NULL;
+  rs.batch = NULL;
+}
