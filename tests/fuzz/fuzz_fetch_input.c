@@ -34,7 +34,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       abort(); /* a control character reached the terminal */
   char name[FETCH_NAME_MAX];
   fetch_file_name(s, 7, name);
-  if (strlen(name) > 200 || strchr(name, '/') != NULL || strcmp(name, "..") == 0)
+  if (strlen(name) > 200 || strchr(name, '/') != NULL || name[0] == '.' || name[0] == '\0')
+    abort();
+  /* The text as a --output-template, an id and a URL at once: one safe name or a refusal. */
+  char twhy[160];
+  if (fetch_output_name(s, s, s, 7, name, twhy, sizeof(twhy)) == 0 &&
+      (strlen(name) > 200 || strchr(name, '/') != NULL || name[0] == '.' || name[0] == '\0'))
     abort();
   free(shown);
   free(parsed);
