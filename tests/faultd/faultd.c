@@ -43,6 +43,8 @@ struct conn_s {
   fault_plan_t *held;     /* HTTP/1.1: a plan held for later, NULL = none: an answer after a
                              sleep (F_SLEEP), or a body being sent (F_REPEAT, F_FILE) */
   uint64_t held_sent;     /* its body bytes written so far */
+  size_t write_held;      /* bytes of writes whose callback has not run: the socket may have
+                             taken them, but their buffers are still held */
 };
 
 static const char *port_names[FAULTD_PORTS] = {
@@ -61,6 +63,7 @@ unsigned faultd_tls_handshakes(const faultd_t *fd, unsigned *resumed) {
 }
 uv_loop_t *faultd__conn_loop(conn_t *c) { return c->fd->loop; }
 faultd_t *faultd__conn_server(conn_t *c) { return c->fd; }
+size_t faultd__conn_held(conn_t *c) { return c->write_held; }
 
 void faultd_opts_init(faultd_opts_t *opts) {
   memset(opts, 0, sizeof(*opts));
@@ -571,15 +574,19 @@ void faultd__conn_close(conn_t *c, int reset) {
 typedef struct {
   uv_write_t req;
   char *buf;
+  size_t len;
 } write_t;
 
 static void write_done(uv_write_t *req, int status) {
   write_t *w = (write_t *)req;
   conn_t *c = req->data;
+  c->write_held -= w->len;
   free(w->buf);
   free(w);
   if (status < 0 && !c->closing)
     faultd__conn_close(c, 0);
+  else if (c->h2 != NULL && !c->closing)
+    faultd__h2_drained(c->h2);
 }
 
 static void raw_write(conn_t *c, const void *data, size_t len) {
@@ -587,6 +594,7 @@ static void raw_write(conn_t *c, const void *data, size_t len) {
     return;
   write_t *w = malloc(sizeof(*w));
   w->buf = malloc(len);
+  w->len = len;
   memcpy(w->buf, data, len);
   w->req.data = c;
   uv_buf_t b = uv_buf_init(w->buf, (unsigned)len);
@@ -594,7 +602,9 @@ static void raw_write(conn_t *c, const void *data, size_t len) {
     free(w->buf);
     free(w);
     faultd__conn_close(c, 0);
+    return;
   }
+  c->write_held += len;
 }
 
 static void flush_tls(conn_t *c) {

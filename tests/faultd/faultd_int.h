@@ -158,6 +158,9 @@ void faultd__conn_write(conn_t *c, const void *data, size_t len);
 void faultd__conn_close(conn_t *c, int reset);
 uv_loop_t *faultd__conn_loop(conn_t *c);
 faultd_t *faultd__conn_server(conn_t *c);
+/* Bytes of the connection's writes still held in memory (their callbacks
+ * have not run: the socket may or may not have taken them). */
+size_t faultd__conn_held(conn_t *c);
 
 /* faultd_capacity.c */
 /* Asks for a place in the pool |plan| names (made on first use; a pool takes
@@ -205,6 +208,8 @@ typedef struct h2_s h2_t;
 h2_t *faultd__h2_new(conn_t *c, unsigned max_streams);
 /* Feeds received plaintext; returns -1 if the connection must close. */
 int faultd__h2_recv(h2_t *h, const unsigned char *data, size_t len);
+/* The socket took a write: sends what waited for room (see send_cb). */
+void faultd__h2_drained(h2_t *h);
 void faultd__h2_free(h2_t *h);
 
 #endif
