@@ -67,6 +67,7 @@ PY
 
 # /file and /keyed, with the curl command-line tool as the control.
 command -v curl >/dev/null || fail "curl not found (apt-get install curl, or .ci/install-deps)"
+curl() { command curl --max-time 20 "$@"; } # a stalled body fails here, not at meson's timeout
 base="http://127.0.0.1:$http"
 # file_sha SIZE SEED [FIRST [LAST]]: sha256 of the bytes FIRST..LAST of /file/SIZE/SEED,
 # rebuilt from the formula in faultd.h, one 64 KiB block (a 256-byte pattern) at a time
@@ -175,6 +176,23 @@ curl -sS -o "$dir/g" "$base/file/3000000/7?corrupt=2&key=c"
 out=$(curl -sS -o "$dir/g" -w '%{http_code} %{size_download} %{time_total}' "$base/file/100000/3?rate=200000")
 [ "$(sha "$dir/g")" = "$(file_sha 100000 3)" ] || fail "rate=200000: $out"
 echo "$out" | awk '{ exit !($1 == 200 && $3 >= 0.4 && $3 <= 5) }' || fail "rate=200000 took: $out"
+# over TLS, HTTP/2 and HTTP/1.1 by ALPN: the same file, the same continuation; paced over HTTP/2
+tls=$(echo "$line" | sed 's/.*"tls":\([0-9]*\).*/\1/')
+cert=$(echo "$line" | sed 's/.*"cert":"\([^"]*\)".*/\1/')
+for proto in 2 1.1; do
+  out=$(curl -sS --http$proto --cacert "$cert" -o "$dir/g" -w '%{http_version} %{http_code} %{size_download}' \
+    "https://127.0.0.1:$tls/file/3000000/7")
+  [ "$out" = "$proto 200 3000000" ] && [ "$(sha "$dir/g")" = "$whole" ] || fail "TLS, HTTP/$proto: $out"
+  python3 -c 'import sys; open(sys.argv[1], "wb").write(open(sys.argv[2], "rb").read(1000000))' \
+    "$dir/part" "$dir/f"
+  out=$(curl -sS --http$proto --cacert "$cert" -C - -o "$dir/part" -w '%{http_code} %{size_download}' \
+    "https://127.0.0.1:$tls/file/3000000/7")
+  [ "$out" = "206 2000000" ] && [ "$(sha "$dir/part")" = "$whole" ] || fail "TLS, HTTP/$proto, -C -: $out"
+done
+out=$(curl -sS --http2 --cacert "$cert" -o "$dir/g" -w '%{http_code} %{size_download} %{time_total}' \
+  "https://127.0.0.1:$tls/file/100000/3?rate=200000")
+[ "$(sha "$dir/g")" = "$(file_sha 100000 3)" ] || fail "HTTP/2, rate=200000: $out"
+echo "$out" | awk '{ exit !($1 == 200 && $3 >= 0.4 && $3 <= 5) }' || fail "HTTP/2, rate=200000 took: $out"
 # /keyed/KEY?ms=: counted per Idempotency-Key, answered after ms
 for i in 1 2; do
   out=$(curl -sS -H 'Idempotency-Key: a' -o "$dir/g" -w '%{http_code} %{time_total}' "$base/keyed/k1?ms=200")
