@@ -40,8 +40,11 @@ struct conn_s {
   int reset_after;        /* end_after_answer(): RST rather than FIN */
   unsigned drip_left;
   faultd_slot_t slot;     /* HTTP/1.1: the request's place in a /capacity pool */
-  fault_plan_t *repeat;   /* HTTP/1.1: an F_REPEAT body being sent, NULL = none */
-  uint64_t repeat_sent;   /* its bytes written so far */
+  fault_plan_t *held;     /* HTTP/1.1: a plan held for later, NULL = none: an answer after a
+                             sleep (F_SLEEP), or a body being sent (F_REPEAT, F_FILE) */
+  uint64_t held_sent;     /* its body bytes written so far */
+  size_t write_held;      /* bytes of writes whose callback has not run: the socket may have
+                             taken them, but their buffers are still held */
 };
 
 static const char *port_names[FAULTD_PORTS] = {
@@ -60,6 +63,7 @@ unsigned faultd_tls_handshakes(const faultd_t *fd, unsigned *resumed) {
 }
 uv_loop_t *faultd__conn_loop(conn_t *c) { return c->fd->loop; }
 faultd_t *faultd__conn_server(conn_t *c) { return c->fd; }
+size_t faultd__conn_held(conn_t *c) { return c->write_held; }
 
 void faultd_opts_init(faultd_opts_t *opts) {
   memset(opts, 0, sizeof(*opts));
@@ -83,14 +87,15 @@ static json_t *key_entry(faultd_t *fd, const char *key) {
   return k;
 }
 
-static void record_key(faultd_t *fd, const char *key, const freq_t *req) {
+unsigned faultd__record_key(faultd_t *fd, const char *key, const freq_t *req) {
   json_t *k = key_entry(fd, key);
-  json_object_set_new(k, "requests",
-                      json_integer(json_integer_value(json_object_get(k, "requests")) + 1));
+  json_int_t requests = json_integer_value(json_object_get(k, "requests")) + 1;
+  json_object_set_new(k, "requests", json_integer(requests));
   if (req->request_id[0])
     bump(json_object_get(k, "request_ids"), req->request_id);
   if (req->idem_key[0])
     bump(json_object_get(k, "idempotency_keys"), req->idem_key);
+  return (unsigned)requests;
 }
 
 void faultd__record(faultd_t *fd, const freq_t *req) {
@@ -109,6 +114,7 @@ void faultd__record(faultd_t *fd, const freq_t *req) {
 }
 
 unsigned faultd_proxied(const faultd_t *fd) { return fd->proxied; }
+unsigned faultd_ranges_served(const faultd_t *fd) { return fd->ranges_served; }
 uint64_t faultd_body_bytes(const faultd_t *fd) { return fd->body_bytes; }
 
 unsigned faultd_count(const faultd_t *fd, const char *prefix) {
@@ -140,11 +146,11 @@ unsigned faultd_key_count(const faultd_t *fd, const char *key, unsigned *ids, un
 }
 
 char *faultd_counters_json(const faultd_t *fd) {
-  json_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:i, s:I, s:i, s:O, s:O, s:O, s:O, s:O, s:o}",
+  json_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:i, s:I, s:i, s:i, s:O, s:O, s:O, s:O, s:O, s:o}",
                           "requests", fd->total, "connections", fd->connections,
                           "tls_handshakes", fd->tls_handshakes, "tls_resumed", fd->tls_resumed,
                           "bodies_received", fd->bodies, "body_bytes", (json_int_t)fd->body_bytes,
-                          "proxied", fd->proxied, "paths",
+                          "proxied", fd->proxied, "ranges_served", fd->ranges_served, "paths",
                           fd->paths, "methods", fd->methods, "keys", fd->keys, "request_ids",
                           fd->request_ids, "idempotency_keys", fd->idempotency_keys, "capacity",
                           faultd__capacity_json(fd));
@@ -159,7 +165,7 @@ void faultd_counters_reset(faultd_t *fd) {
   json_object_clear(fd->keys);
   json_object_clear(fd->request_ids);
   json_object_clear(fd->idempotency_keys);
-  fd->total = fd->bodies = fd->proxied = 0;
+  fd->total = fd->bodies = fd->proxied = fd->ranges_served = 0;
   fd->body_bytes = 0;
   faultd__capacity_reset(fd);
 }
@@ -167,7 +173,7 @@ void faultd_counters_reset(faultd_t *fd) {
 /* ------------------------------------------------------------ plans */
 
 /* Value of ?name= in |url|, "" if absent. %20 is decoded (HTTP-dates). */
-static void query_param(const char *url, const char *name, char *out, size_t out_len) {
+void faultd__query_param(const char *url, const char *name, char *out, size_t out_len) {
   out[0] = '\0';
   const char *q = strchr(url, '?');
   size_t n = strlen(name);
@@ -209,7 +215,7 @@ void faultd__plan_body(fault_plan_t *p, const char *data, size_t len) {
  * The place in the pool is taken by the transport (faultd_capacity.c). */
 static void capacity_plan(fault_plan_t *p, const char *url, unsigned limit, unsigned ms) {
   char q[16], *end = NULL;
-  query_param(url, "q", q, sizeof(q));
+  faultd__query_param(url, "q", q, sizeof(q));
   unsigned long queue_max = q[0] ? strtoul(q, &end, 10) : 4ul * limit;
   if (limit == 0 || limit > CAPACITY_MAX_N || (q[0] && (*end != '\0' || q[0] == '-')) ||
       queue_max > CAPACITY_MAX_Q) {
@@ -221,12 +227,12 @@ static void capacity_plan(fault_plan_t *p, const char *url, unsigned limit, unsi
   p->ms = ms;
   p->capacity.limit = limit;
   p->capacity.queue_max = (unsigned)queue_max;
-  query_param(url, "name", p->capacity.pool, sizeof(p->capacity.pool));
+  faultd__query_param(url, "name", p->capacity.pool, sizeof(p->capacity.pool));
   if (p->capacity.pool[0] == '\0')
     snprintf(p->capacity.pool, sizeof(p->capacity.pool), "%u/%u/%u", limit, ms,
              p->capacity.queue_max);
   char *retry_after = p->capacity.retry_after;
-  query_param(url, "retry-after", retry_after, sizeof(p->capacity.retry_after));
+  faultd__query_param(url, "retry-after", retry_after, sizeof(p->capacity.retry_after));
   if (retry_after[0] == '\0')
     strcpy(retry_after, "1");
   else if (strcmp(retry_after, "none") == 0)
@@ -243,7 +249,7 @@ static uint64_t mix(uint64_t x) {
 
 static void fail_plan(fault_plan_t *p, const char *url) {
   char param[64];
-  query_param(url, "fault", param, sizeof(param));
+  faultd__query_param(url, "fault", param, sizeof(param));
   if (strcmp(param, "reset") == 0) {
     p->kind = F_RESET;
   } else if (strcmp(param, "close") == 0) {
@@ -251,11 +257,38 @@ static void fail_plan(fault_plan_t *p, const char *url) {
   } else if (strcmp(param, "hang") == 0) {
     p->kind = F_HANG;
   } else {
-    query_param(url, "status", param, sizeof(param));
+    faultd__query_param(url, "status", param, sizeof(param));
     p->status = param[0] ? atoi(param) : 503;
-    query_param(url, "retry-after", p->retry_after, sizeof(p->retry_after));
+    faultd__query_param(url, "retry-after", p->retry_after, sizeof(p->retry_after));
     set_body(p, "failed\n", 7);
   }
+}
+
+#define KEYED_MAX_MS 600000u
+
+/* /keyed/KEY?ms=MS&status=S: counted under KEY, then S (200) "ok" after MS (0). */
+static void keyed_plan(faultd_t *fd, const freq_t *req, const char *url, const char *key,
+                       fault_plan_t *p) {
+  char ms[32], status[32], *ms_end = NULL, *status_end = NULL;
+  faultd__query_param(url, "ms", ms, sizeof(ms));
+  faultd__query_param(url, "status", status, sizeof(status));
+  unsigned long wait = ms[0] ? strtoul(ms, &ms_end, 10) : 0;
+  unsigned long code = status[0] ? strtoul(status, &status_end, 10) : 200;
+  size_t key_len = strlen(key);
+  if (key_len == 0 || key_len > 127 || strchr(key, '/') != NULL || strlen(ms) >= sizeof(ms) - 1 ||
+      strlen(status) >= sizeof(status) - 1 ||
+      (ms[0] && (ms[0] < '0' || ms[0] > '9' || *ms_end != '\0' || wait > KEYED_MAX_MS)) ||
+      (status[0] && (status[0] < '0' || status[0] > '9' || *status_end != '\0' || code < 100 ||
+                     code > 999))) {
+    p->status = 400;
+    set_body(p, "/keyed/KEY: KEY 1..127 bytes, ms 0..600000, status 100..999\n", 60);
+    return;
+  }
+  faultd__record_key(fd, key, req);
+  p->status = (int)code;
+  p->kind = wait > 0 ? F_SLEEP : F_RESPOND;
+  p->ms = (unsigned)wait;
+  set_body(p, "ok\n", 3);
 }
 
 void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
@@ -283,8 +316,8 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     set_body(p, "ok\n", 3);
   } else if (sscanf(path, "/status/%u%c", &a, &tail) == 1) {
     p->status = (int)a;
-    query_param(url, "retry-after", p->retry_after, sizeof(p->retry_after));
-    query_param(url, "reset", p->ratelimit_reset, sizeof(p->ratelimit_reset));
+    faultd__query_param(url, "retry-after", p->retry_after, sizeof(p->retry_after));
+    faultd__query_param(url, "reset", p->ratelimit_reset, sizeof(p->ratelimit_reset));
     set_body(p, "status\n", 7);
   } else if (sscanf(path, "/sleep/%u%c", &a, &tail) == 1) {
     p->kind = F_SLEEP;
@@ -294,7 +327,7 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     /* Servers that end kept-alive connections: the answer, then a close (or
      * an RST), with "Connection: close" only when ?announce=1. */
     char param[8];
-    query_param(url, "announce", param, sizeof(param));
+    faultd__query_param(url, "announce", param, sizeof(param));
     p->end_after = path[1] == 'c' ? 1 : 2;
     p->announce_close = strcmp(param, "1") == 0;
     set_body(p, "ok\n", 3);
@@ -339,7 +372,7 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
       memset(p->body, 'x', a);
       p->body_len = a;
       char param[8];
-      query_param(url, "chunked", param, sizeof(param));
+      faultd__query_param(url, "chunked", param, sizeof(param));
       p->chunked = strcmp(param, "1") == 0;
     }
   } else if (strcmp(path, "/headers") == 0) {
@@ -349,10 +382,10 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     int n = snprintf(body, sizeof(body), "%s %zu", req->method, req->body_len);
     set_body(p, body, (size_t)n);
   } else if (sscanf(path, "/fail-until/%u/%127[^/]%c", &a, key, &tail) == 2) {
-    record_key(fd, key, req);
+    faultd__record_key(fd, key, req);
     unsigned seen = (unsigned)json_integer_value(json_object_get(key_entry(fd, key), "requests"));
     char drip[16];
-    query_param(url, "drip", drip, sizeof(drip));
+    faultd__query_param(url, "drip", drip, sizeof(drip));
     if (seen >= a && drip[0] != '\0') { /* the answer: N bytes, one each 10 ms */
       p->kind = F_DRIP;
       p->bytes = (unsigned)strtoul(drip, NULL, 10) % 100001;
@@ -365,7 +398,7 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
   } else if (sscanf(path, "/ratelimit/%u/%127[^/]%c", &a, key, &tail) == 2) {
     /* A server-side token bucket per KEY: A requests per second, bursts of
      * A/5 (at least 1). Over it: 429, with Retry-After when asked. */
-    record_key(fd, key, req);
+    faultd__record_key(fd, key, req);
     json_t *k = key_entry(fd, key);
     double rate = a ? (double)a : 1.0, burst = rate / 5 >= 1 ? rate / 5 : 1;
     uint64_t now = uv_now(fd->loop);
@@ -380,7 +413,7 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
       set_body(p, "ok\n", 3);
     } else {
       p->status = 429;
-      query_param(url, "retry-after", p->retry_after, sizeof(p->retry_after));
+      faultd__query_param(url, "retry-after", p->retry_after, sizeof(p->retry_after));
       set_body(p, "slow down\n", 10);
       bump(k, "limited");
     }
@@ -398,7 +431,7 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     capacity_plan(p, url, a, b);
   } else if (sscanf(path, "/redirect/%u%c", &a, &tail) == 1) {
     p->status = (int)a;
-    query_param(url, "to", p->location, sizeof(p->location));
+    faultd__query_param(url, "to", p->location, sizeof(p->location));
     set_body(p, "moved\n", 6);
   } else if (sscanf(path, "/redirect-chain/%u%c", &a, &tail) == 1) {
     if (a == 0) {
@@ -409,7 +442,7 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
       set_body(p, "moved\n", 6);
     }
   } else if (sscanf(path, "/count/%127[^/]%c", key, &tail) == 1) {
-    record_key(fd, key, req);
+    faultd__record_key(fd, key, req);
     p->kind = F_RESET;
   } else if (sscanf(path, "/random/%u/%u%c", &a, &b, &tail) == 2) {
     /* the nth request to this path fails iff mix(seed, n) % 100 < PERCENT */
@@ -433,7 +466,7 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     p->kind = F_H2_PUSH_PROMISE;
   } else if (strcmp(path, "/content-length-conflict") == 0) {
     char param[8];
-    query_param(url, "one-field", param, sizeof(param));
+    faultd__query_param(url, "one-field", param, sizeof(param));
     p->kind = F_CL_CONFLICT;
     p->bytes = strcmp(param, "1") == 0; /* 1: both values in one field */
     set_body(p, "hello", 5);
@@ -448,6 +481,12 @@ void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *p) {
     faultd_counters_reset(fd);
     set_body(p, "{}", 2);
     p->content_type = "application/json";
+  } else if (strncmp(path, "/file/", 6) == 0) {
+    faultd__file_plan(fd, req, url, path + 6, p);
+    if (p->kind == F_FILE && p->status == 206)
+      fd->ranges_served++;
+  } else if (strncmp(path, "/keyed/", 7) == 0) {
+    keyed_plan(fd, req, url, path + 7, p);
   } else if (faultd__enc_plan(path, p)) {
     /* /gzip, /br, /gzip-bomb, /bad-gzip: faultd_enc.c */
   } else {
@@ -497,7 +536,7 @@ void faultd__handle_closed(faultd_t *fd) {
   maybe_free(fd);
 }
 
-static void h1_repeat_free(conn_t *c);
+static void h1_held_free(conn_t *c);
 
 static void conn_handle_closed(uv_handle_t *h) {
   conn_t *c = h->data;
@@ -506,7 +545,7 @@ static void conn_handle_closed(uv_handle_t *h) {
     if (c->ssl)
       SSL_free(c->ssl); /* frees the BIOs too */
     faultd__h2_free(c->h2);
-    h1_repeat_free(c);
+    h1_held_free(c);
     free(c);
     fd->open_handles--;
     maybe_free(fd);
@@ -535,15 +574,19 @@ void faultd__conn_close(conn_t *c, int reset) {
 typedef struct {
   uv_write_t req;
   char *buf;
+  size_t len;
 } write_t;
 
 static void write_done(uv_write_t *req, int status) {
   write_t *w = (write_t *)req;
   conn_t *c = req->data;
+  c->write_held -= w->len;
   free(w->buf);
   free(w);
   if (status < 0 && !c->closing)
     faultd__conn_close(c, 0);
+  else if (c->h2 != NULL && !c->closing)
+    faultd__h2_drained(c->h2);
 }
 
 static void raw_write(conn_t *c, const void *data, size_t len) {
@@ -551,6 +594,7 @@ static void raw_write(conn_t *c, const void *data, size_t len) {
     return;
   write_t *w = malloc(sizeof(*w));
   w->buf = malloc(len);
+  w->len = len;
   memcpy(w->buf, data, len);
   w->req.data = c;
   uv_buf_t b = uv_buf_init(w->buf, (unsigned)len);
@@ -558,7 +602,9 @@ static void raw_write(conn_t *c, const void *data, size_t len) {
     free(w->buf);
     free(w);
     faultd__conn_close(c, 0);
+    return;
   }
+  c->write_held += len;
 }
 
 static void flush_tls(conn_t *c) {
@@ -602,6 +648,18 @@ static void h1_head(conn_t *c, int status, const char *content_length, const cha
   free(head);
 }
 
+/* A /file answer's validators and range, as header lines; returns their length. */
+static size_t h1_file_headers(const fault_plan_t *p, char *out, size_t cap) {
+  int n = snprintf(out, cap, "%s", p->file.accept_ranges ? "Accept-Ranges: bytes\r\n" : "");
+  if (p->file.etag[0] && (size_t)n < cap)
+    n += snprintf(out + n, cap - (size_t)n, "ETag: %s\r\n", p->file.etag);
+  if (p->file.last_modified != NULL && (size_t)n < cap)
+    n += snprintf(out + n, cap - (size_t)n, "Last-Modified: %s\r\n", p->file.last_modified);
+  if (p->file.content_range[0] && (size_t)n < cap)
+    n += snprintf(out + n, cap - (size_t)n, "Content-Range: %s\r\n", p->file.content_range);
+  return (size_t)n;
+}
+
 static void h1_respond(conn_t *c, const fault_plan_t *p) {
   char cl[32], extra[1536] = "";
   snprintf(cl, sizeof(cl), "%llu", (unsigned long long)faultd__body_size(p));
@@ -618,6 +676,8 @@ static void h1_respond(conn_t *c, const fault_plan_t *p) {
     n += (size_t)snprintf(extra + n, sizeof(extra) - n, "Location: %s\r\n", p->location);
   if (p->queue_ms[0] && n < sizeof(extra))
     n += (size_t)snprintf(extra + n, sizeof(extra) - n, "X-Queue-Ms: %s\r\n", p->queue_ms);
+  if (p->kind == F_FILE && n < sizeof(extra))
+    n += h1_file_headers(p, extra + n, sizeof(extra) - n);
   if (p->announce_close && n < sizeof(extra))
     snprintf(extra + n, sizeof(extra) - n, "Connection: close\r\n");
   if (p->huge_header_kb > 0) {
@@ -641,8 +701,8 @@ static void h1_respond(conn_t *c, const fault_plan_t *p) {
   /* A response to HEAD has no body (RFC 9110 9.3.2). Sending one left the
    * bytes in front of the next response on the connection, which the soak
    * test met as protocol_error on a later request. */
-  if (strcmp(c->req.method, "HEAD") == 0 || p->kind == F_REPEAT)
-    return; /* an F_REPEAT body: h1_repeat_start() */
+  if (strcmp(c->req.method, "HEAD") == 0 || p->kind == F_REPEAT || p->kind == F_FILE)
+    return; /* a body made up as it is sent: h1_stream_start() */
   if (!p->chunked) {
     faultd__conn_write(c, p->body, p->body_len);
     return;
@@ -658,11 +718,25 @@ static void h1_respond(conn_t *c, const fault_plan_t *p) {
   faultd__conn_write(c, "0\r\n\r\n", 5);
 }
 
+/* Keeps the plan (and its body) for later: *p is left without a body. */
+static void h1_hold(conn_t *c, fault_plan_t *p) {
+  c->held = malloc(sizeof(*c->held));
+  *c->held = *p;
+  p->body = NULL;
+  c->held_sent = 0;
+}
+
+static void h1_held_free(conn_t *c) {
+  if (c->held != NULL)
+    free(c->held->body);
+  free(c->held);
+  c->held = NULL;
+}
+
 static void h1_sleep_done(uv_timer_t *t) {
   conn_t *c = t->data;
-  fault_plan_t p = {.kind = F_RESPOND, .status = 200, .content_type = "text/plain",
-                    .body = "slept\n", .body_len = 6};
-  h1_respond(c, &p);
+  h1_respond(c, c->held);
+  h1_held_free(c);
   c->stalled = 0; /* answered: the connection takes the next request */
   http_parser_init(&c->parser, HTTP_REQUEST);
 }
@@ -716,58 +790,62 @@ static void end_after_answer(conn_t *c, int reset) {
   }
 }
 
-static void h1_repeat_free(conn_t *c) {
-  if (c->repeat != NULL)
-    free(c->repeat->body);
-  free(c->repeat);
-  c->repeat = NULL;
-}
+static void h1_stream_more(conn_t *c);
 
-static void h1_repeat_more(conn_t *c);
-
-static void h1_repeat_written(uv_write_t *w, int status) {
+static void h1_stream_written(uv_write_t *w, int status) {
   conn_t *c = w->data;
   (void)status;
   free(w);
   if (!c->closing)
-    h1_repeat_more(c);
+    h1_stream_more(c);
 }
 
-/* Calls h1_repeat_more() once everything queued so far is written. */
-static void h1_repeat_after_writes(conn_t *c) {
+/* Calls h1_stream_more() once everything queued so far is written. */
+static void h1_stream_after_writes(conn_t *c) {
   uv_write_t *w = malloc(sizeof(*w)); /* an empty write completes after the others */
   w->data = c;
   uv_buf_t b = uv_buf_init(NULL, 0);
-  if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, h1_repeat_written) != 0) {
+  if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, h1_stream_written) != 0) {
     free(w);
     faultd__conn_close(c, 0);
   }
 }
 
-/* The next 64 KiB of an F_REPEAT body, once the last are written: the
- * server holds no more of it than that, however long it is. */
-static void h1_repeat_more(conn_t *c) {
+static void h1_stream_tick(uv_timer_t *t) { h1_stream_more(t->data); }
+
+/* The next 64 KiB of a body made up as it is sent (F_REPEAT, F_FILE), once
+ * the last are written: the server holds no more of it than that, however
+ * long it is. A paced body (/file ?rate=) sends what its rate allows so far,
+ * and waits for more on the connection's timer, a slice each 10 ms. */
+static void h1_stream_more(conn_t *c) {
   unsigned char buf[65536];
-  size_t n = faultd__repeat_read(c->repeat, c->repeat_sent, buf, sizeof(buf));
+  size_t cap = sizeof(buf);
+  if (c->held->kind == F_FILE) {
+    uint64_t allowed = faultd__file_allowed(c->held, uv_now(c->fd->loop));
+    if (allowed <= c->held_sent) {
+      uv_timer_start(&c->timer, h1_stream_tick, 10, 0);
+      return;
+    }
+    if (allowed - c->held_sent < cap)
+      cap = (size_t)(allowed - c->held_sent);
+  }
+  size_t n = faultd__body_read(c->held, c->held_sent, buf, cap);
   faultd__conn_write(c, buf, n);
-  c->repeat_sent += n;
-  if (c->repeat_sent < faultd__body_size(c->repeat)) {
-    h1_repeat_after_writes(c);
+  c->held_sent += n;
+  if (c->held_sent < faultd__body_size(c->held)) {
+    h1_stream_after_writes(c);
     return;
   }
-  h1_repeat_free(c);
+  h1_held_free(c);
   c->stalled = 0; /* answered: the connection takes the next request */
   http_parser_init(&c->parser, HTTP_REQUEST);
 }
 
-/* Takes the plan's body (the block to repeat) and sends the body from the loop. */
-static void h1_repeat_start(conn_t *c, fault_plan_t *p) {
-  c->repeat = malloc(sizeof(*c->repeat));
-  *c->repeat = *p;
-  p->body = NULL;
-  c->repeat_sent = 0;
+/* Takes the plan and its body and sends the body from the loop. */
+static void h1_stream_start(conn_t *c, fault_plan_t *p) {
+  h1_hold(c, p);
   c->stalled = 1; /* one request at a time: nothing else until it is sent */
-  h1_repeat_after_writes(c);
+  h1_stream_after_writes(c);
 }
 
 static void h1_execute(conn_t *c, fault_plan_t *p) {
@@ -779,6 +857,7 @@ static void h1_execute(conn_t *c, fault_plan_t *p) {
       end_after_answer(c, p->end_after == 2);
     break;
   case F_SLEEP:
+    h1_hold(c, p); /* its answer, after p->ms */
     c->stalled = 1; /* one request at a time: nothing else until it answers */
     uv_timer_start(&c->timer, h1_sleep_done, p->ms, 0);
     break;
@@ -843,9 +922,10 @@ static void h1_execute(conn_t *c, fault_plan_t *p) {
     faultd__conn_write(c, p->body, p->body_len);
     break;
   case F_REPEAT:
+  case F_FILE:
     h1_respond(c, p); /* the head */
-    if (strcmp(c->req.method, "HEAD") != 0)
-      h1_repeat_start(c, p);
+    if (strcmp(c->req.method, "HEAD") != 0 && faultd__body_size(p) > 0)
+      h1_stream_start(c, p);
     break;
   case F_H2_RST_REFUSED:
   case F_H2_RST_INTERNAL:
@@ -864,12 +944,20 @@ static int on_message_begin(http_parser *hp) {
   return 0;
 }
 
-static void append(char *dst, size_t cap, size_t *len, const char *src, size_t n) {
-  if (*len + n >= cap)
+/* Returns 1 if |src| was cut to fit, else 0. */
+static int append(char *dst, size_t cap, size_t *len, const char *src, size_t n) {
+  int cut = *len + n >= cap;
+  if (cut)
     n = cap - 1 - *len;
   memcpy(dst + *len, src, n);
   *len += n;
   dst[*len] = '\0';
+  return cut;
+}
+
+static void append_header_text(conn_t *c, const char *src, size_t n) {
+  c->req.headers_truncated |= append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len,
+                                     src, n);
 }
 
 static int on_url(http_parser *hp, const char *at, size_t len) {
@@ -882,11 +970,11 @@ static int on_url(http_parser *hp, const char *at, size_t len) {
 static int on_header_field(http_parser *hp, const char *at, size_t len) {
   conn_t *c = hp->data;
   if (c->in_value) {
-    append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len, "\n", 1);
+    append_header_text(c, "\n", 1);
     c->in_value = 0;
     c->field[0] = '\0';
   }
-  append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len, at, len);
+  append_header_text(c, at, len);
   size_t have = strlen(c->field);
   append(c->field, sizeof(c->field), &have, at, len);
   c->field_is = strcasecmp(c->field, "X-Request-ID") == 0      ? 1
@@ -898,10 +986,10 @@ static int on_header_field(http_parser *hp, const char *at, size_t len) {
 static int on_header_value(http_parser *hp, const char *at, size_t len) {
   conn_t *c = hp->data;
   if (!c->in_value) {
-    append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len, ": ", 2);
+    append_header_text(c, ": ", 2);
     c->in_value = 1;
   }
-  append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len, at, len);
+  append_header_text(c, at, len);
   char *dst = c->field_is == 1 ? c->req.request_id : c->field_is == 2 ? c->req.idem_key : NULL;
   if (dst != NULL) {
     size_t have = strlen(dst);
@@ -913,7 +1001,7 @@ static int on_header_value(http_parser *hp, const char *at, size_t len) {
 static int on_headers_complete(http_parser *hp) {
   conn_t *c = hp->data;
   if (c->in_value)
-    append(c->req.headers, sizeof(c->req.headers), &c->req.headers_len, "\n", 1);
+    append_header_text(c, "\n", 1);
   c->in_value = 0;
   return 0;
 }

@@ -54,6 +54,42 @@
  *   /h2/push-promise               HTTP/2: a PUSH_PROMISE (the client disabled push)
  *   /content-length-conflict?one-field=1  200 with Content-Length 5 and 2 (two fields, or one
  *                                  field "5, 2"), body "hello"; over HTTP/2 two fields
+ *   /file/SIZE/SEED?ranges=0&etag=none|TEXT&lastmod=none&rate=BYTES&corrupt=N&key=KEY
+ *                                  a file of SIZE bytes (0..64 GiB) made up as it is sent (the
+ *                                  server holds 64 KiB of it at a time), over HTTP/1.1 and
+ *                                  HTTP/2. Byte i of it is
+ *                                      (i * 7 + (i >> 16) * 13 + SEED) & 0xff
+ *                                  (SEED 0..4294967295): within each 64 KiB block a 256-byte
+ *                                  pattern repeats. Headers: Content-Length, Accept-Ranges:
+ *                                  bytes, ETag: "SIZE-SEED" (strong; SIZE and SEED in decimal),
+ *                                  Last-Modified: Wed, 21 Oct 2026 07:28:00 GMT, Content-Type:
+ *                                  application/octet-stream. One "Range: bytes=A-" or
+ *                                  "bytes=A-B" (B clamped to SIZE-1) gets 206 with
+ *                                  Content-Range: bytes A-B/SIZE and those bytes; A >= SIZE gets
+ *                                  416, no body, with "Content-Range: bytes *" then "/SIZE";
+ *                                  any other Range (several ranges, a suffix bytes=-N,
+ *                                  malformed, two Range fields) gets 200 and the whole file. An
+ *                                  If-Range that is not exactly the ETag (a W/ one never is) nor
+ *                                  exactly the Last-Modified date gets 200 and the whole file,
+ *                                  as does a Range in more than 4 KiB of request headers. 206
+ *                                  answers (HEAD too) count as "ranges_served". HEAD: headers
+ *                                  only. Options (400 when malformed):
+ *                                    ranges=0   no Accept-Ranges, Range is ignored (200)
+ *                                    etag=none, lastmod=none  no such header
+ *                                    etag=TEXT  ETag: "TEXT" (a changed file; TEXT is 1..128
+ *                                               of ! and #..~)
+ *                                    rate=BYTES about BYTES (1..2^40) per second, a slice
+ *                                               each 10 ms
+ *                                    corrupt=N&key=KEY  the first N-1 requests for KEY (counted
+ *                                               under "keys", as /fail-until) get the middle
+ *                                               byte of the body they are sent (byte
+ *                                               (B-A+1)/2 of it, SIZE/2 of a 200) xor 0xff,
+ *                                               the same length. N 1..1000000, KEY 1..127
+ *                                               bytes; key=KEY alone only counts
+ *   /keyed/KEY?ms=MS&status=S      counted under "keys" -> KEY (requests, request_ids,
+ *                                  idempotency_keys), then status S (200) with "ok\n" after
+ *                                  MS ms (0; at most 600000); any method, its body read.
+ *                                  KEY is 1..127 bytes without '/'
  *   /counters, /counters/reset     what was received, as JSON (with each capacity pool)
  * As a proxy (HTTP/1.1 port): "GET http://any/PATH" is served as PATH and counted as
  * proxied; CONNECT is refused with 403 and a close.
@@ -106,6 +142,8 @@ unsigned faultd_connections(const faultd_t *fd);
 unsigned faultd_tls_handshakes(const faultd_t *fd, unsigned *resumed);
 /* Requests asked of it as a proxy (absolute-form URL). */
 unsigned faultd_proxied(const faultd_t *fd);
+/* 206 answers of /file (since start or /counters/reset). */
+unsigned faultd_ranges_served(const faultd_t *fd);
 /* Request body bytes of every request read to its end (since start or /counters/reset). */
 uint64_t faultd_body_bytes(const faultd_t *fd);
 /* 429s /ratelimit/RATE/KEY answered for KEY. */

@@ -196,6 +196,8 @@ int faultd__enc_plan(const char *path, fault_plan_t *p) {
 }
 
 uint64_t faultd__body_size(const fault_plan_t *p) {
+  if (p->kind == F_FILE)
+    return p->file.length;
   if (p->kind != F_REPEAT)
     return p->body_len;
   return p->repeat.head_len + p->repeat.count * p->body_len + p->repeat.tail_len;
@@ -211,7 +213,7 @@ static void copy_part(const void *part, uint64_t from, size_t len, uint64_t off,
     memcpy(out + (lo - off), (const unsigned char *)part + (lo - from), (size_t)(hi - lo));
 }
 
-size_t faultd__repeat_read(const fault_plan_t *p, uint64_t off, void *buf, size_t cap) {
+static size_t repeat_read(const fault_plan_t *p, uint64_t off, void *buf, size_t cap) {
   uint64_t size = faultd__body_size(p);
   if (off >= size)
     return 0;
@@ -226,4 +228,8 @@ size_t faultd__repeat_read(const fault_plan_t *p, uint64_t off, void *buf, size_
     copy_part(p->body, at, p->body_len, off, out, cap);
   copy_part(p->repeat.tail, end, p->repeat.tail_len, off, out, cap);
   return cap;
+}
+
+size_t faultd__body_read(const fault_plan_t *p, uint64_t off, void *buf, size_t cap) {
+  return p->kind == F_FILE ? faultd__file_read(p, off, buf, cap) : repeat_read(p, off, buf, cap);
 }

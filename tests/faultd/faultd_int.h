@@ -33,6 +33,8 @@ typedef enum {
   F_CAPACITY,              /* a place in a capacity pool, then 200 after ms (faultd_capacity.c) */
   F_REPEAT,                /* 200 with repeat.head, body x repeat.count, repeat.tail: a body too
                               long to hold, made up as it is sent (faultd_enc.c) */
+  F_FILE,                  /* /file/SIZE/SEED: status (200, 206, 416) and validators in file,
+                              the body made up as it is sent (faultd_file.c) */
 } fault_kind_t;
 
 typedef struct {
@@ -64,6 +66,19 @@ typedef struct {
     size_t head_len, tail_len;
     uint64_t count;       /* times body repeats between head and tail */
   } repeat;               /* F_REPEAT */
+  struct {
+    uint64_t size;        /* SIZE: the whole file */
+    uint32_t seed;
+    uint64_t first;       /* the file's offset of the body's first byte */
+    uint64_t length;      /* the body's length: SIZE, a range's, or 0 (416) */
+    uint64_t corrupt_at;  /* the body's offset of the byte sent xor 0xff; UINT64_MAX = none */
+    uint64_t rate;        /* bytes per second; 0 = as fast as the socket drains */
+    uint64_t started_ms;  /* loop time of the answer, for the rate */
+    int accept_ranges;    /* send Accept-Ranges: bytes (ranges=0: no, and Range is ignored) */
+    const char *last_modified; /* Last-Modified (static), NULL = none */
+    char etag[132];       /* ETag value with its quotes, "" = none */
+    char content_range[80]; /* Content-Range value, "" = none (a 200) */
+  } file;                 /* F_FILE */
 } fault_plan_t;
 
 /* One request as read off the wire. */
@@ -76,6 +91,7 @@ typedef struct {
   char headers[4096];     /* "name: value\n" lines, for /headers */
   size_t headers_len;
   int is_h2;
+  int headers_truncated;  /* headers[] could not hold them all */
   int proxied;            /* asked in absolute form, as of a proxy */
 } freq_t;
 
@@ -123,6 +139,7 @@ struct faultd_s {
   unsigned bodies;        /* requests that carried a body */
   uint64_t body_bytes;    /* request body bytes of every request read to its end */
   unsigned proxied;       /* requests asked of it as a proxy (absolute-form URL) */
+  unsigned ranges_served; /* 206 answers of /file */
   faultd_pool_t *pools;   /* /capacity pools, in order of creation */
 };
 
@@ -133,10 +150,17 @@ void faultd__record(faultd_t *fd, const freq_t *req);
 void faultd__plan(faultd_t *fd, const freq_t *req, fault_plan_t *plan);
 /* Replaces plan->body with a copy of |data|. */
 void faultd__plan_body(fault_plan_t *plan, const char *data, size_t len);
+/* Value of ?name= in |url| into |out|, "" if absent (cut to fit; %20 decoded). */
+void faultd__query_param(const char *url, const char *name, char *out, size_t out_len);
+/* Counts |req| under "keys" -> KEY in /counters; returns KEY's requests so far, this one included. */
+unsigned faultd__record_key(faultd_t *fd, const char *key, const freq_t *req);
 void faultd__conn_write(conn_t *c, const void *data, size_t len);
 void faultd__conn_close(conn_t *c, int reset);
 uv_loop_t *faultd__conn_loop(conn_t *c);
 faultd_t *faultd__conn_server(conn_t *c);
+/* Bytes of the connection's writes still held in memory (their callbacks
+ * have not run: the socket may or may not have taken them). */
+size_t faultd__conn_held(conn_t *c);
 
 /* faultd_capacity.c */
 /* Asks for a place in the pool |plan| names (made on first use; a pool takes
@@ -161,17 +185,31 @@ void faultd__capacity_free(faultd_t *fd);
 /* Plans /gzip/BYTES, /br/BYTES, /gzip-bomb/GB and /bad-gzip into *plan;
  * returns 0 (plan untouched) if |path| is none of them. */
 int faultd__enc_plan(const char *path, fault_plan_t *plan);
-/* The length of a plan's body: body_len, or all of an F_REPEAT body. */
+/* The length of a plan's body: body_len, or all of an F_REPEAT or F_FILE body. */
 uint64_t faultd__body_size(const fault_plan_t *plan);
-/* Copies up to |cap| bytes of an F_REPEAT body from |offset| into |buf|;
+/* Copies up to |cap| bytes of an F_REPEAT or F_FILE body (a body made up as
+ * it is sent) from |offset| into |buf|; returns how many (0 at the end). */
+size_t faultd__body_read(const fault_plan_t *plan, uint64_t offset, void *buf, size_t cap);
+
+/* faultd_file.c */
+/* Plans /file/SIZE/SEED (|rest| is "SIZE/SEED", |url| has the query): an
+ * F_FILE plan, or a 400 for a malformed path or option. */
+void faultd__file_plan(faultd_t *fd, const freq_t *req, const char *url, const char *rest,
+                       fault_plan_t *plan);
+/* Copies up to |cap| bytes of an F_FILE body from |offset| into |buf|;
  * returns how many (0 at the end). */
-size_t faultd__repeat_read(const fault_plan_t *plan, uint64_t offset, void *buf, size_t cap);
+size_t faultd__file_read(const fault_plan_t *plan, uint64_t offset, void *buf, size_t cap);
+/* How many bytes of an F_FILE body its ?rate= allows sent by |now_ms| (loop
+ * time); UINT64_MAX without a rate. */
+uint64_t faultd__file_allowed(const fault_plan_t *plan, uint64_t now_ms);
 
 /* faultd_h2.c */
 typedef struct h2_s h2_t;
 h2_t *faultd__h2_new(conn_t *c, unsigned max_streams);
 /* Feeds received plaintext; returns -1 if the connection must close. */
 int faultd__h2_recv(h2_t *h, const unsigned char *data, size_t len);
+/* The socket took a write: sends what waited for room (see send_cb). */
+void faultd__h2_drained(h2_t *h);
 void faultd__h2_free(h2_t *h);
 
 #endif

@@ -33,6 +33,9 @@ static const char usage[] =
     "/random/PERCENT/SEED?status=S /slow-some/PERCENT/MS/SEED /ratelimit/RATE/KEY?retry-after=V\n"
     "/capacity/N/MS?q=Q&name=NAME&retry-after=V\n"
     "/gzip/BYTES /br/BYTES /gzip-bomb/GB /bad-gzip\n"
+    "/file/SIZE/SEED?ranges=0&etag=none|TEXT&lastmod=none&rate=BYTES&corrupt=N&key=KEY\n"
+    "  (byte i is (i * 7 + (i >> 16) * 13 + SEED) & 0xff; Range, If-Range, HEAD)\n"
+    "/keyed/KEY?ms=MS&status=S\n"
     "/h2/goaway-after/N /h2/rst/refused /h2/rst/internal\n"
     "/h2/stall /counters /counters/reset (see the README).\n";
 

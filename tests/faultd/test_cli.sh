@@ -64,11 +64,159 @@ except socket.timeout:
 head, sep, rest = data.partition(b"\r\n\r\n")
 sys.exit(0 if sep and head.startswith(b"HTTP/1.1 503") and rest == b"" else 1)
 PY
+
+# /file and /keyed, with the curl command-line tool as the control.
+command -v curl >/dev/null || fail "curl not found (apt-get install curl, or .ci/install-deps)"
+curl() { command curl --max-time 20 "$@"; } # a stalled body fails here, not at meson's timeout
+base="http://127.0.0.1:$http"
+# file_sha SIZE SEED [FIRST [LAST]]: sha256 of the bytes FIRST..LAST of /file/SIZE/SEED,
+# rebuilt from the formula in faultd.h, one 64 KiB block (a 256-byte pattern) at a time
+file_sha() {
+  python3 - "$@" <<'PY'
+import hashlib, sys
+size, seed = int(sys.argv[1]), int(sys.argv[2])
+first = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+last = int(sys.argv[4]) if len(sys.argv) > 4 else size - 1
+h = hashlib.sha256()
+for block in range(first >> 16, (last >> 16) + 1):
+    pattern = bytes((k * 7 + block * 13 + seed) & 0xff for k in range(256))
+    data = pattern * 256
+    start = max(first, block << 16) - (block << 16)
+    end = min(last + 1, (block + 1) << 16) - (block << 16)
+    h.update(data[start:end])
+print(h.hexdigest())
+PY
+}
+sha() { python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }
+counter() { # counter PYTHON-EXPR-ON-d: a value from /counters
+  curl -sS "$base/counters" | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"
+}
+whole=$(file_sha 3000000 7)
+# the formula itself, byte by byte, against the block-wise rebuild used below
+[ "$(python3 -c 'import hashlib; print(hashlib.sha256(bytes((i * 7 + (i >> 16) * 13 + 7) & 0xff
+for i in range(3000000))).hexdigest())')" = "$whole" ] || fail "file_sha does not follow the formula"
+out=$(curl -sS -o "$dir/f" -D "$dir/h" -w '%{http_code} %{size_download}' "$base/file/3000000/7")
+[ "$out" = "200 3000000" ] || fail "/file/3000000/7: $out"
+[ "$(sha "$dir/f")" = "$whole" ] || fail "/file/3000000/7 does not match the formula"
+for h in 'Content-Length: 3000000' 'Accept-Ranges: bytes' 'ETag: "3000000-7"' \
+         'Last-Modified: Wed, 21 Oct 2026 07:28:00 GMT' 'Content-Type: application/octet-stream'; do
+  tr -d '\r' <"$dir/h" | grep -qx "$h" || fail "/file lacks $h: $(cat "$dir/h")"
+done
+# curl -C - continues a partial file with one Range request: one 206, the same file
+curl -sS "$base/counters/reset" >/dev/null
+python3 -c 'import sys; open(sys.argv[1], "wb").write(open(sys.argv[2], "rb").read(1000000))' \
+  "$dir/part" "$dir/f"
+out=$(curl -sS -C - -o "$dir/part" -D "$dir/h" -w '%{http_code} %{size_download}' "$base/file/3000000/7")
+[ "$out" = "206 2000000" ] || fail "curl -C -: $out"
+tr -d '\r' <"$dir/h" | grep -qx 'Content-Range: bytes 1000000-2999999/3000000' ||
+  fail "curl -C -: $(cat "$dir/h")"
+[ "$(sha "$dir/part")" = "$whole" ] || fail "curl -C -: the continued file does not match"
+[ "$(counter "d['ranges_served']")" = 1 ] || fail "ranges_served is not 1: $(counter d)"
+# a changed file (?etag=other): the old ETag in If-Range gets the whole file
+out=$(curl -sS -o "$dir/g" -w '%{http_code} %{size_download}' -H 'If-Range: "3000000-7"' \
+  -r 1000000- "$base/file/3000000/7?etag=other")
+[ "$out" = "200 3000000" ] && [ "$(sha "$dir/g")" = "$whole" ] || fail "If-Range of another ETag: $out"
+# ...and the same ETag, or the Last-Modified date, gets the range
+out=$(curl -sS -o "$dir/g" -w '%{http_code} %{size_download}' -H 'If-Range: "3000000-7"' \
+  -r 1000000-1999999 "$base/file/3000000/7")
+[ "$out" = "206 1000000" ] && [ "$(sha "$dir/g")" = "$(file_sha 3000000 7 1000000 1999999)" ] ||
+  fail "If-Range of the ETag: $out"
+out=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' -r 5- \
+  -H 'If-Range: Wed, 21 Oct 2026 07:28:00 GMT' "$base/file/3000000/7")
+[ "$out" = "206 2999995" ] || fail "If-Range of the date: $out"
+out=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' -r 5- -H 'If-Range: W/"3000000-7"' \
+  "$base/file/3000000/7")
+[ "$out" = "200 3000000" ] || fail "a weak If-Range: $out"
+out=$(curl -sS -o "$dir/g" -D "$dir/h" -w '%{http_code} %{size_download}' -r 5000000- "$base/file/3000000/7")
+[ "$out" = "416 0" ] || fail "-r 5000000-: $out"
+tr -d '\r' <"$dir/h" | grep -qx 'Content-Range: bytes \*/3000000' || fail "416: $(cat "$dir/h")"
+out=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' -r 0-9,20-29 "$base/file/3000000/7")
+[ "$out" = "200 3000000" ] || fail "two ranges: $out"
+[ "$(counter "d['ranges_served']")" = 3 ] || fail "ranges_served is not 3: $(counter d)"
+# ?ranges=0: no Accept-Ranges, and curl -C - refuses the 200 (exit 33), the part left as it was
+head -c 1000000 "$dir/f" >"$dir/part"
+out=$(curl -sS -C - -o "$dir/part" -D "$dir/h" -w '%{http_code}' "$base/file/3000000/7?ranges=0" 2>"$dir/cerr")
+rc=$?
+[ $rc -eq 33 ] && [ "$out" = 200 ] && grep -q "support byte ranges" "$dir/cerr" ||
+  fail "curl -C - with ranges=0: exit $rc, $out, $(cat "$dir/cerr")"
+tr -d '\r' <"$dir/h" | grep -q '^Accept-Ranges' && fail "ranges=0 sent Accept-Ranges"
+[ "$(wc -c <"$dir/part")" -eq 1000000 ] || fail "curl -C - with ranges=0 changed the part"
+# HEAD: the headers of a GET, and nothing after them (a body would open the next answer)
+curl -sS -I -o /dev/null -D "$dir/h" -w '%{http_code}' "$base/file/3000000/7" | grep -qx 200 || fail "HEAD /file"
+tr -d '\r' <"$dir/h" | grep -qx 'Content-Length: 3000000' || fail "HEAD /file: $(cat "$dir/h")"
+python3 - "$http" <<'PY' || fail "a HEAD /file response carried a body"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"HEAD /file/3000000/7 HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+s.settimeout(1)
+data = b""
+try:
+    while not data.endswith(b"ok\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+except socket.timeout:
+    pass
+head, sep, rest = data.partition(b"\r\n\r\n")
+sys.exit(0 if head.startswith(b"HTTP/1.1 200") and rest.startswith(b"HTTP/1.1 200") else 1)
+PY
+# ?corrupt=2&key=K: the first answer has its middle byte changed, the second is right
+out=$(curl -sS -o "$dir/g" -w '%{http_code} %{size_download}' "$base/file/3000000/7?corrupt=2&key=c")
+[ "$out" = "200 3000000" ] || fail "corrupt=2, 1st: $out"
+python3 - "$dir/g" "$dir/f" <<'PY' || fail "corrupt=2: the 1st answer is not the file with byte 1500000 xor 0xff"
+import sys
+a, b = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+sys.exit(0 if [i for i in range(len(b)) if a[i] != b[i]] == [1500000] and a[1500000] == b[1500000] ^ 0xff else 1)
+PY
+curl -sS -o "$dir/g" "$base/file/3000000/7?corrupt=2&key=c"
+[ "$(sha "$dir/g")" = "$whole" ] || fail "corrupt=2: the 2nd answer is not right"
+[ "$(counter "d['keys']['c']['requests']")" = 2 ] || fail "corrupt=2: KEY c not counted: $(counter d)"
+# ?rate=: 100,000 bytes at 200,000 per second take about half a second
+out=$(curl -sS -o "$dir/g" -w '%{http_code} %{size_download} %{time_total}' "$base/file/100000/3?rate=200000")
+[ "$(sha "$dir/g")" = "$(file_sha 100000 3)" ] || fail "rate=200000: $out"
+echo "$out" | awk '{ exit !($1 == 200 && $3 >= 0.4 && $3 <= 5) }' || fail "rate=200000 took: $out"
+# over TLS, HTTP/2 and HTTP/1.1 by ALPN: the same file, the same continuation; paced over HTTP/2
+tls=$(echo "$line" | sed 's/.*"tls":\([0-9]*\).*/\1/')
+cert=$(echo "$line" | sed 's/.*"cert":"\([^"]*\)".*/\1/')
+for proto in 2 1.1; do
+  out=$(curl -sS --http$proto --cacert "$cert" -o "$dir/g" -w '%{http_version} %{http_code} %{size_download}' \
+    "https://127.0.0.1:$tls/file/3000000/7")
+  [ "$out" = "$proto 200 3000000" ] && [ "$(sha "$dir/g")" = "$whole" ] || fail "TLS, HTTP/$proto: $out"
+  python3 -c 'import sys; open(sys.argv[1], "wb").write(open(sys.argv[2], "rb").read(1000000))' \
+    "$dir/part" "$dir/f"
+  out=$(curl -sS --http$proto --cacert "$cert" -C - -o "$dir/part" -w '%{http_code} %{size_download}' \
+    "https://127.0.0.1:$tls/file/3000000/7")
+  [ "$out" = "206 2000000" ] && [ "$(sha "$dir/part")" = "$whole" ] || fail "TLS, HTTP/$proto, -C -: $out"
+done
+out=$(curl -sS --http2 --cacert "$cert" -o "$dir/g" -w '%{http_code} %{size_download} %{time_total}' \
+  "https://127.0.0.1:$tls/file/100000/3?rate=200000")
+[ "$(sha "$dir/g")" = "$(file_sha 100000 3)" ] || fail "HTTP/2, rate=200000: $out"
+echo "$out" | awk '{ exit !($1 == 200 && $3 >= 0.4 && $3 <= 5) }' || fail "HTTP/2, rate=200000 took: $out"
+# /keyed/KEY?ms=: counted per Idempotency-Key, answered after ms
+for i in 1 2; do
+  out=$(curl -sS -H 'Idempotency-Key: a' -o "$dir/g" -w '%{http_code} %{time_total}' "$base/keyed/k1?ms=200")
+  echo "$out" | awk '{ exit !($1 == 200 && $2 >= 0.19) }' && [ "$(cat "$dir/g")" = ok ] ||
+    fail "/keyed/k1?ms=200: $out"
+done
+[ "$(counter "d['keys']['k1']['idempotency_keys']['a']")" = 2 ] || fail "keys.k1: $(counter d)"
+out=$(curl -sS -X POST -d hello -o "$dir/g" -w '%{http_code}' "$base/keyed/k2?status=503")
+[ "$out" = 503 ] && [ "$(cat "$dir/g")" = ok ] || fail "/keyed/k2?status=503: $out"
+[ "$(counter "d['keys']['k2']['requests'], d['body_bytes']")" = "1 5" ] || fail "keys.k2: $(counter d)"
+# malformed: 400, never a crash
+for bad in /file/1 /file/1/2/3 /file/-1/2 /file/+1/2 /file/68719476737/1 /file/1/4294967296 \
+    '/file/1/2?rate=0' '/file/1/2?ranges=2' '/file/1/2?corrupt=2' '/file/1/2?etag=a%20b' \
+    '/file/1/2?lastmod=x' /keyed/ /keyed/a/b '/keyed/a?ms=600001' '/keyed/a?ms=x' '/keyed/a?status=99'; do
+  out=$(curl -sS -o /dev/null -w '%{http_code}' "$base$bad")
+  [ "$out" = 400 ] || fail "$bad: $out, want 400"
+done
+
 start=$(date +%s)
 kill -TERM $pid
 wait $pid; rc=$?
-[ $rc -eq 0 ] || fail "SIGTERM: exited $rc, want 0"
+[ $rc -eq 0 ] || fail "SIGTERM: exited $rc, want 0: $(cat "$dir/err")"
 [ $(( $(date +%s) - start )) -le 3 ] || fail "SIGTERM took too long"
+grep -qE "Sanitizer|runtime error" "$dir/err" && fail "salvo-faultd: $(cat "$dir/err")"
 
 start=$(date +%s)
 "$faultd" --lifetime 1 >/dev/null 2>&1; rc=$?
