@@ -117,7 +117,8 @@ typedef struct {
 } fetch_counts_t;
 
 const fetch_counts_t *fetch_counts(void);
-void fetch_output_init(const char *batch);
+/* Returns 0, or -1 when out of memory. */
+int fetch_output_init(const char *batch);
 void fetch_output_free(void);
 /* salvo's log messages, on stderr. */
 void fetch_log(salvo_engine_t *engine, salvo_log_level_t level, const char *message, void *ud);

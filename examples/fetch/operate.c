@@ -642,7 +642,10 @@ static int start(fetch_opts_t *o, char *demo_path, size_t demo_path_len) {
     return 2;
   if (o->idempotency_auto && choose_batch(o) != 0)
     return 2;
-  fetch_output_init(o->idempotency_auto ? run.batch : NULL);
+  if (fetch_output_init(o->idempotency_auto ? run.batch : NULL) != 0) {
+    fprintf(stderr, "salvo-fetch: out of memory\n");
+    return 2;
+  }
   o->engine.retry.decide_cb = on_decide; /* checksums */
   o->engine.max_in_flight = fit_fd_limit(o->max_in_flight, &o->engine, o->output_dir != NULL);
   int rc = salvo_engine_new(run.loop, &o->engine, &run.engine);
@@ -663,6 +666,10 @@ int fetch_operate(fetch_opts_t *o) {
   run.o = o;
   run.loop = uv_default_loop();
   run.names = json_object();
+  if (run.names == NULL) {
+    fprintf(stderr, "salvo-fetch: out of memory\n");
+    return 2;
+  }
   srandom((unsigned)uv_hrtime());
   signal(SIGPIPE, SIG_IGN);
   char demo_path[64] = "";

@@ -25,10 +25,13 @@ static struct {
 const fetch_counts_t *fetch_counts(void) { return &out.n; }
 void fetch_output_quiet(int quiet) { out.quiet = quiet; }
 
-void fetch_output_init(const char *batch) {
+int fetch_output_init(const char *batch) {
   out.by_error = json_object();
+  if (out.by_error == NULL)
+    return -1;
   out.batch = batch;
   hist_init(&out.latency);
+  return 0;
 }
 
 void fetch_output_free(void) {
@@ -46,8 +49,11 @@ static json_t *ms(uint64_t us) { return json_real(round((double)us / 10.0) / 100
  * but the last (--resume ignores that one). */
 static void emit(json_t *line) {
   if (!out.quiet) {
-    char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII |
-                                   JSON_REAL_PRECISION(6));
+    char *s = line != NULL ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII |
+                                                  JSON_REAL_PRECISION(6))
+                           : NULL;
+    if (s == NULL) /* the count still has it, and exit status 1 says not all were ok */
+      fprintf(stderr, "salvo-fetch: out of memory: a result line could not be written\n");
     size_t len = s != NULL ? strlen(s) : 0;
     if (s != NULL)
       s[len++] = '\n'; /* json_dumps' buffer has room for its NUL */

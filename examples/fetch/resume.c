@@ -33,6 +33,13 @@ int fetch_resume_load(const char *path, int http_error_done) {
     return -1;
   }
   json_t *last = json_object(); /* id -> outcome of its last line */
+  rs.done = json_object();
+  if (last == NULL || rs.done == NULL) {
+    json_decref(last);
+    fclose(f);
+    fprintf(stderr, "salvo-fetch: --resume: out of memory\n");
+    return -1;
+  }
   char *line = NULL;
   size_t cap = 0, lineno = 0, bad = 0, bad_at = 0;
   ssize_t n;
@@ -47,9 +54,15 @@ int fetch_resume_load(const char *path, int http_error_done) {
         bad_at = lineno;
       }
     } else {
-      json_object_set(last, json_string_value(id), outcome);
-      if (json_is_string(batch) && rs.batch == NULL)
-        rs.batch = strdup(json_string_value(batch));
+      if (json_object_set(last, json_string_value(id), outcome) != 0 ||
+          (json_is_string(batch) && rs.batch == NULL && (rs.batch = strdup(json_string_value(batch))) == NULL)) {
+        json_decref(o);
+        json_decref(last);
+        fclose(f);
+        free(line);
+        fprintf(stderr, "salvo-fetch: --resume: out of memory\n");
+        return -1;
+      }
     }
     json_decref(o);
   }
@@ -65,13 +78,16 @@ int fetch_resume_load(const char *path, int http_error_done) {
   if (bad > 1 || (bad == 1 && bad_at != lineno))
     fprintf(stderr, "salvo-fetch: --resume: %zu lines of '%s' are not result lines (the last: line %zu); "
             "ignored\n", bad, path, bad_at);
-  rs.done = json_object();
   const char *id;
   json_t *v;
   json_object_foreach(last, id, v) {
     const char *outcome = json_string_value(v);
     if (strcmp(outcome, "ok") == 0 || (http_error_done && strcmp(outcome, "http_error") == 0))
-      json_object_set_new(rs.done, id, json_true());
+      if (json_object_set_new(rs.done, id, json_true()) != 0) {
+        json_decref(last);
+        fprintf(stderr, "salvo-fetch: --resume: out of memory\n");
+        return -1;
+      }
   }
   fprintf(stderr, "salvo-fetch: --resume: %zu ids in '%s', %zu of them done\n", json_object_size(last),
           path, json_object_size(rs.done));
