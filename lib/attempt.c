@@ -416,7 +416,13 @@ static int setup_once(salvo__slot_t *slot) {
   SETOPT(CURLOPT_SSL_VERIFYHOST, engine->insecure ? 0L : 2L);
   if (engine->ca_file != NULL)
     SETOPT(CURLOPT_CAINFO, engine->ca_file);
-  slot->accept_encoding = 0; /* libcurl's default on a new or reset handle: none */
+  /* Kept by the handle from transfer to transfer, cleared by a reset */
+  if (engine->connect_to != NULL)
+    SETOPT(CURLOPT_CONNECT_TO, engine->connect_to);
+  /* libcurl's defaults on a new or reset handle: */
+  slot->accept_encoding = 0;           /* none */
+  slot->recv_speed = 0;                /* no cap */
+  slot->recv_buffer = CURL_MAX_WRITE_SIZE; /* 16 KB reads */
   slot->configured = 1;
   return 0;
 }
@@ -487,6 +493,11 @@ static int set_route(salvo__slot_t *slot, const salvo_request_t *req) {
   /* The URL salvo_request_new() parsed: libcurl copies it rather than
    * parsing the string again (~5k instructions per request). */
   SETOPT(CURLOPT_CURLU, req->curlu);
+  /* Every attempt: libcurl loads the entries into the DNS cache of the multi
+   * handle the transfer runs on once per setopt, and a handle moves between
+   * the two lanes' multi handles, which have a cache each. */
+  if (engine->resolve != NULL)
+    SETOPT(CURLOPT_RESOLVE, engine->resolve);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_timeout(req->timeouts.connect_ms));
   const char *proxy = req->is_https ? engine->proxy_https : engine->proxy_http;
   if (proxy != NULL && engine->no_proxy != NULL && goes_direct(engine, req))
@@ -507,6 +518,34 @@ static int set_route(salvo__slot_t *slot, const salvo_request_t *req) {
   SETOPT(CURLOPT_HTTP_VERSION, version);
   /* paired with the per-host connection cap, see engine.c */
   SETOPT(CURLOPT_PIPEWAIT, version != CURL_HTTP_VERSION_1_1 ? 1L : 0L);
+  return 0;
+}
+
+/* Read size for a receive cap, as curl's --limit-rate picks it: libcurl
+ * reads up to its buffer at once and then waits until the average is back
+ * under the cap, so 16 KB reads under a cap of 1 KB/s come 16 s apart (past
+ * the idle timeout), and a body smaller than a read is not paced at all.
+ * Reads of about one second's worth, 1 KB at least (libcurl's minimum). */
+static long recv_buffer_for(uint64_t bytes_per_second) {
+  if (bytes_per_second == 0 || bytes_per_second >= CURL_MAX_WRITE_SIZE)
+    return CURL_MAX_WRITE_SIZE;
+  return bytes_per_second < 1024 ? 1024L : (long)bytes_per_second;
+}
+
+/* The request's receive cap, or none: set whenever it differs from what the
+ * handle has, so one request's cap never stays for the next. */
+static int set_recv_speed(salvo__slot_t *slot, const salvo_request_t *req) {
+  CURL *easy = slot->easy;
+  if (slot->recv_speed != req->max_recv_speed) {
+    SETOPT(CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)req->max_recv_speed);
+    slot->recv_speed = req->max_recv_speed;
+  }
+  /* libcurl 7.88 refuses a new size while the handle still holds its read
+   * buffer (after an HTTP/2 transfer whose connection others still use);
+   * the cap holds either way, only the pacing is coarser. */
+  long buffer = recv_buffer_for(req->max_recv_speed);
+  if (slot->recv_buffer != buffer && curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, buffer) == CURLE_OK)
+    slot->recv_buffer = buffer;
   return 0;
 }
 
@@ -564,7 +603,10 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned att
   if (!slot->configured && setup_once(slot) != 0)
     return SALVO_EINTERNAL;
   begin(slot, req, attempt_no);
-  return set_route(slot, req) == 0 && set_message(slot, req) == 0 ? 0 : SALVO_EINTERNAL;
+  return set_route(slot, req) == 0 && set_message(slot, req) == 0 &&
+                 set_recv_speed(slot, req) == 0
+             ? 0
+             : SALVO_EINTERNAL;
 }
 
 void salvo__attempt_stop(salvo__slot_t *slot, int reason) { slot->stop_reason = reason; }

@@ -243,6 +243,16 @@ int salvo__no_proxy_match(const char *list, const char *host);
 int salvo__header_has_name(const struct curl_slist *list, const char *name, size_t name_len);
 /* "scheme://host:port" of a URL libcurl accepted; returns its length. */
 size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap);
+/* 1 if |entry| is a salvo_engine_opts_t.resolve entry salvo takes:
+ * "HOST:PORT:ADDR[,ADDR...]", HOST a host name or IPv4 address (not "*"),
+ * PORT 1..65535, each ADDR an IPv4 address or an IPv6 one in brackets (as
+ * inet_pton() reads them). No '+' or '-' form. Else (NULL too) 0. */
+int salvo__valid_resolve_entry(const char *entry);
+/* 1 if |entry| is a salvo_engine_opts_t.connect_to entry salvo takes:
+ * "HOST:PORT:CONNECT_TO_HOST:CONNECT_TO_PORT", any field empty, hosts a
+ * host name, an IPv4 address or an IPv6 one in brackets, ports 1..65535.
+ * Else (NULL too) 0. */
+int salvo__valid_connect_to_entry(const char *entry);
 
 /* ------------------------------------------------------ attempt.c (pure part) */
 
