@@ -130,6 +130,15 @@ salvo__outcome_t salvo__classify(CURLcode rc, long os_errno, int stop_reason, in
   }
 }
 
+/* When the attempt is idle for too long: its last activity plus the idle
+ * timeout, plus, under a receive cap, the longest hold libcurl makes between
+ * its reads (salvo__recv_pause_ms()), which is no sign of a stalled server. */
+static uint64_t idle_due(const salvo__slot_t *slot) {
+  const salvo_request_t *req = slot->req;
+  uint64_t hold = slot->recv_speed ? salvo__recv_pause_ms(slot->recv_speed, slot->recv_buffer) : 0;
+  return salvo__add_ms(salvo__add_ms(slot->last_activity_ms, req->timeouts.idle_ms), hold);
+}
+
 static void slot_timer_cb(uv_timer_t *timer) {
   salvo__slot_t *slot = SALVO__CONTAINER_OF(timer, salvo__slot_t, timer);
   salvo_request_t *req = slot->req;
@@ -144,8 +153,7 @@ static void slot_timer_cb(uv_timer_t *timer) {
   else if (req->timeouts.attempt_ms &&
            now >= salvo__add_ms(slot->started_ms, req->timeouts.attempt_ms))
     reason = SALVO_EATTEMPT;
-  else if (slot->sent && req->timeouts.idle_ms &&
-           now >= salvo__add_ms(slot->last_activity_ms, req->timeouts.idle_ms))
+  else if (slot->sent && req->timeouts.idle_ms && now >= idle_due(slot))
     reason = SALVO_EIDLE;
   if (reason == 0) {
     salvo__attempt_arm_timer(slot); /* activity moved the idle expiry on */
@@ -177,9 +185,9 @@ void salvo__attempt_arm_timer(salvo__slot_t *slot) {
      * attempt's start stands in for the last activity: the expiry is then
      * early, never late, and sending does not have to move the timer (one
      * uv_timer_start per attempt). An early firing re-checks and re-arms. */
-    uint64_t idle_due = salvo__add_ms(slot->last_activity_ms, req->timeouts.idle_ms);
-    if ((slot->sent || idle_due > now) && (due == 0 || idle_due < due))
-      due = idle_due;
+    uint64_t idle_at = idle_due(slot);
+    if ((slot->sent || idle_at > now) && (due == 0 || idle_at < due))
+      due = idle_at;
   }
   if (due == 0 || (slot->timer_due_ms != 0 && slot->timer_due_ms <= due))
     return; /* nothing to watch, or already armed early enough */
@@ -422,7 +430,7 @@ static int setup_once(salvo__slot_t *slot) {
   /* libcurl's defaults on a new or reset handle: */
   slot->accept_encoding = 0;           /* none */
   slot->recv_speed = 0;                /* no cap */
-  slot->recv_buffer = CURL_MAX_WRITE_SIZE; /* 16 KB reads */
+  slot->recv_buffer = SALVO__RECV_BUFFER_MAX; /* 16 KB reads */
   slot->configured = 1;
   return 0;
 }
@@ -521,17 +529,6 @@ static int set_route(salvo__slot_t *slot, const salvo_request_t *req) {
   return 0;
 }
 
-/* Read size for a receive cap, as curl's --limit-rate picks it: libcurl
- * reads up to its buffer at once and then waits until the average is back
- * under the cap, so 16 KB reads under a cap of 1 KB/s come 16 s apart (past
- * the idle timeout), and a body smaller than a read is not paced at all.
- * Reads of about one second's worth, 1 KB at least (libcurl's minimum). */
-static long recv_buffer_for(uint64_t bytes_per_second) {
-  if (bytes_per_second == 0 || bytes_per_second >= CURL_MAX_WRITE_SIZE)
-    return CURL_MAX_WRITE_SIZE;
-  return bytes_per_second < 1024 ? 1024L : (long)bytes_per_second;
-}
-
 /* The request's receive cap, or none: set whenever it differs from what the
  * handle has, so one request's cap never stays for the next. */
 static int set_recv_speed(salvo__slot_t *slot, const salvo_request_t *req) {
@@ -542,8 +539,9 @@ static int set_recv_speed(salvo__slot_t *slot, const salvo_request_t *req) {
   }
   /* libcurl 7.88 refuses a new size while the handle still holds its read
    * buffer (after an HTTP/2 transfer whose connection others still use);
-   * the cap holds either way, only the pacing is coarser. */
-  long buffer = recv_buffer_for(req->max_recv_speed);
+   * the cap holds either way, in coarser bursts, and the idle timeout
+   * allows for the size the handle has (idle_limit()). */
+  long buffer = salvo__recv_buffer_size(req->max_recv_speed);
   if (slot->recv_buffer != buffer && curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, buffer) == CURLE_OK)
     slot->recv_buffer = buffer;
   return 0;

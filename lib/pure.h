@@ -44,6 +44,20 @@ static inline uint64_t salvo__timeout_value(uint64_t ms) {
  * anything else becomes salvo__timeout_value() of it. */
 void salvo__timeouts_apply(salvo_timeouts_t *kept, const salvo_timeouts_t *given);
 
+/* A receive cap (salvo_engine_opts_t.max_recv_speed) in libcurl 7.88: while
+ * data waits in the socket, libcurl reads up to SALVO__RECV_READS buffers
+ * at once, then holds the transfer until its average is back under the cap.
+ * salvo__recv_buffer_size() is the buffer (CURLOPT_BUFFERSIZE) for a cap:
+ * about 10 ms' worth, so one such burst is about a second's, within
+ * libcurl's 1 KB .. 16 KB (its default, also for no cap). salvo__recv_pause_ms()
+ * is the longest hold after a burst with |buffer|-byte reads, which the idle
+ * timeout allows for on top; 0 without a cap. */
+#define SALVO__RECV_READS 101
+#define SALVO__RECV_BUFFER_MIN 1024L
+#define SALVO__RECV_BUFFER_MAX 16384L
+long salvo__recv_buffer_size(uint64_t bytes_per_second);
+uint64_t salvo__recv_pause_ms(uint64_t bytes_per_second, long buffer);
+
 /* ------------------------------------------------------ protect.c */
 
 /* Per-host protection: state machines, the clock passed in (loop milliseconds). */

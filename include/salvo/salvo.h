@@ -774,12 +774,16 @@ typedef struct {
                                   usual, unless a resolve entry pins it (NULL) */
   /* Receive rate cap (libcurl's CURLOPT_MAX_RECV_SPEED_LARGE): bytes per
    * second each attempt may receive, counted in body bytes as they arrive
-   * (before a Content-Encoding is decoded) and averaged over stretches of
-   * about 3 s; libcurl stops reading while an attempt is ahead. It reads
-   * about one second's worth at a time (1 KB at least, 16 KB at most), so below
-   * 1 KB/s the gap between reads passes a second: the idle timeout must allow
-   * for it, and the attempt and deadline timeouts for the whole body at that
-   * rate. salvo_request_set_max_recv_speed() overrides it per request. */
+   * (before a Content-Encoding is decoded). libcurl 7.88 keeps it as an
+   * average: it reads what is waiting in bursts (of about a second's worth,
+   * at least 100 KB: salvo sets its read size), then holds the attempt until
+   * the average is back under the cap. So a body of up to one burst arrives
+   * at full speed, and below 100 KB/s a hold lasts longer than a second
+   * (about 100 KB / cap: 10 s at 10 KB/s). Under a cap the idle timeout
+   * gets the longest hold on top, so a hold is never taken for a stalled
+   * server; the attempt timeout and the deadline must allow for the whole
+   * body at the cap. salvo_request_set_max_recv_speed() overrides it per
+   * request. */
   uint64_t max_recv_speed;     /* bytes per second, 0 = no cap; above INT64_MAX is SALVO_EINVAL (0) */
 } salvo_engine_opts_t;
 
