@@ -139,6 +139,21 @@ static uint64_t idle_due(const salvo__slot_t *slot) {
   return salvo__add_ms(salvo__add_ms(slot->last_activity_ms, req->timeouts.idle_ms), hold);
 }
 
+/* A capped attempt with an HTTP/2 response (slot->kick): when libcurl 7.88
+ * ends a hold under the cap, it waits for the socket to become readable,
+ * but the rest of the body may already be read off the socket into its
+ * HTTP/2 layer, and then nothing ever wakes the transfer (measured: 394,240
+ * of 400,000 bytes, then the idle timeout). When such an attempt has been
+ * silent for SALVO__KICK_MS, and again each SALVO__KICK_MS, its timer has
+ * libcurl look at it: a pause of its sending and a resume, which change
+ * nothing but run the transfer (from libcurl's timer, through the loop) with
+ * its connection marked readable. Outside libcurl's callbacks only. */
+#define SALVO__KICK_MS 200
+static void kick(salvo__slot_t *slot) {
+  if (curl_easy_pause(slot->easy, CURLPAUSE_SEND) == CURLE_OK)
+    curl_easy_pause(slot->easy, CURLPAUSE_CONT);
+}
+
 static void slot_timer_cb(uv_timer_t *timer) {
   salvo__slot_t *slot = SALVO__CONTAINER_OF(timer, salvo__slot_t, timer);
   salvo_request_t *req = slot->req;
@@ -156,6 +171,8 @@ static void slot_timer_cb(uv_timer_t *timer) {
   else if (slot->sent && req->timeouts.idle_ms && now >= idle_due(slot))
     reason = SALVO_EIDLE;
   if (reason == 0) {
+    if (slot->kick && now >= salvo__add_ms(slot->last_activity_ms, SALVO__KICK_MS))
+      kick(slot);
     salvo__attempt_arm_timer(slot); /* activity moved the idle expiry on */
     return;
   }
@@ -188,6 +205,13 @@ void salvo__attempt_arm_timer(salvo__slot_t *slot) {
     uint64_t idle_at = idle_due(slot);
     if ((slot->sent || idle_at > now) && (due == 0 || idle_at < due))
       due = idle_at;
+  }
+  if (slot->kick) {
+    uint64_t kick = salvo__add_ms(slot->last_activity_ms, SALVO__KICK_MS);
+    if (kick <= now)
+      kick = now + SALVO__KICK_MS;
+    if (due == 0 || kick < due)
+      due = kick;
   }
   if (due == 0 || (slot->timer_due_ms != 0 && slot->timer_due_ms <= due))
     return; /* nothing to watch, or already armed early enough */
@@ -285,6 +309,10 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
     curl_easy_getinfo(slot->easy, CURLINFO_HTTP_VERSION, &version);
     if (salvo__host_saw_version(req->host, salvo__http_version(version)))
       salvo__engine_schedule(slot->engine); /* the pump runs from the loop */
+    if (slot->recv_speed != 0 && version == CURL_HTTP_VERSION_2_0) {
+      slot->kick = 1;
+      salvo__attempt_arm_timer(slot); /* a uv call: allowed inside libcurl */
+    }
     int stop = salvo__hedge_on_response(slot); /* two attempts run: the first response wins */
     if (stop != 0) {
       slot->stop_reason = stop;
@@ -458,6 +486,7 @@ static void begin(salvo__slot_t *slot, salvo_request_t *req, unsigned attempt_no
   slot->local_port = 0;
   slot->sent = 0;
   slot->responded = 0;
+  slot->kick = 0;
   slot->head_done = 0;
   slot->stop_detail = NULL;
   slot->header_bytes = 0;

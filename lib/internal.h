@@ -144,6 +144,8 @@ typedef struct salvo__slot_s {
   uint64_t timer_due_ms;    /* when the timer is armed for, 0 = not armed */
   int sent;                 /* PREREQFUNCTION ran: the request is being sent */
   int responded;            /* the header callback ran: a response is coming */
+  int kick;                 /* a capped HTTP/2 response: its timer has libcurl look at it
+                               again once it goes silent (attempt.c, kick()) */
   int head_done;            /* the response's header block ended (the head callback ran) */
   const char *stop_detail;  /* why salvo stopped it, for the result's detail (static), or NULL */
   size_t header_bytes;      /* response header bytes of this attempt */

@@ -281,6 +281,31 @@ Test(opts, a_request_cap_does_not_stay_on_the_handle) {
   cr_assert_lt(next, 8000, "the next request, uncapped, took %llu ms", (unsigned long long)next);
 }
 
+/* Over HTTP/2 libcurl 7.88 reads the rest of a body off the socket into its
+ * HTTP/2 layer while the cap holds the transfer, and then waits for the
+ * socket forever (salvo looks again when the attempt goes silent). */
+Test(opts, max_recv_speed_over_http2) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1;
+  opts.ca_file = faultd_cert_file(srv);
+  opts.max_recv_speed = 100000;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[96];
+  snprintf(url, sizeof(url), "%s/bytes/400000", tls_base);
+  outcome_t o = {0};
+  uint64_t t0 = uv_hrtime();
+  submit_to(engine, "GET", url, NULL, &o);
+  outcomes_run(&loop, &o, 1);
+  uint64_t took = ms_since(t0);
+  cr_assert_eq(o.error, 0, "got %s (%s) after %llu ms", salvo_err_name(o.error), o.detail,
+               (unsigned long long)took);
+  cr_assert_eq(o.http_version, 20);
+  cr_assert_eq(o.body_len, 400000, "the body whole: %zu bytes", o.body_len);
+  cr_assert_geq(took, 2500, "400 KB at 100 KB/s took %llu ms", (unsigned long long)took);
+  cr_assert_lt(took, 20000, "400 KB at 100 KB/s took %llu ms", (unsigned long long)took);
+}
+
 /* libcurl 7.88 reads up to 101 buffers at once while data waits, then
  * holds the transfer until the average is back under the cap: at 50,000 B/s
  * salvo's 1 KB reads make bursts of about 100 KB and holds of about 2 s,
