@@ -782,7 +782,10 @@ typedef struct {
    * (about 100 KB / cap: 10 s at 10 KB/s). Under a cap the idle timeout
    * gets the longest hold on top, so a hold is never taken for a stalled
    * server; the attempt timeout and the deadline must allow for the whole
-   * body at the cap. salvo_request_set_max_recv_speed() overrides it per
+   * body at the cap. Over HTTP/2, libcurl 7.88 may never resume a held
+   * transfer whose last bytes it has already read off the socket: salvo has
+   * it look again every 200 ms of silence, so holds there may end up to
+   * 0.2 s late. salvo_request_set_max_recv_speed() overrides it per
    * request. */
   uint64_t max_recv_speed;     /* bytes per second, 0 = no cap; above INT64_MAX is SALVO_EINVAL (0) */
 } salvo_engine_opts_t;
