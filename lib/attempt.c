@@ -130,6 +130,30 @@ salvo__outcome_t salvo__classify(CURLcode rc, long os_errno, int stop_reason, in
   }
 }
 
+/* When the attempt is idle for too long: its last activity plus the idle
+ * timeout, plus, under a receive cap, the longest hold libcurl makes between
+ * its reads (salvo__recv_pause_ms()), which is no sign of a stalled server. */
+static uint64_t idle_due(const salvo__slot_t *slot) {
+  const salvo_request_t *req = slot->req;
+  uint64_t hold = slot->recv_speed ? salvo__recv_pause_ms(slot->recv_speed, slot->recv_buffer) : 0;
+  return salvo__add_ms(salvo__add_ms(slot->last_activity_ms, req->timeouts.idle_ms), hold);
+}
+
+/* A capped attempt with an HTTP/2 response (slot->kick): when libcurl 7.88
+ * ends a hold under the cap, it waits for the socket to become readable,
+ * but the rest of the body may already be read off the socket into its
+ * HTTP/2 layer, and then nothing ever wakes the transfer (measured: 394,240
+ * of 400,000 bytes, then the idle timeout). When such an attempt has been
+ * silent for SALVO__KICK_MS, and again each SALVO__KICK_MS, its timer has
+ * libcurl look at it: a pause of its sending and a resume, which change
+ * nothing but run the transfer (from libcurl's timer, through the loop) with
+ * its connection marked readable. Outside libcurl's callbacks only. */
+#define SALVO__KICK_MS 200
+static void kick(salvo__slot_t *slot) {
+  if (curl_easy_pause(slot->easy, CURLPAUSE_SEND) == CURLE_OK)
+    curl_easy_pause(slot->easy, CURLPAUSE_CONT);
+}
+
 static void slot_timer_cb(uv_timer_t *timer) {
   salvo__slot_t *slot = SALVO__CONTAINER_OF(timer, salvo__slot_t, timer);
   salvo_request_t *req = slot->req;
@@ -144,10 +168,11 @@ static void slot_timer_cb(uv_timer_t *timer) {
   else if (req->timeouts.attempt_ms &&
            now >= salvo__add_ms(slot->started_ms, req->timeouts.attempt_ms))
     reason = SALVO_EATTEMPT;
-  else if (slot->sent && req->timeouts.idle_ms &&
-           now >= salvo__add_ms(slot->last_activity_ms, req->timeouts.idle_ms))
+  else if (slot->sent && req->timeouts.idle_ms && now >= idle_due(slot))
     reason = SALVO_EIDLE;
   if (reason == 0) {
+    if (slot->kick && now >= salvo__add_ms(slot->last_activity_ms, SALVO__KICK_MS))
+      kick(slot);
     salvo__attempt_arm_timer(slot); /* activity moved the idle expiry on */
     return;
   }
@@ -177,9 +202,16 @@ void salvo__attempt_arm_timer(salvo__slot_t *slot) {
      * attempt's start stands in for the last activity: the expiry is then
      * early, never late, and sending does not have to move the timer (one
      * uv_timer_start per attempt). An early firing re-checks and re-arms. */
-    uint64_t idle_due = salvo__add_ms(slot->last_activity_ms, req->timeouts.idle_ms);
-    if ((slot->sent || idle_due > now) && (due == 0 || idle_due < due))
-      due = idle_due;
+    uint64_t idle_at = idle_due(slot);
+    if ((slot->sent || idle_at > now) && (due == 0 || idle_at < due))
+      due = idle_at;
+  }
+  if (slot->kick) {
+    uint64_t kick = salvo__add_ms(slot->last_activity_ms, SALVO__KICK_MS);
+    if (kick <= now)
+      kick = now + SALVO__KICK_MS;
+    if (due == 0 || kick < due)
+      due = kick;
   }
   if (due == 0 || (slot->timer_due_ms != 0 && slot->timer_due_ms <= due))
     return; /* nothing to watch, or already armed early enough */
@@ -277,6 +309,10 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
     curl_easy_getinfo(slot->easy, CURLINFO_HTTP_VERSION, &version);
     if (salvo__host_saw_version(req->host, salvo__http_version(version)))
       salvo__engine_schedule(slot->engine); /* the pump runs from the loop */
+    if (slot->recv_speed != 0 && version == CURL_HTTP_VERSION_2_0) {
+      slot->kick = 1;
+      salvo__attempt_arm_timer(slot); /* a uv call: allowed inside libcurl */
+    }
     int stop = salvo__hedge_on_response(slot); /* two attempts run: the first response wins */
     if (stop != 0) {
       slot->stop_reason = stop;
@@ -416,7 +452,13 @@ static int setup_once(salvo__slot_t *slot) {
   SETOPT(CURLOPT_SSL_VERIFYHOST, engine->insecure ? 0L : 2L);
   if (engine->ca_file != NULL)
     SETOPT(CURLOPT_CAINFO, engine->ca_file);
-  slot->accept_encoding = 0; /* libcurl's default on a new or reset handle: none */
+  /* Kept by the handle from transfer to transfer, cleared by a reset */
+  if (engine->connect_to != NULL)
+    SETOPT(CURLOPT_CONNECT_TO, engine->connect_to);
+  /* libcurl's defaults on a new or reset handle: */
+  slot->accept_encoding = 0;           /* none */
+  slot->recv_speed = 0;                /* no cap */
+  slot->recv_buffer = SALVO__RECV_BUFFER_MAX; /* 16 KB reads */
   slot->configured = 1;
   return 0;
 }
@@ -444,6 +486,7 @@ static void begin(salvo__slot_t *slot, salvo_request_t *req, unsigned attempt_no
   slot->local_port = 0;
   slot->sent = 0;
   slot->responded = 0;
+  slot->kick = 0;
   slot->head_done = 0;
   slot->stop_detail = NULL;
   slot->header_bytes = 0;
@@ -487,6 +530,11 @@ static int set_route(salvo__slot_t *slot, const salvo_request_t *req) {
   /* The URL salvo_request_new() parsed: libcurl copies it rather than
    * parsing the string again (~5k instructions per request). */
   SETOPT(CURLOPT_CURLU, req->curlu);
+  /* Every attempt: libcurl loads the entries into the DNS cache of the multi
+   * handle the transfer runs on once per setopt, and a handle moves between
+   * the two lanes' multi handles, which have a cache each. */
+  if (engine->resolve != NULL)
+    SETOPT(CURLOPT_RESOLVE, engine->resolve);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_timeout(req->timeouts.connect_ms));
   const char *proxy = req->is_https ? engine->proxy_https : engine->proxy_http;
   if (proxy != NULL && engine->no_proxy != NULL && goes_direct(engine, req))
@@ -507,6 +555,24 @@ static int set_route(salvo__slot_t *slot, const salvo_request_t *req) {
   SETOPT(CURLOPT_HTTP_VERSION, version);
   /* paired with the per-host connection cap, see engine.c */
   SETOPT(CURLOPT_PIPEWAIT, version != CURL_HTTP_VERSION_1_1 ? 1L : 0L);
+  return 0;
+}
+
+/* The request's receive cap, or none: set whenever it differs from what the
+ * handle has, so one request's cap never stays for the next. */
+static int set_recv_speed(salvo__slot_t *slot, const salvo_request_t *req) {
+  CURL *easy = slot->easy;
+  if (slot->recv_speed != req->max_recv_speed) {
+    SETOPT(CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)req->max_recv_speed);
+    slot->recv_speed = req->max_recv_speed;
+  }
+  /* libcurl 7.88 refuses a new size while the handle still holds its read
+   * buffer (after an HTTP/2 transfer whose connection others still use);
+   * the cap holds either way, in coarser bursts, and the idle timeout
+   * allows for the size the handle has (idle_due()). */
+  long buffer = salvo__recv_buffer_size(req->max_recv_speed);
+  if (slot->recv_buffer != buffer && curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, buffer) == CURLE_OK)
+    slot->recv_buffer = buffer;
   return 0;
 }
 
@@ -564,7 +630,10 @@ int salvo__attempt_setup(salvo__slot_t *slot, salvo_request_t *req, unsigned att
   if (!slot->configured && setup_once(slot) != 0)
     return SALVO_EINTERNAL;
   begin(slot, req, attempt_no);
-  return set_route(slot, req) == 0 && set_message(slot, req) == 0 ? 0 : SALVO_EINTERNAL;
+  return set_route(slot, req) == 0 && set_message(slot, req) == 0 &&
+                 set_recv_speed(slot, req) == 0
+             ? 0
+             : SALVO_EINTERNAL;
 }
 
 void salvo__attempt_stop(salvo__slot_t *slot, int reason) { slot->stop_reason = reason; }

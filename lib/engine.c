@@ -87,28 +87,29 @@ const char *salvo_log_level_name(salvo_log_level_t level) {
 
 /* |shown| is the engine the callback is told of: NULL while salvo_engine_new()
  * runs (salvo.h, salvo_log_cb). */
-static void log_v(const salvo_engine_t *engine, salvo_engine_t *shown, salvo_log_level_t level,
-                  const char *fmt, va_list ap) {
-  if (engine->log_cb == NULL)
+static void log_v(salvo_log_cb log_cb, void *log_data, salvo_engine_t *shown,
+                  salvo_log_level_t level, const char *fmt, va_list ap) {
+  if (log_cb == NULL)
     return; /* never stderr: the caller decides where messages go */
   char message[512];
   vsnprintf(message, sizeof(message), fmt, ap);
-  engine->log_cb(shown, level, message, engine->log_data);
+  log_cb(shown, level, message, log_data);
 }
 
 void salvo__log(salvo_engine_t *engine, salvo_log_level_t level, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  log_v(engine, engine, level, fmt, ap);
+  log_v(engine->log_cb, engine->log_data, engine, level, fmt, ap);
   va_end(ap);
 }
 
-/* A message of salvo_engine_new(): the caller has no engine yet. */
+/* A message of salvo_engine_new(): the caller has no engine yet, and there
+ * may be none (a refused option). */
 static void __attribute__((format(printf, 3, 4)))
-log_new(const salvo_engine_t *engine, salvo_log_level_t level, const char *fmt, ...) {
+log_new(const salvo_engine_opts_t *opts, salvo_log_level_t level, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  log_v(engine, NULL, level, fmt, ap);
+  log_v(opts->log_cb, opts->log_data, NULL, level, fmt, ap);
   va_end(ap);
 }
 
@@ -389,6 +390,8 @@ static void engine_free(salvo_engine_t *engine) {
   free(engine->ca_file);
   free(engine->user_agent);
   curl_slist_free_all(engine->default_headers);
+  curl_slist_free_all(engine->resolve); /* the easy handles that pointed at them are gone */
+  curl_slist_free_all(engine->connect_to);
   free(engine);
 }
 
@@ -447,6 +450,27 @@ static int copy_proxies(salvo_engine_t *engine, const salvo_engine_opts_t *opts)
   return 0;
 }
 
+/* The pinned addresses: each entry checked before libcurl sees it, so a
+ * typo never turns into a DNS lookup or a silently ignored entry. The log
+ * names the entry by its index, as for the other options, not its text. */
+static int check_pins(const salvo_engine_opts_t *opts) {
+  for (size_t i = 0; opts->resolve != NULL && opts->resolve[i] != NULL; i++) {
+    if (!salvo__valid_resolve_entry(opts->resolve[i])) {
+      log_new(opts, SALVO_LOG_ERROR, "opts.resolve[%zu] is not HOST:PORT:ADDR[,ADDR...] with a "
+              "host name, a port 1-65535 and IP addresses (IPv6 in brackets)", i);
+      return SALVO_EINVAL;
+    }
+  }
+  for (size_t i = 0; opts->connect_to != NULL && opts->connect_to[i] != NULL; i++) {
+    if (!salvo__valid_connect_to_entry(opts->connect_to[i])) {
+      log_new(opts, SALVO_LOG_ERROR, "opts.connect_to[%zu] is not HOST:PORT:CONNECT_TO_HOST:"
+              "CONNECT_TO_PORT with ports 1-65535 or empty (IPv6 in brackets)", i);
+      return SALVO_EINVAL;
+    }
+  }
+  return 0;
+}
+
 static int check_opts(const salvo_engine_opts_t *opts) {
   if (opts->max_in_flight == 0 || opts->max_connections < 0 || opts->max_host_connections < 0 ||
       opts->max_streams < 1 || opts->http_version < SALVO_HTTP_AUTO ||
@@ -458,7 +482,9 @@ static int check_opts(const salvo_engine_opts_t *opts) {
     return SALVO_EINVAL;
   if (salvo__retry_policy_check(&opts->retry) != 0 || salvo__host_policy_check(&opts->hosts) != 0)
     return SALVO_EINVAL;
-  return 0;
+  if (opts->max_recv_speed > (uint64_t)INT64_MAX) /* libcurl's curl_off_t */
+    return SALVO_EINVAL;
+  return check_pins(opts);
 }
 
 /* The options kept by value, and the strings copied. */
@@ -482,6 +508,7 @@ static int copy_opts(salvo_engine_t *engine, const salvo_engine_opts_t *opts) {
   engine->host_event_data = opts->host_event_data;
   engine->max_hosts = opts->max_hosts;
   engine->max_streams = opts->max_streams;
+  engine->max_recv_speed = opts->max_recv_speed;
   if (opts->retry.seed != 0)
     engine->rng = opts->retry.seed;
   else
@@ -522,6 +549,17 @@ static int build_default_headers(salvo_engine_t *engine, const char *const *line
     if (l == NULL)
       return SALVO_ENOMEM;
     engine->default_headers = l;
+  }
+  return 0;
+}
+
+/* A NULL-terminated list of checked entries as libcurl takes it. */
+static int copy_list(const char *const *entries, struct curl_slist **out) {
+  for (const char *const *e = entries; e != NULL && *e != NULL; e++) {
+    struct curl_slist *l = curl_slist_append(*out, *e);
+    if (l == NULL)
+      return SALVO_ENOMEM;
+    *out = l;
   }
   return 0;
 }
@@ -588,7 +626,10 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   salvo__list_init(&engine->cancels);
   salvo__list_init(&engine->slot_cancels);
   salvo__list_init(&engine->sockets);
-  if ((rc = copy_opts(engine, opts)) != 0 || (rc = build_default_headers(engine, opts->default_headers)) != 0)
+  if ((rc = copy_opts(engine, opts)) != 0 ||
+      (rc = build_default_headers(engine, opts->default_headers)) != 0 ||
+      (rc = copy_list(opts->resolve, &engine->resolve)) != 0 ||
+      (rc = copy_list(opts->connect_to, &engine->connect_to)) != 0)
     goto fail;
   rc = SALVO_EINTERNAL;
   engine->no_share = curl_share_init();
@@ -603,10 +644,10 @@ int salvo_engine_new(uv_loop_t *loop, const salvo_engine_opts_t *opts, salvo_eng
   engine->live_handles = SALVO__LANES + 2; /* the lane timers, deferred, the injector's wake */
   engine->magic = SALVO__ENGINE_LIVE;
   if (engine->insecure)
-    log_new(engine, SALVO_LOG_WARN, "TLS certificate verification is DISABLED for this engine; "
+    log_new(opts, SALVO_LOG_WARN, "TLS certificate verification is DISABLED for this engine; "
                                     "any server can impersonate any host");
   if (env("SSLKEYLOGFILE", NULL) != NULL) /* libcurl's OpenSSL backend honours it */
-    log_new(engine, SALVO_LOG_WARN, "SSLKEYLOGFILE is set: libcurl writes the TLS secrets of "
+    log_new(opts, SALVO_LOG_WARN, "SSLKEYLOGFILE is set: libcurl writes the TLS secrets of "
                                     "every connection to that file");
   *out = engine;
   return 0;

@@ -144,6 +144,8 @@ typedef struct salvo__slot_s {
   uint64_t timer_due_ms;    /* when the timer is armed for, 0 = not armed */
   int sent;                 /* PREREQFUNCTION ran: the request is being sent */
   int responded;            /* the header callback ran: a response is coming */
+  int kick;                 /* a capped HTTP/2 response: its timer has libcurl look at it
+                               again once it goes silent (attempt.c, kick()) */
   int head_done;            /* the response's header block ended (the head callback ran) */
   const char *stop_detail;  /* why salvo stopped it, for the result's detail (static), or NULL */
   size_t header_bytes;      /* response header bytes of this attempt */
@@ -168,6 +170,8 @@ typedef struct salvo__slot_s {
   int dirty;                /* libcurl's per-handle state may carry over: reset before reuse */
   int configured;           /* the options that never change are set on the easy handle */
   int accept_encoding;      /* what CURLOPT_ACCEPT_ENCODING is set to on the handle: 1 = all */
+  uint64_t recv_speed;      /* what CURLOPT_MAX_RECV_SPEED_LARGE is set to on the handle, 0 = none */
+  long recv_buffer;         /* what CURLOPT_BUFFERSIZE is set to on the handle */
   int stop_reason;          /* SALVO_EIDLE, SALVO_EBODYLIMIT, ... set by salvo, 0 = none */
   uint64_t upload_seen;     /* bytes uploaded at the last progress callback */
   salvo__list_t cancel_node; /* in engine->slot_cancels */
@@ -251,6 +255,9 @@ struct salvo_engine_s {
   char *proxy_https;        /* proxy for https:// URLs, NULL = none */
   char *no_proxy;           /* hosts that go direct, NULL = none */
   struct curl_slist *default_headers; /* validated "Name: value" lines */
+  struct curl_slist *resolve;    /* opts.resolve, validated: CURLOPT_RESOLVE; NULL = none */
+  struct curl_slist *connect_to; /* opts.connect_to, validated: CURLOPT_CONNECT_TO; NULL = none */
+  uint64_t max_recv_speed;  /* bytes per second per transfer, 0 = no cap (at most INT64_MAX) */
   salvo_timeouts_t timeouts; /* resolved: no SALVO_TIMEOUT_INHERIT, none above the max */
   salvo_retry_policy_t retry;
   salvo_log_cb log_cb;      /* NULL = messages dropped */
@@ -332,6 +339,7 @@ struct salvo_request_s {
   size_t max_body_size;
   int follow_redirects;
   int accept_encoding;       /* send Accept-Encoding and decode the answer */
+  uint64_t max_recv_speed;   /* bytes per second each attempt may receive, 0 = no cap */
   unsigned redirects;        /* hops followed */
   int cross_origin;          /* a redirect left the first origin: no Authorization, Cookie, Proxy-Authorization */
   char *url_owned;           /* the URL after a redirect (req->url points here), else NULL */

@@ -44,6 +44,20 @@ static inline uint64_t salvo__timeout_value(uint64_t ms) {
  * anything else becomes salvo__timeout_value() of it. */
 void salvo__timeouts_apply(salvo_timeouts_t *kept, const salvo_timeouts_t *given);
 
+/* A receive cap (salvo_engine_opts_t.max_recv_speed) in libcurl 7.88: while
+ * data waits in the socket, libcurl reads up to SALVO__RECV_READS buffers
+ * at once, then holds the transfer until its average is back under the cap.
+ * salvo__recv_buffer_size() is the buffer (CURLOPT_BUFFERSIZE) for a cap:
+ * about 10 ms' worth, so one such burst is about a second's, within
+ * libcurl's 1 KB .. 16 KB (its default, also for no cap). salvo__recv_pause_ms()
+ * is the longest hold after a burst with |buffer|-byte reads, which the idle
+ * timeout allows for on top; 0 without a cap. */
+#define SALVO__RECV_READS 101
+#define SALVO__RECV_BUFFER_MIN 1024L
+#define SALVO__RECV_BUFFER_MAX 16384L
+long salvo__recv_buffer_size(uint64_t bytes_per_second);
+uint64_t salvo__recv_pause_ms(uint64_t bytes_per_second, long buffer);
+
 /* ------------------------------------------------------ protect.c */
 
 /* Per-host protection: state machines, the clock passed in (loop milliseconds). */
@@ -243,6 +257,16 @@ int salvo__no_proxy_match(const char *list, const char *host);
 int salvo__header_has_name(const struct curl_slist *list, const char *name, size_t name_len);
 /* "scheme://host:port" of a URL libcurl accepted; returns its length. */
 size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap);
+/* 1 if |entry| is a salvo_engine_opts_t.resolve entry salvo takes:
+ * "HOST:PORT:ADDR[,ADDR...]", HOST a host name or IPv4 address (not "*"),
+ * PORT 1..65535, each ADDR an IPv4 address or an IPv6 one in brackets (as
+ * inet_pton() reads them). No '+' or '-' form. Else (NULL too) 0. */
+int salvo__valid_resolve_entry(const char *entry);
+/* 1 if |entry| is a salvo_engine_opts_t.connect_to entry salvo takes:
+ * "HOST:PORT:CONNECT_TO_HOST:CONNECT_TO_PORT", any field empty, hosts a
+ * host name, an IPv4 address or an IPv6 one in brackets, ports 1..65535.
+ * Else (NULL too) 0. */
+int salvo__valid_connect_to_entry(const char *entry);
 
 /* ------------------------------------------------------ attempt.c (pure part) */
 

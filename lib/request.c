@@ -61,6 +61,7 @@ int salvo_request_new(salvo_engine_t *engine, const char *method, const char *ur
   req->max_body_size = engine->max_body_size;
   req->follow_redirects = engine->follow_redirects;
   req->accept_encoding = engine->accept_encoding;
+  req->max_recv_speed = engine->max_recv_speed;
   salvo__list_init(&req->node);
   salvo__list_init(&req->cancel_node);
   salvo__list_init(&req->arm_node);
@@ -264,6 +265,13 @@ int salvo_request_set_max_body_size(salvo_request_t *req, size_t max) {
   if (req == NULL || req->state != SALVO__NEW)
     return SALVO_EINVAL;
   req->max_body_size = max;
+  return 0;
+}
+
+int salvo_request_set_max_recv_speed(salvo_request_t *req, uint64_t bytes_per_second) {
+  if (req == NULL || req->state != SALVO__NEW || bytes_per_second > (uint64_t)INT64_MAX)
+    return SALVO_EINVAL;
+  req->max_recv_speed = bytes_per_second;
   return 0;
 }
 

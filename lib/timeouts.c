@@ -33,3 +33,18 @@ void salvo__timeouts_apply(salvo_timeouts_t *kept, const salvo_timeouts_t *given
   apply_one(&kept->deadline_ms, given->deadline_ms);
   apply_one(&kept->queue_ms, given->queue_ms);
 }
+
+long salvo__recv_buffer_size(uint64_t bytes_per_second) {
+  uint64_t buffer = bytes_per_second / 100;
+  if (bytes_per_second == 0 || buffer >= (uint64_t)SALVO__RECV_BUFFER_MAX)
+    return SALVO__RECV_BUFFER_MAX;
+  return buffer < (uint64_t)SALVO__RECV_BUFFER_MIN ? SALVO__RECV_BUFFER_MIN : (long)buffer;
+}
+
+uint64_t salvo__recv_pause_ms(uint64_t bytes_per_second, long buffer) {
+  if (bytes_per_second == 0 || buffer <= 0)
+    return 0;
+  uint64_t burst = (uint64_t)SALVO__RECV_READS * (uint64_t)buffer; /* below 2^40 for any long
+                                                                        libcurl takes (10 MB) */
+  return (burst * 1000 + bytes_per_second - 1) / bytes_per_second;
+}

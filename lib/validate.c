@@ -322,3 +322,121 @@ size_t salvo__host_key(const char *url, int is_https, char *out, size_t cap) {
   out[n] = '\0';
   return n;
 }
+
+/* ------------------------------------------------------ pinned addresses */
+
+/* A port as the pinning entries give it: 1 to 5 digits, 1..65535. */
+static int valid_port(const char *s, size_t len) {
+  if (len == 0 || len > 5)
+    return 0;
+  unsigned long v = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return 0;
+    v = v * 10 + (unsigned long)(s[i] - '0');
+  }
+  return v >= 1 && v <= 65535;
+}
+
+/* A host name or an IPv4 address as a URL gives it: letters, digits, '-',
+ * '.', '_', at most 255 bytes (libcurl's limit for a resolve entry). */
+static int valid_host_name(const char *s, size_t len) {
+  if (len == 0 || len > 255)
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+      return 0;
+  }
+  return 1;
+}
+
+/* An IP literal: a dotted IPv4 address, or an IPv6 one in brackets. Checked
+ * with inet_pton(), so "localhost" or "1.2.3" never reach a resolver. */
+static int valid_ip_literal(const char *s, size_t len) {
+  char text[64];
+  int family = AF_INET;
+  if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
+    family = AF_INET6;
+    s++;
+    len -= 2;
+  }
+  if (len == 0 || len >= sizeof(text))
+    return 0;
+  memcpy(text, s, len);
+  text[len] = '\0';
+  unsigned char addr[16];
+  return inet_pton(family, text, addr) == 1;
+}
+
+/* "HOST:PORT:ADDR[,ADDR...]": the form of curl's --resolve that pins for
+ * good. Its '+' (expiring) and '-' (removal) forms are refused, and so is
+ * the '*' host (valid_host_name()). */
+int salvo__valid_resolve_entry(const char *entry) {
+  if (entry == NULL || entry[0] == '+' || entry[0] == '-')
+    return 0;
+  const char *colon = strchr(entry, ':');
+  if (colon == NULL || !valid_host_name(entry, (size_t)(colon - entry)))
+    return 0;
+  const char *port = colon + 1;
+  const char *addrs = strchr(port, ':');
+  if (addrs == NULL || !valid_port(port, (size_t)(addrs - port)))
+    return 0;
+  const char *a = addrs + 1;
+  for (;;) {
+    size_t n = strcspn(a, ",");
+    if (!valid_ip_literal(a, n))
+      return 0; /* an empty one too: "h:80:" and "h:80:1.2.3.4," */
+    if (a[n] == '\0')
+      return 1;
+    a += n + 1;
+  }
+}
+
+/* One field of a connect-to entry at *p: "[...]" or a run without ':'. Sets
+ * *len and moves *p past the field; 0 if a bracket is not closed. */
+static int connect_to_field(const char **p, size_t *len) {
+  const char *s = *p;
+  size_t n;
+  if (*s == '[') {
+    const char *close = strchr(s, ']');
+    if (close == NULL)
+      return 0;
+    n = (size_t)(close + 1 - s);
+  } else {
+    n = strcspn(s, ":");
+  }
+  *len = n;
+  *p = s + n;
+  return 1;
+}
+
+/* A host field of a connect-to entry: empty (any host, or the URL's), an
+ * IPv6 literal in brackets, or a host name or IPv4 address. */
+static int valid_connect_to_host(const char *s, size_t len) {
+  if (len == 0)
+    return 1;
+  if (s[0] == '[')
+    return valid_ip_literal(s, len);
+  return valid_host_name(s, len);
+}
+
+/* "HOST:PORT:CONNECT_TO_HOST:CONNECT_TO_PORT", each field possibly empty as
+ * curl's --connect-to allows; ports 1..65535. */
+int salvo__valid_connect_to_entry(const char *entry) {
+  if (entry == NULL)
+    return 0;
+  const char *p = entry;
+  for (int field = 0; field < 4; field++) {
+    const char *s = p;
+    size_t len;
+    if (!connect_to_field(&p, &len))
+      return 0;
+    int ok = field % 2 == 0 ? valid_connect_to_host(s, len) : len == 0 || valid_port(s, len);
+    if (!ok)
+      return 0;
+    if (field < 3 && *p++ != ':')
+      return 0;
+  }
+  return *p == '\0';
+}

@@ -747,6 +747,47 @@ typedef struct {
                                   = on (0) */
   salvo_log_cb log_cb;         /* salvo's messages (see salvo_log_cb); NULL = dropped (NULL) */
   void *log_data;              /* log_cb's user_data (NULL) */
+  /* Pinned addresses, as curl's --resolve and --connect-to. Only where the
+   * connection goes changes: the URL, the Host header, TLS SNI and the
+   * certificate check keep the URL's host name, and so does the host's
+   * state (queue, limits, stats: "scheme://host:port" of the URL). Each
+   * entry is checked by salvo_engine_new(); a malformed one is SALVO_EINVAL
+   * there, and the log callback is told its index (SALVO_LOG_ERROR). A
+   * connect_to entry applies first (the first one that matches the URL's
+   * host and port); a resolve entry for the host and port it then goes to
+   * pins that too. Through a proxy, libcurl's rules hold: the proxy resolves
+   * the target, so resolve entries only pin the proxy's own name, and
+   * connect_to changes what an https tunnel (CONNECT) asks the proxy for. */
+  const char *const *resolve;  /* NULL-terminated "HOST:PORT:ADDR[,ADDR...]" entries: requests to
+                                  HOST:PORT connect to ADDR (the first that answers), with no DNS
+                                  lookup. HOST a host name (any case) or IPv4 address as the URL
+                                  spells it (not "*"; no IPv6 literal), PORT 1..65535, each ADDR
+                                  an IP address, IPv6 in brackets ("[::1]"), checked with
+                                  inet_pton() ("localhost", "1.2.3" are SALVO_EINVAL); curl's '+'
+                                  and '-' forms are SALVO_EINVAL (NULL) */
+  const char *const *connect_to; /* NULL-terminated "HOST:PORT:CONNECT_TO_HOST:CONNECT_TO_PORT"
+                                  entries: a request to HOST:PORT connects to CONNECT_TO_HOST:
+                                  CONNECT_TO_PORT instead. Any field may be empty: HOST or PORT
+                                  matches any, CONNECT_TO_HOST or CONNECT_TO_PORT keeps the URL's.
+                                  Hosts are host names or IP addresses, IPv6 in brackets; ports
+                                  1..65535. A CONNECT_TO_HOST that is a name is looked up as
+                                  usual, unless a resolve entry pins it (NULL) */
+  /* Receive rate cap (libcurl's CURLOPT_MAX_RECV_SPEED_LARGE): bytes per
+   * second each attempt may receive, counted in body bytes as they arrive
+   * (before a Content-Encoding is decoded). libcurl 7.88 keeps it as an
+   * average: it reads what is waiting in bursts (of about a second's worth,
+   * at least 100 KB: salvo sets its read size), then holds the attempt until
+   * the average is back under the cap. So a body of up to one burst arrives
+   * at full speed, and below 100 KB/s a hold lasts longer than a second
+   * (about 100 KB / cap: 10 s at 10 KB/s). Under a cap the idle timeout
+   * gets the longest hold on top, so a hold is never taken for a stalled
+   * server; the attempt timeout and the deadline must allow for the whole
+   * body at the cap. Over HTTP/2, libcurl 7.88 may never resume a held
+   * transfer whose last bytes it has already read off the socket: salvo has
+   * it look again every 200 ms of silence, so holds there may end up to
+   * 0.2 s late. salvo_request_set_max_recv_speed() overrides it per
+   * request. */
+  uint64_t max_recv_speed;     /* bytes per second, 0 = no cap; above INT64_MAX is SALVO_EINVAL (0) */
 } salvo_engine_opts_t;
 
 /**
@@ -788,7 +829,9 @@ SALVO_EXTERN void salvo_engine_opts_init(salvo_engine_opts_t *opts);
  *                   is not a URL or is longer than SALVO_MAX_URL_SIZE;
  *                   user_agent is not a valid header value; a default header
  *                   is not a valid "Name: value" line, is reserved or is
- *                   Host;
+ *                   Host; a resolve or connect_to entry is malformed (the
+ *                   log callback is told which, by its index);
+ *                   max_recv_speed is above INT64_MAX;
  *   SALVO_ENOMEM    out of memory;
  *   SALVO_EINTERNAL curl_global_init() or another libcurl set-up call failed.
  */
@@ -1217,6 +1260,14 @@ SALVO_EXTERN int salvo_request_set_retry_policy(salvo_request_t *req, const salv
  * submitted.
  */
 SALVO_EXTERN int salvo_request_set_max_body_size(salvo_request_t *req, size_t max);
+/**
+ * Overrides the engine's max_recv_speed for this request: the bytes per
+ * second each of its attempts may receive (see salvo_engine_opts_t), 0 = no
+ * cap for this request, whatever the engine's. Returns 0, or SALVO_EINVAL if
+ * req is NULL, the request was already submitted, or bytes_per_second is
+ * above INT64_MAX (the request unchanged).
+ */
+SALVO_EXTERN int salvo_request_set_max_recv_speed(salvo_request_t *req, uint64_t bytes_per_second);
 /**
  * Follows redirects (any non-zero |follow|) or not (0) for this request,
  * whatever the engine's follow_redirects; max_redirects and

@@ -223,8 +223,142 @@ Test(opts, a_closing_engine_makes_no_new_request) {
   cr_assert_eq(faultd_count(srv, "/ok"), 0);
 }
 
+/* ------------------------------------------------------------ receive cap */
+
+/* GETs /bytes/|n| with a cap of its own (|own| 1) or the engine's, and
+ * returns how long it took, in ms. */
+static uint64_t timed_get(size_t n, int own, uint64_t bytes_per_second, outcome_t *o) {
+  char path[48];
+  snprintf(path, sizeof(path), "/bytes/%zu", n);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(engine, "GET", fixture_url(path), &req), 0);
+  if (own)
+    cr_assert_eq(salvo_request_set_max_recv_speed(req, bytes_per_second), 0);
+  uint64_t t0 = uv_hrtime();
+  cr_assert_eq(salvo_request_submit(req, record_cb, o), 0);
+  outcomes_run(&loop, o, 1);
+  cr_assert_eq(o->error, 0, "got %s (%s)", salvo_err_name(o->error), o->detail);
+  cr_assert_eq(o->status, 200);
+  cr_assert_eq(o->body_len, n, "the body whole: %zu of %zu bytes", o->body_len, n);
+  return ms_since(t0);
+}
+
+/* One easy handle for every request, so each runs on the previous one's. */
+static void start_one_slot(uint64_t max_recv_speed) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1;
+  opts.max_in_flight = 1;
+  opts.max_recv_speed = max_recv_speed;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+}
+
+/* 400,000 bytes at 100,000 B/s: about 3 s (libcurl reads bursts of about
+ * 100 KB and waits for the average, the first at no wait). A request with a
+ * cap of 0 on the same handle then runs uncapped: 4 MB, more than libcurl's
+ * first burst with 16 KB reads (1.6 MB), so a cap left on the handle would
+ * hold it for 16 s. */
+Test(opts, max_recv_speed_paces_a_transfer_and_0_per_request_lifts_it) {
+  start_one_slot(100000);
+  outcome_t o[2] = {{0}};
+  uint64_t capped = timed_get(400000, 0, 0, &o[0]);
+  uint64_t lifted = timed_get(4000000, 1, 0, &o[1]);
+  cr_assert_geq(capped, 2500, "400 KB at 100 KB/s took %llu ms", (unsigned long long)capped);
+  cr_assert_lt(capped, 20000, "400 KB at 100 KB/s took %llu ms", (unsigned long long)capped);
+  cr_assert_lt(lifted, 8000, "uncapped, 4 MB on loopback took %llu ms",
+               (unsigned long long)lifted);
+}
+
+/* A request's own cap ends with it: the next request on the same handle
+ * is not held to it (4 MB, as above). */
+Test(opts, a_request_cap_does_not_stay_on_the_handle) {
+  start_one_slot(0);
+  outcome_t o[2] = {{0}};
+  uint64_t capped = timed_get(400000, 1, 100000, &o[0]);
+  uint64_t next = timed_get(4000000, 0, 0, &o[1]);
+  cr_assert_geq(capped, 2500, "400 KB at 100 KB/s took %llu ms", (unsigned long long)capped);
+  cr_assert_lt(capped, 20000, "400 KB at 100 KB/s took %llu ms", (unsigned long long)capped);
+  cr_assert_lt(next, 8000, "the next request, uncapped, took %llu ms", (unsigned long long)next);
+}
+
+/* Over HTTP/2 libcurl 7.88 reads the rest of a body off the socket into its
+ * HTTP/2 layer while the cap holds the transfer, and then waits for the
+ * socket forever (salvo looks again when the attempt goes silent). */
+Test(opts, max_recv_speed_over_http2) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1;
+  opts.ca_file = faultd_cert_file(srv);
+  opts.max_recv_speed = 100000;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char url[96];
+  snprintf(url, sizeof(url), "%s/bytes/400000", tls_base);
+  outcome_t o = {0};
+  uint64_t t0 = uv_hrtime();
+  submit_to(engine, "GET", url, NULL, &o);
+  outcomes_run(&loop, &o, 1);
+  uint64_t took = ms_since(t0);
+  cr_assert_eq(o.error, 0, "got %s (%s) after %llu ms", salvo_err_name(o.error), o.detail,
+               (unsigned long long)took);
+  cr_assert_eq(o.http_version, 20);
+  cr_assert_eq(o.body_len, 400000, "the body whole: %zu bytes", o.body_len);
+  cr_assert_geq(took, 2500, "400 KB at 100 KB/s took %llu ms", (unsigned long long)took);
+  cr_assert_lt(took, 20000, "400 KB at 100 KB/s took %llu ms", (unsigned long long)took);
+}
+
+/* libcurl 7.88 reads up to 101 buffers at once while data waits, then
+ * holds the transfer until the average is back under the cap: at 50,000 B/s
+ * salvo's 1 KB reads make bursts of about 100 KB and holds of about 2 s,
+ * longer than this idle timeout of 1 s. The idle timeout allows for the
+ * hold: the transfer is paced, and whole. */
+Test(opts, the_idle_timeout_allows_for_the_holds_of_a_cap) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.retry.max_attempts = 1;
+  opts.max_recv_speed = 50000;
+  opts.timeouts.idle_ms = 1000;
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  outcome_t o = {0};
+  uint64_t took = timed_get(150000, 0, 0, &o);
+  cr_assert_geq(took, 1500, "150 KB at 50 KB/s took %llu ms", (unsigned long long)took);
+  cr_assert_lt(took, 20000, "150 KB at 50 KB/s took %llu ms", (unsigned long long)took);
+}
+
 /* Without a loop or a server. */
 TestSuite(opts_api, .timeout = 30);
+
+/* libcurl takes a curl_off_t: above INT64_MAX is refused, INT64_MAX is not. */
+Test(opts_api, max_recv_speed_limits) {
+  uv_loop_t l;
+  cr_assert_eq(uv_loop_init(&l), 0);
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  cr_assert_eq(opts.max_recv_speed, 0, "no cap by default");
+  cr_assert_null(opts.resolve);
+  cr_assert_null(opts.connect_to);
+  salvo_engine_t *e = NULL;
+  opts.max_recv_speed = (uint64_t)INT64_MAX + 1;
+  cr_assert_eq(salvo_engine_new(&l, &opts, &e), SALVO_EINVAL);
+  cr_assert_null(e);
+  opts.max_recv_speed = UINT64_MAX;
+  cr_assert_eq(salvo_engine_new(&l, &opts, &e), SALVO_EINVAL);
+  opts.max_recv_speed = INT64_MAX;
+  cr_assert_eq(salvo_engine_new(&l, &opts, &e), 0);
+  salvo_request_t *req;
+  cr_assert_eq(salvo_request_new(e, "GET", "http://127.0.0.1:9/", &req), 0);
+  cr_assert_eq(salvo_request_set_max_recv_speed(req, (uint64_t)INT64_MAX + 1), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_max_recv_speed(req, UINT64_MAX), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_max_recv_speed(req, INT64_MAX), 0);
+  cr_assert_eq(salvo_request_set_max_recv_speed(req, 0), 0);
+  outcome_t o = {0};
+  cr_assert_eq(salvo_request_submit(req, record_cb, &o), 0);
+  cr_assert_eq(salvo_request_set_max_recv_speed(req, 1000), SALVO_EINVAL, "after submit");
+  salvo_engine_close(e, NULL, NULL); /* the request ends canceled, before its connect */
+  uv_run(&l, UV_RUN_DEFAULT);
+  cr_assert_eq(o.calls, 1);
+  cr_assert_eq(o.error, SALVO_ECANCELED);
+  cr_assert_eq(uv_loop_close(&l), 0);
+}
 
 #ifndef NDEBUG
 static void use_in_close_cb(salvo_engine_t *e, void *ud) {
@@ -259,6 +393,7 @@ Test(opts_api, null_follows_one_rule) {
   cr_assert_eq(salvo_request_set_data_cb(NULL, NULL), SALVO_EINVAL);
   cr_assert_eq(salvo_request_set_retry_policy(NULL, NULL), SALVO_EINVAL);
   cr_assert_eq(salvo_request_set_max_body_size(NULL, 1), SALVO_EINVAL);
+  cr_assert_eq(salvo_request_set_max_recv_speed(NULL, 1), SALVO_EINVAL);
   cr_assert_eq(salvo_request_set_follow_redirects(NULL, 1), SALVO_EINVAL);
   cr_assert_eq(salvo_request_submit(NULL, record_cb, NULL), SALVO_EINVAL);
   cr_assert_eq(salvo_request_cancel(NULL), SALVO_EINVAL);

@@ -73,3 +73,37 @@ Test(time, doubles_convert_within_range) {
   cr_assert_eq(salvo__ms_from_double(18446744073709551616.0), UINT64_MAX);
   cr_assert_eq(salvo__ms_from_double(9007199254740992.0), UINT64_C(9007199254740992));
 }
+
+/* Under a receive cap: reads of about 10 ms' worth within libcurl's
+ * 1 KB .. 16 KB, so a burst of 101 reads is about a second's. */
+Test(timeouts, recv_buffer_for_a_cap) {
+  cr_assert_eq(salvo__recv_buffer_size(0), 16384, "no cap: libcurl's default");
+  cr_assert_eq(salvo__recv_buffer_size(1), 1024, "libcurl's minimum");
+  cr_assert_eq(salvo__recv_buffer_size(2000), 1024);
+  cr_assert_eq(salvo__recv_buffer_size(102400), 1024);
+  cr_assert_eq(salvo__recv_buffer_size(500000), 5000);
+  cr_assert_eq(salvo__recv_buffer_size(1638400), 16384);
+  cr_assert_eq(salvo__recv_buffer_size(1638499), 16384);
+  cr_assert_eq(salvo__recv_buffer_size(100000000), 16384, "16 KB at most");
+  cr_assert_eq(salvo__recv_buffer_size(INT64_MAX), 16384);
+}
+
+/* The longest hold after a burst: 101 buffers at the cap, rounded up. */
+Test(timeouts, recv_pause_after_a_burst) {
+  cr_assert_eq(salvo__recv_pause_ms(0, 1024), 0, "no cap, no hold");
+  cr_assert_eq(salvo__recv_pause_ms(100000, 1024), 1035); /* 103,424 bytes at 100 KB/s */
+  cr_assert_eq(salvo__recv_pause_ms(50000, 1024), 2069);
+  cr_assert_eq(salvo__recv_pause_ms(1, 1024), 103424000);
+  cr_assert_eq(salvo__recv_pause_ms(1638400, 16384), 1010);
+  cr_assert_eq(salvo__recv_pause_ms(1000, 16384), 1654784, "a handle that kept 16 KB reads");
+  cr_assert_eq(salvo__recv_pause_ms(INT64_MAX, 16384), 1, "rounded up, never 0 under a cap");
+  for (uint64_t cap = 1; cap < 20000000; cap = cap * 3 + 1) {
+    long buffer = salvo__recv_buffer_size(cap);
+    uint64_t ms = salvo__recv_pause_ms(cap, buffer);
+    cr_assert_geq(ms * cap, (uint64_t)101 * (uint64_t)buffer * 1000, "cap %llu: %llu ms is short",
+                  (unsigned long long)cap, (unsigned long long)ms);
+    if (cap >= 102400)
+      cr_assert_leq(ms, 1100, "cap %llu: about a second, got %llu ms", (unsigned long long)cap,
+                    (unsigned long long)ms);
+  }
+}

@@ -162,3 +162,107 @@ Test(validate, the_host_header_in_any_case) {
     cr_assert(!salvo__is_host_header(no[i], strlen(no[i])), "%s", no[i]);
   }
 }
+
+/* opts.resolve entries: "HOST:PORT:ADDR[,ADDR...]" with IP literals only, so
+ * that no typo ever turns into a DNS lookup. */
+Test(validate, resolve_entries) {
+  static const char *const good[] = {
+      "salvo-pinned.invalid:8080:127.0.0.1",
+      "Example.COM:443:10.0.0.1,10.0.0.2",
+      "example.com:443:[::1]",
+      "example.com:443:[::1],127.0.0.1,[2001:db8::7]",
+      "127.0.0.1:80:10.1.2.3",        /* an IPv4 host, as a URL spells it */
+      "under_score.example:1:1.2.3.4", /* port 1 */
+      "h:65535:1.2.3.4",
+  };
+  static const char *const bad[] = {
+      "",
+      "salvo-pinned.invalid",
+      "salvo-pinned.invalid:8080",       /* no address */
+      "salvo-pinned.invalid:8080:",      /* empty address */
+      ":8080:127.0.0.1",                 /* empty HOST */
+      "h::127.0.0.1",                    /* missing port */
+      "h:0:127.0.0.1",                   /* port 0 */
+      "h:70000:127.0.0.1",               /* port above 65535 */
+      "h:65536:127.0.0.1",
+      "h:123456:127.0.0.1",
+      "h:-80:127.0.0.1",
+      "h:+80:127.0.0.1",
+      "h:8o:127.0.0.1",
+      "h: 80:127.0.0.1",
+      "h:80:localhost",                  /* a name, not an address */
+      "h:80:1.2.3",                      /* not a dotted quad */
+      "h:80:1.2.3.256",
+      "h:80:127.0.0.1,",                 /* empty address at the end */
+      "h:80:127.0.0.1,,10.0.0.1",
+      "h:80:127.0.0.1,localhost",
+      "h:80:::1",                        /* IPv6 without brackets */
+      "h:80:[::1",
+      "h:80:[127.0.0.1]",                /* brackets hold IPv6 only */
+      "h:80:[fe80::1%eth0]",             /* no zone */
+      "h:80:[]",
+      "h:80: 127.0.0.1",
+      "+h:80:127.0.0.1",                 /* curl's expiring form */
+      "-h:80",                           /* curl's removal form */
+      "-h:80:127.0.0.1",
+      "*:80:127.0.0.1",                  /* wildcard host */
+      "[::1]:80:127.0.0.1",              /* libcurl 7.88 cannot pin an IPv6 host */
+      "bad host:80:127.0.0.1",
+      "h/x:80:127.0.0.1",
+      "user@h:80:127.0.0.1",
+  };
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+    cr_assert(salvo__valid_resolve_entry(good[i]), "refused \"%s\"", good[i]);
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    cr_assert_not(salvo__valid_resolve_entry(bad[i]), "took \"%s\"", bad[i]);
+  cr_assert_not(salvo__valid_resolve_entry(NULL));
+  char longest[300];
+  memset(longest, 'a', 255);
+  strcpy(longest + 255, ":80:127.0.0.1");
+  cr_assert(salvo__valid_resolve_entry(longest), "a 255-byte host name");
+  memset(longest, 'a', 256);
+  strcpy(longest + 256, ":80:127.0.0.1");
+  cr_assert_not(salvo__valid_resolve_entry(longest), "a 256-byte host name");
+}
+
+/* opts.connect_to entries: four fields, any of them empty, as curl's
+ * --connect-to. */
+Test(validate, connect_to_entries) {
+  static const char *const good[] = {
+      "salvo-pinned.invalid:80:127.0.0.1:8080",
+      "example.com:443:backend.example:8443", /* a name to connect to is allowed */
+      "::127.0.0.1:8080",                     /* any host, any port */
+      "example.com:::8080",                   /* any port; the URL's host */
+      "example.com:443::",                    /* changes nothing */
+      ":::",
+      "[::1]:80:[2001:db8::1]:81",
+      "example.com:80:[::1]:",
+      "127.0.0.1:80:10.0.0.1:1",
+      "h:65535:h2:65535",
+  };
+  static const char *const bad[] = {
+      "",
+      "example.com",
+      "example.com:80",
+      "example.com:80:127.0.0.1",          /* three fields */
+      "example.com:80:127.0.0.1:8080:9",   /* five */
+      "example.com:0:127.0.0.1:8080",
+      "example.com:80:127.0.0.1:0",
+      "example.com:70000:127.0.0.1:8080",
+      "example.com:80:127.0.0.1:70000",
+      "example.com:8o:127.0.0.1:8080",
+      "example.com:80:127.0.0.1:-1",
+      "example.com:80:::1:8080",           /* IPv6 without brackets */
+      "example.com:80:[::1:8080",
+      "example.com:80:[localhost]:8080",   /* brackets hold IPv6 only */
+      "[::1:80:127.0.0.1:8080",
+      "bad host:80:127.0.0.1:8080",
+      "example.com:80:bad/host:8080",
+      "example.com:80:127.0.0.1:80 ",
+  };
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+    cr_assert(salvo__valid_connect_to_entry(good[i]), "refused \"%s\"", good[i]);
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    cr_assert_not(salvo__valid_connect_to_entry(bad[i]), "took \"%s\"", bad[i]);
+  cr_assert_not(salvo__valid_connect_to_entry(NULL));
+}
