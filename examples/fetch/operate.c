@@ -652,7 +652,8 @@ static int start(fetch_opts_t *o, char *demo_path, size_t demo_path_len) {
   if (rc != 0) {
     fprintf(stderr, "salvo-fetch: %s%s\n", salvo_strerror(rc),
             rc == SALVO_EINVAL && (o->engine.proxy != NULL || o->engine.proxy_from_env)
-                ? " (is the proxy, from --proxy or http_proxy/https_proxy/all_proxy, a URL?)"
+                ? " (check --proxy (or http_proxy, https_proxy, all_proxy), --resolve and --connect-to: "
+                  "the message above names the one)"
                 : "");
     return 2;
   }

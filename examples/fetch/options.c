@@ -502,6 +502,9 @@ void fetch_options(int argc, char **argv, fetch_opts_t *o) {
       exit(2);
     }
   }
+  o->engine.resolve = o->resolve;
+  o->engine.connect_to = o->connect_to;
+  o->engine.max_recv_speed = o->limit_rate;
   o->cli_urls = argv + optind;
   o->cli_nurls = argc - optind;
   if (!o->demo && o->input_path == NULL && o->cli_nurls == 0)

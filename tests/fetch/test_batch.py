@@ -429,6 +429,46 @@ def test_user_agent_reaches_the_server(srv):
             check("User-Agent: batch-bot/1.0" in f.read(), "User-Agent sent")
 
 
+def test_resolve_pins_a_made_up_name_and_nothing_goes_to_dns(srv):
+    # The name is only ever used with --resolve (or --connect-to) pinning it to 127.0.0.1.
+    name = "salvo-fetch-pinned.invalid"
+    url = "http://%s:%d/headers" % (name, srv.port)
+    with tempfile.TemporaryDirectory() as d:
+        cmd = [FETCH, "--no-progress", "-o", d, "--resolve", "%s:%d:127.0.0.1" % (name, srv.port), url]
+        strace = shutil.which("strace")
+        log = os.path.join(d, "strace.log")
+        if strace and not SANITIZED:
+            cmd = [strace, "-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o", log] + cmd
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        out = [json.loads(l) for l in p.stdout.splitlines()]
+        check(p.returncode == 0 and out[0]["outcome"] == "ok", "rc %d: %s %s" % (p.returncode, out, p.stderr[-300:]))
+        with open(os.path.join(d, "1")) as f:
+            check("Host: %s:%d" % (name, srv.port) in f.read(), "the server saw the name")
+        if os.path.exists(log):
+            with open(log) as f:
+                calls = f.read()
+            check("htons(53)" not in calls, "a DNS query went out:\n%s" % calls[:2000])
+            check("htons(%d)" % srv.port in calls, "strace saw the connect: %s" % calls[:500])
+            print("  strace: no connect or send to port 53")
+        # --connect-to: the same name, connected to faultd's port
+        rc, out, err = run(["--connect-to", "%s:80:127.0.0.1:%d" % (name, srv.port), "http://%s/ok" % name])
+        check(rc == 0 and out[0]["status"] == 200, "connect-to: %s %s" % (out, err[-200:]))
+    for bad in ["%s:%d:localhost" % (name, srv.port), "%s:0:127.0.0.1" % name, "+%s:1:127.0.0.1" % name]:
+        rc, out, err = run(["--resolve", bad, srv.base + "/ok"])
+        check(rc == 2 and "resolve" in err and out == [], "%s: rc %d %s" % (bad, rc, err[-200:]))
+
+
+def test_limit_rate_paces_each_transfer(srv):
+    t = time.time()
+    rc, out, err = run(["--limit-rate", "100K", srv.base + "/file/400000/1", srv.base + "/file/400000/2"])
+    took = time.time() - t
+    check(rc == 0 and all(o["bytes"] == 400000 for o in out), str(out))
+    check(took >= 2.5, "two 400 KB bodies at 100 KiB/s each, side by side, took %.2f s" % took)
+    check(took < 20, "took %.2f s" % took)
+    rc, out, err = run(["--limit-rate", "0", srv.base + "/ok"])
+    check(rc == 2 and "--limit-rate" in err, "rc %d" % rc)
+
+
 def main():
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
     passed = failed = 0
