@@ -400,12 +400,12 @@ static void take(const char *text, size_t line) {
   int r = fetch_parse_line(text, line, &in, why, sizeof(why));
   if (r < 0) {
     fetch_refuse_line(line, in.id_given ? in.id : NULL, in.url, "invalid_input", why);
-  } else if (r > 0 && fetch_resume_done(in.id)) {
-    fetch_resume_count_skip();
   } else if (r > 0 && run.o->output_dir != NULL &&
              (fetch_output_name(run.o->output_template, in.id, in.url, line, name, why, sizeof(why)) != 0 ||
               claim_name(name, line, why, sizeof(why)) != 0)) {
-    fetch_refuse_line(line, in.id, in.url, "duplicate_id", why);
+    fetch_refuse_line(line, in.id, in.url, "duplicate_id", why); /* as in the run resumed */
+  } else if (r > 0 && fetch_resume_done(in.id)) {
+    fetch_resume_count_skip();
   } else if (r > 0) {
     build(&in, line, run.o->output_dir != NULL ? name : NULL);
   }
