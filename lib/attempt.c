@@ -570,7 +570,7 @@ static int set_recv_speed(salvo__slot_t *slot, const salvo_request_t *req) {
    * buffer (after an HTTP/2 transfer whose connection others still use);
    * the cap holds either way, in coarser bursts, and the idle timeout
    * allows for the size the handle has (idle_due()). */
-  long buffer = salvo__recv_buffer_size(req->max_recv_speed);
+  long buffer = salvo__recv_buffer_size(req->max_recv_speed, req->engine->recv_buffer);
   if (slot->recv_buffer != buffer && curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, buffer) == CURLE_OK)
     slot->recv_buffer = buffer;
   return 0;

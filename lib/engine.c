@@ -484,6 +484,9 @@ static int check_opts(const salvo_engine_opts_t *opts) {
     return SALVO_EINVAL;
   if (opts->max_recv_speed > (uint64_t)INT64_MAX) /* libcurl's curl_off_t */
     return SALVO_EINVAL;
+  if (opts->recv_buffer_size != 0 &&
+      (opts->recv_buffer_size < (size_t)SALVO__RECV_BUFFER_MIN || opts->recv_buffer_size > 524288))
+    return SALVO_EINVAL;
   return check_pins(opts);
 }
 
@@ -509,6 +512,7 @@ static int copy_opts(salvo_engine_t *engine, const salvo_engine_opts_t *opts) {
   engine->max_hosts = opts->max_hosts;
   engine->max_streams = opts->max_streams;
   engine->max_recv_speed = opts->max_recv_speed;
+  engine->recv_buffer = opts->recv_buffer_size ? (long)opts->recv_buffer_size : SALVO__RECV_BUFFER_MAX;
   if (opts->retry.seed != 0)
     engine->rng = opts->retry.seed;
   else

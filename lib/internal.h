@@ -258,6 +258,7 @@ struct salvo_engine_s {
   struct curl_slist *resolve;    /* opts.resolve, validated: CURLOPT_RESOLVE; NULL = none */
   struct curl_slist *connect_to; /* opts.connect_to, validated: CURLOPT_CONNECT_TO; NULL = none */
   uint64_t max_recv_speed;  /* bytes per second per transfer, 0 = no cap (at most INT64_MAX) */
+  long recv_buffer;         /* CURLOPT_BUFFERSIZE of an uncapped transfer (opts.recv_buffer_size) */
   salvo_timeouts_t timeouts; /* resolved: no SALVO_TIMEOUT_INHERIT, none above the max */
   salvo_retry_policy_t retry;
   salvo_log_cb log_cb;      /* NULL = messages dropped */

@@ -49,13 +49,14 @@ void salvo__timeouts_apply(salvo_timeouts_t *kept, const salvo_timeouts_t *given
  * at once, then holds the transfer until its average is back under the cap.
  * salvo__recv_buffer_size() is the buffer (CURLOPT_BUFFERSIZE) for a cap:
  * about 10 ms' worth, so one such burst is about a second's, within
- * libcurl's 1 KB .. 16 KB (its default, also for no cap). salvo__recv_pause_ms()
+ * libcurl's 1 KB .. 16 KB (its default); |uncapped| without a cap (the
+ * engine's recv_buffer_size). salvo__recv_pause_ms()
  * is the longest hold after a burst with |buffer|-byte reads, which the idle
  * timeout allows for on top; 0 without a cap. */
 #define SALVO__RECV_READS 101
 #define SALVO__RECV_BUFFER_MIN 1024L
 #define SALVO__RECV_BUFFER_MAX 16384L
-long salvo__recv_buffer_size(uint64_t bytes_per_second);
+long salvo__recv_buffer_size(uint64_t bytes_per_second, long uncapped);
 uint64_t salvo__recv_pause_ms(uint64_t bytes_per_second, long buffer);
 
 /* ------------------------------------------------------ protect.c */

@@ -34,9 +34,11 @@ void salvo__timeouts_apply(salvo_timeouts_t *kept, const salvo_timeouts_t *given
   apply_one(&kept->queue_ms, given->queue_ms);
 }
 
-long salvo__recv_buffer_size(uint64_t bytes_per_second) {
+long salvo__recv_buffer_size(uint64_t bytes_per_second, long uncapped) {
   uint64_t buffer = bytes_per_second / 100;
-  if (bytes_per_second == 0 || buffer >= (uint64_t)SALVO__RECV_BUFFER_MAX)
+  if (bytes_per_second == 0)
+    return uncapped;
+  if (buffer >= (uint64_t)SALVO__RECV_BUFFER_MAX)
     return SALVO__RECV_BUFFER_MAX;
   return buffer < (uint64_t)SALVO__RECV_BUFFER_MIN ? SALVO__RECV_BUFFER_MIN : (long)buffer;
 }

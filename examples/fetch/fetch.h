@@ -63,9 +63,16 @@ void fetch_die_usage(const char *fmt, const char *arg);
 
 /* ------------------------------------------------------------ sink.c */
 
+#define FETCH_WRITE_SIZE ((size_t)64 << 10)
+
 /* Where one request's body goes. Owned by sink.c; lives in the item. */
 typedef struct {
   int fd;                  /* the part file, -1 when none is open */
+  int fresh;               /* it was created empty by this request: nothing to truncate or unset */
+  int has_xattr;           /* the part carries a validator attribute */
+  char *wbuf;              /* writes gathered to FETCH_WRITE_SIZE (libcurl hands out 16 KiB at
+                              a time), so the file is written in whole, aligned blocks */
+  size_t wlen;
   char *path;              /* -o: DIR/NAME, and DIR/NAME.part; NULL without -o */
   char *part;
   uint64_t base;           /* bytes of an earlier run's part kept (a range continued) */
@@ -75,15 +82,15 @@ typedef struct {
   int part_whole;          /* a 416 said the part already holds the whole file */
   long status;             /* the response being received */
   uint64_t written;        /* bytes of it kept */
-  void *sha;               /* EVP_MD_CTX, over the whole file (base included) */
+  void *sha;               /* EVP_MD_CTX, over the whole file (base included); NULL = not hashed */
   int failed;              /* a write or read of the part failed: why[] */
   char why[4400];
 } fetch_sink_t;
 
 /* Sets up |s| for one request: with a path (-o) its part may be continued
- * (|may_continue|: a GET with --resume, and no --compressed). Returns 0, or
- * -1 with s->why. */
-int fetch_sink_init(fetch_sink_t *s, const char *dir, const char *name, int may_continue);
+ * (|may_continue|: a GET with --resume, and no --compressed); |hash|: keep
+ * its SHA-256 (a checksum to check). Returns 0, or -1 with s->why. */
+int fetch_sink_init(fetch_sink_t *s, const char *dir, const char *name, int may_continue, int hash);
 /* A new response begins (the head callback): 0 to go on, non-zero to stop. */
 int fetch_sink_head(fetch_sink_t *s, salvo_request_t *req, const salvo_response_head_t *head);
 /* Body bytes: 0 to go on, non-zero to stop (a write failed). */

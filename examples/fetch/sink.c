@@ -27,15 +27,13 @@ static void fail(fetch_sink_t *s, const char *what, const char *path, int err) {
 }
 
 static int sha_reset(fetch_sink_t *s) {
-  if (s->sha == NULL)
-    s->sha = EVP_MD_CTX_new();
-  return s->sha != NULL && EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) == 1 ? 0 : -1;
+  return s->sha == NULL || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) == 1 ? 0 : -1;
 }
 
-int fetch_sink_init(fetch_sink_t *s, const char *dir, const char *name, int may_continue) {
+int fetch_sink_init(fetch_sink_t *s, const char *dir, const char *name, int may_continue, int hash) {
   memset(s, 0, sizeof(*s));
   s->fd = -1;
-  if (sha_reset(s) != 0) {
+  if (hash && ((s->sha = EVP_MD_CTX_new()) == NULL || sha_reset(s) != 0)) {
     snprintf(s->why, sizeof(s->why), "out of memory");
     return -1;
   }
@@ -70,6 +68,8 @@ int fetch_sink_init(fetch_sink_t *s, const char *dir, const char *name, int may_
 
 /* Feeds the part's first |len| bytes to the digest (a continued file). */
 static int hash_part(fetch_sink_t *s, uint64_t len) {
+  if (s->sha == NULL)
+    return 0;
   char buf[1 << 16];
   uint64_t off = 0;
   while (off < len) {
@@ -95,12 +95,14 @@ static void take_validator(fetch_sink_t *s, salvo_request_t *req) {
   const char *v = etag != NULL && strncmp(etag, "W/", 2) != 0 ? etag : lm;
   if (v == NULL || strlen(v) >= sizeof(s->validator) || strpbrk(v, "\r\n") != NULL) {
     s->validator[0] = '\0';
-    fremovexattr(s->fd, XATTR_VALIDATOR);
+    if (!s->fresh)
+      fremovexattr(s->fd, XATTR_VALIDATOR);
+    s->has_xattr = 0;
     return;
   }
   snprintf(s->validator, sizeof(s->validator), "%s", v);
   /* Where the file system keeps no attributes, a later run starts over. */
-  fsetxattr(s->fd, XATTR_VALIDATOR, s->validator, strlen(s->validator), 0);
+  s->has_xattr = fsetxattr(s->fd, XATTR_VALIDATOR, s->validator, strlen(s->validator), 0) == 0;
 }
 
 /* Content-Range "bytes A-B/T": A, or -1. */
@@ -150,19 +152,25 @@ int fetch_sink_head(fetch_sink_t *s, salvo_request_t *req, const salvo_response_
   }
   if (!s->writing && !continues && !s->part_whole)
     return 0;
+  s->wlen = 0; /* what the last response left unwritten is not this one's */
   if (s->fd < 0) {
-    s->fd = open(s->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    /* Truncated as it opens when nothing of it is kept. */
+    int keep_part = continues || s->part_whole;
+    s->fd = open(s->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (keep_part ? 0 : O_TRUNC), 0644);
     if (s->fd < 0) {
       fail(s, "open", s->part, errno);
       return 1;
     }
+    s->fresh = !keep_part;
+  } else {
+    s->fresh = 0;
   }
   if (s->part_whole)
     return hash_part(s, s->base) != 0;
   uint64_t keep = continues ? s->base : 0;
   if (!continues)
     s->base = 0; /* the whole body came instead: the earlier part is gone */
-  if (ftruncate(s->fd, (off_t)keep) != 0 || lseek(s->fd, (off_t)keep, SEEK_SET) < 0) {
+  if (!s->fresh && (ftruncate(s->fd, (off_t)keep) != 0 || lseek(s->fd, (off_t)keep, SEEK_SET) < 0)) {
     fail(s, "truncate", s->part, errno);
     return 1;
   }
@@ -172,18 +180,14 @@ int fetch_sink_head(fetch_sink_t *s, salvo_request_t *req, const salvo_response_
   return continues ? hash_part(s, keep) != 0 : 0;
 }
 
-int fetch_sink_data(fetch_sink_t *s, const char *data, size_t len) {
-  if (!s->writing)
-    return 0;
-  EVP_DigestUpdate(s->sha, data, len);
-  s->written += len;
-  while (s->fd >= 0 && len > 0) {
+static int write_all(fetch_sink_t *s, const char *data, size_t len) {
+  while (len > 0) {
     ssize_t n = write(s->fd, data, len);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
       fail(s, "write", s->part, errno);
-      return 1;
+      return -1;
     }
     data += n;
     len -= (size_t)n;
@@ -191,8 +195,38 @@ int fetch_sink_data(fetch_sink_t *s, const char *data, size_t len) {
   return 0;
 }
 
+static int flush(fetch_sink_t *s) {
+  size_t n = s->wlen;
+  s->wlen = 0;
+  return s->fd >= 0 && n > 0 ? write_all(s, s->wbuf, n) : 0;
+}
+
+int fetch_sink_data(fetch_sink_t *s, const char *data, size_t len) {
+  if (!s->writing)
+    return 0;
+  if (s->sha != NULL)
+    EVP_DigestUpdate(s->sha, data, len);
+  s->written += len;
+  if (s->fd < 0)
+    return 0;
+  if (s->wbuf == NULL && (s->wbuf = malloc(FETCH_WRITE_SIZE)) == NULL) {
+    fail(s, "buffer a write to", s->part, ENOMEM);
+    return 1;
+  }
+  while (len > 0) {
+    size_t take = FETCH_WRITE_SIZE - s->wlen < len ? FETCH_WRITE_SIZE - s->wlen : len;
+    memcpy(s->wbuf + s->wlen, data, take);
+    s->wlen += take;
+    data += take;
+    len -= take;
+    if (s->wlen == FETCH_WRITE_SIZE && flush(s) != 0)
+      return 1;
+  }
+  return 0;
+}
+
 void fetch_sink_digest(const fetch_sink_t *s, unsigned char out[32]) {
-  EVP_MD_CTX *copy = EVP_MD_CTX_new();
+  EVP_MD_CTX *copy = s->sha != NULL ? EVP_MD_CTX_new() : NULL;
   unsigned int n = 0;
   if (copy == NULL || EVP_MD_CTX_copy_ex(copy, s->sha) != 1 || EVP_DigestFinal_ex(copy, out, &n) != 1)
     memset(out, 0, 32);
@@ -204,19 +238,27 @@ uint64_t fetch_sink_size(const fetch_sink_t *s) {
 }
 
 int fetch_sink_finish(fetch_sink_t *s, int keep, int keep_part) {
-  int rc = 0;
-  if (s->fd >= 0 && close(s->fd) != 0 && keep) {
+  int rc = 0, opened = s->fd >= 0;
+  /* What was gathered goes out also for a part that stays for --resume. */
+  if ((keep || keep_part) && flush(s) != 0 && keep)
+    rc = -1;
+  if (s->fd >= 0 && keep && s->has_xattr)
+    fremovexattr(s->fd, XATTR_VALIDATOR); /* the whole file needs none */
+  if (s->fd >= 0 && close(s->fd) != 0 && keep && rc == 0) {
     fail(s, "write", s->part, errno);
     rc = -1;
   }
   s->fd = -1;
   if (s->path != NULL && keep && rc == 0) {
-    /* An ok body of nothing (a 204) still gets its file. */
-    int fd = open(s->part, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0 || close(fd) != 0) {
-      fail(s, "create", s->part, errno);
-      rc = -1;
-    } else if (removexattr(s->part, XATTR_VALIDATOR), rename(s->part, s->path) != 0) {
+    /* An ok answer whose part was never opened (a 304, a HEAD) still gets its file. */
+    if (!opened) {
+      int fd = open(s->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+      if (fd < 0 || close(fd) != 0) {
+        fail(s, "create", s->part, errno);
+        rc = -1;
+      }
+    }
+    if (rc == 0 && rename(s->part, s->path) != 0) {
       fail(s, "rename", s->part, errno);
       rc = -1;
     }
@@ -225,6 +267,8 @@ int fetch_sink_finish(fetch_sink_t *s, int keep, int keep_part) {
     unlink(s->part);
   EVP_MD_CTX_free(s->sha);
   s->sha = NULL;
+  free(s->wbuf);
+  s->wbuf = NULL;
   free(s->path);
   free(s->part);
   s->path = s->part = NULL;

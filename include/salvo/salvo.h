@@ -788,6 +788,14 @@ typedef struct {
    * 0.2 s late. salvo_request_set_max_recv_speed() overrides it per
    * request. */
   uint64_t max_recv_speed;     /* bytes per second, 0 = no cap; above INT64_MAX is SALVO_EINVAL (0) */
+  /* How much libcurl reads from a connection at a time, per transfer
+   * (CURLOPT_BUFFERSIZE). Larger reads mean fewer system calls and fewer
+   * calls of the data callback for large bodies (a bulk download spends
+   * about a fifth less CPU with 128 KiB), at this much memory per transfer
+   * in flight. Under a receive cap the reads are about 10 ms of the cap
+   * instead, at most 16 KiB. */
+  size_t recv_buffer_size;     /* bytes; 0 = libcurl's 16 KiB; other values below 1024 or above
+                                  524288 (libcurl's limits) are SALVO_EINVAL (0) */
 } salvo_engine_opts_t;
 
 /**
@@ -831,7 +839,8 @@ SALVO_EXTERN void salvo_engine_opts_init(salvo_engine_opts_t *opts);
  *                   is not a valid "Name: value" line, is reserved or is
  *                   Host; a resolve or connect_to entry is malformed (the
  *                   log callback is told which, by its index);
- *                   max_recv_speed is above INT64_MAX;
+ *                   max_recv_speed is above INT64_MAX; recv_buffer_size is
+ *                   not 0 and not within 1024..524288;
  *   SALVO_ENOMEM    out of memory;
  *   SALVO_EINTERNAL curl_global_init() or another libcurl set-up call failed.
  */

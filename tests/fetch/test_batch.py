@@ -469,6 +469,32 @@ def test_limit_rate_paces_each_transfer(srv):
     check(rc == 2 and "--limit-rate" in err, "rc %d" % rc)
 
 
+def test_large_reads_and_whole_block_writes(srv):
+    """salvo-fetch reads 128 KiB at a time (recv_buffer_size) and writes 64 KiB blocks."""
+    strace = shutil.which("strace")
+    if strace is None or SANITIZED:
+        print("  skipped: no strace, or under a sanitizer")
+        return
+    counts = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name, extra in [("default", []), ("16k-reads", ["--limit-rate", "1G"])]:
+            log = os.path.join(d, name + ".log")
+            p = subprocess.run([strace, "-f", "-qq", "-e", "trace=recvfrom,write", "-o", log, FETCH,
+                                "--no-progress", "-o", d] + extra + ["%s/file/8000000/3" % srv.base],
+                               capture_output=True, text=True, timeout=60)
+            check(p.returncode == 0, p.stderr[-300:])
+            calls = open(log).read()
+            reads = [l for l in calls.splitlines() if "recvfrom(" in l and "EAGAIN" not in l]
+            writes = [l for l in calls.splitlines() if " write(" in l and l.rstrip().endswith("= 65536")]
+            counts[name] = (len(reads), len(writes))
+            check(os.path.getsize(os.path.join(d, "1")) == 8000000, "the file is whole")
+            os.unlink(os.path.join(d, "1"))
+    print("  8 MB: %d reads by default, %d with 16 KiB reads; %d writes of 64 KiB" %
+          (counts["default"][0], counts["16k-reads"][0], counts["default"][1]))
+    check(counts["default"][0] * 3 < counts["16k-reads"][0], "larger reads: %s" % counts)
+    check(counts["default"][1] >= 8000000 // 65536 - 1, "whole 64 KiB writes: %s" % counts)
+
+
 def main():
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
     passed = failed = 0

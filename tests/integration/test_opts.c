@@ -360,6 +360,70 @@ Test(opts_api, max_recv_speed_limits) {
   cr_assert_eq(uv_loop_close(&l), 0);
 }
 
+/* recv_buffer_size: libcurl reads that much at a time (fewer system calls:
+ * salvo-fetch's fetch_batch counts them), and every body still arrives
+ * whole, over HTTP/1.1 and HTTP/2. */
+static int count_chunk(salvo_request_t *req, const char *data, size_t len, void *ud) {
+  (void)data;
+  (void)ud;
+  size_t *bytes = salvo_request_data(req);
+  *bytes += len;
+  return 0;
+}
+
+Test(opts, recv_buffer_size_bodies_arrive_whole) {
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  opts.recv_buffer_size = 131072;
+  opts.ca_file = faultd_cert_file(srv);
+  cr_assert_eq(salvo_engine_new(&loop, &opts, &engine), 0);
+  char tls[128];
+  snprintf(tls, sizeof(tls), "https://127.0.0.1:%d/file/8000000/5", faultd_port(srv, FAULTD_PORT_TLS));
+  const char *urls[] = {fixture_url("/file/8000000/5"), tls, fixture_url("/bytes/3000000")};
+  size_t bytes[3] = {0};
+  outcome_t o[3] = {{0}};
+  for (int i = 0; i < 3; i++) {
+    salvo_request_t *req;
+    cr_assert_eq(salvo_request_new(engine, "GET", urls[i], &req), 0);
+    if (i < 2) {
+      cr_assert_eq(salvo_request_set_data_cb(req, count_chunk), 0);
+      cr_assert_eq(salvo_request_set_data(req, &bytes[i]), 0);
+    }
+    cr_assert_eq(salvo_request_submit(req, record_cb, &o[i]), 0);
+  }
+  outcomes_run(&loop, o, 3);
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(o[i].error, 0, "[%d] %s", i, salvo_err_name(o[i].error));
+  cr_assert_eq(bytes[0], 8000000);
+  cr_assert_eq(bytes[1], 8000000);
+  cr_assert_eq(o[1].http_version, 20, "over HTTP/2");
+  cr_assert_eq(o[2].body_len, 3000000);
+}
+
+Test(opts_api, recv_buffer_size_limits) {
+  uv_loop_t l;
+  cr_assert_eq(uv_loop_init(&l), 0);
+  salvo_engine_opts_t opts;
+  salvo_engine_opts_init(&opts);
+  cr_assert_eq(opts.recv_buffer_size, 0, "libcurl's by default");
+  salvo_engine_t *e = NULL;
+  size_t bad[] = {1, 1023, 524289, SIZE_MAX};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    opts.recv_buffer_size = bad[i];
+    cr_assert_eq(salvo_engine_new(&l, &opts, &e), SALVO_EINVAL, "%zu", bad[i]);
+    cr_assert_null(e);
+  }
+  size_t good[] = {1024, 524288};
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    opts.recv_buffer_size = good[i];
+    cr_assert_eq(salvo_engine_new(&l, &opts, &e), 0, "%zu", good[i]);
+    salvo_engine_close(e, NULL, NULL);
+    uv_run(&l, UV_RUN_DEFAULT);
+    e = NULL;
+  }
+  cr_assert_eq(uv_loop_close(&l), 0);
+}
+
 #ifndef NDEBUG
 static void use_in_close_cb(salvo_engine_t *e, void *ud) {
   (void)ud;

@@ -77,15 +77,17 @@ Test(time, doubles_convert_within_range) {
 /* Under a receive cap: reads of about 10 ms' worth within libcurl's
  * 1 KB .. 16 KB, so a burst of 101 reads is about a second's. */
 Test(timeouts, recv_buffer_for_a_cap) {
-  cr_assert_eq(salvo__recv_buffer_size(0), 16384, "no cap: libcurl's default");
-  cr_assert_eq(salvo__recv_buffer_size(1), 1024, "libcurl's minimum");
-  cr_assert_eq(salvo__recv_buffer_size(2000), 1024);
-  cr_assert_eq(salvo__recv_buffer_size(102400), 1024);
-  cr_assert_eq(salvo__recv_buffer_size(500000), 5000);
-  cr_assert_eq(salvo__recv_buffer_size(1638400), 16384);
-  cr_assert_eq(salvo__recv_buffer_size(1638499), 16384);
-  cr_assert_eq(salvo__recv_buffer_size(100000000), 16384, "16 KB at most");
-  cr_assert_eq(salvo__recv_buffer_size(INT64_MAX), 16384);
+  cr_assert_eq(salvo__recv_buffer_size(0, 16384), 16384, "no cap: libcurl's default");
+  cr_assert_eq(salvo__recv_buffer_size(0, 131072), 131072, "no cap: the engine's recv_buffer_size");
+  cr_assert_eq(salvo__recv_buffer_size(100000000, 131072), 16384, "a cap reads 16 KB at most");
+  cr_assert_eq(salvo__recv_buffer_size(1, 16384), 1024, "libcurl's minimum");
+  cr_assert_eq(salvo__recv_buffer_size(2000, 16384), 1024);
+  cr_assert_eq(salvo__recv_buffer_size(102400, 16384), 1024);
+  cr_assert_eq(salvo__recv_buffer_size(500000, 16384), 5000);
+  cr_assert_eq(salvo__recv_buffer_size(1638400, 16384), 16384);
+  cr_assert_eq(salvo__recv_buffer_size(1638499, 16384), 16384);
+  cr_assert_eq(salvo__recv_buffer_size(100000000, 16384), 16384, "16 KB at most");
+  cr_assert_eq(salvo__recv_buffer_size(INT64_MAX, 16384), 16384);
 }
 
 /* The longest hold after a burst: 101 buffers at the cap, rounded up. */
@@ -98,7 +100,7 @@ Test(timeouts, recv_pause_after_a_burst) {
   cr_assert_eq(salvo__recv_pause_ms(1000, 16384), 1654784, "a handle that kept 16 KB reads");
   cr_assert_eq(salvo__recv_pause_ms(INT64_MAX, 16384), 1, "rounded up, never 0 under a cap");
   for (uint64_t cap = 1; cap < 20000000; cap = cap * 3 + 1) {
-    long buffer = salvo__recv_buffer_size(cap);
+    long buffer = salvo__recv_buffer_size(cap, 16384);
     uint64_t ms = salvo__recv_pause_ms(cap, buffer);
     cr_assert_geq(ms * cap, (uint64_t)101 * (uint64_t)buffer * 1000, "cap %llu: %llu ms is short",
                   (unsigned long long)cap, (unsigned long long)ms);
