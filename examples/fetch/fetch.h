@@ -80,6 +80,8 @@ typedef struct {
   int range_sent;          /* the request asks for bytes=base- */
   int writing;             /* the response being received is the body to keep */
   int part_whole;          /* a 416 said the part already holds the whole file */
+  int restart;             /* the part from before cannot be continued (a 206 elsewhere, a 416
+                              for a part longer than the file): fetch it whole (why[]) */
   long status;             /* the response being received */
   uint64_t written;        /* bytes of it kept */
   void *sha;               /* EVP_MD_CTX, over the whole file (base included); NULL = not hashed */
@@ -107,8 +109,9 @@ uint64_t fetch_sink_size(const fetch_sink_t *s);
 
 /* Reads an earlier run's result lines. Returns 0, or -1 after a message. */
 int fetch_resume_load(const char *path, int http_error_done);
-/* Whether |id| is done in it. */
-int fetch_resume_done(const char *id);
+/* Whether |id| is done in it: 1 (with this method and this URL, as result
+ * lines show it), -1 (done, but as another request: the input changed), 0. */
+int fetch_resume_done(const char *id, const char *method, const char *shown_url);
 /* The batch id its lines carry, or NULL. */
 const char *fetch_resume_batch(void);
 /* Ids skipped so far, for the summary. */

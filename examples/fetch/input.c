@@ -57,6 +57,14 @@ static int parse_bare(const char *text, fetch_spec_t *sp, char *why, size_t why_
     n--;
   if (n == 0)
     return 0; /* blank lines are skipped, but keep their number */
+  /* A URL holds none of these unencoded; a line that does is something else
+   * (JSON that is not one object, a pasted header), and may hold secrets:
+   * never shown. */
+  for (size_t i = 0; i < n; i++)
+    if (strchr("{}[]\"<> \t", text[i]) != NULL || (unsigned char)text[i] < 0x20) {
+      snprintf(why, why_len, "neither a URL nor a JSON object (not shown: it may hold secrets)");
+      return -1;
+    }
   sp->bare_url = strndup(text, n);
   if (sp->bare_url == NULL) {
     snprintf(why, why_len, "out of memory");
@@ -93,6 +101,8 @@ int fetch_parse_line(const char *text, size_t line, fetch_spec_t *sp, char *why,
     return -1;
   }
   const char *start = text;
+  if (memcmp(text, "\xef\xbb\xbf", 3) == 0)
+    text += 3; /* a byte order mark, as Windows tools write */
   while (isspace((unsigned char)*text))
     text++;
   if (*text != '{') /* a bare URL */
@@ -306,30 +316,26 @@ char *fetch_escape(const char *text) {
   return out;
 }
 
-/* FNV-1a, 64 bits: names the file of a long id. */
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = UINT64_C(14695981039346656037);
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= UINT64_C(1099511628211);
-  }
-  return h;
-}
+/* FNV-1a, 64 bits, names the file of a long id: its offset basis. */
+#define FNV_OFFSET UINT64_C(14695981039346656037)
 
-/* |src| made safe into out[*n..]: [A-Za-z0-9._-] kept, other bytes '_'. */
-static void safe_append(char *out, size_t *n, size_t cap, const char *src, size_t len) {
-  for (size_t i = 0; i < len && *n + 1 < cap; i++) {
+/* |src| made safe into out[*n..]: [A-Za-z0-9._-] kept, other bytes '_'.
+ * *hash (FNV-1a) takes every byte of |src|, also those past |cap|. */
+static void safe_append(char *out, size_t *n, size_t cap, const char *src, size_t len, uint64_t *hash) {
+  for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)src[i];
-    out[(*n)++] = (isalnum(c) || c == '-' || c == '_' || c == '.') && c < 0x80 ? (char)c : '_';
+    *hash = (*hash ^ c) * UINT64_C(1099511628211);
+    if (*n + 1 < cap)
+      out[(*n)++] = (isalnum(c) || c == '-' || c == '_' || c == '.') && c < 0x80 ? (char)c : '_';
   }
   out[*n] = '\0';
 }
 
 /* A made-safe name of any length into FETCH_NAME_MAX bytes: long ones cut
- * and tagged with a hash of |whole|, a leading dot turned into '_'. */
-static void finish_name(char *name, size_t n, const char *whole, size_t line, char *out) {
+ * and tagged with |hash| (of the whole), a leading dot turned into '_'. */
+static void finish_name(char *name, size_t n, uint64_t hash, size_t line, char *out) {
   if (n > 200) {
-    snprintf(out, FETCH_NAME_MAX, "%.183s-%016llx", name, (unsigned long long)fnv1a(whole));
+    snprintf(out, FETCH_NAME_MAX, "%.183s-%016llx", name, (unsigned long long)hash);
   } else if (n == 0) {
     snprintf(out, FETCH_NAME_MAX, "line-%zu", line);
   } else {
@@ -341,9 +347,10 @@ static void finish_name(char *name, size_t n, const char *whole, size_t line, ch
 
 void fetch_file_name(const char *id, size_t line, char *out) {
   char name[FETCH_ID_MAX + 1];
-  size_t n = 0, len = strlen(id);
-  safe_append(name, &n, sizeof(name), id, len > FETCH_ID_MAX ? FETCH_ID_MAX : len);
-  finish_name(name, n, id, line, out);
+  size_t n = 0;
+  uint64_t hash = FNV_OFFSET;
+  safe_append(name, &n, sizeof(name), id, strlen(id), &hash);
+  finish_name(name, n, hash, line, out);
 }
 
 /* The host and the path of |url| (for a template): no userinfo, no port,
@@ -376,6 +383,7 @@ int fetch_output_name(const char *tmpl, const char *id, const char *url, size_t 
                       char *why, size_t why_len) {
   char name[4 * FETCH_ID_MAX + 64], num[32];
   size_t n = 0;
+  uint64_t hash = FNV_OFFSET;
   const char *host, *path;
   size_t host_len, path_len;
   url_parts(url, &host, &host_len, &path, &path_len);
@@ -385,33 +393,33 @@ int fetch_output_name(const char *tmpl, const char *id, const char *url, size_t 
   }
   for (const char *t = tmpl; *t;) {
     if ((t[0] == '{' && t[1] == '{') || (t[0] == '}' && t[1] == '}')) {
-      safe_append(name, &n, sizeof(name), t, 1);
+      safe_append(name, &n, sizeof(name), t, 1, &hash);
       t += 2;
     } else if (t[0] == '}') {
       snprintf(why, why_len, "--output-template: a '}' without its '{' in '%%s'");
       return -1;
     } else if (t[0] != '{') {
-      safe_append(name, &n, sizeof(name), t, 1);
+      safe_append(name, &n, sizeof(name), t, 1, &hash);
       t++;
     } else if (strncmp(t, "{id}", 4) == 0) {
-      safe_append(name, &n, sizeof(name), id, strlen(id));
+      safe_append(name, &n, sizeof(name), id, strlen(id), &hash);
       t += 4;
     } else if (strncmp(t, "{host}", 6) == 0) {
-      safe_append(name, &n, sizeof(name), host, host_len);
+      safe_append(name, &n, sizeof(name), host, host_len, &hash);
       t += 6;
     } else if (strncmp(t, "{path}", 6) == 0) {
-      safe_append(name, &n, sizeof(name), path, path_len);
+      safe_append(name, &n, sizeof(name), path, path_len, &hash);
       t += 6;
     } else if (strncmp(t, "{line}", 6) == 0) {
       int k = snprintf(num, sizeof(num), "%zu", line);
-      safe_append(name, &n, sizeof(name), num, (size_t)k);
+      safe_append(name, &n, sizeof(name), num, (size_t)k, &hash);
       t += 6;
     } else {
       snprintf(why, why_len, "--output-template knows {id}, {host}, {path} and {line}: '%%s'");
       return -1;
     }
   }
-  finish_name(name, n, name, line, out);
+  finish_name(name, n, hash, line, out);
   return 0;
 }
 

@@ -33,6 +33,8 @@ typedef struct {
   unsigned mismatches;   /* attempts whose body did not match it */
   int buffered;          /* --hedge: the body comes whole at the end (a hedged request cannot
                             stream: two attempts may run at once) */
+  json_t *headers;       /* the line's own headers (a reference), for a restart */
+  char *restarted;       /* why an earlier run's part was dropped and the body fetched whole */
   fetch_sink_t sink;
 } item_t;
 
@@ -47,7 +49,8 @@ static struct {
   size_t line;
   int cli_next;
   json_t *names;            /* -o: file name -> line that claimed it */
-  char batch[65];           /* --idempotency-key auto: the batch the keys derive from */
+  char batch[257];          /* --idempotency-key auto: the batch the keys derive from (--batch-id
+                               takes up to 256 bytes, all of them count) */
   size_t in_engine;         /* submitted, not yet done */
   int interrupted;
   int closing;
@@ -71,6 +74,8 @@ static void feed(void);
 #define MAX_QUEUED_BODIES ((size_t)256 << 20)
 
 static void item_free(item_t *it) {
+  json_decref(it->headers);
+  free(it->restarted);
   free(it->id);
   free(it->url);
   free(it->method);
@@ -123,8 +128,8 @@ static salvo_decision_t on_decide(salvo_request_t *req, const salvo_attempt_info
     return decision;
   it->mismatches++;
   const salvo_retry_policy_t *p = &run.o->engine.retry;
-  if (strcmp(info->method, "GET") != 0 || info->attempt >= p->max_attempts)
-    return decision;
+  if (strcmp(info->method, "GET") != 0 || info->attempt >= p->max_attempts || it->sink.status == 206)
+    return decision; /* a continued body that does not match: the part is dropped (done()) */
   uint64_t cap = p->backoff_base_ms;
   for (unsigned i = 1; i < info->attempt && cap < p->backoff_max_ms; i++)
     cap *= 2;
@@ -145,11 +150,41 @@ static void sink_buffered(salvo_request_t *req, const salvo_result_t *r, item_t 
     fetch_sink_data(&it->sink, r->body, r->body_len);
 }
 
+static void build(const fetch_spec_t *in, size_t line, const char *name, const char *restarted);
+
+/* The part an earlier run left could not be continued, or its whole did not
+ * match the checksum: it is dropped and the body fetched whole, once, in a
+ * new request for the line (whose result line is the line's). Returns 1 if
+ * that request was made. */
+static int restart_whole(item_t *it, const char *why) {
+  if (it->restarted != NULL || strcmp(it->method, "GET") != 0 || run.closing)
+    return 0;
+  fetch_sink_finish(&it->sink, 0, 0); /* deletes the part */
+  fetch_spec_t in;
+  memset(&in, 0, sizeof(in));
+  in.id = it->id;
+  in.url = it->url;
+  in.method = it->method;
+  in.headers = it->headers;
+  in.has_sha256 = it->has_sha256;
+  memcpy(in.sha256, it->sha256, 32);
+  build(&in, it->line, it->name, why);
+  return 1;
+}
+
 static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
   item_t *it = ud;
   run.in_engine--;
   if (it->buffered)
     sink_buffered(req, r, it);
+  int continued = it->sink.status == 206 || it->sink.part_whole;
+  if ((it->sink.restart && restart_whole(it, it->sink.why)) ||
+      (continued && it->has_sha256 && r->error == 0 && !digest_matches(it) &&
+       restart_whole(it, "the part from before and the rest did not match the checksum: fetched whole"))) {
+    item_free(it);
+    feed();
+    return;
+  }
   fetch_line_t l = {.id = it->id, .url = it->url, .method = it->method, .line = it->line,
                     .outcome = outcome_of(r), .max_body = run.o->engine.max_body_size};
   char why[256], digest_hex[65];
@@ -183,14 +218,17 @@ static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
     l.detail = it->sink.why;
   }
   int canceled = strcmp(l.outcome, "canceled") == 0;
+  int damaged = l.error != NULL && strcmp(l.error, "checksum_mismatch") == 0;
   uint64_t resumed = it->sink.status == 206 || it->sink.part_whole ? it->sink.base : 0;
   /* A canceled request's part stays for a later --resume, as a killed one's does. */
-  if (fetch_sink_finish(&it->sink, ok, run.o->keep_part || canceled) != 0) {
+  if (fetch_sink_finish(&it->sink, ok, (run.o->keep_part || canceled) && !damaged) != 0) {
     ok = 0;
     l.outcome = "failed";
     l.error = "save_failed";
     l.detail = it->sink.why;
   }
+  if (it->restarted != NULL && l.detail == NULL)
+    l.detail = it->restarted;
   if (ok && it->name != NULL)
     l.file = it->name;
   if (ok)
@@ -309,7 +347,7 @@ static int set_up(salvo_request_t *req, item_t *it, const fetch_spec_t *in, char
       (in->headers == NULL || !has_header(in->headers, "Idempotency-Key")) &&
       add_idempotency_key(req, it->id, it->method, it->url, body, body_len) != 0)
     return -1;
-  int may_continue = o->resume_path != NULL && strcmp(it->method, "GET") == 0 &&
+  int may_continue = o->resume_path != NULL && it->restarted == NULL && strcmp(it->method, "GET") == 0 &&
                      o->engine.hosts.hedge_delay_ms == 0 &&
                      !o->engine.accept_encoding && !has_header(o->headers, "Range") &&
                      (in->headers == NULL || !has_header(in->headers, "Range"));
@@ -337,7 +375,7 @@ static int set_up(salvo_request_t *req, item_t *it, const fetch_spec_t *in, char
 }
 
 /* Builds, checks and submits one request; reports bad input as a result line. */
-static void build(const fetch_spec_t *in, size_t line, const char *name) {
+static void build(const fetch_spec_t *in, size_t line, const char *name, const char *restarted) {
   char why[512] = "out of memory";
   fetch_opts_t *o = run.o;
   const char *m = in->method != NULL ? in->method : o->method;
@@ -359,10 +397,12 @@ static void build(const fetch_spec_t *in, size_t line, const char *name) {
     it->name = name != NULL ? strdup(name) : NULL;
     it->has_sha256 = in->has_sha256 || o->has_checksum;
     memcpy(it->sha256, in->has_sha256 ? in->sha256 : o->checksum, 32);
+    it->headers = json_incref(in->headers);
+    it->restarted = restarted != NULL ? strdup(restarted) : NULL;
   }
   int rc = -1;
   if (it != NULL && it->id != NULL && it->url != NULL && it->method != NULL &&
-      (name == NULL || it->name != NULL))
+      (name == NULL || it->name != NULL) && (restarted == NULL || it->restarted != NULL))
     rc = set_up(req, it, in, why, sizeof(why));
   if (rc == 0 && (rc = salvo_request_submit(req, done, it)) != 0)
     snprintf(why, sizeof(why), "cannot submit: %s", salvo_strerror(rc));
@@ -397,21 +437,43 @@ static int claim_name(const char *name, size_t line, char *why, size_t why_len) 
   return 0;
 }
 
+/* --resume: whether the line was done in the run resumed (1), is to run (0),
+ * or has an id that was done there as another request (-1: refused). */
+static int done_before(const fetch_spec_t *in, size_t line) {
+  if (run.o->resume_path == NULL)
+    return 0;
+  const char *m = in->method != NULL ? in->method : run.o->method;
+  if (m == NULL)
+    m = in->body != NULL || run.o->has_body ? "POST" : "GET";
+  char *shown = fetch_redact_url(in->url, 1);
+  int d = shown != NULL ? fetch_resume_done(in->id, m, shown) : 0;
+  free(shown);
+  if (d < 0) {
+    char why[256];
+    snprintf(why, sizeof(why), "--resume: id %.64s%s was done in the earlier run as another request (a "
+             "different method or URL: lines %s reordered?): not sent", in->id, strlen(in->id) > 64 ? "..." : "",
+             in->id_given ? "edited or" : "without an id are named by their number, so they were");
+    fetch_refuse_line(line, in->id, in->url, "resume_conflict", why);
+  }
+  return d;
+}
+
 /* One input line (or command-line URL). */
 static void take(const char *text, size_t line) {
   fetch_spec_t in;
   char why[512], name[FETCH_NAME_MAX];
-  int r = fetch_parse_line(text, line, &in, why, sizeof(why));
+  int d, r = fetch_parse_line(text, line, &in, why, sizeof(why));
   if (r < 0) {
     fetch_refuse_line(line, in.id_given ? in.id : NULL, in.url, "invalid_input", why);
   } else if (r > 0 && run.o->output_dir != NULL &&
              (fetch_output_name(run.o->output_template, in.id, in.url, line, name, why, sizeof(why)) != 0 ||
               claim_name(name, line, why, sizeof(why)) != 0)) {
     fetch_refuse_line(line, in.id, in.url, "duplicate_id", why); /* as in the run resumed */
-  } else if (r > 0 && fetch_resume_done(in.id)) {
-    fetch_resume_count_skip();
+  } else if (r > 0 && (d = done_before(&in, line)) != 0) {
+    if (d > 0)
+      fetch_resume_count_skip();
   } else if (r > 0) {
-    build(&in, line, run.o->output_dir != NULL ? name : NULL);
+    build(&in, line, run.o->output_dir != NULL ? name : NULL, NULL);
   }
   fetch_spec_free(&in);
 }
@@ -592,11 +654,11 @@ static int choose_batch(fetch_opts_t *o) {
     if (earlier != NULL && strcmp(earlier, o->batch_id) != 0)
       fprintf(stderr, "salvo-fetch: warning: --batch-id differs from the batch in '%s': POSTs "
               "interrupted there get new keys\n", o->resume_path);
-    snprintf(run.batch, sizeof(run.batch), "%.64s", o->batch_id);
+    snprintf(run.batch, sizeof(run.batch), "%s", o->batch_id);
     return 0;
   }
   if (earlier != NULL) {
-    snprintf(run.batch, sizeof(run.batch), "%.64s", earlier);
+    snprintf(run.batch, sizeof(run.batch), "%.256s", earlier);
     return 0;
   }
   if (o->resume_path != NULL) {

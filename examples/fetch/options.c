@@ -127,7 +127,25 @@ static double real(const char *opt, const char *arg, double max) {
   return v;
 }
 
+/* --retry-methods: upper-case method names, comma-separated (methods are
+ * case-sensitive: "get" would match no GET, and retry none). */
+static void methods_check(const char *arg) {
+  const char *p = arg;
+  do {
+    size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+    if (n == 0 || (p[n] != ',' && p[n] != '\0'))
+      fetch_die_usage("--retry-methods takes upper-case method names, comma-separated (GET,PUT): "
+                      "got '%s'", arg);
+    p += n;
+  } while (*p++ == ',');
+}
+
 static void statuses(const char *opt, const char *arg, int *out) {
+  if (*arg == '\0') {
+    char msg[96];
+    snprintf(msg, sizeof(msg), "%s needs statuses, comma-separated: got '%%s'", opt);
+    fetch_die_usage(msg, arg);
+  }
   char *copy = need(strdup(arg)), *save = NULL;
   int n = 0;
   for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -352,6 +370,7 @@ static int engine_flag(int opt, const char *arg, salvo_engine_opts_t *e) {
   case O_RETRY_METHODS:
     if (strlen(arg) >= sizeof(e->retry.idempotent_methods))
       fetch_die_usage("--retry-methods: list too long: '%s'", arg);
+    methods_check(arg);
     snprintf(e->retry.idempotent_methods, sizeof(e->retry.idempotent_methods), "%s", arg);
     break;
   case O_RA_MAX: e->retry.retry_after_max_ms = num("--retry-after-max", arg, UINT32_MAX); break;
@@ -377,7 +396,12 @@ static int engine_flag(int opt, const char *arg, salvo_engine_opts_t *e) {
   case O_ALLOW_DOWNGRADE: e->redirect_allow_downgrade = 1; break;
   case O_MAX_HOSTS: e->max_hosts = (size_t)num("--max-hosts", arg, 100000000); break;
   case O_COMPRESSED: e->accept_encoding = 1; break;
-  case 'A': e->user_agent = arg; break;
+  case 'A':
+    for (const char *c = arg; *c; c++)
+      if ((unsigned char)*c < 0x20 || *c == 0x7f)
+        fetch_die_usage("-A/--user-agent: a header value holds no control characters (CR, LF, ...)%s", "");
+    e->user_agent = arg;
+    break;
   case O_CACERT:
     if (access(arg, R_OK) != 0)
       fetch_die_usage("--cacert: cannot read '%s'", arg);
@@ -467,7 +491,7 @@ static int own_flag(int opt, const char *arg, fetch_opts_t *o) {
   case O_SHARD: {
     unsigned long k, n;
     char tail;
-    if (sscanf(arg, "%lu/%lu%c", &k, &n, &tail) != 2 || n == 0 || k == 0 || k > n)
+    if (strchr(arg, '-') != NULL || sscanf(arg, "%lu/%lu%c", &k, &n, &tail) != 2 || n == 0 || k == 0 || k > n)
       fetch_die_usage("--shard needs K/N with 1 <= K <= N, got '%s'", arg);
     o->shard_k = k;
     o->shard_n = n;
@@ -516,6 +540,8 @@ void fetch_options(int argc, char **argv, fetch_opts_t *o) {
                           "\"sha256\")");
   if (o->engine.hosts.hedge_delay_ms > 0 && !o->max_body_given)
     o->engine.max_body_size = (size_t)4 << 20; /* hedged bodies are held whole: see --hedge */
+  if (strcmp(o->output_template, "{id}") != 0 && o->output_dir == NULL)
+    fetch_die_usage("%s", "--output-template names files for -o DIR: give that too");
   if (o->keep_part && o->output_dir == NULL)
     fetch_die_usage("%s", "--keep-part needs -o DIR");
   if (o->batch_id != NULL && !o->idempotency_auto)

@@ -1,6 +1,7 @@
 /* --resume FILE: the result lines of an earlier run. The last line of an id
  * says how it ended; ids that ended done (ok, and http_error if asked) are
  * skipped. A line cut short by a killed run is ignored. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,7 @@
 #include "fetch.h"
 
 static struct {
-  json_t *done;     /* id -> true, for the ids that ended done */
+  json_t *done;     /* id -> its last line, for the ids that ended done */
   char *batch;      /* the "batch" its lines carry */
   size_t skipped;
 } rs;
@@ -27,6 +28,14 @@ static void newline_if_same_file(const char *path, FILE *f) {
 }
 
 int fetch_resume_load(const char *path, int http_error_done) {
+  struct stat in, out;
+  int flags = fcntl(1, F_GETFL);
+  if (stat(path, &in) == 0 && fstat(1, &out) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino &&
+      flags >= 0 && (flags & O_APPEND) == 0) {
+    fprintf(stderr, "salvo-fetch: --resume: standard output is '%s' itself, opened to overwrite it (the "
+            "shell emptied it): append with >> instead\n", path);
+    return -1;
+  }
   FILE *f = fopen(path, "r");
   if (f == NULL) {
     fprintf(stderr, "salvo-fetch: --resume: cannot read '%s'\n", path);
@@ -54,7 +63,7 @@ int fetch_resume_load(const char *path, int http_error_done) {
         bad_at = lineno;
       }
     } else {
-      if (json_object_set(last, json_string_value(id), outcome) != 0 ||
+      if (json_object_set(last, json_string_value(id), o) != 0 ||
           (json_is_string(batch) && rs.batch == NULL && (rs.batch = strdup(json_string_value(batch))) == NULL)) {
         json_decref(o);
         json_decref(last);
@@ -81,9 +90,9 @@ int fetch_resume_load(const char *path, int http_error_done) {
   const char *id;
   json_t *v;
   json_object_foreach(last, id, v) {
-    const char *outcome = json_string_value(v);
+    const char *outcome = json_string_value(json_object_get(v, "outcome"));
     if (strcmp(outcome, "ok") == 0 || (http_error_done && strcmp(outcome, "http_error") == 0))
-      if (json_object_set_new(rs.done, id, json_true()) != 0) {
+      if (json_object_set(rs.done, id, v) != 0) {
         json_decref(last);
         fprintf(stderr, "salvo-fetch: --resume: out of memory\n");
         return -1;
@@ -95,7 +104,14 @@ int fetch_resume_load(const char *path, int http_error_done) {
   return 0;
 }
 
-int fetch_resume_done(const char *id) { return rs.done != NULL && json_object_get(rs.done, id) != NULL; }
+int fetch_resume_done(const char *id, const char *method, const char *shown_url) {
+  json_t *l = rs.done != NULL ? json_object_get(rs.done, id) : NULL;
+  if (l == NULL)
+    return 0;
+  const char *m = json_string_value(json_object_get(l, "method"));
+  const char *u = json_string_value(json_object_get(l, "url"));
+  return m != NULL && u != NULL && strcmp(m, method) == 0 && strcmp(u, shown_url) == 0 ? 1 : -1;
+}
 const char *fetch_resume_batch(void) { return rs.batch; }
 size_t fetch_resume_skipped(void) { return rs.skipped; }
 void fetch_resume_count_skip(void) { rs.skipped++; }

@@ -61,6 +61,7 @@ int fetch_sink_init(fetch_sink_t *s, const char *dir, const char *name, int may_
     return 0;
   }
   s->validator[n] = '\0';
+  s->has_xattr = 1;
   s->base = (uint64_t)st.st_size;
   s->range_sent = 1;
   return 0;
@@ -131,13 +132,17 @@ int fetch_sink_head(fetch_sink_t *s, salvo_request_t *req, const salvo_response_
    * (a 503 that will be tried again) or an error's never reaches the file. */
   s->writing = !head->held && head->status >= 200 && head->status < 400 && head->status != 206;
   int continues = head->status == 206 && s->range_sent && range_start(req) == (int64_t)s->base;
-  if (head->status == 206 && !continues) {
-    snprintf(s->why, sizeof(s->why), "a 206 that does not continue the part at byte %" PRIu64,
-             s->base);
-    s->failed = 1;
+  if (head->status == 206 && !s->range_sent)
+    s->writing = !head->held; /* a range the caller asked for, or a server's own: a body */
+  if ((head->status == 206 && s->range_sent && !continues) ||
+      (head->status == 416 && s->range_sent && !part_is_whole(s, req))) {
+    snprintf(s->why, sizeof(s->why), "the part from before (%" PRIu64 " bytes) could not be continued "
+             "(the server answered %ld%s): fetched whole", s->base, head->status,
+             head->status == 206 ? " for another range" : ", the file is shorter");
+    s->restart = 1;
     return 1;
   }
-  if (head->status == 416 && s->range_sent && part_is_whole(s, req)) {
+  if (head->status == 416 && s->range_sent) {
     s->part_whole = 1;
     s->writing = 0;
   }
@@ -242,8 +247,6 @@ int fetch_sink_finish(fetch_sink_t *s, int keep, int keep_part) {
   /* What was gathered goes out also for a part that stays for --resume. */
   if ((keep || keep_part) && flush(s) != 0 && keep)
     rc = -1;
-  if (s->fd >= 0 && keep && s->has_xattr)
-    fremovexattr(s->fd, XATTR_VALIDATOR); /* the whole file needs none */
   if (s->fd >= 0 && close(s->fd) != 0 && keep && rc == 0) {
     fail(s, "write", s->part, errno);
     rc = -1;
@@ -261,6 +264,8 @@ int fetch_sink_finish(fetch_sink_t *s, int keep, int keep_part) {
     if (rc == 0 && rename(s->part, s->path) != 0) {
       fail(s, "rename", s->part, errno);
       rc = -1;
+    } else if (rc == 0 && s->has_xattr) {
+      removexattr(s->path, XATTR_VALIDATOR); /* a whole file needs none; a failed rename keeps it */
     }
   }
   if (s->path != NULL && (!keep || rc != 0) && !keep_part)

@@ -398,9 +398,8 @@ def test_resume_skips_done_ids_and_reads_past_a_cut_line(srv):
     with tempfile.TemporaryDirectory() as d:
         results = os.path.join(d, "out.jsonl")
         with open(results, "w") as f:
-            f.write(json.dumps({"id": "a", "outcome": "ok"}) + "\n")
-            f.write(json.dumps({"id": "b", "outcome": "http_error"}) + "\n")
-            f.write(json.dumps({"id": "c", "outcome": "failed"}) + "\n")
+            for i, outcome in [("a", "ok"), ("b", "http_error"), ("c", "failed")]:
+                f.write(json.dumps({"id": i, "url": srv.base + "/ok", "method": "GET", "outcome": outcome}) + "\n")
             f.write('{"id": "d", "outco')  # cut by a kill
         lines = "".join(json.dumps({"id": i, "url": srv.base + "/ok"}) + "\n" for i in "abcde")
         with open(results, "a") as out:
@@ -493,6 +492,62 @@ def test_large_reads_and_whole_block_writes(srv):
           (counts["default"][0], counts["16k-reads"][0], counts["default"][1]))
     check(counts["default"][0] * 3 < counts["16k-reads"][0], "larger reads: %s" % counts)
     check(counts["default"][1] >= 8000000 // 65536 - 1, "whole 64 KiB writes: %s" % counts)
+
+
+def test_what_a_new_user_broke_stays_fixed(srv):
+    size, seed = 300000, 6
+    content = file_content(size, seed)
+    want = hashlib.sha256(content).hexdigest()
+    with tempfile.TemporaryDirectory() as d:
+        results = os.path.join(d, "r.jsonl")
+        open(results, "w").close()
+        # a continued part that is damaged, and one longer than the file: both fetched whole, once
+        for name, data in [("damaged", b"\xff" + content[1:100000]), ("longer", content + b"xyz")]:
+            with open(os.path.join(d, name + ".part"), "wb") as f:
+                f.write(data)
+            os.setxattr(os.path.join(d, name + ".part"), "user.salvo.validator", b'"%d-%d"' % (size, seed))
+        lines = "".join(json.dumps({"id": n, "url": "%s/file/%d/%d" % (srv.base, size, seed), "sha256": want}) + "\n"
+                        for n in ["damaged", "longer"])
+        rc, out, err = run(["-o", d, "--keep-part", "--resume", results, "-i", "-"], stdin=lines)
+        by = {o["id"]: o for o in out}
+        check(rc == 0, "rc %d: %s" % (rc, out))
+        for n in ["damaged", "longer"]:
+            check(by[n]["outcome"] == "ok" and by[n]["status"] == 200 and "fetched whole" in by[n]["detail"], str(by[n]))
+            check(sha_of_path(os.path.join(d, n)) == want, n)
+        check(sorted(os.listdir(d)) == ["damaged", "longer", "r.jsonl"], str(os.listdir(d)))
+        # the caller's own Range: a 206 is a body like any other
+        rc, out, err = run(["-o", d, "-H", "Range: bytes=0-9", srv.base + "/file/100/1"])
+        check(rc == 0 and out[0]["status"] == 206 and out[0]["bytes"] == 10, str(out))
+        # lines without ids are named by their number: reordered, they are refused, not re-sent
+        with open(results, "w") as f:
+            subprocess.run([FETCH, "--no-progress", srv.base + "/keyed/one", srv.base + "/keyed/two"], stdout=f,
+                           stderr=subprocess.DEVNULL, timeout=60)
+        rc, out, err = run(["--resume", results, srv.base + "/keyed/two", srv.base + "/keyed/one"])
+        check(rc == 1 and [o["error"] for o in out] == ["resume_conflict"] * 2, str(out))
+        check(srv.counters()["keys"]["one"]["requests"] == 1, "not sent again")
+        # stdout that would empty the --resume file first
+        p = subprocess.run("%s --resume %s %s/ok > %s" % (FETCH, results, srv.base, results), shell=True,
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and ">>" in p.stderr, p.stderr)
+    # batch ids are whole: two that share 64 bytes still make two keys
+    long_id = "b" * 64
+    for tail in ["-A", "-B"]:
+        run(["--idempotency-key", "auto", "--batch-id", long_id + tail, "-X", "POST", "-d", "x", srv.base + "/keyed/long"])
+    check(len(srv.counters()["keys"]["long"]["idempotency_keys"]) == 2, "two batches, two keys")
+    # a byte order mark, and lines that are neither a URL nor a JSON object: never shown
+    lines = ('\ufeff{"id":"bom","url":"%s/ok"}\n' % srv.base +
+             '[{"url":"%s/ok","headers":{"Authorization":"Bearer SECRET1"}}]\n' % srv.base +
+             '%s/ok Authorization: SECRET2\n' % srv.base)
+    rc, out, err = run(["-i", "-"], stdin=lines)
+    by = {o["id"]: o for o in out}
+    check(by["bom"]["outcome"] == "ok", str(out))
+    check(by["2"]["error"] == "invalid_input" and by["3"]["error"] == "invalid_input", str(out))
+    check("SECRET" not in err and "SECRET" not in json.dumps(out), "a secret was shown")
+    for args, name in [(["--retry-methods", "get"], "--retry-methods"), (["--retry-status", ""], "--retry-status"),
+                       (["--shard", "1/-1"], "--shard"), (["-A", "x\r\nY: z"], "--user-agent"),
+                       (["--output-template", "{id}.bin"], "--output-template")]:
+        rc, out, err = run(args + [srv.base + "/ok"])
+        check(rc == 2 and name in err, "%s: rc %d %s" % (args, rc, err[-200:]))
 
 
 def main():
