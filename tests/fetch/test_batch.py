@@ -266,12 +266,12 @@ def test_compressed_bodies_are_decoded_and_a_bomb_stops_at_the_cap(srv):
         check(out[0]["outcome"] == "ok" and out[0]["bytes"] < 100000, "without --compressed, as sent: %s" % out)
 
 
-def kill_when(proc, path, lines_wanted, timeout=60):
-    """kill -9 |proc| once |path| holds |lines_wanted| lines."""
+def kill_when(proc, path, lines_wanted, timeout=60, also=lambda: True):
+    """kill -9 |proc| once |path| holds |lines_wanted| lines and also() holds."""
     end = time.time() + timeout
     while time.time() < end:
         with open(path, "rb") as f:
-            if f.read().count(b"\n") >= lines_wanted:
+            if f.read().count(b"\n") >= lines_wanted and also():
                 break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
@@ -301,7 +301,15 @@ def test_kill_9_mid_batch_then_resume_finishes_every_id_once(srv):
         with open(results, "wb") as out:
             p = subprocess.Popen([FETCH, "--no-progress", "-o", out_dir, "-i", inp], stdout=out,
                                  stderr=subprocess.DEVNULL)
-            kill_when(p, results, n // 3)
+            def a_part_with_blocks():  # writes go out in 64 KiB blocks
+                for x in os.listdir(out_dir):
+                    try:
+                        if x.endswith(".part") and os.path.getsize(os.path.join(out_dir, x)) >= 131072:
+                            return True
+                    except OSError:
+                        pass  # renamed meanwhile
+                return False
+            kill_when(p, results, n // 3, also=a_part_with_blocks)
         first = open(results).read().count("\n")
         parts = [x for x in os.listdir(out_dir) if x.endswith(".part")]
         check(0 < first < n, "killed in the middle: %d lines" % first)
