@@ -59,7 +59,7 @@ typedef struct {
 void fetch_options(int argc, char **argv, fetch_opts_t *o);
 void fetch_options_free(fetch_opts_t *o);
 /* Prints "salvo-fetch: MESSAGE\n(see salvo-fetch --help)" and exits 2; fmt has one %s. */
-void fetch_die_usage(const char *fmt, const char *arg);
+_Noreturn void fetch_die_usage(const char *fmt, const char *arg);
 
 /* ------------------------------------------------------------ sink.c */
 

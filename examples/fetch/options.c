@@ -88,7 +88,7 @@ static void print_usage(FILE *f) {
     fputs(usage[i], f);
 }
 
-void fetch_die_usage(const char *fmt, const char *arg) {
+_Noreturn void fetch_die_usage(const char *fmt, const char *arg) {
   fprintf(stderr, "salvo-fetch: ");
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\n(see salvo-fetch --help)\n");
@@ -489,7 +489,7 @@ static int own_flag(int opt, const char *arg, fetch_opts_t *o) {
   case O_RESUME: o->resume_path = arg; break;
   case O_RESUME_DONE: resume_done_flag(o, arg); break;
   case O_SHARD: {
-    unsigned long k, n;
+    unsigned long k = 0, n = 0;
     char tail;
     if (strchr(arg, '-') != NULL || sscanf(arg, "%lu/%lu%c", &k, &n, &tail) != 2 || n == 0 || k == 0 || k > n)
       fetch_die_usage("--shard needs K/N with 1 <= K <= N, got '%s'", arg);
