@@ -101,7 +101,7 @@ int fetch_parse_line(const char *text, size_t line, fetch_spec_t *sp, char *why,
     return -1;
   }
   const char *start = text;
-  if (memcmp(text, "\xef\xbb\xbf", 3) == 0)
+  if (strncmp(text, "\xef\xbb\xbf", 3) == 0) /* stops at a shorter line's NUL */
     text += 3; /* a byte order mark, as Windows tools write */
   while (isspace((unsigned char)*text))
     text++;
