@@ -102,8 +102,6 @@ void fetch_sink_digest(const fetch_sink_t *s, unsigned char out[32]);
 /* The request ended: keep (1: rename the part to its name) or not. Returns 0,
  * or -1 with s->why when keeping failed. Frees what the sink holds. */
 int fetch_sink_finish(fetch_sink_t *s, int keep, int keep_part);
-/* Bytes the file holds: the part kept from before and this response's. */
-uint64_t fetch_sink_size(const fetch_sink_t *s);
 
 /* ------------------------------------------------------------ resume.c */
 
@@ -174,6 +172,6 @@ int fetch_demo_start(uv_loop_t *loop, char *path, size_t path_len, faultd_t **se
 /* ------------------------------------------------------------ operate.c */
 
 /* Runs the whole batch; returns the exit code. */
-int fetch_operate(fetch_opts_t *o);
+int fetch_operate(const fetch_opts_t *o);
 
 #endif

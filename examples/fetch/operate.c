@@ -39,7 +39,9 @@ typedef struct {
 } item_t;
 
 static struct {
-  fetch_opts_t *o;
+  const fetch_opts_t *o;    /* the command line, read only */
+  salvo_engine_opts_t engine_opts; /* the engine's options: the command line's, fitted to the
+                               machine (open files, read buffers) and the run (--demo, checksums) */
   uv_loop_t *loop;
   salvo_engine_t *engine;
   fetch_reader_t *reader;   /* -i, read through the loop; NULL once it ended */
@@ -127,7 +129,7 @@ static salvo_decision_t on_decide(salvo_request_t *req, const salvo_attempt_info
       !it->sink.writing || digest_matches(it))
     return decision;
   it->mismatches++;
-  const salvo_retry_policy_t *p = &run.o->engine.retry;
+  const salvo_retry_policy_t *p = &run.engine_opts.retry;
   if (strcmp(info->method, "GET") != 0 || info->attempt >= p->max_attempts || it->sink.status == 206)
     return decision; /* a continued body that does not match: the part is dropped (done()) */
   uint64_t cap = p->backoff_base_ms;
@@ -186,7 +188,7 @@ static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
     return;
   }
   fetch_line_t l = {.id = it->id, .url = it->url, .method = it->method, .line = it->line,
-                    .outcome = outcome_of(r), .max_body = run.o->engine.max_body_size};
+                    .outcome = outcome_of(r), .max_body = run.engine_opts.max_body_size};
   char why[256], digest_hex[65];
   if (it->sink.part_whole && r->error == 0) {
     l.outcome = "ok"; /* a 416 to bytes=N-: the part held the whole file already */
@@ -332,7 +334,7 @@ static void explain_new(const char *url, char *why, size_t why_len) {
 /* The request's headers, body, key and callbacks; its sink, with the Range
  * of a part to continue. Returns 0, or -1 with |why|. */
 static int set_up(salvo_request_t *req, item_t *it, const fetch_spec_t *in, char *why, size_t why_len) {
-  fetch_opts_t *o = run.o;
+  const fetch_opts_t *o = run.o;
   if (apply_headers(req, o->headers, why, why_len) != 0)
     return -1;
   if (in->headers != NULL && apply_headers(req, in->headers, why, why_len) != 0)
@@ -348,8 +350,8 @@ static int set_up(salvo_request_t *req, item_t *it, const fetch_spec_t *in, char
       add_idempotency_key(req, it->id, it->method, it->url, body, body_len) != 0)
     return -1;
   int may_continue = o->resume_path != NULL && it->restarted == NULL && strcmp(it->method, "GET") == 0 &&
-                     o->engine.hosts.hedge_delay_ms == 0 &&
-                     !o->engine.accept_encoding && !has_header(o->headers, "Range") &&
+                     run.engine_opts.hosts.hedge_delay_ms == 0 &&
+                     !run.engine_opts.accept_encoding && !has_header(o->headers, "Range") &&
                      (in->headers == NULL || !has_header(in->headers, "Range"));
   if (fetch_sink_init(&it->sink, o->output_dir, it->name, may_continue, it->has_sha256) != 0) {
     snprintf(why, why_len, "%.400s", it->sink.why);
@@ -366,7 +368,7 @@ static int set_up(salvo_request_t *req, item_t *it, const fetch_spec_t *in, char
   }
   if (salvo_request_set_data(req, it) != 0)
     return -1;
-  it->buffered = o->engine.hosts.hedge_delay_ms > 0;
+  it->buffered = run.engine_opts.hosts.hedge_delay_ms > 0;
   if (!it->buffered && (salvo_request_set_head_cb(req, on_head) != 0 ||
                         salvo_request_set_data_cb(req, on_data) != 0 ||
                         salvo_request_set_data_restartable(req, 1) != 0))
@@ -377,7 +379,7 @@ static int set_up(salvo_request_t *req, item_t *it, const fetch_spec_t *in, char
 /* Builds, checks and submits one request; reports bad input as a result line. */
 static void build(const fetch_spec_t *in, size_t line, const char *name, const char *restarted) {
   char why[512] = "out of memory";
-  fetch_opts_t *o = run.o;
+  const fetch_opts_t *o = run.o;
   const char *m = in->method != NULL ? in->method : o->method;
   if (m == NULL)
     m = in->body != NULL || o->has_body ? "POST" : "GET";
@@ -486,7 +488,7 @@ static void take(const char *text, size_t line) {
  * rate, no more than half a deadline's worth (the deadline runs from
  * submit). Queued requests hold no response body (bodies are streamed). */
 static size_t room_for(void) {
-  const salvo_engine_opts_t *e = &run.o->engine;
+  const salvo_engine_opts_t *e = &run.engine_opts;
   size_t room = e->max_in_flight * 4;
   if (e->hosts.rate > 0 && e->timeouts.deadline_ms > 0) {
     double ahead = e->hosts.rate * (double)e->timeouts.deadline_ms / 2000.0;
@@ -648,7 +650,7 @@ static size_t fit_fd_limit(size_t want, salvo_engine_opts_t *e, int files) {
 /* --idempotency-key auto: the batch the keys derive from. Given, or the one
  * the --resume file's lines carry, or a new one. Returns 0, or -1 after a
  * message. */
-static int choose_batch(fetch_opts_t *o) {
+static int choose_batch(const fetch_opts_t *o) {
   const char *earlier = o->resume_path != NULL ? fetch_resume_batch() : NULL;
   if (o->batch_id != NULL) {
     if (earlier != NULL && strcmp(earlier, o->batch_id) != 0)
@@ -680,20 +682,22 @@ static int choose_batch(fetch_opts_t *o) {
 
 /* ------------------------------------------------------------ the run */
 
-static int start(fetch_opts_t *o, char *demo_path, size_t demo_path_len) {
+static int start(const fetch_opts_t *o, char *demo_path, size_t demo_path_len) {
+  salvo_engine_opts_t *e = &run.engine_opts;
+  const char *input_path = o->input_path;
   if (o->demo) {
     if (fetch_demo_start(run.loop, demo_path, demo_path_len, &run.demo_server) != 0)
       return 1;
-    o->input_path = demo_path;
-    o->engine.ca_file = faultd_cert_file(run.demo_server);
-    o->engine.timeouts.idle_ms = 1000;
+    input_path = demo_path;
+    e->ca_file = faultd_cert_file(run.demo_server);
+    e->timeouts.idle_ms = 1000;
     fetch_output_quiet(isatty(1));
     if (isatty(1))
       fprintf(stderr, "(result lines are not shown on a terminal: add '> results.jsonl' to keep them)\n");
   }
-  if (o->input_path != NULL) {
-    run.input_name = strcmp(o->input_path, "-") == 0 ? "stdin" : o->input_path;
-    int err = fetch_reader_open(run.loop, o->input_path, MAX_LINE, on_input, NULL, &run.reader);
+  if (input_path != NULL) {
+    run.input_name = strcmp(input_path, "-") == 0 ? "stdin" : input_path;
+    int err = fetch_reader_open(run.loop, input_path, MAX_LINE, on_input, NULL, &run.reader);
     if (err != 0) {
       char msg[4096 + 128];
       snprintf(msg, sizeof(msg), "'%s': %s", run.input_name,
@@ -712,29 +716,30 @@ static int start(fetch_opts_t *o, char *demo_path, size_t demo_path_len) {
     fprintf(stderr, "salvo-fetch: out of memory\n");
     return 2;
   }
-  o->engine.retry.decide_cb = on_decide; /* checksums */
-  o->engine.max_in_flight = fit_fd_limit(o->max_in_flight, &o->engine, o->output_dir != NULL);
+  e->retry.decide_cb = on_decide; /* checksums */
+  e->max_in_flight = fit_fd_limit(o->max_in_flight, e, o->output_dir != NULL);
   /* Larger reads for bodies (a fifth less CPU for bulk downloads), while
    * all transfers' buffers together stay within RECV_BUFFERS. */
-  size_t buffer = RECV_BUFFERS / o->engine.max_in_flight;
-  o->engine.recv_buffer_size = buffer > RECV_BUFFER_MAX ? RECV_BUFFER_MAX : buffer < 16384 ? 16384 : buffer;
-  int rc = salvo_engine_new(run.loop, &o->engine, &run.engine);
+  size_t buffer = RECV_BUFFERS / e->max_in_flight;
+  e->recv_buffer_size = buffer > RECV_BUFFER_MAX ? RECV_BUFFER_MAX : buffer < 16384 ? 16384 : buffer;
+  int rc = salvo_engine_new(run.loop, e, &run.engine);
   if (rc != 0) {
     fprintf(stderr, "salvo-fetch: %s%s\n", salvo_strerror(rc),
-            rc == SALVO_EINVAL && (o->engine.proxy != NULL || o->engine.proxy_from_env)
+            rc == SALVO_EINVAL && (e->proxy != NULL || e->proxy_from_env)
                 ? " (check --proxy (or http_proxy, https_proxy, all_proxy), --resolve and --connect-to: "
                   "the message above names the one)"
                 : "");
     return 2;
   }
-  if (o->engine.insecure_skip_verify)
+  if (e->insecure_skip_verify)
     fprintf(stderr, "salvo-fetch: WARNING: --insecure: TLS certificates are not verified\n");
   return 0;
 }
 
-int fetch_operate(fetch_opts_t *o) {
+int fetch_operate(const fetch_opts_t *o) {
   memset(&run, 0, sizeof(run));
   run.o = o;
+  run.engine_opts = o->engine;
   run.loop = uv_default_loop();
   run.names = json_object();
   if (run.names == NULL) {

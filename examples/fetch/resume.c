@@ -63,7 +63,11 @@ int fetch_resume_load(const char *path, int http_error_done) {
         bad_at = lineno;
       }
     } else {
-      if (json_object_set(last, json_string_value(id), o) != 0 ||
+      /* Only what is compared later: a whole line (its history) would cost
+       * kilobytes for each id kept. */
+      json_t *kept = json_pack("{s:O, s:O*, s:O*}", "outcome", outcome, "url", json_object_get(o, "url"),
+                               "method", json_object_get(o, "method"));
+      if (kept == NULL || json_object_set_new(last, json_string_value(id), kept) != 0 ||
           (json_is_string(batch) && rs.batch == NULL && (rs.batch = strdup(json_string_value(batch))) == NULL)) {
         json_decref(o);
         json_decref(last);

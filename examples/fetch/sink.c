@@ -238,10 +238,6 @@ void fetch_sink_digest(const fetch_sink_t *s, unsigned char out[32]) {
   EVP_MD_CTX_free(copy);
 }
 
-uint64_t fetch_sink_size(const fetch_sink_t *s) {
-  return s->part_whole ? s->base : (s->status == 206 ? s->base : 0) + s->written;
-}
-
 int fetch_sink_finish(fetch_sink_t *s, int keep, int keep_part) {
   int rc = 0, opened = s->fd >= 0;
   /* What was gathered goes out also for a part that stays for --resume. */
