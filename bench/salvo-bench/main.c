@@ -1,0 +1,157 @@
+/* salvo-bench: the verbs. See bench.h for the files. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "bench.h"
+
+static void on_signal(int sig) {
+  (void)sig;
+  bench_request_stop();
+}
+
+/* merge and compare: results from files, .json or .hlog. */
+static bench_result_t *read_any(const char *path) {
+  char why[512];
+  size_t n = strlen(path);
+  bench_result_t *r = n > 5 && strcmp(path + n - 5, ".hlog") == 0 ? result_read_hlog(path, why, sizeof(why))
+                                                                   : result_read_json(path, why, sizeof(why));
+  if (r == NULL) {
+    fprintf(stderr, "salvo-bench: %s\n", why);
+    exit(2);
+  }
+  return r;
+}
+
+static int write_outputs(const bench_result_t *r, int json, const char *hlog, const char *report) {
+  int rc = 0;
+  if (json) {
+    if (result_write_json(r, stdout) != 0) {
+      fprintf(stderr, "salvo-bench: cannot write the JSON result\n");
+      rc = 2;
+    }
+  } else {
+    result_print(r, stdout);
+  }
+  if (hlog != NULL && result_write_hlog(r, hlog) != 0) {
+    fprintf(stderr, "salvo-bench: --hlog: cannot write %s\n", hlog);
+    rc = 2;
+  }
+  if (report != NULL && report_write(report, &r, 1) != 0) {
+    fprintf(stderr, "salvo-bench: --report: cannot write %s\n", report);
+    rc = 2;
+  }
+  return rc;
+}
+
+static int verb_merge(int argc, char **argv, int compare) {
+  int json = 0;
+  const char *hlog = NULL, *report = NULL;
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+    if (strcmp(argv[i], "--json") == 0 && !compare)
+      json = 1;
+    else if (strcmp(argv[i], "--hlog") == 0 && !compare && i + 1 < argc)
+      hlog = argv[++i];
+    else if (strcmp(argv[i], "--report") == 0 && i + 1 < argc)
+      report = argv[++i];
+    else
+      bench_die_usage("unknown option '%s' (see the usage lines)", argv[i]);
+  }
+  if (argc - i < (compare ? 2 : 1))
+    bench_die_usage("%s", compare ? "compare needs two or more results" : "merge needs one or more results");
+  if (compare) {
+    size_t n = (size_t)(argc - i);
+    bench_result_t **runs = calloc(n, sizeof(*runs));
+    if (runs == NULL)
+      return 2;
+    for (size_t k = 0; k < n; k++) {
+      runs[k] = read_any(argv[i + (int)k]);
+      if (runs[k]->label[0] == '\0')
+        snprintf(runs[k]->label, sizeof(runs[k]->label), "%s", argv[i + (int)k]);
+      printf("%-24.24s ", runs[k]->label);
+      printf("%9.0f req/s  ok %.4f  att/req %.3f  p50 %.3f  p99 %.3f  p99.9 %.3f ms\n",
+             runs[k]->seconds > 0 ? (double)runs[k]->total.requests / runs[k]->seconds : 0.0,
+             runs[k]->total.requests ? (double)runs[k]->total.ok / (double)runs[k]->total.requests : 0.0,
+             runs[k]->total.requests ? (double)runs[k]->total.attempts / (double)runs[k]->total.requests : 0.0,
+             (double)hdr_percentile(runs[k]->latency, 50) / 1000.0,
+             (double)hdr_percentile(runs[k]->latency, 99) / 1000.0,
+             (double)hdr_percentile(runs[k]->latency, 99.9) / 1000.0);
+    }
+    int rc = 0;
+    const char *out = report != NULL ? report : "compare.html";
+    if (report_write(out, (const bench_result_t *const *)runs, n) != 0) {
+      fprintf(stderr, "salvo-bench: cannot write %s\n", out);
+      rc = 2;
+    } else {
+      fprintf(stderr, "salvo-bench: wrote %s\n", out);
+    }
+    for (size_t k = 0; k < n; k++)
+      result_free(runs[k]);
+    free(runs);
+    return rc;
+  }
+  bench_result_t *all = read_any(argv[i]);
+  all->shard[0] = '\0';
+  for (int k = i + 1; k < argc; k++) {
+    bench_result_t *r = read_any(argv[k]);
+    if (result_merge(all, r) != 0) {
+      fprintf(stderr, "salvo-bench: out of memory merging %s\n", argv[k]);
+      return 2;
+    }
+    all->shards += r->shards;
+    all->threads += r->threads;
+    all->concurrency += r->concurrency;
+    result_free(r);
+  }
+  int rc = write_outputs(all, json, hlog, report);
+  result_free(all);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && (strcmp(argv[1], "merge") == 0 || strcmp(argv[1], "compare") == 0))
+    return verb_merge(argc - 1, argv + 1, strcmp(argv[1], "compare") == 0);
+  bench_opts_t o;
+  bench_options(argc, argv, &o);
+  bench_mix_t mix = {0};
+  char why[512];
+  if (o.input != NULL) {
+    if (mix_load(&mix, o.input, why, sizeof(why)) != 0)
+      bench_die_usage("-i %s", why);
+  } else if (mix_single(&mix, o.url, o.method, o.body, o.body != NULL ? strlen(o.body) : 0, o.headers) != 0) {
+    bench_die_usage("%s", "out of memory");
+  }
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  curl_global_init(CURL_GLOBAL_DEFAULT); /* once, before the threads */
+  int rc;
+  if (o.storm) {
+    rc = bench_storm(&o, &mix);
+  } else {
+    bench_result_t *r = bench_run(&o, &mix, &o.engine);
+    if (r == NULL) {
+      rc = 2;
+    } else {
+      if (o.input != NULL)
+        snprintf(r->target, sizeof(r->target), "-i %s (%zu entries, %zu names)", o.input, mix.n, mix.nnames);
+      else
+        snprintf(r->target, sizeof(r->target), "%s %s", mix.entries[0].method ? mix.entries[0].method : (mix.entries[0].has_body ? "POST" : "GET"), o.url);
+      rc = write_outputs(r, o.json, o.hlog, o.report);
+      if (rc == 0 && r->total.ok != r->total.requests)
+        rc = 1;
+      result_free(r);
+    }
+  }
+  mix_free(&mix);
+  bench_options_free(&o);
+  curl_global_cleanup();
+  return rc;
+}

@@ -1,0 +1,370 @@
+/* salvo-bench's command line. Owner of bench_opts_t. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+    "usage: salvo-bench [OPTIONS] URL            load one URL\n"
+    "       salvo-bench [OPTIONS] -i MIX.jsonl   load a request mix\n"
+    "       salvo-bench --storm [OPTIONS] URL    a retry storm, once per retry policy\n"
+    "       salvo-bench merge [--json] [--report F] [--hlog F] RESULT.json|LOG.hlog ...\n"
+    "       salvo-bench compare [--report F] A.json B.json ...\n"
+    "\n"
+    "What to send:\n"
+    "  -i, --input FILE       a mix: JSON lines {\"url\",\"method\",\"headers\",\"body\",\"weight\",\"name\"}\n"
+    "                         (salvo-fetch's input format); each request is drawn by weight\n"
+    "  -X, --method M         -H, --header 'Name: value'   -d, --data BODY   (with a URL)\n"
+    "      --seed N           the draw's seed (1); shard K draws with N + K - 1\n"
+    "How much, and when:\n"
+    "  -n, --requests N       requests in all (100000 unless -D or --steps say otherwise)\n"
+    "  -D, --duration T       stop sending after T (10s, 500ms, 2m or seconds)\n"
+    "  -c, --concurrency N    closed loop: N users, each sends, waits, sends again (64);\n"
+    "                         open loop: at most N in flight (the rest wait, and count as late)\n"
+    "      --think MS         closed loop: each user waits MS between its requests (0)\n"
+    "      --rate R           open loop: R requests per second, on a fixed schedule; latency\n"
+    "                         counts from each request's scheduled time (no coordinated omission)\n"
+    "      --ramp A:B:T       open loop: from A to B per second over T, then B\n"
+    "      --steps R:T,...    open loop: R per second for T, then the next; ends after the last\n"
+    "      --spike R:AT:FOR   with --rate, --ramp or --steps: R per second from AT for FOR\n"
+    "  -t, --threads N        threads, each with its own loop and engine; histograms merged (1)\n"
+    "      --shard K/N        this process's share (1/N of the rate or the count) of N processes\n"
+    "      --start-at UNIX_S  wait until then to start (shards on several machines together)\n"
+    "HTTP and policy:\n"
+    "      --http1.1 | --http2   -m, --streams N   --connections N\n"
+    "      --cacert FILE      --insecure (no TLS verification: loud, and only when asked)\n"
+    "      --no-request-id    send no X-Request-ID\n"
+    "      --max-per-host N   --adaptive-concurrency\n"
+    "      --retry-policy P   default (salvo's), none, naive (5 attempts, fixed 100 ms, no jitter,\n"
+    "                         no budget, Retry-After ignored) or adaptive (default + adaptive\n"
+    "                         concurrency)\n"
+    "      --attempt-timeout MS   --deadline MS\n"
+    "Output:\n"
+    "      --json             the result as one JSON object on stdout, histograms included\n"
+    "      --hlog FILE        an HdrHistogram interval log (one histogram per second, in us)\n"
+    "      --report FILE      an HTML page (inline SVG): latency, throughput, errors, attempts\n"
+    "                         over time, per-name table\n"
+    "      --label NAME       the run's name in reports\n"
+    "      --storm            overload then relief (--steps, default 2400:10s,400:20s) once per\n"
+    "                         policy: none, naive, default, adaptive; --storm-json FILE keeps all four\n"
+    "  -h, --help\n");
+}
+
+_Noreturn void bench_die_usage(const char *fmt, const char *arg) {
+  fprintf(stderr, "salvo-bench: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(see salvo-bench --help)\n");
+  exit(2);
+}
+
+static double number(const char *opt, const char *arg, double max) {
+  char *end;
+  double v = strtod(arg, &end);
+  if (*arg == '\0' || *end != '\0' || !(v >= 0) || v > max) {
+    fprintf(stderr, "salvo-bench: %s needs a number from 0 to %g, got '%s'\n", opt, max, arg);
+    exit(2);
+  }
+  return v;
+}
+
+static double duration(const char *opt, const char *arg) {
+  const char *end;
+  double v = shape_parse_duration(arg, &end);
+  if (v <= 0 || *end != '\0' || v > 86400) {
+    fprintf(stderr, "salvo-bench: %s needs a duration up to a day (10s, 500ms, 2m), got '%s'\n", opt, arg);
+    exit(2);
+  }
+  return v;
+}
+
+const char *bench_policy_name(bench_policy_t p) {
+  switch (p) {
+  case POLICY_NONE:
+    return "none";
+  case POLICY_NAIVE:
+    return "naive";
+  case POLICY_ADAPTIVE:
+    return "adaptive";
+  default:
+    return "default";
+  }
+}
+
+void bench_apply_policy(salvo_engine_opts_t *e, bench_policy_t p) {
+  switch (p) {
+  case POLICY_NONE:
+    e->retry.max_attempts = 1;
+    break;
+  case POLICY_NAIVE: /* what a hand-written retry loop does */
+    e->retry.max_attempts = 5;
+    e->retry.backoff_base_ms = 100;
+    e->retry.backoff_multiplier = 1.0;
+    e->retry.jitter = SALVO_JITTER_NONE;
+    e->retry.respect_retry_after = 0;
+    e->hosts.budget = 0;
+    e->hosts.pause_on_retry_after = 0;
+    break;
+  case POLICY_ADAPTIVE:
+    e->hosts.adaptive_concurrency = 1;
+    break;
+  default:
+    break;
+  }
+}
+
+static void add_header(bench_opts_t *o, const char *h) {
+  if (strchr(h, ':') == NULL || strpbrk(h, "\r\n") != NULL)
+    bench_die_usage("-H needs 'Name: value' on one line, got '%s'", h);
+  char **n = realloc(o->headers, (o->nheaders + 2) * sizeof(char *));
+  if (n == NULL)
+    bench_die_usage("%s", "out of memory");
+  o->headers = n;
+  n[o->nheaders++] = (char *)h;
+  n[o->nheaders] = NULL;
+}
+
+static int shape_opt(bench_opts_t *o, int opt, const char *arg, const char **spike) {
+  char why[300];
+  int rc = 0;
+  if (opt == 'r') {
+    double rate = number("--rate", arg, 1e7);
+    if (rate <= 0)
+      bench_die_usage("--rate needs a rate above 0, got '%s'", arg);
+    rc = shape_constant(&o->shape, rate);
+    snprintf(o->shape_text, sizeof(o->shape_text), "open loop, %g/s", rate);
+  } else if (opt == 'R') {
+    rc = shape_ramp(&o->shape, arg, why, sizeof(why));
+    snprintf(o->shape_text, sizeof(o->shape_text), "open loop, ramp %s", arg);
+  } else if (opt == 'S') {
+    rc = shape_steps(&o->shape, arg, why, sizeof(why));
+    snprintf(o->shape_text, sizeof(o->shape_text), "open loop, steps %s", arg);
+  } else {
+    *spike = arg;
+  }
+  if (rc != 0)
+    bench_die_usage("%s", why);
+  return 0;
+}
+
+void bench_options(int argc, char **argv, bench_opts_t *o) {
+  memset(o, 0, sizeof(*o));
+  salvo_engine_opts_init(&o->engine);
+  o->concurrency = 64;
+  o->threads = 1;
+  o->seed = 1;
+  o->shard_k = o->shard_n = 1;
+  double attempt_ms = -1, deadline_ms = -1;
+  int shapes = 0, policy_given = 0;
+  const char *spike = NULL;
+  static const struct option longopts[] = {
+      {"http1.1", no_argument, NULL, '1'},       {"http2", no_argument, NULL, '2'},
+      {"connections", required_argument, NULL, 'C'}, {"cacert", required_argument, NULL, 'A'},
+      {"insecure", no_argument, NULL, 'k'},      {"rate", required_argument, NULL, 'r'},
+      {"ramp", required_argument, NULL, 'R'},    {"steps", required_argument, NULL, 'S'},
+      {"spike", required_argument, NULL, 'P'},   {"think", required_argument, NULL, 'T'},
+      {"json", no_argument, NULL, 'j'},          {"hlog", required_argument, NULL, 'L'},
+      {"report", required_argument, NULL, 'o'},  {"help", no_argument, NULL, 'h'},
+      {"no-request-id", no_argument, NULL, 'I'}, {"max-per-host", required_argument, NULL, 'M'},
+      {"adaptive-concurrency", no_argument, NULL, 'a'},
+      {"input", required_argument, NULL, 'i'},   {"method", required_argument, NULL, 'X'},
+      {"header", required_argument, NULL, 'H'},  {"data", required_argument, NULL, 'd'},
+      {"seed", required_argument, NULL, 'e'},    {"requests", required_argument, NULL, 'n'},
+      {"duration", required_argument, NULL, 'D'}, {"concurrency", required_argument, NULL, 'c'},
+      {"threads", required_argument, NULL, 't'}, {"streams", required_argument, NULL, 'm'},
+      {"shard", required_argument, NULL, 'K'},   {"start-at", required_argument, NULL, 'Z'},
+      {"retry-policy", required_argument, NULL, 'Y'},
+      {"attempt-timeout", required_argument, NULL, 'W'},
+      {"deadline", required_argument, NULL, 'E'}, {"label", required_argument, NULL, 'l'},
+      {"storm", no_argument, NULL, 's'},         {"storm-json", required_argument, NULL, 'J'},
+      {NULL, 0, NULL, 0}};
+  int opt;
+  while ((opt = getopt_long(argc, argv, "n:c:m:t:D:i:X:H:d:h", longopts, NULL)) != -1) {
+    switch (opt) {
+    case 'n':
+      o->total = (long)number("-n", optarg, 1e12);
+      if (o->total < 1)
+        bench_die_usage("-n needs at least 1, got '%s'", optarg);
+      break;
+    case 'c':
+      o->concurrency = (long)number("-c", optarg, 1e6);
+      if (o->concurrency < 1)
+        bench_die_usage("-c needs at least 1, got '%s'", optarg);
+      break;
+    case 't':
+      o->threads = (long)number("-t", optarg, 64);
+      if (o->threads < 1)
+        bench_die_usage("-t needs 1 to 64, got '%s'", optarg);
+      break;
+    case 'D':
+      o->duration_s = duration("-D", optarg);
+      break;
+    case 'm':
+      o->engine.max_streams = (long)number("-m", optarg, 1e6);
+      break;
+    case 'C':
+      o->engine.max_host_connections = (long)number("--connections", optarg, 1e6);
+      break;
+    case '1':
+      o->engine.http_version = SALVO_HTTP_1_1;
+      break;
+    case '2':
+      o->engine.http_version = SALVO_HTTP_2;
+      break;
+    case 'A':
+      o->engine.ca_file = optarg;
+      break;
+    case 'k':
+      o->engine.insecure_skip_verify = 1;
+      break;
+    case 'r':
+    case 'R':
+    case 'S':
+    case 'P':
+      shapes += opt != 'P';
+      shape_opt(o, opt, optarg, &spike);
+      break;
+    case 'T':
+      o->think_ms = number("--think", optarg, 3600000);
+      break;
+    case 'j':
+      o->json = 1;
+      break;
+    case 'L':
+      o->hlog = optarg;
+      break;
+    case 'o':
+      o->report = optarg;
+      break;
+    case 'I':
+      o->engine.retry.request_id_header[0] = '\0';
+      break;
+    case 'M':
+      o->engine.hosts.max_in_flight = (unsigned)number("--max-per-host", optarg, 1e6);
+      break;
+    case 'a':
+      o->engine.hosts.adaptive_concurrency = 1;
+      break;
+    case 'i':
+      o->input = optarg;
+      break;
+    case 'X':
+      o->method = optarg;
+      break;
+    case 'H':
+      add_header(o, optarg);
+      break;
+    case 'd':
+      o->body = optarg;
+      break;
+    case 'e':
+      o->seed = (uint64_t)number("--seed", optarg, 1e18);
+      break;
+    case 'K': {
+      unsigned k, n;
+      char tail;
+      if (sscanf(optarg, "%u/%u%c", &k, &n, &tail) != 2 || n < 1 || k < 1 || k > n || n > 100000 ||
+          optarg[0] == '-' || strchr(optarg, '-') != NULL)
+        bench_die_usage("--shard needs K/N with 1 <= K <= N, got '%s'", optarg);
+      o->shard_k = k;
+      o->shard_n = n;
+      break;
+    }
+    case 'Z':
+      o->start_at = number("--start-at", optarg, 1e11);
+      break;
+    case 'Y':
+      policy_given = 1;
+      if (strcmp(optarg, "default") == 0)
+        o->policy = POLICY_DEFAULT;
+      else if (strcmp(optarg, "none") == 0)
+        o->policy = POLICY_NONE;
+      else if (strcmp(optarg, "naive") == 0)
+        o->policy = POLICY_NAIVE;
+      else if (strcmp(optarg, "adaptive") == 0)
+        o->policy = POLICY_ADAPTIVE;
+      else
+        bench_die_usage("--retry-policy is default, none, naive or adaptive, not '%s'", optarg);
+      break;
+    case 'W':
+      attempt_ms = number("--attempt-timeout", optarg, 86400000);
+      break;
+    case 'E':
+      deadline_ms = number("--deadline", optarg, 86400000);
+      break;
+    case 'l':
+      o->label = optarg;
+      break;
+    case 's':
+      o->storm = 1;
+      break;
+    case 'J':
+      o->storm_json = optarg;
+      break;
+    case 'h':
+      usage(stdout);
+      exit(0);
+    default:
+      usage(stderr);
+      exit(2);
+    }
+  }
+  if (o->input != NULL ? optind != argc : optind != argc - 1) {
+    usage(stderr);
+    exit(2);
+  }
+  if (o->input == NULL)
+    o->url = argv[optind];
+  else if (o->method != NULL || o->nheaders > 0 || o->body != NULL)
+    bench_die_usage("%s", "-X, -H and -d go with a URL; in a mix (-i) each line says its own");
+  if (shapes > 1)
+    bench_die_usage("%s", "give one of --rate, --ramp and --steps (add --spike to any)");
+  if (o->storm) {
+    if (policy_given)
+      bench_die_usage("%s", "--storm runs every --retry-policy in turn; give neither");
+    if (o->shape.n == 0) {
+      char why[200];
+      shape_steps(&o->shape, "2400:10s,400:20s", why, sizeof(why));
+      snprintf(o->shape_text, sizeof(o->shape_text), "open loop, steps 2400:10s,400:20s");
+    }
+    if (!isfinite(o->shape.end_s) || o->shape.n < 3)
+      bench_die_usage("%s", "--storm needs --steps OVERLOAD:T,RELIEF:T (or none, for the default)");
+    o->overload_end_s = o->shape.seg[0].to_s;
+    if (attempt_ms < 0)
+      attempt_ms = 300;
+    if (o->concurrency == 64)
+      o->concurrency = 4000;
+  } else if (o->storm_json != NULL) {
+    bench_die_usage("%s", "--storm-json goes with --storm");
+  }
+  if (spike != NULL) {
+    char why[300];
+    if (shape_spike(&o->shape, spike, why, sizeof(why)) != 0)
+      bench_die_usage("%s", why);
+    size_t len = strlen(o->shape_text);
+    snprintf(o->shape_text + len, sizeof(o->shape_text) - len, ", spike %s", spike);
+  }
+  if (o->think_ms > 0 && o->shape.n > 0)
+    bench_die_usage("%s", "--think is for a closed loop; --rate, --ramp and --steps are open loops");
+  if (o->shape.n == 0)
+    snprintf(o->shape_text, sizeof(o->shape_text), "closed loop, %ld users%s", o->concurrency,
+             o->think_ms > 0 ? ", think time" : "");
+  if (o->think_ms > 0) {
+    size_t len = strlen(o->shape_text);
+    snprintf(o->shape_text + len, sizeof(o->shape_text) - len, " %g ms", o->think_ms);
+  }
+  if (o->total == 0 && o->duration_s == 0 && !isfinite(o->shape.end_s))
+    o->total = 100000;
+  if (attempt_ms >= 0)
+    o->engine.timeouts.attempt_ms = (uint64_t)attempt_ms;
+  if (deadline_ms >= 0)
+    o->engine.timeouts.deadline_ms = (uint64_t)deadline_ms;
+  bench_apply_policy(&o->engine, o->policy);
+  if (o->engine.insecure_skip_verify)
+    fprintf(stderr, "salvo-bench: --insecure: TLS certificates are NOT verified\n");
+}
+
+void bench_options_free(bench_opts_t *o) { free(o->headers); }
