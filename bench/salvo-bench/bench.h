@@ -50,7 +50,8 @@ int shape_spike(shape_t *s, const char *text, char *why, size_t why_len);
 void shape_scale(shape_t *s, double f);
 /* Requests due by t seconds (the integral of the rate from 0 to t). */
 double shape_due_by(const shape_t *s, double t);
-/* When the k-th request is due, in seconds (k >= 1); INFINITY if never. */
+/* When the integral of the rate reaches k, in seconds; INFINITY if never.
+ * salvo-bench sends request j (from 0) at shape_time_of(j): the first at 0. */
 double shape_time_of(const shape_t *s, double k);
 /* The rate at t. */
 double shape_rate_at(const shape_t *s, double t);

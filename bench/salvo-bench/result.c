@@ -79,9 +79,7 @@ static int grow(bench_result_t *r, size_t sec) {
     return 0;
   if (sec >= MAX_SECS)
     return -1;
-  size_t n = sec + 1 < 2 * r->nsecs ? 2 * r->nsecs : sec + 1;
-  if (n > MAX_SECS)
-    n = MAX_SECS;
+  size_t n = sec + 1; /* once a second: no need to grow ahead */
   bench_second_t *s = realloc(r->secs, n * sizeof(*s));
   if (s == NULL)
     return -1;
@@ -312,7 +310,7 @@ int result_write_json(const bench_result_t *r, FILE *f) {
     json_object_set_new(o, "recovery_s", r->recovery_s < 0 ? json_null() : json_real(r->recovery_s));
   }
   json_object_set_new(o, "max_rss_kib", json_integer(r->max_rss_kib));
-  int rc = bad ? -1 : json_dumpf(o, f, JSON_COMPACT);
+  int rc = bad ? -1 : json_dumpf(o, f, JSON_COMPACT | JSON_REAL_PRECISION(10));
   json_decref(o);
   if (rc == 0 && fputc('\n', f) == EOF)
     rc = -1;
@@ -515,6 +513,7 @@ bench_result_t *result_read_hlog(const char *path, char *why, size_t why_len) {
   }
   snprintf(r->target, sizeof(r->target), "%s", path);
   snprintf(r->label, sizeof(r->label), "%s", path);
+  snprintf(r->shape, sizeof(r->shape), "from an interval log (latencies only)");
   hlog_read_t st = {r, 0};
   char inner[256];
   int rc = hlog_read(f, &r->start_unix_s, on_interval, &st, inner, sizeof(inner));
@@ -528,7 +527,7 @@ bench_result_t *result_read_hlog(const char *path, char *why, size_t why_len) {
 }
 
 int result_write_hlog(const bench_result_t *r, const char *path) {
-  char comment[700];
+  char comment[900];
   snprintf(comment, sizeof(comment), "salvo-bench: %s; %s; latency in microseconds", r->target, r->shape);
   hlog_writer_t *w = hlog_open(path, r->start_unix_s, comment);
   if (w == NULL)
