@@ -164,6 +164,9 @@ typedef struct {
   double recovery_s;     /* seconds from then until goodput is back (result_recovery()); -1 never */
   double slo_ms;         /* the latency bound of latency_recovery_s */
   double latency_recovery_s; /* seconds from then until p99 is back under slo_ms too; -1 never */
+  /* one thread, one host: the host's own record (attempts on the wire, its limit) */
+  int has_host;
+  salvo_host_stats_t host;
   /* recording: the second being filled, encoded into secs[] when the next begins */
   hdr_t *live;
   size_t live_sec;

@@ -589,6 +589,14 @@ void result_print(const bench_result_t *r, FILE *f) {
     fprintf(f, "sent late      %" PRIu64 " of %" PRIu64 " (more than %d ms after due; latest %.1f ms)\n",
             r->late, r->offered, BENCH_LATE_US / 1000, (double)r->late_max_us / 1000.0);
   }
+  if (r->has_host) { /* the host's own record: attempts on the wire, not time in a queue */
+    const salvo_host_stats_t *h = &r->host;
+    fprintf(f, "on the wire ms p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", h->p50_us / 1000.0,
+            h->p90_us / 1000.0, h->p99_us / 1000.0, h->max_us / 1000.0);
+    if (h->limit_max > 0)
+      fprintf(f, "host limit     %u now, %u..%u over the run (adaptive)\n", h->limit, h->limit_min,
+              h->limit_max);
+  }
   if (r->nnames > 1) {
     fprintf(f, "%-24s %9s %9s %8s %9s %9s %9s %9s %9s  errors\n", "name", "requests", "ok", "att/req",
             "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms");

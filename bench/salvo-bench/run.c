@@ -77,6 +77,9 @@ static void finish_if_done(worker_t *w) {
   if (w->stopping || w->in_flight > 0 || w->pending_len > 0 || !done_sending(w))
     return;
   w->stopping = 1;
+  if (salvo_engine_host_count(w->engine) == 1 &&
+      salvo_engine_host_stats(w->engine, 0, &w->result->host) == 0)
+    w->result->has_host = 1;
   uv_timer_stop(&w->tick);
   uv_close((uv_handle_t *)&w->tick, on_closed);
   if (w->users != NULL)
@@ -302,6 +305,14 @@ bench_result_t *bench_run(const bench_opts_t *o, const bench_mix_t *m, const sal
   for (long i = 0; i < threads && !failed; i++)
     uv_thread_join(&tids[i]);
   double secs = (double)(uv_hrtime() - t0) / 1e9;
+  struct {
+    int has;
+    salvo_host_stats_t stats;
+  } workers_host = {0};
+  if (threads == 1 && workers[0].result != NULL && workers[0].result->has_host) {
+    workers_host.has = 1;
+    workers_host.stats = workers[0].result->host;
+  }
   for (long i = 0; i < threads; i++) {
     if (workers[i].failed == 2)
       failed = 1;
@@ -314,6 +325,10 @@ bench_result_t *bench_run(const bench_opts_t *o, const bench_mix_t *m, const sal
   if (failed) {
     result_free(all);
     return NULL;
+  }
+  if (threads == 1 && workers_host.has) {
+    all->has_host = 1;
+    all->host = workers_host.stats;
   }
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
