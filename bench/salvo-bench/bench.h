@@ -173,6 +173,9 @@ typedef struct {
 } bench_result_t;
 
 #define BENCH_LATE_US 2000
+/* A request handed over within this of its due time was sent on time (the
+ * loop's timers have a 1 ms resolution): its latency counts from the send. */
+#define BENCH_ON_TIME_NS 1000000
 
 /* A result with these names (NULL-safe when nnames is 0). NULL out of memory. */
 bench_result_t *result_new(char (*names)[BENCH_NAME_MAX], size_t nnames);

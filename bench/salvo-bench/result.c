@@ -603,7 +603,7 @@ void result_print(const bench_result_t *r, FILE *f) {
     for (size_t i = 0; i < r->nnames; i++) {
       const bench_name_stats_t *n = &r->names[i];
       const hdr_t *h = n->latency;
-      fprintf(f, "%-24.64s %9" PRIu64 " %9" PRIu64 " %8.3f %9.3f %9.3f %9.3f %9.3f %9.3f ", n->name,
+      fprintf(f, "%-24.64s %9" PRIu64 " %9" PRIu64 " %8.3f %9.3f %9.3f %9.3f %9.3f %9.3f", n->name,
               n->counts.requests, n->counts.ok,
               n->counts.requests ? (double)n->counts.attempts / (double)n->counts.requests : 0.0,
               (double)hdr_percentile(h, 50) / 1000.0, (double)hdr_percentile(h, 90) / 1000.0,
