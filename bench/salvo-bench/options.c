@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench.h"
 
@@ -279,6 +280,8 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
     }
     case 'Z':
       o->start_at = number("--start-at", optarg, 1e11);
+      if (o->start_at > (double)time(NULL) + 86400)
+        bench_die_usage("--start-at is more than a day away: '%s' (seconds since the epoch)", optarg);
       break;
     case 'Y':
       policy_given = 1;

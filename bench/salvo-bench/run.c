@@ -27,6 +27,8 @@ struct worker_s {
   const bench_mix_t *mix;
   salvo_engine_opts_t engine_opts;
   shape_t shape;             /* this thread's share */
+  double phase;              /* in [0, 1): where in the whole schedule this thread's requests fall,
+                                so that threads and shards interleave instead of sending together */
   long total;                /* this thread's share of -n; 0 = none */
   bench_rng_t rng;
   bench_result_t *result;
@@ -54,7 +56,9 @@ typedef struct {
 static double elapsed_s(const worker_t *w) { return (double)(uv_hrtime() - w->start_ns) / 1e9; }
 
 /* When the next open-loop request is due, in seconds from the start. */
-static double next_due(const worker_t *w) { return shape_time_of(&w->shape, (double)w->scheduled); }
+static double next_due(const worker_t *w) {
+  return shape_time_of(&w->shape, (double)w->scheduled + w->phase);
+}
 
 /* No more requests to start: by count, by duration, by the shape's end, or
  * asked to stop. An open loop ends by its schedule, not the clock, so a
@@ -292,6 +296,7 @@ bench_result_t *bench_run(const bench_opts_t *o, const bench_mix_t *m, const sal
     w->engine_opts = *e;
     w->shape = o->shape;
     shape_scale(&w->shape, share);
+    w->phase = ((double)(o->shard_k - 1) * (double)threads + (double)i) / ((double)o->shard_n * (double)threads);
     w->total = total > 0 ? total / threads + (i < total % threads) : 0;
     if (total > 0 && w->total == 0)
       w->total = -1; /* nothing for this thread */
