@@ -50,7 +50,8 @@ int shape_spike(shape_t *s, const char *text, char *why, size_t why_len);
 void shape_scale(shape_t *s, double f);
 /* Requests due by t seconds (the integral of the rate from 0 to t). */
 double shape_due_by(const shape_t *s, double t);
-/* When the k-th request is due, in seconds (k >= 1); INFINITY if never. */
+/* When the integral of the rate reaches k, in seconds; INFINITY if never.
+ * salvo-bench sends request j (from 0) at shape_time_of(j): the first at 0. */
 double shape_time_of(const shape_t *s, double k);
 /* The rate at t. */
 double shape_rate_at(const shape_t *s, double t);
@@ -160,7 +161,9 @@ typedef struct {
   size_t nsecs;
   /* --storm */
   double overload_end_s; /* when the overload ended; 0 if none */
-  double recovery_s;     /* seconds from then to recovery; -1 never (metastable); 0 n/a */
+  double recovery_s;     /* seconds from then until goodput is back (result_recovery()); -1 never */
+  double slo_ms;         /* the latency bound of latency_recovery_s */
+  double latency_recovery_s; /* seconds from then until p99 is back under slo_ms too; -1 never */
   /* recording: the second being filled, encoded into secs[] when the next begins */
   hdr_t *live;
   size_t live_sec;
@@ -192,8 +195,9 @@ int result_write_hlog(const bench_result_t *r, const char *path);
 /* The human summary on f. */
 void result_print(const bench_result_t *r, FILE *f);
 /* Storm: seconds after overload_end_s until goodput holds >= 90 % of offered
- * and errors <= 5 % for every remaining whole second; -1 if never. */
-double result_recovery(const bench_result_t *r, double overload_end_s);
+ * and errors <= 5 % for every remaining second of the schedule, and with
+ * slo_ms > 0 also the second's p99 latency <= slo_ms; -1 if never. */
+double result_recovery(const bench_result_t *r, double overload_end_s, double slo_ms);
 
 /* ------------------------------------------------------------ options.c */
 
@@ -229,6 +233,7 @@ typedef struct {
   int storm;
   const char *storm_json;      /* --storm-json FILE: all four results */
   double overload_end_s;       /* storm: when the overload ends (the first step's end) */
+  double slo_ms;               /* --slo */
 } bench_opts_t;
 
 /* Parses argv into *o; exits 2 on a usage error, 0 after --help. */

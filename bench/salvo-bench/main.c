@@ -50,19 +50,27 @@ static int write_outputs(const bench_result_t *r, int json, const char *hlog, co
 static int verb_merge(int argc, char **argv, int compare) {
   int json = 0;
   const char *hlog = NULL, *report = NULL;
-  int i = 1;
-  for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
-    if (strcmp(argv[i], "--json") == 0 && !compare)
+  char **files = calloc((size_t)argc, sizeof(char *));
+  int nfiles = 0;
+  if (files == NULL)
+    return 2;
+  for (int k = 1; k < argc; k++) { /* options and files in any order */
+    if (strcmp(argv[k], "--json") == 0 && !compare)
       json = 1;
-    else if (strcmp(argv[i], "--hlog") == 0 && !compare && i + 1 < argc)
-      hlog = argv[++i];
-    else if (strcmp(argv[i], "--report") == 0 && i + 1 < argc)
-      report = argv[++i];
+    else if (strcmp(argv[k], "--hlog") == 0 && !compare && k + 1 < argc)
+      hlog = argv[++k];
+    else if (strcmp(argv[k], "--report") == 0 && k + 1 < argc)
+      report = argv[++k];
+    else if (argv[k][0] == '-' && argv[k][1] != '\0')
+      bench_die_usage("unknown option '%s' (see the usage lines)", argv[k]);
     else
-      bench_die_usage("unknown option '%s' (see the usage lines)", argv[i]);
+      files[nfiles++] = argv[k];
   }
-  if (argc - i < (compare ? 2 : 1))
+  if (nfiles < (compare ? 2 : 1))
     bench_die_usage("%s", compare ? "compare needs two or more results" : "merge needs one or more results");
+  argv = files;
+  argc = nfiles;
+  int i = 0;
   if (compare) {
     size_t n = (size_t)(argc - i);
     bench_result_t **runs = calloc(n, sizeof(*runs));
@@ -92,6 +100,7 @@ static int verb_merge(int argc, char **argv, int compare) {
     for (size_t k = 0; k < n; k++)
       result_free(runs[k]);
     free(runs);
+    free(files);
     return rc;
   }
   bench_result_t *all = read_any(argv[i]);
@@ -109,6 +118,7 @@ static int verb_merge(int argc, char **argv, int compare) {
   }
   int rc = write_outputs(all, json, hlog, report);
   result_free(all);
+  free(files);
   return rc;
 }
 

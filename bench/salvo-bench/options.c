@@ -50,7 +50,9 @@ static void usage(FILE *f) {
     "                         over time, per-name table\n"
     "      --label NAME       the run's name in reports\n"
     "      --storm            overload then relief (--steps, default 2400:10s,400:20s) once per\n"
-    "                         policy: none, naive, default, adaptive; --storm-json FILE keeps all four\n"
+    "                         policy: none, naive, default, adaptive; --storm-json FILE keeps all four;\n"
+    "                         a URL's {policy} becomes the policy's name (a server pool each)\n"
+    "      --slo MS           --storm: latency has recovered when each second's p99 is under MS (1000)\n"
     "  -h, --help\n");
 }
 
@@ -157,6 +159,7 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
   o->threads = 1;
   o->seed = 1;
   o->shard_k = o->shard_n = 1;
+  o->slo_ms = 1000;
   double attempt_ms = -1, deadline_ms = -1;
   int shapes = 0, policy_given = 0;
   const char *spike = NULL;
@@ -180,6 +183,7 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
       {"attempt-timeout", required_argument, NULL, 'W'},
       {"deadline", required_argument, NULL, 'E'}, {"label", required_argument, NULL, 'l'},
       {"storm", no_argument, NULL, 's'},         {"storm-json", required_argument, NULL, 'J'},
+      {"slo", required_argument, NULL, 'O'},
       {NULL, 0, NULL, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "n:c:m:t:D:i:X:H:d:h", longopts, NULL)) != -1) {
@@ -303,6 +307,9 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
       break;
     case 'J':
       o->storm_json = optarg;
+      break;
+    case 'O':
+      o->slo_ms = number("--slo", optarg, 3600000);
       break;
     case 'h':
       usage(stdout);

@@ -79,9 +79,7 @@ static int grow(bench_result_t *r, size_t sec) {
     return 0;
   if (sec >= MAX_SECS)
     return -1;
-  size_t n = sec + 1 < 2 * r->nsecs ? 2 * r->nsecs : sec + 1;
-  if (n > MAX_SECS)
-    n = MAX_SECS;
+  size_t n = sec + 1; /* once a second: no need to grow ahead */
   bench_second_t *s = realloc(r->secs, n * sizeof(*s));
   if (s == NULL)
     return -1;
@@ -310,9 +308,12 @@ int result_write_json(const bench_result_t *r, FILE *f) {
   if (r->overload_end_s > 0) {
     json_object_set_new(o, "overload_end_s", json_real(r->overload_end_s));
     json_object_set_new(o, "recovery_s", r->recovery_s < 0 ? json_null() : json_real(r->recovery_s));
+    json_object_set_new(o, "slo_ms", json_real(r->slo_ms));
+    json_object_set_new(o, "latency_recovery_s",
+                        r->latency_recovery_s < 0 ? json_null() : json_real(r->latency_recovery_s));
   }
   json_object_set_new(o, "max_rss_kib", json_integer(r->max_rss_kib));
-  int rc = bad ? -1 : json_dumpf(o, f, JSON_COMPACT);
+  int rc = bad ? -1 : json_dumpf(o, f, JSON_COMPACT | JSON_REAL_PRECISION(10));
   json_decref(o);
   if (rc == 0 && fputc('\n', f) == EOF)
     rc = -1;
@@ -404,6 +405,9 @@ static bench_result_t *from_json(json_t *o, char *why, size_t why_len) {
   r->overload_end_s = real(o, "overload_end_s");
   json_t *rec = json_object_get(o, "recovery_s");
   r->recovery_s = json_is_null(rec) ? -1 : real(o, "recovery_s");
+  r->slo_ms = real(o, "slo_ms");
+  rec = json_object_get(o, "latency_recovery_s");
+  r->latency_recovery_s = json_is_null(rec) ? -1 : real(o, "latency_recovery_s");
   if (read_hist(o, "histogram", r->latency, why, why_len) != 0 ||
       read_hist(o, "service_histogram", r->service, why, why_len) != 0 ||
       read_hist(o, "ok_histogram", r->ok_latency, why, why_len) != 0)
@@ -515,6 +519,7 @@ bench_result_t *result_read_hlog(const char *path, char *why, size_t why_len) {
   }
   snprintf(r->target, sizeof(r->target), "%s", path);
   snprintf(r->label, sizeof(r->label), "%s", path);
+  snprintf(r->shape, sizeof(r->shape), "from an interval log (latencies only)");
   hlog_read_t st = {r, 0};
   char inner[256];
   int rc = hlog_read(f, &r->start_unix_s, on_interval, &st, inner, sizeof(inner));
@@ -528,7 +533,7 @@ bench_result_t *result_read_hlog(const char *path, char *why, size_t why_len) {
 }
 
 int result_write_hlog(const bench_result_t *r, const char *path) {
-  char comment[700];
+  char comment[900];
   snprintf(comment, sizeof(comment), "salvo-bench: %s; %s; latency in microseconds", r->target, r->shape);
   hlog_writer_t *w = hlog_open(path, r->start_unix_s, comment);
   if (w == NULL)
@@ -602,15 +607,30 @@ void result_print(const bench_result_t *r, FILE *f) {
   }
   if (r->overload_end_s > 0) {
     if (r->recovery_s < 0)
-      fprintf(f, "recovery       never (still failing when the run ended)\n");
+      fprintf(f, "recovery       never (goodput still short when the load ended)\n");
     else
       fprintf(f, "recovery       %.0f s after the overload ended\n", r->recovery_s);
+    if (r->latency_recovery_s < 0)
+      fprintf(f, "p99 < %.0f ms   never\n", r->slo_ms);
+    else
+      fprintf(f, "p99 < %.0f ms   %.0f s after the overload ended\n", r->slo_ms, r->latency_recovery_s);
   }
   if (r->max_rss_kib > 0)
     fprintf(f, "max RSS        %ld KiB\n", r->max_rss_kib);
 }
 
-double result_recovery(const bench_result_t *r, double overload_end_s) {
+/* The p99 of second s in ms; 0 when nothing completed. */
+static double second_p99_ms(const bench_second_t *x) {
+  if (x->hist == NULL)
+    return 0;
+  char why[128];
+  hdr_t *h = hdr_decode(x->hist, strlen(x->hist), why, sizeof(why));
+  double v = h != NULL ? (double)hdr_percentile(h, 99) / 1000.0 : 0;
+  hdr_free(h);
+  return v;
+}
+
+double result_recovery(const bench_result_t *r, double overload_end_s, double slo_ms) {
   size_t from = (size_t)ceil(overload_end_s);
   size_t last = 0; /* one past the last second with offered load */
   for (size_t s = 0; s < r->nsecs; s++)
@@ -625,7 +645,8 @@ double result_recovery(const bench_result_t *r, double overload_end_s) {
     const bench_second_t *x = &r->secs[s];
     uint64_t errors = x->counts.requests - x->counts.ok;
     int good = (double)x->counts.ok >= 0.9 * (double)x->offered &&
-               (double)errors <= 0.05 * (double)(x->counts.requests ? x->counts.requests : 1);
+               (double)errors <= 0.05 * (double)(x->counts.requests ? x->counts.requests : 1) &&
+               (slo_ms <= 0 || second_p99_ms(x) <= slo_ms);
     if (!good)
       break;
     good_from = s;

@@ -53,16 +53,22 @@ typedef struct {
 
 static double elapsed_s(const worker_t *w) { return (double)(uv_hrtime() - w->start_ns) / 1e9; }
 
-/* No more requests to start: by count, by duration, by the shape's end, or asked to stop. */
+/* When the next open-loop request is due, in seconds from the start. */
+static double next_due(const worker_t *w) { return shape_time_of(&w->shape, (double)w->scheduled); }
+
+/* No more requests to start: by count, by duration, by the shape's end, or
+ * asked to stop. An open loop ends by its schedule, not the clock, so a
+ * late tick still sends what was due before the end. */
 static int done_sending(const worker_t *w) {
   if (atomic_load(&stop_requested) || w->failed)
     return 1;
   if (w->total != 0 && w->submitted + (long)w->pending_len >= (w->total < 0 ? 0 : w->total))
     return 1; /* -1: this thread's share of -n is nothing */
-  double t = elapsed_s(w);
-  if (w->o->duration_s > 0 && t >= w->o->duration_s)
-    return 1;
-  return w->shape.n > 0 && t >= w->shape.end_s;
+  if (w->shape.n > 0) {
+    double at = next_due(w);
+    return at >= w->shape.end_s || (w->o->duration_s > 0 && at >= w->o->duration_s);
+  }
+  return w->o->duration_s > 0 && elapsed_s(w) >= w->o->duration_s;
 }
 
 static void on_closed(uv_handle_t *h) { (void)h; }
@@ -170,14 +176,16 @@ static int push_pending(worker_t *w, uint64_t due) {
   return 0;
 }
 
-/* Open loop: every request whose time has come is sent, or waits for a slot. */
+/* Open loop: every request whose time has come is sent, or waits for a
+ * slot. Request j (from 0) is due at shape_time_of(j): the first at once. */
 static void tick(uv_timer_t *t) {
   worker_t *w = t->data;
   double now = elapsed_s(w);
-  long due = (long)floor(shape_due_by(&w->shape, now) + 1e-9);
-  while (w->scheduled < due && !done_sending(w)) {
+  while (!done_sending(w)) {
+    double at_s = next_due(w);
+    if (at_s > now)
+      break;
     w->scheduled++;
-    double at_s = shape_time_of(&w->shape, (double)w->scheduled);
     uint64_t at = w->start_ns + (uint64_t)(at_s * 1e9);
     result_offered(w->result, (size_t)at_s);
     if (w->in_flight < w->o->concurrency) {

@@ -59,10 +59,10 @@ int bench_storm(const bench_opts_t *o, const bench_mix_t *m) {
     fprintf(stderr, "salvo-bench: --storm-json: cannot write %s\n", o->storm_json);
     return 2;
   }
-  printf("storm: %s; overload ends at %.0f s; %s\n", o->shape_text, o->overload_end_s,
+  printf("storm: %s; overload ends at %.0f s; SLO p99 %.0f ms; %s\n", o->shape_text, o->overload_end_s, o->slo_ms,
          own_pools ? "each policy its own {policy} in the URL" : "one server for all, 5 s apart");
-  printf("%-10s %9s %9s %9s %9s %9s %10s %12s\n", "policy", "requests", "ok", "goodput/s", "att/req",
-         "sends/req", "ok p99 ms", "recovery s");
+  printf("%-10s %9s %9s %9s %9s %9s %10s %12s %14s\n", "policy", "requests", "ok", "goodput/s", "att/req",
+         "sends/req", "ok p99 ms", "recovery s", "p99<SLO after");
   for (size_t i = 0; i < 4 && rc == 0; i++) {
     const char *name = bench_policy_name(order[i]);
     salvo_engine_opts_t e = o->engine;
@@ -86,17 +86,23 @@ int bench_storm(const bench_opts_t *o, const bench_mix_t *m) {
     snprintf(r->label, sizeof(r->label), "%s", name);
     snprintf(r->target, sizeof(r->target), "--storm, policy %s", name);
     r->overload_end_s = o->overload_end_s;
-    r->recovery_s = result_recovery(r, o->overload_end_s);
+    r->recovery_s = result_recovery(r, o->overload_end_s, 0);
+    r->slo_ms = o->slo_ms;
+    r->latency_recovery_s = result_recovery(r, o->overload_end_s, o->slo_ms);
     const bench_counts_t *c = &r->total;
-    char rec[32];
+    char rec[32], lrec[32];
     if (r->recovery_s < 0)
       snprintf(rec, sizeof(rec), "never");
     else
       snprintf(rec, sizeof(rec), "%.0f", r->recovery_s);
-    printf("%-10s %9" PRIu64 " %9" PRIu64 " %9.0f %9.3f %9.3f %10.1f %12s\n", name, c->requests, c->ok,
+    if (r->latency_recovery_s < 0)
+      snprintf(lrec, sizeof(lrec), "never");
+    else
+      snprintf(lrec, sizeof(lrec), "%.0f", r->latency_recovery_s);
+    printf("%-10s %9" PRIu64 " %9" PRIu64 " %9.0f %9.3f %9.3f %10.1f %12s %14s\n", name, c->requests, c->ok,
            (double)c->ok / r->seconds, c->requests ? (double)c->attempts / (double)c->requests : 0.0,
            c->requests ? (double)c->sends / (double)c->requests : 0.0,
-           (double)hdr_percentile(r->ok_latency, 99) / 1000.0, rec);
+           (double)hdr_percentile(r->ok_latency, 99) / 1000.0, rec, lrec);
     fflush(stdout);
     if (js != NULL && result_write_json(r, js) != 0)
       rc = 2;

@@ -237,6 +237,9 @@ static void capacity_plan(fault_plan_t *p, const char *url, unsigned limit, unsi
     strcpy(retry_after, "1");
   else if (strcmp(retry_after, "none") == 0)
     retry_after[0] = '\0';
+  char keep[4];
+  faultd__query_param(url, "keep", keep, sizeof(keep));
+  p->capacity.keep = strcmp(keep, "1") == 0;
 }
 
 /* splitmix64 of (seed, n): the same requests fail for the same seed. */
@@ -1276,6 +1279,7 @@ void faultd_close(faultd_t *fd) {
   if (fd->closing)
     return;
   fd->closing = 1;
+  faultd__capacity_close(fd);
   while (fd->conns)
     faultd__conn_close(fd->conns, 0);
   for (int i = 0; i < FAULTD_PORTS; i++)

@@ -34,7 +34,7 @@
  *                                  default, or the fault), then 200
  *   /random/PERCENT/SEED?status=S  fails PERCENT of requests (status S, 503 by default),
  *                                  the same ones for the same SEED
- *   /capacity/N/MS?q=Q&name=NAME&retry-after=V
+ *   /capacity/N/MS?q=Q&name=NAME&retry-after=V&keep=1
  *                                  a server with a capacity: at most N requests of the pool
  *                                  in service at once, each answered 200 "ok" MS after its
  *                                  service starts, with X-Queue-Ms: how long it waited for
@@ -45,7 +45,8 @@
  *                                  "N/MS/Q"; a pool takes the numbers of its latest request,
  *                                  so a test can change a named pool's capacity as it runs.
  *                                  A client that goes away, waiting or in service, gives its
- *                                  place back. N is 1..100000, Q 0..1000000 (else 400)
+ *                                  place back; with keep=1 it does not, as a server that never
+ *                                  notices: the work is done for no one (counted as wasted). N is 1..100000, Q 0..1000000 (else 400)
  *   /h2/goaway-after/N             HTTP/2: GOAWAY after N requests on the connection
  *   /h2/rst/refused, /h2/rst/internal  HTTP/2: RST_STREAM with that code
  *   /h2/stall                      HTTP/2: this stream stalls, the others flow
@@ -162,6 +163,7 @@ typedef struct {
   unsigned served;         /* answered 200 after their service */
   unsigned rejected;       /* answered 503: the queue was full */
   unsigned canceled;       /* the client went away, waiting or in service */
+  unsigned wasted;         /* keep=1: served after its client went away */
   unsigned max_in_service; /* most in service at once (never above N while N stays put) */
   unsigned max_queued;     /* most waiting at once */
 } faultd_capacity_t;

@@ -13,12 +13,25 @@
 
 #include "faultd_int.h"
 
+typedef struct faultd_ghost_s ghost_t;
+
 struct faultd_pool_s {
   char name[128];
   faultd_capacity_t stats;    /* numbers asked, state now, counts */
+  int keep;                   /* ?keep=1, as its latest request asked */
   faultd_slot_t *head, *tail; /* waiting, oldest first */
   faultd_pool_t *next;
 };
+
+/* keep=1: the place of a request whose client went away, waiting or in
+ * service, until its service would have ended. Owned by the server's list. */
+struct faultd_ghost_s {
+  faultd_slot_t slot;
+  uv_timer_t timer;
+  faultd_t *fd;
+  ghost_t *next, *prev;       /* the server's ghosts */
+};
+
 
 static faultd_pool_t *pool_find(const faultd_t *fd, const char *name) {
   for (faultd_pool_t *pool = fd->pools; pool != NULL; pool = pool->next)
@@ -41,6 +54,7 @@ static faultd_pool_t *pool_get(faultd_t *fd, const fault_plan_t *plan) {
   pool->stats.limit = plan->capacity.limit;
   pool->stats.service_ms = plan->ms;
   pool->stats.queue_max = plan->capacity.queue_max;
+  pool->keep = plan->capacity.keep;
   return pool;
 }
 
@@ -119,9 +133,95 @@ int faultd__capacity_enter(faultd_t *fd, fault_plan_t *plan, faultd_slot_t *slot
   return -1;
 }
 
+static void ghost_closed(uv_handle_t *h) {
+  ghost_t *g = h->data;
+  faultd__handle_closed(g->fd);
+  free(g);
+}
+
+static void ghost_end(ghost_t *g) {
+  if (g->prev != NULL)
+    g->prev->next = g->next;
+  else
+    g->fd->ghosts = g->next;
+  if (g->next != NULL)
+    g->next->prev = g->prev;
+  uv_close((uv_handle_t *)&g->timer, ghost_closed);
+}
+
+/* Its service is over: the place is free, and the answer goes nowhere. */
+static void ghost_done(uv_timer_t *t) {
+  ghost_t *g = t->data;
+  faultd_pool_t *pool = g->slot.pool;
+  g->slot.pool = NULL;
+  g->slot.in_service = 0;
+  pool->stats.in_service--;
+  pool->stats.wasted++;
+  ghost_end(g);
+  pump(g->fd, pool);
+}
+
+static void ghost_start(faultd_slot_t *slot) {
+  ghost_t *g = slot->data;
+  uv_timer_start(&g->timer, ghost_done, slot->service_ms, 0);
+}
+
+/* keep=1: a ghost takes the leaving request's place, in the queue or in service. */
+static int ghost_replace(faultd_t *fd, faultd_pool_t *pool, faultd_slot_t *slot) {
+  ghost_t *g = calloc(1, sizeof(*g));
+  if (g == NULL)
+    return -1;
+  g->fd = fd;
+  g->slot = *slot;
+  g->slot.start_cb = ghost_start;
+  g->slot.data = g;
+  uv_timer_init(fd->loop, &g->timer);
+  g->timer.data = g;
+  fd->open_handles++;
+  g->next = fd->ghosts;
+  if (fd->ghosts != NULL)
+    fd->ghosts->prev = g;
+  fd->ghosts = g;
+  if (slot->in_service) {
+    uint64_t began = slot->arrived_ms + slot->queue_ms, now = uv_now(fd->loop);
+    uint64_t left = began + slot->service_ms > now ? began + slot->service_ms - now : 0;
+    uv_timer_start(&g->timer, ghost_done, left, 0);
+  } else { /* the ghost stands where the request stood */
+    if (slot->prev != NULL)
+      slot->prev->next = &g->slot;
+    else
+      pool->head = &g->slot;
+    if (slot->next != NULL)
+      slot->next->prev = &g->slot;
+    else
+      pool->tail = &g->slot;
+  }
+  slot->pool = NULL;
+  slot->next = slot->prev = NULL;
+  slot->in_service = 0;
+  pool->stats.canceled++;
+  return 0;
+}
+
+void faultd__capacity_close(faultd_t *fd) {
+  while (fd->ghosts != NULL) {
+    ghost_t *g = fd->ghosts;
+    faultd_pool_t *pool = g->slot.pool;
+    if (g->slot.in_service)
+      pool->stats.in_service--;
+    else
+      queue_remove(pool, &g->slot);
+    g->slot.pool = NULL;
+    uv_timer_stop(&g->timer);
+    ghost_end(g);
+  }
+}
+
 void faultd__capacity_leave(faultd_t *fd, faultd_slot_t *slot, int served) {
   faultd_pool_t *pool = slot->pool;
   if (pool == NULL)
+    return;
+  if (!served && pool->keep && !fd->closing && ghost_replace(fd, pool, slot) == 0)
     return;
   slot->pool = NULL;
   if (slot->in_service) {
@@ -159,13 +259,13 @@ json_t *faultd__capacity_json(const faultd_t *fd) {
     const faultd_capacity_t *s = &pool->stats;
     json_object_set_new(
         all, pool->name,
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "n",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "n",
                   (json_int_t)s->limit, "ms", (json_int_t)s->service_ms, "q",
                   (json_int_t)s->queue_max, "in_service", (json_int_t)s->in_service, "queued",
                   (json_int_t)s->queued, "served", (json_int_t)s->served, "rejected",
                   (json_int_t)s->rejected, "canceled", (json_int_t)s->canceled,
                   "max_in_service", (json_int_t)s->max_in_service, "max_queued",
-                  (json_int_t)s->max_queued));
+                  (json_int_t)s->max_queued, "wasted", (json_int_t)s->wasted));
   }
   return all;
 }
@@ -179,7 +279,7 @@ void faultd__capacity_reset(faultd_t *fd) {
       free(pool);
       continue;
     }
-    s->served = s->rejected = s->canceled = 0;
+    s->served = s->rejected = s->canceled = s->wasted = 0;
     s->max_in_service = s->in_service;
     s->max_queued = s->queued;
     at = &pool->next;

@@ -59,6 +59,7 @@ typedef struct {
     unsigned queue_max;   /* Q: requests that may wait for service; 0 = none */
     char pool[128];       /* the pool's key: ?name=, else "N/MS/Q" */
     char retry_after[64]; /* Retry-After of the 503 when the queue is full, "" = none */
+    int keep;             /* ?keep=1: a request whose client went away keeps its place */
   } capacity;             /* F_CAPACITY; ms is the service time */
   const char *content_encoding; /* Content-Encoding value (static), NULL = none */
   struct {
@@ -141,6 +142,7 @@ struct faultd_s {
   unsigned proxied;       /* requests asked of it as a proxy (absolute-form URL) */
   unsigned ranges_served; /* 206 answers of /file */
   faultd_pool_t *pools;   /* /capacity pools, in order of creation */
+  struct faultd_ghost_s *ghosts; /* keep=1 work whose clients went away (faultd_capacity.c) */
 };
 
 /* faultd.c */
@@ -180,6 +182,8 @@ json_t *faultd__capacity_json(const faultd_t *fd);
 /* Zeroes the pools' counts; pools that hold nobody are forgotten. */
 void faultd__capacity_reset(faultd_t *fd);
 void faultd__capacity_free(faultd_t *fd);
+/* The server is closing: work left by clients that went away (?keep=1) stops. */
+void faultd__capacity_close(faultd_t *fd);
 
 /* faultd_enc.c */
 /* Plans /gzip/BYTES, /br/BYTES, /gzip-bomb/GB and /bad-gzip into *plan;
