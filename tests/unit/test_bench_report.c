@@ -200,8 +200,16 @@ Test(bench_report, a_compare_names_both_runs) {
   b->open_loop = 0;
   const bench_result_t *runs[] = {a, b};
   char *page = page_of(runs, 2);
-  cr_assert(strstr(page, "before &lt;1&gt;") != NULL);
-  cr_assert(strstr(page, "after") != NULL);
+  /* the header: a column per run, headed by its label */
+  const char *head = strstr(page, "<table class=\"summary\"><tr>");
+  cr_assert_not_null(head);
+  char *labels = strndup(head, (size_t)(strstr(head, "</tr>") - head));
+  const char *first = strstr(labels, "</span>before &lt;1&gt;</th>");
+  cr_assert(first != NULL && strstr(first, "</span>after</th>") != NULL, "%s", labels);
+  free(labels);
+  char *requests = row_of(page, "requests");
+  cr_assert(strstr(requests, "<td>85</td><td>85</td>") != NULL, "%s", requests);
+  free(requests);
   cr_assert(strstr(page, "<title>salvo-bench: before &lt;1&gt; vs after</title>") != NULL);
   cr_assert_eq(count_of(page, "<tr class=\"total\">"), 2, "a totals row per run");
   cr_assert_eq(count_of(page, "before &lt;1&gt;: p99</title>"), 1);
