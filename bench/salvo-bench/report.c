@@ -440,6 +440,32 @@ static int storm_markers(const page_t *pg, const chart_t *c) {
   return any;
 }
 
+/* The SLOs of storm runs: a horizontal line each (distinct ones once). */
+static void slo_lines(const page_t *pg, const chart_t *c) {
+  for (size_t i = 0; i < pg->n; i++) {
+    const bench_result_t *r = pg->v[i].r;
+    if (!(r->overload_end_s > 0 && r->slo_ms > 0))
+      continue;
+    int drawn = 0;
+    for (size_t k = 0; k < i; k++)
+      drawn |= pg->v[k].r->overload_end_s > 0 && pg->v[k].r->slo_ms == r->slo_ms;
+    if (drawn)
+      continue;
+    double y = py(c, r->slo_ms);
+    fprintf(c->f, "<line class=\"slo\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/><text x=\"%d\" y=\"%.1f\" "
+                  "text-anchor=\"end\" class=\"unit\">SLO: p99 %.0f ms</text>\n",
+            PLOT_L, y, CHART_W - PLOT_R, y, CHART_W - PLOT_R, y - 4, r->slo_ms);
+  }
+}
+
+static double slo_max(const page_t *pg) {
+  double m = 0;
+  for (size_t i = 0; i < pg->n; i++)
+    if (pg->v[i].r->overload_end_s > 0 && pg->v[i].r->slo_ms > m)
+      m = pg->v[i].r->slo_ms;
+  return m;
+}
+
 static double time_max(const page_t *pg) {
   double t = 1;
   for (size_t i = 0; i < pg->n; i++) {
@@ -452,10 +478,11 @@ static double time_max(const page_t *pg) {
   return t;
 }
 
-/* A chart over time of the series in want, one line per run and series. */
+/* A chart over time of the series in want, one line per run and series; slo:
+ * with the storms' latency bounds. */
 static void time_chart(const page_t *pg, const char *title, const char *y_unit, const series_id_t *want,
-                       size_t nwant, double y_floor) {
-  double y_max = y_floor;
+                       size_t nwant, double y_floor, int slo) {
+  double y_max = slo && slo_max(pg) > y_floor ? slo_max(pg) : y_floor;
   int any = 0;
   for (size_t i = 0; i < pg->n; i++)
     for (size_t k = 0; k < nwant; k++) {
@@ -485,6 +512,8 @@ static void time_chart(const page_t *pg, const char *title, const char *y_unit, 
       line_end(&pen, v, want[k]);
     }
   int markers = storm_markers(pg, &c);
+  if (slo)
+    slo_lines(pg, &c);
   chart_end(&c);
   legend(pg, want, nwant, markers);
 }
@@ -547,6 +576,7 @@ typedef enum {
   ROW_LATE,
   ROW_OVERLOAD,
   ROW_RECOVERY,
+  ROW_LATENCY_RECOVERY,
   ROW_RSS,
   NROWS
 } row_t;
@@ -559,7 +589,8 @@ static const char *const row_names[NROWS] = {
     [ROW_SECONDS] = "seconds",       [ROW_ATTEMPTS] = "attempts per request",
     [ROW_THREADS] = "threads",       [ROW_OFFERED] = "offered",
     [ROW_LATE] = "sent late",        [ROW_OVERLOAD] = "overload ended",
-    [ROW_RECOVERY] = "recovery",     [ROW_RSS] = "max RSS",
+    [ROW_RECOVERY] = "recovery",     [ROW_LATENCY_RECOVERY] = "p99 back under the SLO",
+    [ROW_RSS] = "max RSS",
 };
 
 static const char *const row_classes[NROWS] = {
@@ -568,7 +599,7 @@ static const char *const row_classes[NROWS] = {
     [ROW_THROUGHPUT] = "throughput", [ROW_GOODPUT] = "goodput",   [ROW_SECONDS] = "seconds",
     [ROW_ATTEMPTS] = "attempts",     [ROW_THREADS] = "threads",   [ROW_OFFERED] = "offered",
     [ROW_LATE] = "late",             [ROW_OVERLOAD] = "overload", [ROW_RECOVERY] = "recovery",
-    [ROW_RSS] = "rss",
+    [ROW_LATENCY_RECOVERY] = "latency-recovery", [ROW_RSS] = "rss",
 };
 
 static int row_applies(const view_t *v, row_t row) {
@@ -583,6 +614,7 @@ static int row_applies(const view_t *v, row_t row) {
   case ROW_LATE: return r->open_loop;
   case ROW_OVERLOAD:
   case ROW_RECOVERY: return r->overload_end_s > 0;
+  case ROW_LATENCY_RECOVERY: return r->overload_end_s > 0 && r->slo_ms > 0;
   case ROW_RSS: return r->max_rss_kib > 0;
   default: return 1;
   }
@@ -602,9 +634,10 @@ static void header_cell(FILE *f, const view_t *v, row_t row) {
   double secs = r->seconds > 0 ? r->seconds : 1;
   switch (row) {
   case ROW_TARGET: put_escaped(f, r->target); break;
-  case ROW_LOAD:
-    put_escaped(f, r->shape[0] != '\0' ? r->shape : "?");
-    fprintf(f, "; %s loop", r->open_loop ? "open" : "closed");
+  case ROW_LOAD: /* salvo-bench's shapes say which loop; a result from elsewhere may not */
+    put_escaped(f, r->shape);
+    if (strstr(r->shape, "loop") == NULL)
+      fprintf(f, "%s%s loop", r->shape[0] != '\0' ? "; " : "", r->open_loop ? "open" : "closed");
     break;
   case ROW_STARTED: put_started(f, r->start_unix_s); break;
   case ROW_REQUESTS: fprintf(f, "%" PRIu64, c->requests); break;
@@ -640,6 +673,13 @@ static void header_cell(FILE *f, const view_t *v, row_t row) {
       fputs("never", f);
     else
       fprintf(f, "%.0f s after the overload ended", r->recovery_s);
+    break;
+  case ROW_LATENCY_RECOVERY:
+    if (r->latency_recovery_s < 0)
+      fputs("never", f);
+    else
+      fprintf(f, "%.0f s after the overload ended", r->latency_recovery_s);
+    fprintf(f, " (SLO: p99 %.0f ms)", r->slo_ms);
     break;
   case ROW_RSS: fprintf(f, "%ld KiB", r->max_rss_kib); break;
   default: break;
@@ -775,7 +815,7 @@ static const char style[] =
     "svg.chart{width:100%;height:auto;display:block;background:#fcfcfc;border:1px solid #ddd}"
     "svg.chart text{font:11px sans-serif;fill:#444}svg.chart text.unit{fill:#222}"
     "svg.chart path{stroke-linecap:round;stroke-linejoin:round}"
-    ".grid{stroke:#e6e6e6}.tick,.axis{stroke:#888}.marker{stroke:#555;stroke-dasharray:3 3}"
+    ".grid{stroke:#e6e6e6}.tick,.axis{stroke:#888}.marker{stroke:#555;stroke-dasharray:3 3}.slo{stroke:#b00;stroke-dasharray:8 4}"
     ".legend{font-size:12px;margin:3px 0}.legend span{display:inline-block;margin-right:14px;white-space:nowrap}"
     ".legend svg{vertical-align:middle}.note{font-size:12px;color:#555;margin:2px 0}"
     ".swatch{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:baseline}";
@@ -833,14 +873,14 @@ static void page_body(const page_t *pg) {
           open ? " Service time: from the hand-over to the engine." : "");
   static const series_id_t lat[] = {S_P50, S_P99};
   fputs("<h2>Latency over time</h2>\n", f);
-  time_chart(pg, "latency over time", "ms", lat, 2, 0);
+  time_chart(pg, "latency over time", "ms", lat, 2, 0, 1);
   /* drawn in this order: where they coincide, the dashes of the later show on the earlier */
   static const series_id_t rate[] = {S_OFFERED, S_OK, S_COMPLETED, S_ERRORS};
   fputs("<h2>Throughput over time</h2>\n", f);
-  time_chart(pg, "throughput over time", "per second", rate, 4, 0);
+  time_chart(pg, "throughput over time", "per second", rate, 4, 0, 0);
   static const series_id_t att[] = {S_ATTEMPTS};
   fputs("<h2>Attempts per request over time</h2>\n", f);
-  time_chart(pg, "attempts per request over time", "attempts", att, 1, 1.2);
+  time_chart(pg, "attempts per request over time", "attempts", att, 1, 1.2, 0);
   time_note(pg);
   fputs("<h2>By name</h2>\n", f);
   names_table(pg);

@@ -166,6 +166,7 @@ Test(bench_report, the_charts_have_a_line_per_series) {
     cr_assert_eq(count_of(page, lines[i]), 1, "%s", lines[i]);
   cr_assert_eq(count_of(page, "<svg class=\"chart\""), 4);
   cr_assert(strstr(page, "overload ends") == NULL, "not a storm");
+  cr_assert(strstr(page, "class=\"slo\"") == NULL && strstr(page, "latency-recovery") == NULL, "no SLO");
   cr_assert(strstr(page, "partial second") == NULL, "5.0 s: five whole seconds");
   free(page);
   result_free(r);
@@ -228,11 +229,18 @@ Test(bench_report, a_storm_says_never_and_marks_the_overload) {
     runs[i] = make_run(policy[i]);
     runs[i]->overload_end_s = 2;
     runs[i]->recovery_s = i == 1 ? -1 : (double)i;
+    runs[i]->slo_ms = 1000;
+    runs[i]->latency_recovery_s = i < 2 ? -1 : (double)i + 1;
   }
   char *page = page_of((const bench_result_t *const *)runs, 4);
   char *rec = row_of(page, "recovery");
   cr_assert(strstr(rec, "<td>0 s after the overload ended</td><td>never</td><td>2 s after") != NULL, "%s", rec);
   free(rec);
+  char *lrec = row_of(page, "latency-recovery");
+  cr_assert(strstr(lrec, "<td>never (SLO: p99 1000 ms)</td><td>never (SLO: p99 1000 ms)</td>"
+                         "<td>3 s after the overload ended (SLO: p99 1000 ms)</td>") != NULL, "%s", lrec);
+  free(lrec);
+  cr_assert_eq(count_of(page, "<line class=\"slo\""), 1, "the SLO on the latency chart, once");
   cr_assert(strstr(page, "naive (recovery never)") != NULL, "the legend");
   cr_assert(strstr(page, "adaptive (recovery 3 s)") != NULL, "the legend");
   /* one overload marker per time chart (the four runs share it) */
