@@ -200,8 +200,9 @@ bench_result_t *result_read_hlog(const char *path, char *why, size_t why_len);
 int result_write_hlog(const bench_result_t *r, const char *path);
 /* The human summary on f. */
 void result_print(const bench_result_t *r, FILE *f);
-/* Storm: seconds after overload_end_s until goodput holds >= 90 % of offered
- * and errors <= 5 % for every remaining second of the schedule, and with
+/* Storm: seconds after overload_end_s until, for every remaining second of
+ * the schedule, goodput holds >= 90 % of offered, completions <= 110 % of it
+ * (no backlog still draining) and errors <= 5 %, and with
  * slo_ms > 0 also the second's p99 latency <= slo_ms; -1 if never. */
 double result_recovery(const bench_result_t *r, double overload_end_s, double slo_ms);
 

@@ -653,6 +653,7 @@ double result_recovery(const bench_result_t *r, double overload_end_s, double sl
     const bench_second_t *x = &r->secs[s];
     uint64_t errors = x->counts.requests - x->counts.ok;
     int good = (double)x->counts.ok >= 0.9 * (double)x->offered &&
+               (double)x->counts.requests <= 1.1 * (double)x->offered + 1 && /* no backlog draining */
                (double)errors <= 0.05 * (double)(x->counts.requests ? x->counts.requests : 1) &&
                (slo_ms <= 0 || second_p99_ms(x) <= slo_ms);
     if (!good)
