@@ -211,6 +211,27 @@ for bad in /file/1 /file/1/2/3 /file/-1/2 /file/+1/2 /file/68719476737/1 /file/1
   [ "$out" = 400 ] || fail "$bad: $out, want 400"
 done
 
+# /capacity ?keep=1: a client that gives up (curl --max-time) leaves its work
+# behind, and the next request waits for it; without keep=1 it does not.
+# One place, 600 ms of service: curl A leaves after 0.2 s, curl B comes at once.
+for keep in 1 0; do
+  url="$base/capacity/1/600?name=keep$keep&keep=$keep"
+  out=$(curl -sS -o /dev/null --max-time 0.2 -w '%{http_code}' "$url"); rc=$?
+  [ $rc -eq 28 ] || fail "keep=$keep: curl A exited $rc ($out), want 28 (timed out)"
+  out=$(curl -sS -D "$dir/h" -o "$dir/g" -w '%{http_code}' "$url")
+  q=$(tr -d '\r' <"$dir/h" | sed -n 's/^[Xx]-[Qq]ueue-[Mm]s: //p')
+  [ "$out" = 200 ] && [ "$(cat "$dir/g")" = ok ] || fail "keep=$keep: curl B got $out"
+  if [ $keep = 1 ]; then
+    [ "${q:-0}" -ge 250 ] || fail "keep=1: curl B waited ${q:-?} ms, want the rest of A's 600 ms"
+    [ "$(counter "d['capacity']['keep1']['canceled'], d['capacity']['keep1']['wasted'], d['capacity']['keep1']['served']")" = "1 1 1" ] ||
+      fail "keep=1 counts: $(counter "d['capacity']['keep1']")"
+  else
+    [ "${q:-999}" -lt 150 ] || fail "keep=0: curl B waited ${q:-?} ms, want the place A gave back"
+    [ "$(counter "d['capacity']['keep0']['canceled'], d['capacity']['keep0']['wasted']")" = "1 0" ] ||
+      fail "keep=0 counts: $(counter "d['capacity']['keep0']")"
+  fi
+done
+
 start=$(date +%s)
 kill -TERM $pid
 wait $pid; rc=$?
