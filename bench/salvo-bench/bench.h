@@ -164,12 +164,18 @@ typedef struct {
   double recovery_s;     /* seconds from then until goodput is back (result_recovery()); -1 never */
   double slo_ms;         /* the latency bound of latency_recovery_s */
   double latency_recovery_s; /* seconds from then until p99 is back under slo_ms too; -1 never */
+  /* one thread, one host: the host's own record (attempts on the wire, its limit) */
+  int has_host;
+  salvo_host_stats_t host;
   /* recording: the second being filled, encoded into secs[] when the next begins */
   hdr_t *live;
   size_t live_sec;
 } bench_result_t;
 
 #define BENCH_LATE_US 2000
+/* A request handed over within this of its due time was sent on time (the
+ * loop's timers have a 1 ms resolution): its latency counts from the send. */
+#define BENCH_ON_TIME_NS 1000000
 
 /* A result with these names (NULL-safe when nnames is 0). NULL out of memory. */
 bench_result_t *result_new(char (*names)[BENCH_NAME_MAX], size_t nnames);
@@ -194,8 +200,9 @@ bench_result_t *result_read_hlog(const char *path, char *why, size_t why_len);
 int result_write_hlog(const bench_result_t *r, const char *path);
 /* The human summary on f. */
 void result_print(const bench_result_t *r, FILE *f);
-/* Storm: seconds after overload_end_s until goodput holds >= 90 % of offered
- * and errors <= 5 % for every remaining second of the schedule, and with
+/* Storm: seconds after overload_end_s until, for every remaining second of
+ * the schedule, goodput holds >= 90 % of offered, completions <= 110 % of it
+ * (no backlog still draining) and errors <= 5 %, and with
  * slo_ms > 0 also the second's p99 latency <= slo_ms; -1 if never. */
 double result_recovery(const bench_result_t *r, double overload_end_s, double slo_ms);
 

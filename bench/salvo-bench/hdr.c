@@ -228,11 +228,16 @@ double hdr_mean(const hdr_t *h) {
 
 /* getValueAtPercentile(), to the ulp: one ulp off the percentile so that
  * round-off cannot push ceil() into the next count, clamped to 0..100, at
- * least the first count; the 0th percentile is the lowest equivalent value. */
+ * least the first count, at most the last; the 0th percentile is the lowest
+ * equivalent value. */
 int64_t hdr_percentile(const hdr_t *h, double p) {
   double requested = fmin(fmax(nextafter(p, -INFINITY), 0.0), 100.0);
   double fp_count = (requested * (double)h->total) / 100.0;
-  int64_t count = (int64_t)ceil(fp_count);
+  /* fp_count can pass the total when the total is past 2^53 (its double
+   * rounds up): Java then answers 0; this, the last counted bucket. */
+  int64_t count = fp_count < 0x1p63 ? (int64_t)ceil(fp_count) : h->total;
+  if (count > h->total)
+    count = h->total;
   if (count < 1)
     count = 1;
   int64_t so_far = 0;

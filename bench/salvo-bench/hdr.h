@@ -43,7 +43,8 @@ double hdr_mean(const hdr_t *h);   /* getMean(): each bucket at its middle value
 /* HdrHistogram's getValueAtPercentile(): the highest equivalent value of
  * the bucket that holds the ceil(p / 100 * total)-th value, at least the
  * first (p clamped to 0..100, one ulp below p first as Java does; p == 0
- * gives the lowest value of that bucket). 0 when empty. */
+ * gives the lowest value of that bucket), at most the last (past 2^53
+ * counts, where Java can answer 0). 0 when empty. */
 int64_t hdr_percentile(const hdr_t *h, double p);
 /* 1 when both hold the same counts at the same values. */
 int hdr_same(const hdr_t *a, const hdr_t *b);

@@ -6,10 +6,18 @@
 
 #include <curl/curl.h>
 
+#include "../../examples/fetch/input.h"
 #include "bench.h"
 
+/* The first SIGINT or SIGTERM stops sending and waits for what is in
+ * flight (the result is written); a second one ends the process. */
 static void on_signal(int sig) {
-  (void)sig;
+  static volatile sig_atomic_t seen;
+  if (seen) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
+  seen = 1;
   bench_request_stop();
 }
 
@@ -152,8 +160,13 @@ int main(int argc, char **argv) {
     } else {
       if (o.input != NULL)
         snprintf(r->target, sizeof(r->target), "-i %s (%zu entries, %zu names)", o.input, mix.n, mix.nnames);
-      else
-        snprintf(r->target, sizeof(r->target), "%s %s", mix.entries[0].method ? mix.entries[0].method : (mix.entries[0].has_body ? "POST" : "GET"), o.url);
+      else { /* the URL as it may be shown: no user name, password or token */
+        char *shown = fetch_redact_url(o.url, 0);
+        snprintf(r->target, sizeof(r->target), "%s %s",
+                 mix.entries[0].method ? mix.entries[0].method : (mix.entries[0].has_body ? "POST" : "GET"),
+                 shown != NULL ? shown : "(the URL)");
+        free(shown);
+      }
       rc = write_outputs(r, o.json, o.hlog, o.report);
       if (rc == 0 && r->total.ok != r->total.requests)
         rc = 1;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench.h"
 
@@ -23,8 +24,8 @@ static void usage(FILE *f) {
     "How much, and when:\n"
     "  -n, --requests N       requests in all (100000 unless -D or --steps say otherwise)\n"
     "  -D, --duration T       stop sending after T (10s, 500ms, 2m or seconds)\n"
-    "  -c, --concurrency N    closed loop: N users, each sends, waits, sends again (64);\n"
-    "                         open loop: at most N in flight (the rest wait, and count as late)\n"
+    "  -c, --concurrency N    closed loop: N users a thread, each sends, waits, sends again (64);\n"
+    "                         open loop: at most N in flight a thread (the rest wait: late)\n"
     "      --think MS         closed loop: each user waits MS between its requests (0)\n"
     "      --rate R           open loop: R requests per second, on a fixed schedule; latency\n"
     "                         counts from each request's scheduled time (no coordinated omission)\n"
@@ -279,6 +280,8 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
     }
     case 'Z':
       o->start_at = number("--start-at", optarg, 1e11);
+      if (o->start_at > (double)time(NULL) + 86400)
+        bench_die_usage("--start-at is more than a day away: '%s' (seconds since the epoch)", optarg);
       break;
     case 'Y':
       policy_given = 1;

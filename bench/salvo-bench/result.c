@@ -589,13 +589,21 @@ void result_print(const bench_result_t *r, FILE *f) {
     fprintf(f, "sent late      %" PRIu64 " of %" PRIu64 " (more than %d ms after due; latest %.1f ms)\n",
             r->late, r->offered, BENCH_LATE_US / 1000, (double)r->late_max_us / 1000.0);
   }
+  if (r->has_host) { /* the host's own record: attempts on the wire, not time in a queue */
+    const salvo_host_stats_t *h = &r->host;
+    fprintf(f, "on the wire ms p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", h->p50_us / 1000.0,
+            h->p90_us / 1000.0, h->p99_us / 1000.0, h->max_us / 1000.0);
+    if (h->limit_max > 0)
+      fprintf(f, "host limit     %u now, %u..%u over the run (adaptive)\n", h->limit, h->limit_min,
+              h->limit_max);
+  }
   if (r->nnames > 1) {
     fprintf(f, "%-24s %9s %9s %8s %9s %9s %9s %9s %9s  errors\n", "name", "requests", "ok", "att/req",
             "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms");
     for (size_t i = 0; i < r->nnames; i++) {
       const bench_name_stats_t *n = &r->names[i];
       const hdr_t *h = n->latency;
-      fprintf(f, "%-24.64s %9" PRIu64 " %9" PRIu64 " %8.3f %9.3f %9.3f %9.3f %9.3f %9.3f ", n->name,
+      fprintf(f, "%-24.64s %9" PRIu64 " %9" PRIu64 " %8.3f %9.3f %9.3f %9.3f %9.3f %9.3f", n->name,
               n->counts.requests, n->counts.ok,
               n->counts.requests ? (double)n->counts.attempts / (double)n->counts.requests : 0.0,
               (double)hdr_percentile(h, 50) / 1000.0, (double)hdr_percentile(h, 90) / 1000.0,
@@ -645,6 +653,7 @@ double result_recovery(const bench_result_t *r, double overload_end_s, double sl
     const bench_second_t *x = &r->secs[s];
     uint64_t errors = x->counts.requests - x->counts.ok;
     int good = (double)x->counts.ok >= 0.9 * (double)x->offered &&
+               (double)x->counts.requests <= 1.1 * (double)x->offered + 1 && /* no backlog draining */
                (double)errors <= 0.05 * (double)(x->counts.requests ? x->counts.requests : 1) &&
                (slo_ms <= 0 || second_p99_ms(x) <= slo_ms);
     if (!good)

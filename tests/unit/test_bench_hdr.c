@@ -123,8 +123,7 @@ Test(bench_hdr, percentiles_match_hdrhistogram) {
 }
 
 /* The ceil(): with 3 values the 50th percentile is the 2nd (ceil(1.5)), the
- * 33.34th too (ceil(1.0002)), the 33.33rd the 1st; the ulp taken off p keeps
- * 100/3 * 3 / 100 = 1.0000000000000002 from reaching the 2nd. */
+ * 33.34th too (ceil(1.0002)), the 33.33rd the 1st. */
 Test(bench_hdr, percentile_rounds_up_the_count_and_reaches_the_first) {
   hdr_t *h = hdr_new_default();
   hdr_record(h, 10);
@@ -136,6 +135,34 @@ Test(bench_hdr, percentile_rounds_up_the_count_and_reaches_the_first) {
   cr_expect_eq(hdr_percentile(h, 100.0 / 3.0), 10);
   cr_expect_eq(hdr_percentile(h, 0.0001), 10, "at least the first count");
   cr_expect_eq(hdr_percentile(h, 100), 30);
+  hdr_free(h);
+}
+
+/* The ulp Java takes off p before the ceil(): 5.0 / 6 * 100 of 6 values
+ * times 6 / 100 is 5.000000000000001 in doubles, the 5th value all the same
+ * (Java and hdr-histogram-js: 50; without the ulp, 60). Of 18 values,
+ * 15.0 / 18 * 100 is the 15th to Java (150), the 16th to hdr-histogram-js
+ * (160), which takes its ulp off the count instead: this follows Java. */
+Test(bench_hdr, percentile_takes_an_ulp_off_as_java_does) {
+  hdr_t *h = hdr_new_default();
+  for (int i = 1; i <= 6; i++)
+    hdr_record(h, i * 10);
+  cr_expect_eq(hdr_percentile(h, 5.0 / 6 * 100), 50);
+  for (int i = 7; i <= 18; i++)
+    hdr_record(h, i * 10);
+  cr_expect_eq(hdr_percentile(h, 15.0 / 18 * 100), 150);
+  hdr_free(h);
+}
+
+/* Past 2^53 counts the double of the total can round up, and the count
+ * for p100 pass the total: Java answers 0 there (fuzz_hdr_decode found it);
+ * this, the last counted bucket. 73172498018985917 is such a total. */
+Test(bench_hdr, percentile_of_a_total_past_2_53) {
+  hdr_t *h = hdr_new_default();
+  hdr_record_n(h, 5, INT64_C(73172498018985916));
+  hdr_record(h, 7);
+  cr_expect_eq(hdr_percentile(h, 100), 7);
+  cr_expect_eq(hdr_percentile(h, 50), 5);
   hdr_free(h);
 }
 
@@ -245,6 +272,34 @@ Test(bench_hdr, merge_clamps_to_the_target_range) {
   hdr_free(expect);
 }
 
+typedef struct {
+  int buckets;
+  int64_t last, sum;
+} each_t;
+
+static void each_bucket(int64_t value, int64_t count, void *ud) {
+  each_t *e = ud;
+  cr_assert_gt(value, e->last, "values go up");
+  e->last = value;
+  e->sum += count;
+  e->buckets++;
+}
+
+/* hdr_each: each counted bucket once, at its highest equivalent value. */
+Test(bench_hdr, each_visits_the_counted_buckets) {
+  hdr_t *h = hdr_new_default();
+  hdr_record_n(h, 2048, 3); /* 2048..2049 */
+  hdr_record(h, 2049);
+  hdr_record(h, 10007);     /* 10000..10007 */
+  hdr_record(h, 1);
+  each_t e = {0, -1, 0};
+  hdr_each(h, each_bucket, &e);
+  cr_expect_eq(e.buckets, 3);
+  cr_expect_eq(e.sum, 6);
+  cr_expect_eq(e.last, 10007);
+  hdr_free(h);
+}
+
 /* ---------------------------------------------------------------- encoding */
 
 static hdr_t *round_trip(const hdr_t *h) {
@@ -338,6 +393,19 @@ Test(bench_hdr, encodes_what_java_encodes) {
   free(a);
   free(b);
   free(ours);
+  /* runs of zeros, counts past 2^32, the top of a layout reaching INT64_MAX */
+  hdr_t *top = hdr_new(1, INT64_MAX, 3);
+  hdr_record_n(top, 0, INT64_C(5000000000));
+  hdr_record(top, INT64_C(1) << 40);
+  hdr_record(top, INT64_MAX);
+  ours = hdr_encode(top);
+  a = raw_of(ours, &ours_len);
+  b = raw_of(JAVA_TOP, &java_len);
+  cr_expect(ours_len == java_len && memcmp(a, b, ours_len) == 0, "runs of zeros: not Java's bytes");
+  free(a);
+  free(b);
+  free(ours);
+  hdr_free(top);
   hdr_t *empty = hdr_new_default();
   ours = hdr_encode(empty);
   a = raw_of(ours, &ours_len);
@@ -433,29 +501,38 @@ static size_t raw_histogram(unsigned char *out, uint32_t cookie, uint32_t payloa
   be64(out + 16, (uint64_t)lowest);
   be64(out + 24, (uint64_t)highest);
   be64(out + 32, UINT64_C(0x3ff0000000000000));
-  memcpy(out + 40, payload, n);
+  if (n > 0)
+    memcpy(out + 40, payload, n);
   return 40 + n;
 }
 
 /* Compressed and base64'd, with the outer cookie and length given (length
- * -1: the true one), and extra bytes after the zlib stream. */
+ * -1: the true one, -2: the true one and the extra bytes), and extra bytes
+ * after the zlib stream. */
 static char *pack(const unsigned char *raw, size_t n, uint32_t cookie, long length, size_t extra) {
   uLongf zlen = compressBound((uLong)n);
   unsigned char *buf = calloc(1, 8 + zlen + extra);
   cr_assert_eq(compress2(buf + 8, &zlen, raw, (uLong)n, 9), Z_OK);
   be32(buf, cookie);
-  be32(buf + 4, length < 0 ? (uint32_t)zlen : (uint32_t)length);
+  be32(buf + 4, length == -1 ? (uint32_t)zlen : length == -2 ? (uint32_t)(zlen + extra) : (uint32_t)length);
   char *text = base64(buf, 8 + zlen + extra);
   free(buf);
   return text;
 }
 
-static void expect_refused(const char *text, size_t len, const char *what) {
+/* Refused, with a reason that says |reason| when given. */
+static void expect_refused_for(const char *text, size_t len, const char *what, const char *reason) {
   char why[200] = "";
   hdr_t *h = hdr_decode(text, len, why, sizeof(why));
   cr_expect_null(h, "%s: decoded", what);
   cr_expect_neq(why[0], '\0', "%s: no reason given", what);
+  if (reason != NULL)
+    cr_expect_not_null(strstr(why, reason), "%s: refused for '%s'", what, why);
   hdr_free(h);
+}
+
+static void expect_refused(const char *text, size_t len, const char *what) {
+  expect_refused_for(text, len, what, NULL);
 }
 
 #define V2 0x1c849313u
@@ -485,6 +562,12 @@ Test(bench_hdr, decode_refuses_truncated_and_bad_base64) {
   cr_expect_str_eq(pad, "AA==");
   free(pad);
   expect_refused("AB==", 4, "padding bits set");
+  /* hdr-histogram-js's empty histogram, and the same with bits set under its padding */
+  char why[200];
+  hdr_t *js = hdr_decode("HISTFAAAABp4nJNpmSzMwMDACMXMDBDACKWZ4HwAMzIBUA==", 48, why, sizeof(why));
+  cr_expect_not_null(js, "%s", why);
+  hdr_free(js);
+  expect_refused_for("HISTFAAAABp4nJNpmSzMwMDACMXMDBDACKWZ4HwAMzIBUB==", 48, "bits under the padding", "not base64");
   free(text);
   hdr_free(h);
 }
@@ -519,21 +602,24 @@ Test(bench_hdr, decode_refuses_wrong_cookies_and_lengths) {
   expect_refused(t, strlen(t), "compressed length past the end");
   free(t);
   t = pack(raw, n, V2Z, -1, 3);
-  expect_refused(t, strlen(t), "bytes after the zlib stream");
+  expect_refused_for(t, strlen(t), "bytes after the compressed length", "compressed length");
+  free(t);
+  t = pack(raw, n, V2Z, -2, 3);
+  expect_refused_for(t, strlen(t), "bytes after the zlib stream", "after the zlib stream");
   free(t);
   raw_histogram(raw, V2, 2, 3, 1, 1000, one, 1);
   t = pack(raw, n, V2Z, -1, 0);
-  expect_refused(t, strlen(t), "payload length past the stream");
+  expect_refused_for(t, strlen(t), "payload length past the stream", "ends before the length");
   free(t);
   unsigned char two[] = {0x02, 0x02};
   n = raw_histogram(raw, V2, 1, 3, 1, 1000, two, 2);
   t = pack(raw, n, V2Z, -1, 0);
-  expect_refused(t, strlen(t), "stream longer than the payload length");
+  expect_refused_for(t, strlen(t), "stream longer than the payload length", "longer than the payload length");
   free(t);
   unsigned char cut[] = {0x02, 0x80};
   n = raw_histogram(raw, V2, 2, 3, 1, 1000, cut, 2);
   t = pack(raw, n, V2Z, -1, 0);
-  expect_refused(t, strlen(t), "payload ends inside a count");
+  expect_refused_for(t, strlen(t), "payload ends inside a count", "ends inside a count");
   free(t);
 }
 
@@ -550,6 +636,11 @@ Test(bench_hdr, decode_refuses_a_corrupt_zlib_stream) {
   expect_refused(t, strlen(t), "bad checksum");
   free(t);
   buf[8 + zlen - 1] ^= 1;
+  be32(buf + 4, (uint32_t)zlen - 4); /* without the Adler-32 */
+  t = base64(buf, 8 + zlen - 4);
+  expect_refused_for(t, strlen(t), "no checksum", "cut short");
+  free(t);
+  be32(buf + 4, (uint32_t)zlen);
   buf[8] = 0x77; /* not a zlib header */
   t = base64(buf, 8 + zlen);
   expect_refused(t, strlen(t), "bad zlib header");
@@ -637,22 +728,22 @@ Test(bench_hdr, decode_refuses_zlib_bombs) {
   unsigned char raw[64], one[] = {0x02};
   size_t n = raw_histogram(raw, V2, 0x7fffffffu, 3, 1, 1000, one, 1);
   char *t = pack(raw, n, V2Z, -1, 0);
-  expect_refused(t, strlen(t), "a payload length of 2 GiB");
+  expect_refused_for(t, strlen(t), "a payload length of 2 GiB", "payload of 2147483647 bytes for 2048 counts");
   free(t);
-  /* 64 MiB of zero bytes (counts of 0, one index each) behind a header that
+  /* 8 MiB of zero bytes (counts of 0, one index each) behind a header that
    * claims a payload of every count of the widest layout */
-  size_t big = (size_t)64 << 20;
+  size_t big = (size_t)8 << 20; /* past the 6160384 counts of the widest layout */
   unsigned char *bomb = calloc(1, big + 40);
   raw_histogram(bomb, V2, 0xffffffffu, 5, 1, INT64_MAX, NULL, 0);
   n = raw_histogram(bomb, V2, 6160384u * 9, 5, 1, INT64_MAX, NULL, 0) + big;
   t = pack(bomb, n, V2Z, -1, 0);
   cr_expect_lt(strlen(t), (size_t)200000, "the bomb is small: %zu", strlen(t));
-  expect_refused(t, strlen(t), "64 MiB of zero counts");
+  expect_refused_for(t, strlen(t), "8 MiB of zero counts", "counts past the layout");
   free(t);
   /* the same zeros behind an honest small payload length */
   n = raw_histogram(bomb, V2, 1, 3, 1, 1000, NULL, 0) + big;
   t = pack(bomb, n, V2Z, -1, 0);
-  expect_refused(t, strlen(t), "a payload of 1 byte that inflates to 64 MiB");
+  expect_refused_for(t, strlen(t), "a payload of 1 byte that inflates to 8 MiB", "longer than the payload length");
   free(t);
   free(bomb);
 }

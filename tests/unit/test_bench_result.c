@@ -241,6 +241,20 @@ Test(result, recovery_is_the_first_second_from_which_every_second_is_good) {
   r = timeline(offered, ok2, lat, 8);
   cr_assert_eq(result_recovery(r, 3, 0), 4, "from second 7");
   result_free(r);
+  /* a client that queued the overload drains it: not recovered while it does */
+  {
+    unsigned ok4[8] = {100, 100, 100, 100, 100, 50, 50, 50};
+    bench_result_t *q = result_new(NULL, 0);
+    for (size_t s = 0; s < 8; s++) {
+      for (unsigned i = 0; i < offered[s]; i++)
+        result_offered(q, s);
+      for (unsigned i = 0; i < ok4[s]; i++)
+        result_record(q, 0, s, 0, 200, 1, 1, 1000, 1000);
+    }
+    result_finish(q);
+    cr_assert_eq(result_recovery(q, 3, 0), 2, "ok/s above offered is a backlog draining");
+    result_free(q);
+  }
   unsigned ok3[8] = {10, 10, 10, 5, 5, 5, 5, 5};
   r = timeline(offered, ok3, lat, 8);
   cr_assert_eq(result_recovery(r, 3, 0), -1, "never");
