@@ -37,8 +37,11 @@ http {
 CONF
 /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+sleeper=""
+# The lifetime's sleep goes too: killed with this script, it would outlive it.
+trap 'kill $pid $sleeper 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
 sleep 0.5
 echo "$http $https $dir/cert.pem"
 sleep "$lifetime" &
-wait $!
+sleeper=$!
+wait $sleeper
