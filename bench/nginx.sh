@@ -1,7 +1,8 @@
 #!/bin/sh
 # Starts nginx on 127.0.0.1 for benchmarks: 1 worker, plain HTTP and HTTPS
 # (h2 + http/1.1 by ALPN) on ports the OS picks, a certificate made for this
-# run, /small (100 bytes) and /64k. Prints "HTTP_PORT HTTPS_PORT CA_FILE" and
+# run, /small (100 bytes), /1k, /16k and /64k (1,024, 16,384 and 65,536
+# bytes). Prints "HTTP_PORT HTTPS_PORT CA_FILE" and
 # stops by itself after LIFETIME seconds (default 600) or on SIGTERM.
 #   usage: bench/nginx.sh [LIFETIME]
 set -eu
@@ -13,6 +14,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d
   -out "$dir/cert.pem" -days 2 -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1
 head -c 99 /dev/zero | tr '\0' 'a' >"$dir/www/small" && echo >>"$dir/www/small"
+head -c 1024 /dev/zero | tr '\0' 'k' >"$dir/www/1k"
+head -c 16384 /dev/zero | tr '\0' 'p' >"$dir/www/16k"
 head -c 65536 /dev/zero | tr '\0' 'z' >"$dir/www/64k"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http=$(port); https=$(port)
@@ -34,8 +37,11 @@ http {
 CONF
 /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+sleeper=""
+# The lifetime's sleep goes too: killed with this script, it would outlive it.
+trap 'kill $pid $sleeper 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
 sleep 0.5
 echo "$http $https $dir/cert.pem"
 sleep "$lifetime" &
-wait $!
+sleeper=$!
+wait $sleeper
