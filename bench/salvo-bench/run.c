@@ -345,7 +345,7 @@ bench_result_t *bench_run(const bench_opts_t *o, const bench_mix_t *m, const sal
   all->seconds = secs;
   all->start_unix_s = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
   all->open_loop = o->shape.n > 0;
-  all->concurrency = o->concurrency;
+  all->concurrency = o->concurrency * threads; /* in flight at most, over the threads */
   all->threads = threads;
   snprintf(all->shape, sizeof(all->shape), "%s", o->shape_text);
   if (o->shard_n > 1)
