@@ -40,9 +40,9 @@ static void usage(FILE *f) {
     "      --cacert FILE      --insecure (no TLS verification: loud, and only when asked)\n"
     "      --no-request-id    send no X-Request-ID\n"
     "      --max-per-host N   --adaptive-concurrency\n"
-    "      --retry-policy P   default (salvo's), none, naive (5 attempts, fixed 100 ms, no jitter,\n"
-    "                         no budget, Retry-After ignored) or adaptive (default + adaptive\n"
-    "                         concurrency)\n"
+    "      --retry-policy P   default (salvo's), none (1 attempt, Retry-After ignored), naive (5\n"
+    "                         attempts, fixed 100 ms, no jitter, no budget, Retry-After ignored)\n"
+    "                         or adaptive (default + adaptive concurrency)\n"
     "      --attempt-timeout MS   --deadline MS\n"
     "Output:\n"
     "      --json             the result as one JSON object on stdout, histograms included\n"
@@ -99,8 +99,9 @@ const char *bench_policy_name(bench_policy_t p) {
 
 void bench_apply_policy(salvo_engine_opts_t *e, bench_policy_t p) {
   switch (p) {
-  case POLICY_NONE:
+  case POLICY_NONE: /* a client with no retry logic: one attempt, and Retry-After means nothing */
     e->retry.max_attempts = 1;
+    e->hosts.pause_on_retry_after = 0;
     break;
   case POLICY_NAIVE: /* what a hand-written retry loop does */
     e->retry.max_attempts = 5;
