@@ -97,6 +97,7 @@ static int verb_merge(int argc, char **argv, int compare) {
              (double)hdr_percentile(runs[k]->latency, 99) / 1000.0,
              (double)hdr_percentile(runs[k]->latency, 99.9) / 1000.0);
     }
+    fflush(stdout);
     int rc = 0;
     const char *out = report != NULL ? report : "compare.html";
     if (report_write(out, (const bench_result_t *const *)runs, n) != 0) {

@@ -875,6 +875,11 @@ static void page_body(const page_t *pg) {
   fputs("<h2>Latency over time</h2>\n", f);
   time_chart(pg, "latency over time", "ms", lat, 2, 0, 1);
   /* drawn in this order: where they coincide, the dashes of the later show on the earlier */
+  if (pg->n > 1) { /* several runs: their goodput alone first, where the four lines each would crowd */
+    static const series_id_t good[] = {S_OFFERED, S_OK};
+    fputs("<h2>Goodput over time</h2>\n", f);
+    time_chart(pg, "goodput over time", "per second", good, 2, 0, 0);
+  }
   static const series_id_t rate[] = {S_OFFERED, S_OK, S_COMPLETED, S_ERRORS};
   fputs("<h2>Throughput over time</h2>\n", f);
   time_chart(pg, "throughput over time", "per second", rate, 4, 0, 0);

@@ -244,7 +244,8 @@ Test(bench_report, a_storm_says_never_and_marks_the_overload) {
   cr_assert(strstr(page, "naive (recovery never)") != NULL, "the legend");
   cr_assert(strstr(page, "adaptive (recovery 3 s)") != NULL, "the legend");
   /* one overload marker per time chart (the four runs share it) */
-  cr_assert_eq(count_of(page, "<line class=\"marker\""), 3);
+  cr_assert_eq(count_of(page, "<line class=\"marker\""), 4, "latency, goodput, throughput, attempts");
+  cr_assert(strstr(page, "<h2>Goodput over time</h2>") != NULL, "several runs: a goodput chart of their own");
   free(page);
   for (size_t i = 0; i < 4; i++)
     result_free(runs[i]);
