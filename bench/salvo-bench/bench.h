@@ -105,6 +105,9 @@ int mix_load(bench_mix_t *m, const char *path, char *why, size_t why_len);
 /* The entry of the next request: by weight. */
 const mix_entry_t *mix_draw(const bench_mix_t *m, bench_rng_t *r);
 void mix_free(bench_mix_t *m);
+/* A URL as salvo-bench shows it: without its query and fragment (they may hold
+ * tokens: "?..." stands for them) and with its userinfo as "***". malloc'd. */
+char *bench_shown_url(const char *url);
 
 /* ------------------------------------------------------------ result.c */
 
@@ -154,6 +157,7 @@ typedef struct {
   hdr_t *ok_latency;     /* as latency, the requests that ended ok only */
   uint64_t offered;      /* open loop: requests due */
   uint64_t late;         /* open loop: handed to the engine more than BENCH_LATE_US after due */
+  uint64_t unsent;       /* open loop: due, waiting for a slot, and dropped by a stop (SIGINT) */
   int64_t late_max_us;
   bench_name_stats_t *names;
   size_t nnames;

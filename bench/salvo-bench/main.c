@@ -1,4 +1,6 @@
 /* salvo-bench: the verbs. See bench.h for the files. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,9 +115,18 @@ static int verb_merge(int argc, char **argv, int compare) {
     return rc;
   }
   bench_result_t *all = read_any(argv[i]);
+  char first_shard[sizeof(all->shard)];
+  memcpy(first_shard, all->shard, sizeof(first_shard));
   all->shard[0] = '\0';
   for (int k = i + 1; k < argc; k++) {
+    for (int j = i; j < k; j++)
+      if (strcmp(argv[j], argv[k]) == 0)
+        bench_die_usage("merge: %s is given twice (its counts would be added twice)", argv[k]);
     bench_result_t *r = read_any(argv[k]);
+    if (r->start_unix_s > 0 && r->start_unix_s == all->start_unix_s && strcmp(r->shard, first_shard) == 0 &&
+        r->total.requests == all->total.requests && all->shards == 1)
+      bench_die_usage("merge: %s looks like the same run as the first (same start, shard and count)",
+                      argv[k]);
     if (result_merge(all, r) != 0) {
       fprintf(stderr, "salvo-bench: out of memory merging %s\n", argv[k]);
       return 2;
@@ -131,9 +142,40 @@ static int verb_merge(int argc, char **argv, int compare) {
   return rc;
 }
 
+/* libuv asserts that a socket is never fd 0, 1 or 2: a program started with
+ * one of them closed (by a supervisor, `>&-`) would abort on its first
+ * connection. They are opened on /dev/null instead. */
+static void keep_std_fds(void) {
+  for (int fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) == -1 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) == -1)
+      exit(2);
+}
+
+/* An output is checked before the load runs, so a typo does not cost the run. */
+static void check_writable(const char *opt, const char *path) {
+  if (path == NULL)
+    return;
+  FILE *f = fopen(path, "a");
+  if (f == NULL) {
+    fprintf(stderr, "salvo-bench: %s: cannot write %s: %s\n", opt, path, strerror(errno));
+    exit(2);
+  }
+  fclose(f);
+}
+
+/* stdout's last words: a full disk or a closed pipe is an error, not a result. */
+static int close_stdout(int rc) {
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "salvo-bench: cannot write the result on standard output: %s\n", strerror(errno));
+    return 2;
+  }
+  return rc;
+}
+
 int main(int argc, char **argv) {
+  keep_std_fds();
   if (argc > 1 && (strcmp(argv[1], "merge") == 0 || strcmp(argv[1], "compare") == 0))
-    return verb_merge(argc - 1, argv + 1, strcmp(argv[1], "compare") == 0);
+    return close_stdout(verb_merge(argc - 1, argv + 1, strcmp(argv[1], "compare") == 0));
   bench_opts_t o;
   bench_options(argc, argv, &o);
   bench_mix_t mix = {0};
@@ -144,6 +186,8 @@ int main(int argc, char **argv) {
   } else if (mix_single(&mix, o.url, o.method, o.body, o.body != NULL ? strlen(o.body) : 0, o.headers) != 0) {
     bench_die_usage("%s", "out of memory");
   }
+  check_writable("--hlog", o.hlog);
+  check_writable("--report", o.report);
   signal(SIGPIPE, SIG_IGN);
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
@@ -160,9 +204,10 @@ int main(int argc, char **argv) {
       rc = 2;
     } else {
       if (o.input != NULL)
-        snprintf(r->target, sizeof(r->target), "-i %s (%zu entries, %zu names)", o.input, mix.n, mix.nnames);
-      else { /* the URL as it may be shown: no user name, password or token */
-        char *shown = fetch_redact_url(o.url, 0);
+        snprintf(r->target, sizeof(r->target), "-i %s (%zu entr%s, %zu name%s)", o.input, mix.n,
+                 mix.n == 1 ? "y" : "ies", mix.nnames, mix.nnames == 1 ? "" : "s");
+      else { /* the URL as it may be shown: no userinfo, no query (tokens live there too) */
+        char *shown = bench_shown_url(o.url);
         snprintf(r->target, sizeof(r->target), "%s %s",
                  mix.entries[0].method ? mix.entries[0].method : (mix.entries[0].has_body ? "POST" : "GET"),
                  shown != NULL ? shown : "(the URL)");
@@ -177,5 +222,5 @@ int main(int argc, char **argv) {
   mix_free(&mix);
   bench_options_free(&o);
   curl_global_cleanup();
-  return rc;
+  return close_stdout(rc);
 }

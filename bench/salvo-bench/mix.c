@@ -40,15 +40,29 @@ void mix_free(bench_mix_t *m) {
   memset(m, 0, sizeof(*m));
 }
 
-/* The default name: METHOD and the URL's path, cut to fit. */
+char *bench_shown_url(const char *url) {
+  size_t n = strcspn(url, "?#");
+  char *cut = malloc(n + 5);
+  if (cut == NULL)
+    return NULL;
+  memcpy(cut, url, n);
+  strcpy(cut + n, url[n] != '\0' ? "?..." : "");
+  char *shown = fetch_redact_url(cut, 0); /* userinfo to the last '@' before the query */
+  free(cut);
+  return shown;
+}
+
+/* The default name: METHOD and the URL's path (never its userinfo or query), cut to fit. */
 static void default_name(mix_entry_t *e) {
-  const char *path = strstr(e->url, "://");
+  char *shown = bench_shown_url(e->url);
+  const char *path = shown != NULL ? strstr(shown, "://") : NULL;
   path = path != NULL ? strchr(path + 3, '/') : NULL;
   if (path == NULL)
     path = "/";
   size_t plen = strcspn(path, "?#");
   snprintf(e->name, sizeof(e->name), "%s %.*s", e->method != NULL ? e->method : (e->has_body ? "POST" : "GET"),
            (int)(plen < 200 ? plen : 200), path);
+  free(shown);
 }
 
 /* Adds e (taken over) and its name; -1 out of memory. */
@@ -115,6 +129,18 @@ oom:
 
 /* Fills e from a parsed line; the reason in why on a problem. */
 static int take(mix_entry_t *e, const fetch_spec_t *sp, char *why, size_t why_len) {
+  static const char *const known[] = {"url", "method", "headers", "body", "weight", "name", "id", "sha256"};
+  const char *key;
+  json_t *value;
+  json_object_foreach(sp->obj, key, value) { /* a typo ("wieght") is an error, not a default */
+    size_t k = 0;
+    while (k < sizeof(known) / sizeof(*known) && strcmp(key, known[k]) != 0)
+      k++;
+    if (k == sizeof(known) / sizeof(*known)) {
+      snprintf(why, why_len, "unknown key (a mix line has url, method, headers, body, weight, name, id)");
+      return -1;
+    }
+  }
   json_t *weight = json_object_get(sp->obj, "weight");
   json_t *name = json_object_get(sp->obj, "name");
   e->weight = 1;
@@ -131,6 +157,11 @@ static int take(mix_entry_t *e, const fetch_spec_t *sp, char *why, size_t why_le
       snprintf(why, why_len, "\"name\" must be a string of 1 to %d bytes", BENCH_NAME_MAX - 1);
       return -1;
     }
+    for (const unsigned char *c = (const unsigned char *)json_string_value(name); *c != '\0'; c++)
+      if (*c < 0x20 || *c == 0x7f) {
+        snprintf(why, why_len, "\"name\" must be printable (no control characters)");
+        return -1;
+      }
     snprintf(e->name, sizeof(e->name), "%s", json_string_value(name));
   }
   const char *url = sp->url != NULL ? sp->url : sp->bare_url;
@@ -149,8 +180,6 @@ static int take(mix_entry_t *e, const fetch_spec_t *sp, char *why, size_t why_le
     if ((e->headers = calloc(nh + 1, sizeof(char *))) == NULL)
       goto oom;
     size_t i = 0;
-    const char *key;
-    json_t *value;
     json_object_foreach(sp->headers, key, value) {
       if (!json_is_string(value)) {
         snprintf(why, why_len, "header \"%.64s\" must be a string", key);

@@ -67,8 +67,26 @@ _Noreturn void bench_die_usage(const char *fmt, const char *arg) {
 static double number(const char *opt, const char *arg, double max) {
   char *end;
   double v = strtod(arg, &end);
-  if (*arg == '\0' || *end != '\0' || !(v >= 0) || v > max) {
+  if (*arg == '\0' || *end != '\0' || !(v >= 0) || v > max || strpbrk(arg, "xXpP") != NULL) {
     fprintf(stderr, "salvo-bench: %s needs a number from 0 to %g, got '%s'\n", opt, max, arg);
+    exit(2);
+  }
+  return v;
+}
+
+/* A whole number (counts): "1.9" is refused, not cut to 1. */
+static double whole(const char *opt, const char *arg, double max) {
+  double v = number(opt, arg, max);
+  if (v != floor(v))
+    bench_die_usage("%s needs a whole number", opt);
+  return v;
+}
+
+/* Milliseconds for a loop timer: 0 (off) or at least 1, whole. */
+static double millis(const char *opt, const char *arg, double max) {
+  double v = number(opt, arg, max);
+  if (v != floor(v) || (v > 0 && v < 1)) {
+    fprintf(stderr, "salvo-bench: %s needs whole milliseconds (0 = off), got '%s'\n", opt, arg);
     exit(2);
   }
   return v;
@@ -131,7 +149,9 @@ static void add_header(bench_opts_t *o, const char *h) {
   n[o->nheaders] = NULL;
 }
 
-static int shape_opt(bench_opts_t *o, int opt, const char *arg, const char **spike) {
+#define MAX_SPIKES 8
+
+static int shape_opt(bench_opts_t *o, int opt, const char *arg, const char **spikes, size_t *nspikes) {
   char why[300];
   int rc = 0;
   if (opt == 'r') {
@@ -147,7 +167,9 @@ static int shape_opt(bench_opts_t *o, int opt, const char *arg, const char **spi
     rc = shape_steps(&o->shape, arg, why, sizeof(why));
     snprintf(o->shape_text, sizeof(o->shape_text), "open loop, steps %s", arg);
   } else {
-    *spike = arg;
+    if (*nspikes == MAX_SPIKES)
+      bench_die_usage("at most 8 --spike, got more with '%s'", arg);
+    spikes[(*nspikes)++] = arg;
   }
   if (rc != 0)
     bench_die_usage("%s", why);
@@ -164,7 +186,8 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
   o->slo_ms = 1000;
   double attempt_ms = -1, deadline_ms = -1;
   int shapes = 0, policy_given = 0;
-  const char *spike = NULL;
+  const char *spikes[MAX_SPIKES];
+  size_t nspikes = 0;
   static const struct option longopts[] = {
       {"http1.1", no_argument, NULL, '1'},       {"http2", no_argument, NULL, '2'},
       {"connections", required_argument, NULL, 'C'}, {"cacert", required_argument, NULL, 'A'},
@@ -191,17 +214,17 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
   while ((opt = getopt_long(argc, argv, "n:c:m:t:D:i:X:H:d:h", longopts, NULL)) != -1) {
     switch (opt) {
     case 'n':
-      o->total = (long)number("-n", optarg, 1e12);
+      o->total = (long)whole("-n", optarg, 1e12);
       if (o->total < 1)
         bench_die_usage("-n needs at least 1, got '%s'", optarg);
       break;
     case 'c':
-      o->concurrency = (long)number("-c", optarg, 1e6);
+      o->concurrency = (long)whole("-c", optarg, 1e6);
       if (o->concurrency < 1)
         bench_die_usage("-c needs at least 1, got '%s'", optarg);
       break;
     case 't':
-      o->threads = (long)number("-t", optarg, 64);
+      o->threads = (long)whole("-t", optarg, 64);
       if (o->threads < 1)
         bench_die_usage("-t needs 1 to 64, got '%s'", optarg);
       break;
@@ -209,10 +232,10 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
       o->duration_s = duration("-D", optarg);
       break;
     case 'm':
-      o->engine.max_streams = (long)number("-m", optarg, 1e6);
+      o->engine.max_streams = (long)whole("-m", optarg, 1e6);
       break;
     case 'C':
-      o->engine.max_host_connections = (long)number("--connections", optarg, 1e6);
+      o->engine.max_host_connections = (long)whole("--connections", optarg, 1e6);
       break;
     case '1':
       o->engine.http_version = SALVO_HTTP_1_1;
@@ -231,10 +254,10 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
     case 'S':
     case 'P':
       shapes += opt != 'P';
-      shape_opt(o, opt, optarg, &spike);
+      shape_opt(o, opt, optarg, spikes, &nspikes);
       break;
     case 'T':
-      o->think_ms = number("--think", optarg, 3600000);
+      o->think_ms = millis("--think", optarg, 3600000);
       break;
     case 'j':
       o->json = 1;
@@ -249,7 +272,7 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
       o->engine.retry.request_id_header[0] = '\0';
       break;
     case 'M':
-      o->engine.hosts.max_in_flight = (unsigned)number("--max-per-host", optarg, 1e6);
+      o->engine.hosts.max_in_flight = (unsigned)whole("--max-per-host", optarg, 1e6);
       break;
     case 'a':
       o->engine.hosts.adaptive_concurrency = 1;
@@ -267,14 +290,14 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
       o->body = optarg;
       break;
     case 'e':
-      o->seed = (uint64_t)number("--seed", optarg, 1e18);
+      o->seed = (uint64_t)whole("--seed", optarg, 1e15);
       break;
     case 'K': {
       unsigned k, n;
       char tail;
-      if (sscanf(optarg, "%u/%u%c", &k, &n, &tail) != 2 || n < 1 || k < 1 || k > n || n > 100000 ||
-          optarg[0] == '-' || strchr(optarg, '-') != NULL)
-        bench_die_usage("--shard needs K/N with 1 <= K <= N, got '%s'", optarg);
+      if (strspn(optarg, "0123456789/") != strlen(optarg) || strlen(optarg) > 13 ||
+          sscanf(optarg, "%u/%u%c", &k, &n, &tail) != 2 || n < 1 || k < 1 || k > n || n > 100000)
+        bench_die_usage("--shard needs K/N with 1 <= K <= N <= 100000, got '%s'", optarg);
       o->shard_k = k;
       o->shard_n = n;
       break;
@@ -298,10 +321,10 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
         bench_die_usage("--retry-policy is default, none, naive or adaptive, not '%s'", optarg);
       break;
     case 'W':
-      attempt_ms = number("--attempt-timeout", optarg, 86400000);
+      attempt_ms = millis("--attempt-timeout", optarg, 86400000);
       break;
     case 'E':
-      deadline_ms = number("--deadline", optarg, 86400000);
+      deadline_ms = millis("--deadline", optarg, 86400000);
       break;
     case 'l':
       o->label = optarg;
@@ -313,7 +336,7 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
       o->storm_json = optarg;
       break;
     case 'O':
-      o->slo_ms = number("--slo", optarg, 3600000);
+      o->slo_ms = millis("--slo", optarg, 3600000);
       break;
     case 'h':
       usage(stdout);
@@ -333,6 +356,8 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
     bench_die_usage("%s", "-X, -H and -d go with a URL; in a mix (-i) each line says its own");
   if (shapes > 1)
     bench_die_usage("%s", "give one of --rate, --ramp and --steps (add --spike to any)");
+  if (o->storm && (o->json || o->hlog != NULL))
+    bench_die_usage("%s", "--storm writes its four results with --storm-json FILE, not --json or --hlog");
   if (o->storm) {
     if (policy_given)
       bench_die_usage("%s", "--storm runs every --retry-policy in turn; give neither");
@@ -351,12 +376,12 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
   } else if (o->storm_json != NULL) {
     bench_die_usage("%s", "--storm-json goes with --storm");
   }
-  if (spike != NULL) {
+  for (size_t i = 0; i < nspikes; i++) { /* in order: a later spike wins where they overlap */
     char why[300];
-    if (shape_spike(&o->shape, spike, why, sizeof(why)) != 0)
+    if (shape_spike(&o->shape, spikes[i], why, sizeof(why)) != 0)
       bench_die_usage("%s", why);
     size_t len = strlen(o->shape_text);
-    snprintf(o->shape_text + len, sizeof(o->shape_text) - len, ", spike %s", spike);
+    snprintf(o->shape_text + len, sizeof(o->shape_text) - len, ", spike %s", spikes[i]);
   }
   if (o->think_ms > 0 && o->shape.n > 0)
     bench_die_usage("%s", "--think is for a closed loop; --rate, --ramp and --steps are open loops");

@@ -175,6 +175,7 @@ int result_merge(bench_result_t *into, const bench_result_t *from) {
   hdr_add(into->ok_latency, from->ok_latency);
   into->offered += from->offered;
   into->late += from->late;
+  into->unsent += from->unsent;
   if (from->late_max_us > into->late_max_us)
     into->late_max_us = from->late_max_us;
   if (from->seconds > into->seconds)
@@ -277,6 +278,7 @@ int result_write_json(const bench_result_t *r, FILE *f) {
                       json_real(r->total.requests ? (double)r->total.attempts / (double)r->total.requests : 0));
   json_object_set_new(o, "offered", json_integer((json_int_t)r->offered));
   json_object_set_new(o, "late", json_integer((json_int_t)r->late));
+  json_object_set_new(o, "unsent", json_integer((json_int_t)r->unsent));
   json_object_set_new(o, "late_max_ms", json_real((double)r->late_max_us / 1000.0));
   json_object_set_new(o, "latency_ms", pcts_json(r->latency));
   json_object_set_new(o, "service_ms", pcts_json(r->service));
@@ -313,7 +315,7 @@ int result_write_json(const bench_result_t *r, FILE *f) {
                         r->latency_recovery_s < 0 ? json_null() : json_real(r->latency_recovery_s));
   }
   json_object_set_new(o, "max_rss_kib", json_integer(r->max_rss_kib));
-  int rc = bad ? -1 : json_dumpf(o, f, JSON_COMPACT | JSON_REAL_PRECISION(10));
+  int rc = bad ? -1 : json_dumpf(o, f, JSON_COMPACT | JSON_REAL_PRECISION(15));
   json_decref(o);
   if (rc == 0 && fputc('\n', f) == EOF)
     rc = -1;
@@ -322,14 +324,32 @@ int result_write_json(const bench_result_t *r, FILE *f) {
 
 /* ------------------------------------------------------------ JSON in */
 
+/* Counts read from a file: a non-negative integer below 2^53 (what a double
+ * holds exactly), else the file is refused (bad_value names the key). */
+static const char *bad_value;
+
 static uint64_t u64(json_t *o, const char *key) {
   json_t *v = json_object_get(o, key);
-  return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+  if (v == NULL || json_is_null(v))
+    return 0;
+  if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (INT64_C(1) << 53)) {
+    bad_value = key;
+    return 0;
+  }
+  return (uint64_t)json_integer_value(v);
 }
 
+/* Seconds, milliseconds, rates: finite, 0 .. 1e10. */
 static double real(json_t *o, const char *key) {
   json_t *v = json_object_get(o, key);
-  return json_is_number(v) ? json_number_value(v) : 0;
+  if (v == NULL || json_is_null(v))
+    return 0;
+  double d = json_is_number(v) ? json_number_value(v) : -1;
+  if (!(d >= 0 && d <= 1e10)) {
+    bad_value = key;
+    return 0;
+  }
+  return d;
 }
 
 static void read_counts(json_t *o, bench_counts_t *c) {
@@ -343,8 +363,8 @@ static void read_counts(json_t *o, bench_counts_t *c) {
   if (json_is_object(e))
     json_object_foreach(e, k, v) {
       size_t i = class_of(k);
-      if (i < BENCH_NCLASSES && json_is_integer(v) && json_integer_value(v) > 0)
-        c->errors[i] += (uint64_t)json_integer_value(v);
+      if (i < BENCH_NCLASSES)
+        c->errors[i] += u64(e, k);
     }
 }
 
@@ -387,6 +407,7 @@ static bench_result_t *from_json(json_t *o, char *why, size_t why_len) {
     snprintf(why, why_len, "out of memory");
     return NULL;
   }
+  bad_value = NULL;
   copy_str(r->label, sizeof(r->label), o, "label");
   copy_str(r->target, sizeof(r->target), o, "target");
   copy_str(r->shape, sizeof(r->shape), o, "shape");
@@ -401,10 +422,13 @@ static bench_result_t *from_json(json_t *o, char *why, size_t why_len) {
   read_counts(o, &r->total);
   r->offered = u64(o, "offered");
   r->late = u64(o, "late");
+  r->unsent = u64(o, "unsent");
   r->late_max_us = (int64_t)(real(o, "late_max_ms") * 1000);
   r->overload_end_s = real(o, "overload_end_s");
   json_t *rec = json_object_get(o, "recovery_s");
   r->recovery_s = json_is_null(rec) ? -1 : real(o, "recovery_s");
+  if (r->late_max_us < 0 || r->late_max_us > INT64_C(86400000000))
+    bad_value = "late_max_ms";
   r->slo_ms = real(o, "slo_ms");
   rec = json_object_get(o, "latency_recovery_s");
   r->latency_recovery_s = json_is_null(rec) ? -1 : real(o, "latency_recovery_s");
@@ -455,6 +479,10 @@ static bench_result_t *from_json(json_t *o, char *why, size_t why_len) {
       }
     }
   }
+  if (bad_value != NULL) {
+    snprintf(why, why_len, "\"%s\": not a count or a time a run can have", bad_value);
+    goto fail;
+  }
   return r;
 oom:
   snprintf(why, why_len, "out of memory");
@@ -490,7 +518,11 @@ static int on_interval(const hlog_entry_t *e, void *ud) {
   bench_result_t *r = st->r;
   if (e->tag[0] != '\0') /* a tagged interval: one name's */
     return 0;
-  double at = e->start_s < 0 ? 0 : e->start_s;
+  if (!(e->start_s >= 0 && e->start_s < MAX_SECS && e->length_s >= 0 && e->length_s <= MAX_SECS)) {
+    st->failed = 2;
+    return 1;
+  }
+  double at = e->start_s;
   size_t sec = at >= MAX_SECS ? MAX_SECS - 1 : (size_t)at;
   int64_t n = hdr_total(e->hist);
   hdr_add(r->latency, e->hist);
@@ -525,7 +557,8 @@ bench_result_t *result_read_hlog(const char *path, char *why, size_t why_len) {
   int rc = hlog_read(f, &r->start_unix_s, on_interval, &st, inner, sizeof(inner));
   fclose(f);
   if (rc < 0 || st.failed) {
-    snprintf(why, why_len, "%s: %s", path, rc < 0 ? inner : "out of memory");
+    snprintf(why, why_len, "%s: %s", path,
+             rc < 0 ? inner : st.failed == 2 ? "an interval starts or lasts past a day" : "out of memory");
     result_free(r);
     return NULL;
   }
@@ -570,9 +603,11 @@ void result_print(const bench_result_t *r, FILE *f) {
   double secs = r->seconds > 0 ? r->seconds : 1;
   fprintf(f, "target         %s\n", r->target);
   fprintf(f, "load           %s\n", r->shape);
-  fprintf(f, "requests       %" PRIu64 " in %.3f s, %ld thread(s), concurrency %ld%s%s%s\n", c->requests,
-          r->seconds, r->threads, r->concurrency, r->open_loop ? ", open loop" : ", closed loop",
-          r->shards > 1 ? ", merged shards" : "", r->shard[0] ? ", shard " : "");
+  fprintf(f, "requests       %" PRIu64 " in %.3f s, %ld thread(s), concurrency %ld%s", c->requests,
+          r->seconds, r->threads, r->concurrency, r->open_loop ? ", open loop" : ", closed loop");
+  if (r->shards > 1)
+    fprintf(f, ", %u shards merged", r->shards);
+  fputc('\n', f);
   if (r->shard[0])
     fprintf(f, "shard          %s\n", r->shard);
   fprintf(f, "throughput     %.0f req/s\n", (double)c->requests / secs);
@@ -588,6 +623,8 @@ void result_print(const bench_result_t *r, FILE *f) {
     print_pcts("service ms", r->service, f);
     fprintf(f, "sent late      %" PRIu64 " of %" PRIu64 " (more than %d ms after due; latest %.1f ms)\n",
             r->late, r->offered, BENCH_LATE_US / 1000, (double)r->late_max_us / 1000.0);
+    if (r->unsent > 0)
+      fprintf(f, "not sent       %" PRIu64 " (due, waiting for a slot when the run was stopped)\n", r->unsent);
   }
   if (r->has_host) { /* the host's own record: attempts on the wire, not time in a queue */
     const salvo_host_stats_t *h = &r->host;

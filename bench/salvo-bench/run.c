@@ -78,6 +78,10 @@ static int done_sending(const worker_t *w) {
 static void on_closed(uv_handle_t *h) { (void)h; }
 
 static void finish_if_done(worker_t *w) {
+  if (atomic_load(&stop_requested) && w->pending_len > 0) {
+    w->result->unsent += w->pending_len; /* due, never sent: stopped */
+    w->pending_len = 0;
+  }
   if (w->stopping || w->in_flight > 0 || w->pending_len > 0 || !done_sending(w))
     return;
   w->stopping = 1;
@@ -119,7 +123,7 @@ static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
   free(tag);
   w->completed++;
   w->in_flight--;
-  if (w->pending_len > 0) { /* open loop: the oldest waiting request takes the slot */
+  if (w->pending_len > 0 && !atomic_load(&stop_requested)) { /* open loop: the oldest waiting request takes the slot */
     uint64_t due = w->pending[w->pending_head];
     w->pending_head = (w->pending_head + 1) % w->pending_cap;
     w->pending_len--;
@@ -133,6 +137,39 @@ static void done(salvo_request_t *req, const salvo_result_t *r, void *ud) {
   finish_if_done(w);
 }
 
+static int drop_body(salvo_request_t *req, const char *data, size_t len, void *user_data) {
+  (void)req;
+  (void)data;
+  (void)len;
+  (void)user_data;
+  return 0;
+}
+
+/* Every entry of the mix as a request the engine accepts, before anything is
+ * sent: a bad URL, method or header stops the run at once (exit 2). */
+static int check_mix(worker_t *w) {
+  for (size_t i = 0; i < w->mix->n; i++) {
+    const mix_entry_t *e = &w->mix->entries[i];
+    salvo_request_t *req = NULL;
+    int rc = salvo_request_new(w->engine, e->method != NULL ? e->method : (e->has_body ? "POST" : "GET"),
+                               e->url, &req);
+    for (char **h = e->headers; rc == 0 && h != NULL && *h != NULL; h++)
+      rc = salvo_request_add_header_line(req, *h);
+    if (rc == 0 && e->has_body)
+      rc = salvo_request_set_body(req, e->body, e->body_len);
+    if (req != NULL)
+      salvo_request_free(req);
+    if (rc != 0) {
+      if (w->mix->n > 1)
+        fprintf(stderr, "salvo-bench: mix entry %zu (%s): %s\n", i + 1, e->name, salvo_strerror(rc));
+      else
+        fprintf(stderr, "salvo-bench: the URL, method or a header: %s\n", salvo_strerror(rc));
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static void submit(worker_t *w, uint64_t due_ns, user_t *user) {
   const mix_entry_t *e = mix_draw(w->mix, &w->rng);
   tag_t *tag = calloc(1, sizeof(*tag));
@@ -144,6 +181,10 @@ static void submit(worker_t *w, uint64_t due_ns, user_t *user) {
     rc = salvo_request_add_header_line(req, *h);
   if (rc == 0 && e->has_body)
     rc = salvo_request_set_body(req, e->body, e->body_len);
+  if (rc == 0) /* bodies are dropped as they come, never held in memory */
+    rc = salvo_request_set_data_cb(req, drop_body);
+  if (rc == 0)
+    rc = salvo_request_set_data_restartable(req, 1);
   if (rc == 0) {
     tag->w = w;
     tag->entry = e;
@@ -163,7 +204,7 @@ static void submit(worker_t *w, uint64_t due_ns, user_t *user) {
       salvo_request_free(req);
     free(tag);
     fprintf(stderr, "salvo-bench: %s: %s\n", e->name, salvo_strerror(rc));
-    w->failed = 1;
+    w->failed = 2;
     return;
   }
   w->submitted++;
@@ -203,7 +244,7 @@ static void tick(uv_timer_t *t) {
       submit(w, at, NULL);
     } else if (push_pending(w, at) != 0) {
       fprintf(stderr, "salvo-bench: out of memory for waiting requests\n");
-      w->failed = 1;
+      w->failed = 2;
     }
   }
   finish_if_done(w);
@@ -231,6 +272,13 @@ static void worker_run(void *arg) {
     uv_loop_close(&w->loop);
     return;
   }
+  if (check_mix(w) != 0) {
+    w->failed = 2;
+    salvo_engine_close(w->engine, NULL, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    return;
+  }
   w->start_ns = uv_hrtime();
   uv_timer_init(&w->loop, &w->tick);
   w->tick.data = w;
@@ -239,7 +287,8 @@ static void worker_run(void *arg) {
   } else {
     w->users = calloc((size_t)w->o->concurrency, sizeof(*w->users));
     if (w->users == NULL) {
-      w->failed = 1;
+      fprintf(stderr, "salvo-bench: out of memory for %ld users\n", w->o->concurrency);
+      w->failed = 2;
     } else {
       for (long i = 0; i < w->o->concurrency; i++) {
         w->users[i].w = w;
@@ -286,8 +335,11 @@ bench_result_t *bench_run(const bench_opts_t *o, const bench_mix_t *m, const sal
   /* This process's share of the whole (--shard), then each thread's. */
   double share = 1.0 / (double)o->shard_n / (double)threads;
   long total = o->total;
-  if (total > 0 && o->shard_n > 1)
+  if (total > 0 && o->shard_n > 1) {
     total = total / (long)o->shard_n + ((long)o->shard_k - 1 < total % (long)o->shard_n);
+    if (total == 0)
+      total = -1; /* -n smaller than the shards: nothing for this one */
+  }
   int failed = 0;
   for (long i = 0; i < threads && !failed; i++) {
     worker_t *w = &workers[i];
@@ -297,7 +349,7 @@ bench_result_t *bench_run(const bench_opts_t *o, const bench_mix_t *m, const sal
     w->shape = o->shape;
     shape_scale(&w->shape, share);
     w->phase = ((double)(o->shard_k - 1) * (double)threads + (double)i) / ((double)o->shard_n * (double)threads);
-    w->total = total > 0 ? total / threads + (i < total % threads) : 0;
+    w->total = total > 0 ? total / threads + (i < total % threads) : total;
     if (total > 0 && w->total == 0)
       w->total = -1; /* nothing for this thread */
     rng_seed(&w->rng, o->seed + o->shard_k - 1 + (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15));

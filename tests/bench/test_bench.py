@@ -228,6 +228,53 @@ def test_storm(base, tally):
           tally)
 
 
+def test_what_a_new_user_broke(base, tally):
+    """Found by trying salvo-bench as a new user; each stays fixed."""
+    counters(base, reset=True)
+    p, r = bench_json(["--shard", "2/2", "-n", "1", base + "/keyed/tiny"], timeout=30)
+    ok = r is not None and r["requests"] == 0 and p.returncode == 0
+    check("--shard 2/2 -n 1: nothing for this shard, and it ends", ok,
+          "exit %d, %s requests" % (p.returncode, r and r["requests"]), tally)
+    mix = write("badurl.jsonl", json.dumps({"url": base + "/keyed/never", "weight": 99}) + "\n" +
+                json.dumps({"url": "http://", "weight": 1, "name": "broken"}) + "\n")
+    p = bench(["-i", mix, "-n", "200"], timeout=30)
+    sent = key_count(counters(base), "never")
+    ok = p.returncode == 2 and "mix entry 2 (broken)" in p.stderr and sent == 0
+    check("a mix entry the engine refuses stops the run before anything is sent", ok,
+          "exit %d, the server counted %d: %s" % (p.returncode, sent, p.stderr.strip()[:120]), tally)
+    mix = write("typo.jsonl", json.dumps({"url": base + "/ok", "wieght": 9}) + "\n")
+    p = bench(["-i", mix, "-n", "1"], timeout=30)
+    check("a typo in a mix key is refused", p.returncode == 2 and "unknown key" in p.stderr,
+          p.stderr.strip()[:120], tally)
+    # SIGINT in an open loop: what waits for a slot is not sent, the result is written
+    out = os.path.join(TMP, "int.json")
+    with open(out, "w") as f:
+        pr = subprocess.Popen([BENCH, "--rate", "200", "-D", "20", "-c", "5", "--json",
+                               base + "/sleep/200"], stdout=f, stderr=subprocess.PIPE, text=True)
+        import time
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        pr.send_signal(2)
+        pr.wait(timeout=30)
+        took = time.monotonic() - t0
+    try:
+        r = json.load(open(out))
+    except ValueError:
+        r = None
+    ok = (r is not None and took < 3 and r["unsent"] > 100 and
+          r["requests"] + r["unsent"] == r["offered"])
+    check("SIGINT in an open loop stops sending, drops what waits, writes the result", ok,
+          "ended %.1f s after SIGINT; %s" % (took, r and {k: r[k] for k in ("offered", "requests", "unsent")}),
+          tally)
+    p = subprocess.run([BENCH, "-n", "5", "--json", base + "/ok"], stdout=open("/dev/full", "w"),
+                       stderr=subprocess.PIPE, text=True, timeout=30)
+    check("a result that cannot be written is exit 2", p.returncode == 2 and "standard output" in p.stderr,
+          "exit %d: %s" % (p.returncode, p.stderr.strip()[:100]), tally)
+    p = bench(["-n", "5", "--json", "http://u:pw@127.0.0.1:%s/ok?token=S3CRET" % base.rsplit(":", 1)[1]])
+    ok = "S3CRET" not in p.stdout + p.stderr and "pw@" not in p.stdout + p.stderr and p.returncode == 0
+    check("no userinfo or query in the output", ok, "exit %d" % p.returncode, tally)
+
+
 def test_bad_input(base, tally):
     bad = write("bad.jsonl", json.dumps({"url": base + "/ok"}) + "\n" +
                 json.dumps({"url": base + "/ok", "weight": -1}) + "\n")
@@ -258,6 +305,7 @@ def main():
         test_closed(base, tally)
         test_shards(base, tally)
         test_bad_input(base, tally)
+        test_what_a_new_user_broke(base, tally)
         test_storm(base, tally)
     finally:
         srv.terminate()

@@ -141,6 +141,8 @@ Test(mix, a_bad_line_is_named_by_number_and_reason_without_its_text) {
       {"{\"url\":\"http://127.0.0.1/\", \"secret\": \"hunter2\"", "line 1: column"},
       {"Authorization: Bearer hunter2", "not shown"},
       {"# only a comment\n\n", "no request"},
+      {"{\"url\":\"http://127.0.0.1/\",\"wieght\":2}", "unknown key"},
+      {"{\"url\":\"http://127.0.0.1/\",\"name\":\"a\\u001b[31m\"}", "printable"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
     bench_mix_t m = {0};
@@ -184,6 +186,24 @@ Test(mix, the_draw_follows_the_weights_and_the_seed) {
     differ |= x != z;
   }
   cr_assert(same && differ);
+  mix_free(&m);
+}
+
+Test(mix, a_url_is_shown_without_userinfo_or_query) {
+  const char *cases[][2] = {
+      {"http://u:pw@127.0.0.1:9/p?token=S3CRET#f", "http://***@127.0.0.1:9/p?..."},
+      {"http://127.0.0.1:9/ok?email=me@127.0.0.1", "http://127.0.0.1:9/ok?..."},
+      {"http://u:pa/ss@127.0.0.1:9/ok", "http://***@127.0.0.1:9/ok"},
+      {"http://127.0.0.1:9/plain", "http://127.0.0.1:9/plain"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    char *shown = bench_shown_url(cases[i][0]);
+    cr_assert_str_eq(shown, cases[i][1]);
+    free(shown);
+  }
+  bench_mix_t m = {0};
+  cr_assert_eq(mix_single(&m, "http://u:pa/ss@127.0.0.1:9/ok?k=v", NULL, NULL, 0, NULL), 0);
+  cr_assert_str_eq(m.entries[0].name, "GET /ok", "a default name shows no password");
   mix_free(&m);
 }
 
