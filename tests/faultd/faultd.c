@@ -763,8 +763,12 @@ static void h1_capacity_start(faultd_slot_t *slot) {
 static void h1_drip_tick(uv_timer_t *t) {
   conn_t *c = t->data;
   faultd__conn_write(c, "x", 1);
-  if (--c->drip_left == 0)
+  if (--c->drip_left == 0) {
     uv_timer_stop(t);
+    c->stalled = 0; /* answered: the connection takes the next request (found by a new user:
+                       after a /drip the next request on the connection was never answered) */
+    http_parser_init(&c->parser, HTTP_REQUEST);
+  }
 }
 
 static void end_after_answer_cb(uv_write_t *req, int status) {

@@ -211,6 +211,10 @@ for bad in /file/1 /file/1/2/3 /file/-1/2 /file/+1/2 /file/68719476737/1 /file/1
   [ "$out" = 400 ] || fail "$bad: $out, want 400"
 done
 
+# a kept-alive connection takes the next request after a /drip (curl reuses it)
+out=$(curl -sS -o /dev/null -w '%{http_code} %{num_connects}\n' "$base/drip/3/20" -o /dev/null "$base/ok" | tr '\n' ' ')
+[ "$out" = "200 1 200 0 " ] || fail "/drip then /ok on one connection: $out (want '200 1 200 0 ')"
+
 # /capacity ?keep=1: a client that gives up (curl --max-time) leaves its work
 # behind, and the next request waits for it; without keep=1 it does not.
 # One place, 600 ms of service: curl A leaves after 0.2 s, curl B comes at once.
