@@ -176,6 +176,205 @@ static int shape_opt(bench_opts_t *o, int opt, const char *arg, const char **spi
   return 0;
 }
 
+/* What the flags left for after the loop: the checks that take several
+ * flags together, and the defaults that depend on them. */
+typedef struct {
+  int shapes, policy_given;
+  double attempt_ms, deadline_ms;
+  const char **spikes;
+  size_t nspikes;
+} parsed_t;
+
+static void after_parse(bench_opts_t *o, const parsed_t *p) {
+  double attempt_ms = p->attempt_ms, deadline_ms = p->deadline_ms;
+  if (o->input != NULL && (o->method != NULL || o->nheaders > 0 || o->body != NULL))
+    bench_die_usage("%s", "-X, -H and -d go with a URL; in a mix (-i) each line says its own");
+  if (p->shapes > 1)
+    bench_die_usage("%s", "give one of --rate, --ramp and --steps (add --spike to any)");
+  if (o->storm && (o->json || o->hlog != NULL))
+    bench_die_usage("%s", "--storm writes its four results with --storm-json FILE, not --json or --hlog");
+  if (o->storm) {
+    if (p->policy_given)
+      bench_die_usage("%s", "--storm runs every --retry-policy in turn; give neither");
+    if (o->shape.n == 0) {
+      char why[200];
+      shape_steps(&o->shape, "2400:10s,400:20s", why, sizeof(why));
+      snprintf(o->shape_text, sizeof(o->shape_text), "open loop, steps 2400:10s,400:20s");
+    }
+    if (!isfinite(o->shape.end_s) || o->shape.n < 3)
+      bench_die_usage("%s", "--storm needs --steps OVERLOAD:T,RELIEF:T (or none, for the default)");
+    o->overload_end_s = o->shape.seg[0].to_s;
+    if (attempt_ms < 0)
+      attempt_ms = 300;
+    if (o->concurrency == 64)
+      o->concurrency = 4000;
+  } else if (o->storm_json != NULL) {
+    bench_die_usage("%s", "--storm-json goes with --storm");
+  }
+  for (size_t i = 0; i < p->nspikes; i++) { /* in order: a later spike wins where they overlap */
+    char why[300];
+    if (shape_spike(&o->shape, p->spikes[i], why, sizeof(why)) != 0)
+      bench_die_usage("%s", why);
+    size_t len = strlen(o->shape_text);
+    snprintf(o->shape_text + len, sizeof(o->shape_text) - len, ", spike %s", p->spikes[i]);
+  }
+  if (o->think_ms > 0 && o->shape.n > 0)
+    bench_die_usage("%s", "--think is for a closed loop; --rate, --ramp and --steps are open loops");
+  if (o->shape.n == 0)
+    snprintf(o->shape_text, sizeof(o->shape_text), "closed loop, %ld users%s", o->concurrency,
+             o->think_ms > 0 ? ", think time" : "");
+  if (o->think_ms > 0) {
+    size_t len = strlen(o->shape_text);
+    snprintf(o->shape_text + len, sizeof(o->shape_text) - len, " %g ms", o->think_ms);
+  }
+  if (o->total == 0 && o->duration_s == 0 && !isfinite(o->shape.end_s))
+    o->total = 100000;
+  if (attempt_ms >= 0)
+    o->engine.timeouts.attempt_ms = (uint64_t)attempt_ms;
+  if (deadline_ms >= 0)
+    o->engine.timeouts.deadline_ms = (uint64_t)deadline_ms;
+  bench_apply_policy(&o->engine, o->policy);
+  if (o->engine.insecure_skip_verify)
+    fprintf(stderr, "salvo-bench: --insecure: TLS certificates are NOT verified\n");
+}
+
+/* One flag of the command line into *o (and what after_parse() needs into *p). */
+static void flag(bench_opts_t *o, int opt, const char *arg, parsed_t *p) {
+  switch (opt) {
+  case 'n':
+    o->total = (long)whole("-n", arg, 1e12);
+    if (o->total < 1)
+      bench_die_usage("-n needs at least 1, got '%s'", arg);
+    break;
+  case 'c':
+    o->concurrency = (long)whole("-c", arg, 1e6);
+    if (o->concurrency < 1)
+      bench_die_usage("-c needs at least 1, got '%s'", arg);
+    break;
+  case 't':
+    o->threads = (long)whole("-t", arg, 64);
+    if (o->threads < 1)
+      bench_die_usage("-t needs 1 to 64, got '%s'", arg);
+    break;
+  case 'D':
+    o->duration_s = duration("-D", arg);
+    break;
+  case 'm':
+    o->engine.max_streams = (long)whole("-m", arg, 1e6);
+    break;
+  case 'C':
+    o->engine.max_host_connections = (long)whole("--connections", arg, 1e6);
+    break;
+  case '1':
+    o->engine.http_version = SALVO_HTTP_1_1;
+    break;
+  case '2':
+    o->engine.http_version = SALVO_HTTP_2;
+    break;
+  case 'A':
+    o->engine.ca_file = arg;
+    break;
+  case 'k':
+    o->engine.insecure_skip_verify = 1;
+    break;
+  case 'r':
+  case 'R':
+  case 'S':
+  case 'P':
+    p->shapes += opt != 'P';
+    shape_opt(o, opt, arg, p->spikes, &p->nspikes);
+    break;
+  case 'T':
+    o->think_ms = millis("--think", arg, 3600000);
+    break;
+  case 'j':
+    o->json = 1;
+    break;
+  case 'L':
+    o->hlog = arg;
+    break;
+  case 'o':
+    o->report = arg;
+    break;
+  case 'I':
+    o->engine.retry.request_id_header[0] = '\0';
+    break;
+  case 'M':
+    o->engine.hosts.max_in_flight = (unsigned)whole("--max-per-host", arg, 1e6);
+    break;
+  case 'a':
+    o->engine.hosts.adaptive_concurrency = 1;
+    break;
+  case 'i':
+    o->input = arg;
+    break;
+  case 'X':
+    o->method = arg;
+    break;
+  case 'H':
+    add_header(o, arg);
+    break;
+  case 'd':
+    o->body = arg;
+    break;
+  case 'e':
+    o->seed = (uint64_t)whole("--seed", arg, 1e15);
+    break;
+  case 'K': {
+    unsigned k, n;
+    char tail;
+    if (strspn(arg, "0123456789/") != strlen(arg) || strlen(arg) > 13 ||
+        sscanf(arg, "%u/%u%c", &k, &n, &tail) != 2 || n < 1 || k < 1 || k > n || n > 100000)
+      bench_die_usage("--shard needs K/N with 1 <= K <= N <= 100000, got '%s'", arg);
+    o->shard_k = k;
+    o->shard_n = n;
+    break;
+  }
+  case 'Z':
+    o->start_at = number("--start-at", arg, 1e11);
+    if (o->start_at > (double)time(NULL) + 86400)
+      bench_die_usage("--start-at is more than a day away: '%s' (seconds since the epoch)", arg);
+    break;
+  case 'Y':
+    p->policy_given = 1;
+    if (strcmp(arg, "default") == 0)
+      o->policy = POLICY_DEFAULT;
+    else if (strcmp(arg, "none") == 0)
+      o->policy = POLICY_NONE;
+    else if (strcmp(arg, "naive") == 0)
+      o->policy = POLICY_NAIVE;
+    else if (strcmp(arg, "adaptive") == 0)
+      o->policy = POLICY_ADAPTIVE;
+    else
+      bench_die_usage("--retry-policy is default, none, naive or adaptive, not '%s'", arg);
+    break;
+  case 'W':
+    p->attempt_ms = millis("--attempt-timeout", arg, 86400000);
+    break;
+  case 'E':
+    p->deadline_ms = millis("--deadline", arg, 86400000);
+    break;
+  case 'l':
+    o->label = arg;
+    break;
+  case 's':
+    o->storm = 1;
+    break;
+  case 'J':
+    o->storm_json = arg;
+    break;
+  case 'O':
+    o->slo_ms = millis("--slo", arg, 3600000);
+    break;
+  case 'h':
+    usage(stdout);
+    exit(0);
+  default:
+    usage(stderr);
+    exit(2);
+  }
+}
+
 void bench_options(int argc, char **argv, bench_opts_t *o) {
   memset(o, 0, sizeof(*o));
   salvo_engine_opts_init(&o->engine);
@@ -184,10 +383,8 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
   o->seed = 1;
   o->shard_k = o->shard_n = 1;
   o->slo_ms = 1000;
-  double attempt_ms = -1, deadline_ms = -1;
-  int shapes = 0, policy_given = 0;
   const char *spikes[MAX_SPIKES];
-  size_t nspikes = 0;
+  parsed_t p = {0, 0, -1, -1, spikes, 0};
   static const struct option longopts[] = {
       {"http1.1", no_argument, NULL, '1'},       {"http2", no_argument, NULL, '2'},
       {"connections", required_argument, NULL, 'C'}, {"cacert", required_argument, NULL, 'A'},
@@ -212,139 +409,7 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
       {NULL, 0, NULL, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "n:c:m:t:D:i:X:H:d:h", longopts, NULL)) != -1) {
-    switch (opt) {
-    case 'n':
-      o->total = (long)whole("-n", optarg, 1e12);
-      if (o->total < 1)
-        bench_die_usage("-n needs at least 1, got '%s'", optarg);
-      break;
-    case 'c':
-      o->concurrency = (long)whole("-c", optarg, 1e6);
-      if (o->concurrency < 1)
-        bench_die_usage("-c needs at least 1, got '%s'", optarg);
-      break;
-    case 't':
-      o->threads = (long)whole("-t", optarg, 64);
-      if (o->threads < 1)
-        bench_die_usage("-t needs 1 to 64, got '%s'", optarg);
-      break;
-    case 'D':
-      o->duration_s = duration("-D", optarg);
-      break;
-    case 'm':
-      o->engine.max_streams = (long)whole("-m", optarg, 1e6);
-      break;
-    case 'C':
-      o->engine.max_host_connections = (long)whole("--connections", optarg, 1e6);
-      break;
-    case '1':
-      o->engine.http_version = SALVO_HTTP_1_1;
-      break;
-    case '2':
-      o->engine.http_version = SALVO_HTTP_2;
-      break;
-    case 'A':
-      o->engine.ca_file = optarg;
-      break;
-    case 'k':
-      o->engine.insecure_skip_verify = 1;
-      break;
-    case 'r':
-    case 'R':
-    case 'S':
-    case 'P':
-      shapes += opt != 'P';
-      shape_opt(o, opt, optarg, spikes, &nspikes);
-      break;
-    case 'T':
-      o->think_ms = millis("--think", optarg, 3600000);
-      break;
-    case 'j':
-      o->json = 1;
-      break;
-    case 'L':
-      o->hlog = optarg;
-      break;
-    case 'o':
-      o->report = optarg;
-      break;
-    case 'I':
-      o->engine.retry.request_id_header[0] = '\0';
-      break;
-    case 'M':
-      o->engine.hosts.max_in_flight = (unsigned)whole("--max-per-host", optarg, 1e6);
-      break;
-    case 'a':
-      o->engine.hosts.adaptive_concurrency = 1;
-      break;
-    case 'i':
-      o->input = optarg;
-      break;
-    case 'X':
-      o->method = optarg;
-      break;
-    case 'H':
-      add_header(o, optarg);
-      break;
-    case 'd':
-      o->body = optarg;
-      break;
-    case 'e':
-      o->seed = (uint64_t)whole("--seed", optarg, 1e15);
-      break;
-    case 'K': {
-      unsigned k, n;
-      char tail;
-      if (strspn(optarg, "0123456789/") != strlen(optarg) || strlen(optarg) > 13 ||
-          sscanf(optarg, "%u/%u%c", &k, &n, &tail) != 2 || n < 1 || k < 1 || k > n || n > 100000)
-        bench_die_usage("--shard needs K/N with 1 <= K <= N <= 100000, got '%s'", optarg);
-      o->shard_k = k;
-      o->shard_n = n;
-      break;
-    }
-    case 'Z':
-      o->start_at = number("--start-at", optarg, 1e11);
-      if (o->start_at > (double)time(NULL) + 86400)
-        bench_die_usage("--start-at is more than a day away: '%s' (seconds since the epoch)", optarg);
-      break;
-    case 'Y':
-      policy_given = 1;
-      if (strcmp(optarg, "default") == 0)
-        o->policy = POLICY_DEFAULT;
-      else if (strcmp(optarg, "none") == 0)
-        o->policy = POLICY_NONE;
-      else if (strcmp(optarg, "naive") == 0)
-        o->policy = POLICY_NAIVE;
-      else if (strcmp(optarg, "adaptive") == 0)
-        o->policy = POLICY_ADAPTIVE;
-      else
-        bench_die_usage("--retry-policy is default, none, naive or adaptive, not '%s'", optarg);
-      break;
-    case 'W':
-      attempt_ms = millis("--attempt-timeout", optarg, 86400000);
-      break;
-    case 'E':
-      deadline_ms = millis("--deadline", optarg, 86400000);
-      break;
-    case 'l':
-      o->label = optarg;
-      break;
-    case 's':
-      o->storm = 1;
-      break;
-    case 'J':
-      o->storm_json = optarg;
-      break;
-    case 'O':
-      o->slo_ms = millis("--slo", optarg, 3600000);
-      break;
-    case 'h':
-      usage(stdout);
-      exit(0);
-    default:
-      usage(stderr);
-      exit(2);
-    }
+    flag(o, opt, optarg, &p);
   }
   if (o->input != NULL ? optind != argc : optind != argc - 1) {
     usage(stderr);
@@ -352,55 +417,7 @@ void bench_options(int argc, char **argv, bench_opts_t *o) {
   }
   if (o->input == NULL)
     o->url = argv[optind];
-  else if (o->method != NULL || o->nheaders > 0 || o->body != NULL)
-    bench_die_usage("%s", "-X, -H and -d go with a URL; in a mix (-i) each line says its own");
-  if (shapes > 1)
-    bench_die_usage("%s", "give one of --rate, --ramp and --steps (add --spike to any)");
-  if (o->storm && (o->json || o->hlog != NULL))
-    bench_die_usage("%s", "--storm writes its four results with --storm-json FILE, not --json or --hlog");
-  if (o->storm) {
-    if (policy_given)
-      bench_die_usage("%s", "--storm runs every --retry-policy in turn; give neither");
-    if (o->shape.n == 0) {
-      char why[200];
-      shape_steps(&o->shape, "2400:10s,400:20s", why, sizeof(why));
-      snprintf(o->shape_text, sizeof(o->shape_text), "open loop, steps 2400:10s,400:20s");
-    }
-    if (!isfinite(o->shape.end_s) || o->shape.n < 3)
-      bench_die_usage("%s", "--storm needs --steps OVERLOAD:T,RELIEF:T (or none, for the default)");
-    o->overload_end_s = o->shape.seg[0].to_s;
-    if (attempt_ms < 0)
-      attempt_ms = 300;
-    if (o->concurrency == 64)
-      o->concurrency = 4000;
-  } else if (o->storm_json != NULL) {
-    bench_die_usage("%s", "--storm-json goes with --storm");
-  }
-  for (size_t i = 0; i < nspikes; i++) { /* in order: a later spike wins where they overlap */
-    char why[300];
-    if (shape_spike(&o->shape, spikes[i], why, sizeof(why)) != 0)
-      bench_die_usage("%s", why);
-    size_t len = strlen(o->shape_text);
-    snprintf(o->shape_text + len, sizeof(o->shape_text) - len, ", spike %s", spikes[i]);
-  }
-  if (o->think_ms > 0 && o->shape.n > 0)
-    bench_die_usage("%s", "--think is for a closed loop; --rate, --ramp and --steps are open loops");
-  if (o->shape.n == 0)
-    snprintf(o->shape_text, sizeof(o->shape_text), "closed loop, %ld users%s", o->concurrency,
-             o->think_ms > 0 ? ", think time" : "");
-  if (o->think_ms > 0) {
-    size_t len = strlen(o->shape_text);
-    snprintf(o->shape_text + len, sizeof(o->shape_text) - len, " %g ms", o->think_ms);
-  }
-  if (o->total == 0 && o->duration_s == 0 && !isfinite(o->shape.end_s))
-    o->total = 100000;
-  if (attempt_ms >= 0)
-    o->engine.timeouts.attempt_ms = (uint64_t)attempt_ms;
-  if (deadline_ms >= 0)
-    o->engine.timeouts.deadline_ms = (uint64_t)deadline_ms;
-  bench_apply_policy(&o->engine, o->policy);
-  if (o->engine.insecure_skip_verify)
-    fprintf(stderr, "salvo-bench: --insecure: TLS certificates are NOT verified\n");
+  after_parse(o, &p);
 }
 
 void bench_options_free(bench_opts_t *o) { free(o->headers); }
