@@ -199,7 +199,7 @@ def test_storm(base, tally):
     counters(base, reset=True)
     out = os.path.join(TMP, "storm.jsonl")
     url = base + "/capacity/8/20?q=128&keep=1&name=storm-{policy}"
-    p = bench(["--storm", "--steps", "1200:2s,100:3s", "--attempt-timeout", "200", "--http1.1",
+    p = bench(["--storm", "--steps", "1200:1s,100:2s", "--attempt-timeout", "200", "--http1.1",
                "--storm-json", out, url], timeout=300)
     runs = {}
     try:
